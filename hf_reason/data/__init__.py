@@ -1,0 +1,1 @@
+"""Puzzle and reasoning-task data, generated offline as `datasets.Dataset`."""

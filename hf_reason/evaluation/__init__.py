@@ -1,0 +1,1 @@
+"""Evaluation: metrics, statistics, validators and the sandbox for untrusted code."""

@@ -1,0 +1,1 @@
+"""Model families. Each sub-package is self-contained (torch + transformers only)."""

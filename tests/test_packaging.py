@@ -1,0 +1,48 @@
+"""The distribution installs what it promises: every package, trainers as hf_reason.trainers."""
+
+import importlib.util
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import hf_reason
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _declared_packages() -> list[str]:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    return pyproject["tool"]["setuptools"]["packages"]
+
+
+def test_every_package_folder_is_declared():
+    found = {
+        ".".join(path.parent.relative_to(REPO_ROOT).parts)
+        for path in (REPO_ROOT / "hf_reason").rglob("__init__.py")
+    }
+    found.add("hf_reason.trainers")  # mapped from the top-level trainers/ folder
+    assert found == set(_declared_packages())
+
+
+def test_trainers_import_as_hf_reason_trainers_only():
+    import hf_reason.trainers
+
+    assert Path(hf_reason.trainers.__file__).parent == REPO_ROOT / "trainers"
+    # from outside the repository, no top-level `trainers` module exists
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('trainers') is not None)"
+    assert subprocess.run([sys.executable, "-c", code], cwd="/").returncode == 0
+
+
+def test_console_script_runs():
+    bindir = Path(sys.executable).parent
+    result = subprocess.run([str(bindir / "hf-reason"), "env"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"transformers": "4.57' in result.stdout
+
+
+def test_version_matches_distribution_metadata():
+    import importlib.metadata
+
+    assert importlib.metadata.version("hf-reason") == hf_reason.__version__

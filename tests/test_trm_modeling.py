@@ -1,0 +1,365 @@
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
+
+from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving, TRMModel
+from hf_reason.models.trm.modeling_trm import TRMBlock, stablemax_cross_entropy
+
+from conftest import tiny_trm_config
+
+
+VARIANTS = {
+    "attention_rope": {},
+    "mlp_mixer_learned_puzzle_emb": dict(
+        mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=48, num_puzzle_identifiers=5
+    ),
+    "attention_none_q_learning": dict(pos_encodings="none", halting="q_learning", loss_type="softmax"),
+}
+
+
+def make_batch(config: TRMConfig, batch_size: int = 3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(1, config.vocab_size, (batch_size, config.seq_len), generator=gen)
+    labels = torch.randint(1, config.vocab_size, (batch_size, config.seq_len), generator=gen)
+    labels[:, -2:] = -100
+    puzzle_ids = None
+    if config.puzzle_emb_ndim:
+        puzzle_ids = torch.randint(0, config.num_puzzle_identifiers, (batch_size,), generator=gen)
+    return input_ids, labels, puzzle_ids
+
+
+def make_model(seed: int = 0, **overrides) -> TRMForPuzzleSolving:
+    torch.manual_seed(seed)
+    return TRMForPuzzleSolving(tiny_trm_config(**overrides)).eval()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_output_shapes_and_carry(variant):
+    model = make_model(**VARIANTS[variant])
+    config = model.config
+    input_ids, labels, puzzle_ids = make_batch(config)
+    out = model(input_ids, labels=labels, puzzle_identifiers=puzzle_ids)
+    total_len = config.seq_len + config.puzzle_prefix_len
+    assert out.logits.shape == (3, config.seq_len, config.vocab_size)
+    assert out.q_halt_logits.shape == out.q_continue_logits.shape == (3,)
+    assert out.carry.y.shape == out.carry.z.shape == (3, total_len, config.hidden_size)
+    assert out.carry.steps.tolist() == [1, 1, 1]
+    assert torch.isfinite(out.loss) and out.loss.ndim == 0
+    assert out.is_correct.dtype == torch.bool
+    assert (out.target_q_continue is not None) == (config.halting == "q_learning")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_load_round_trip_identical_and_safetensors_only(variant, tmp_path):
+    model = make_model(**VARIANTS[variant])
+    input_ids, labels, puzzle_ids = make_batch(model.config)
+    model.save_pretrained(tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert "model.safetensors" in files
+    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
+    # the code travels with the weights for trust_remote_code loading
+    assert {"configuration_trm.py", "modeling_trm.py"} <= set(files)
+    saved_config = json.loads((tmp_path / "config.json").read_text())
+    assert saved_config["auto_map"]["AutoModelForTokenClassification"] == "modeling_trm.TRMForPuzzleSolving"
+
+    reloaded = TRMForPuzzleSolving.from_pretrained(tmp_path).eval()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    expected = model(input_ids, labels=labels, puzzle_identifiers=puzzle_ids)
+    actual = reloaded(input_ids, labels=labels, puzzle_identifiers=puzzle_ids)
+    torch.testing.assert_close(actual.logits, expected.logits, rtol=0, atol=0)
+    torch.testing.assert_close(actual.loss, expected.loss, rtol=0, atol=0)
+
+
+def test_auto_classes_load_the_right_models(tmp_path):
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    input_ids, _, _ = make_batch(model.config)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), TRMConfig)
+    core = AutoModel.from_pretrained(tmp_path)
+    assert type(core) is TRMModel
+    torch.testing.assert_close(core.y_init, model.model.y_init)
+    for auto_class in (AutoModelForPuzzleSolving, AutoModelForTokenClassification):
+        loaded = auto_class.from_pretrained(tmp_path).eval()
+        assert type(loaded) is TRMForPuzzleSolving
+        torch.testing.assert_close(loaded(input_ids).logits, model(input_ids).logits, rtol=0, atol=0)
+    # a config built in memory maps to the right classes too
+    assert type(AutoModelForPuzzleSolving.from_config(tiny_trm_config())) is TRMForPuzzleSolving
+
+
+def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
+    model = make_model(mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=32, num_puzzle_identifiers=3)
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    input_ids, _, puzzle_ids = make_batch(model.config)
+    torch.save({"input_ids": input_ids, "puzzle_ids": puzzle_ids}, tmp_path / "inputs.pt")
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class BlockHfReason(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "hf_reason" or name.startswith("hf_reason."):
+                    raise ImportError("hf_reason is not installed in this process")
+        sys.meta_path.insert(0, BlockHfReason())
+        import os
+        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
+        import torch
+        from transformers import AutoModelForTokenClassification
+        try:
+            import hf_reason  # noqa: F401
+            raise SystemExit("hf_reason is importable: the test would prove nothing")
+        except ImportError:
+            pass
+        model = AutoModelForTokenClassification.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
+        assert type(model).__name__ == "TRMForPuzzleSolving", type(model)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        inputs = torch.load({str(tmp_path / "inputs.pt")!r})
+        with torch.no_grad():
+            out = model(inputs["input_ids"], puzzle_identifiers=inputs["puzzle_ids"])
+            solved = model.solve(inputs["input_ids"], puzzle_identifiers=inputs["puzzle_ids"])
+        torch.save({{"logits": out.logits, "steps": solved.steps}}, {str(tmp_path / "out.pt")!r})
+        assert not [m for m in sys.modules if m.startswith("hf_reason")]
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        expected = model(input_ids, puzzle_identifiers=puzzle_ids).logits
+        expected_steps = model.solve(input_ids, puzzle_identifiers=puzzle_ids).steps
+    torch.testing.assert_close(remote["logits"], expected, rtol=0, atol=0)
+    assert remote["steps"].tolist() == expected_steps.tolist()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_batch_matches_single_examples(variant):
+    model = make_model(**VARIANTS[variant])
+    input_ids, _, puzzle_ids = make_batch(model.config, batch_size=4)
+    with torch.no_grad():
+        batched = model(input_ids, puzzle_identifiers=puzzle_ids)
+        solved = model.solve(input_ids, puzzle_identifiers=puzzle_ids, use_halting=False)
+        for i in range(4):
+            ids = puzzle_ids[i : i + 1] if puzzle_ids is not None else None
+            single = model(input_ids[i : i + 1], puzzle_identifiers=ids)
+            torch.testing.assert_close(single.logits[0], batched.logits[i], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(single.q_halt_logits[0], batched.q_halt_logits[i], rtol=1e-5, atol=1e-5)
+            single_solved = model.solve(input_ids[i : i + 1], puzzle_identifiers=ids, use_halting=False)
+            assert torch.equal(single_solved.predictions[0], solved.predictions[i])
+
+
+@pytest.mark.parametrize("H_cycles,L_cycles,L_layers", [(1, 2, 1), (3, 2, 2), (2, 4, 1)])
+def test_recursion_structure_and_no_grad_cycles(H_cycles, L_cycles, L_layers):
+    """Only the last H-cycle is differentiable; every cycle is L_cycles z-updates then one y-update."""
+    model = make_model(H_cycles=H_cycles, L_cycles=L_cycles, L_layers=L_layers).train()
+    calls = []  # (grad enabled?) per block call
+    for block in model.model.layers:
+        block.register_forward_pre_hook(lambda module, args: calls.append(torch.is_grad_enabled()))
+    input_ids, labels, _ = make_batch(model.config)
+    out = model(input_ids, labels=labels)
+    per_cycle = (L_cycles + 1) * L_layers
+    assert len(calls) == H_cycles * per_cycle
+    assert calls == [False] * (H_cycles - 1) * per_cycle + [True] * per_cycle
+
+    # The carry is detached: nothing flows back into earlier supervision steps.
+    assert not out.carry.y.requires_grad and not out.carry.z.requires_grad
+    assert out.carry.y.grad_fn is None and out.carry.z.grad_fn is None
+
+
+@pytest.mark.parametrize("H_cycles", [1, 2])
+def test_gradient_reaches_the_input_state_only_without_no_grad_cycles(H_cycles):
+    model = make_model(H_cycles=H_cycles).train()
+    input_ids, labels, _ = make_batch(model.config)
+    carry = model.model.initial_carry(input_ids.shape[0])
+    carry.halted = torch.zeros_like(carry.halted)  # continue from the given state, no reset
+    carry.y = carry.y.clone().requires_grad_(True)
+    carry.z = carry.z.clone().requires_grad_(True)
+    model(input_ids, labels=labels, carry=carry).loss.backward()
+    if H_cycles == 1:
+        assert carry.y.grad is not None and carry.y.grad.abs().sum() > 0
+    else:  # the first cycle ran under no_grad, which cuts the graph from the incoming state
+        assert carry.y.grad is None and carry.z.grad is None
+    assert model.model.embed_tokens.weight.grad.abs().sum() > 0
+
+
+def test_halted_rows_restart_from_initial_state():
+    model = make_model()
+    input_ids, _, _ = make_batch(model.config)
+    first = model(input_ids)
+    carry = first.carry
+    carry.halted = torch.tensor([True, False, False])
+    second = model(input_ids, carry=carry)
+    fresh = model(input_ids)
+    torch.testing.assert_close(second.logits[0], fresh.logits[0], rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(second.logits[1], fresh.logits[1])
+    assert second.carry.steps.tolist() == [1, 2, 2]
+
+
+@pytest.mark.parametrize("halting", ["bce", "q_learning"])
+def test_full_deep_supervision_loop_in_both_halting_modes(halting):
+    """A complete supervision loop: carry kept, one optimizer step per step, halted rows replaced."""
+    torch.manual_seed(0)
+    model = make_model(halting=halting, halt_max_steps=3, halt_exploration_prob=0.5).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    pool_inputs, pool_labels, _ = make_batch(model.config, batch_size=32, seed=1)
+    batch_idx = torch.arange(4)
+    next_idx = 4
+    carry = None
+    seen_halt = 0
+    for _ in range(12):
+        out = model(pool_inputs[batch_idx], labels=pool_labels[batch_idx], carry=carry)
+        assert torch.isfinite(out.loss)
+        if halting == "q_learning":
+            assert out.target_q_continue is not None and out.q_continue_loss > 0
+            assert ((out.target_q_continue >= 0) & (out.target_q_continue <= 1)).all()
+        else:
+            assert out.q_continue_loss == 0
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        carry = out.carry
+        assert (carry.steps <= 3).all()
+        assert carry.halted[carry.steps >= 3].all()  # the step limit always halts
+        # replace halted examples by fresh ones, as deep supervision does
+        for row in torch.nonzero(carry.halted).flatten().tolist():
+            batch_idx[row] = next_idx % 32
+            next_idx += 1
+            seen_halt += 1
+    assert seen_halt >= 4
+
+
+def test_q_learning_target_is_the_bootstrapped_next_step_value():
+    model = make_model(halting="q_learning", halt_max_steps=3)
+    input_ids, labels, _ = make_batch(model.config)
+    out = model(input_ids, labels=labels)
+    with torch.no_grad():
+        next_out = model(input_ids, carry=copy.copy(out.carry).__class__(
+            y=out.carry.y, z=out.carry.z, steps=out.carry.steps, halted=torch.zeros(3, dtype=torch.bool)
+        ))
+    expected = torch.sigmoid(torch.maximum(next_out.q_halt_logits, next_out.q_continue_logits))
+    torch.testing.assert_close(out.target_q_continue, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = make_model(L_layers=2).train()
+    input_ids, labels, _ = make_batch(model.config)
+
+    def grads():
+        model.zero_grad()
+        model(input_ids, labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    reference = grads()
+    model.gradient_checkpointing_enable()
+    assert all(block.gradient_checkpointing for block in model.model.layers)
+    checkpointed = grads()
+    model.gradient_checkpointing_disable()
+    assert reference.keys() == checkpointed.keys() and len(reference) > 5
+    for name in reference:
+        torch.testing.assert_close(checkpointed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_gradient_checkpointing_recomputes_the_blocks():
+    model = make_model(H_cycles=2, L_cycles=2, L_layers=1).train()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    calls = []
+    model.model.layers[0].register_forward_pre_hook(lambda m, a: calls.append(1))
+    input_ids, labels, _ = make_batch(model.config)
+    loss = model(input_ids, labels=labels).loss
+    before_backward = len(calls)
+    loss.backward()
+    assert len(calls) > before_backward  # blocks of the grad cycle ran again during backward
+
+
+def test_initialisation_follows_the_method():
+    model = TRMForPuzzleSolving(tiny_trm_config(hidden_size=64, intermediate_size=128, puzzle_emb_ndim=64))
+    assert torch.all(model.q_head.proj.weight == 0)
+    assert torch.all(model.q_head.proj.bias == -5)
+    assert torch.all(model.model.puzzle_embedding.weight == 0)
+    weight = model.model.layers[0].mlp.gate_up_proj.weight
+    assert abs(weight.std().item() - 64**-0.5) < 0.1 * 64**-0.5  # LeCun normal
+    assert weight.abs().max().item() <= 2 * 64**-0.5 / 0.8796 + 1e-6  # truncated at 2 sigma
+    assert abs(model.model.y_init.std().item() - 1.0) < 0.35
+    # a fresh model never halts at the start
+    out = model.eval()(torch.randint(0, 11, (2, 16)), puzzle_identifiers=torch.zeros(2, dtype=torch.long))
+    assert not out.carry.halted.any()
+
+
+def test_solve_halts_early_when_the_head_says_so():
+    model = make_model(halt_max_steps=5)
+    input_ids, _, _ = make_batch(model.config, batch_size=4)
+    full = model.solve(input_ids)
+    assert full.steps.tolist() == [5, 5, 5, 5]  # bias -5: never halts before the budget
+    assert full.step_predictions.shape == (5, 4, model.config.seq_len)
+    with torch.no_grad():
+        model.q_head.proj.bias[0] = 5.0  # always halt
+    eager = model.solve(input_ids)
+    assert eager.steps.tolist() == [1, 1, 1, 1]
+    assert eager.step_predictions.shape[0] == 1
+    assert torch.equal(eager.predictions, full.step_predictions[0])
+    no_halting = model.solve(input_ids, use_halting=False, max_steps=3)
+    assert no_halting.steps.tolist() == [3, 3, 3, 3]
+    with pytest.raises(ValueError, match="max_steps"):
+        model.solve(input_ids, max_steps=0)
+
+
+def test_solve_without_halting_matches_step_by_step_forward():
+    model = make_model(halt_max_steps=4)
+    input_ids, _, _ = make_batch(model.config, batch_size=3)
+    solved = model.solve(input_ids, use_halting=False)
+    carry = None
+    with torch.no_grad():
+        for step in range(4):
+            out = model(input_ids, carry=carry)
+            carry = out.carry
+            assert torch.equal(solved.step_predictions[step], out.logits.argmax(-1))
+            torch.testing.assert_close(solved.q_halt_logits[step], out.q_halt_logits)
+
+
+def test_wrong_input_shape_is_a_clear_error():
+    model = make_model()
+    with pytest.raises(ValueError, match="seq_len=16"):
+        model(torch.zeros(2, 15, dtype=torch.long))
+    puzzle_model = make_model(puzzle_emb_ndim=32, num_puzzle_identifiers=2)
+    with pytest.raises(ValueError, match="puzzle_identifiers"):
+        puzzle_model(torch.zeros(2, 16, dtype=torch.long))
+
+
+def test_stablemax_cross_entropy_matches_hand_computation():
+    logits = torch.tensor([[[2.0, -1.0, 0.0]]])
+    labels = torch.tensor([[0]])
+    s = torch.tensor([3.0, 0.5, 1.0])  # x+1 for x>=0, 1/(1-x) for x<0
+    expected = -torch.log(s[0] / s.sum())
+    loss = stablemax_cross_entropy(logits, labels, labels != -100)
+    torch.testing.assert_close(loss[0, 0].float(), expected)
+    masked = stablemax_cross_entropy(logits, torch.tensor([[-100]]), torch.tensor([[False]]))
+    assert masked.item() == 0.0
+
+
+def test_sdpa_and_eager_attention_agree():
+    torch.manual_seed(0)
+    config = tiny_trm_config()
+    sdpa = TRMForPuzzleSolving._from_config(copy.deepcopy(config), attn_implementation="sdpa").eval()
+    eager = TRMForPuzzleSolving._from_config(copy.deepcopy(config), attn_implementation="eager").eval()
+    eager.load_state_dict(sdpa.state_dict())
+    assert sdpa.config._attn_implementation == "sdpa"
+    input_ids, _, _ = make_batch(config)
+    torch.testing.assert_close(eager(input_ids).logits, sdpa(input_ids).logits, rtol=1e-4, atol=1e-5)
+
+
+def test_blocks_are_checkpointing_layers_and_no_split():
+    model = make_model()
+    assert all(isinstance(block, TRMBlock) for block in model.model.layers)
+    assert model._no_split_modules == ["TRMBlock"]
+    assert model.supports_gradient_checkpointing
+    assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()

@@ -1,0 +1,1 @@
+"""Trainers for reasoning models, importable as `hf_reason.trainers`."""
