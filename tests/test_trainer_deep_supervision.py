@@ -1,0 +1,168 @@
+import os
+
+import pytest
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file
+
+from hf_reason import TRMForPuzzleSolving
+from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
+
+from conftest import tiny_trm_config
+
+
+def toy_dataset(n: int, seq_len: int = 16, vocab: int = 11, seed: int = 0, puzzles: int = 0) -> Dataset:
+    """A task with a known rule: each target token is the input token shifted by one (mod digits)."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(2, vocab, (n, seq_len), generator=gen)
+    labels = (inputs - 2 + 1) % (vocab - 2) + 2
+    data = {"input_ids": inputs.tolist(), "labels": labels.tolist()}
+    if puzzles:
+        data["puzzle_identifiers"] = torch.randint(0, puzzles, (n,), generator=gen).tolist()
+    return Dataset.from_dict(data)
+
+
+def make_args(tmp_path, **overrides) -> DeepSupervisionConfig:
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=16,
+        max_steps=6,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        data_seed=0,
+    )
+    kwargs.update(overrides)
+    return DeepSupervisionConfig(**kwargs)
+
+
+def make_trainer(tmp_path, model_overrides=None, train_size=64, **arg_overrides) -> DeepSupervisionTrainer:
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(**(model_overrides or {})))
+    puzzles = (model_overrides or {}).get("num_puzzle_identifiers", 0) if model.config.puzzle_emb_ndim else 0
+    return DeepSupervisionTrainer(
+        model=model,
+        args=make_args(tmp_path, **arg_overrides),
+        train_dataset=toy_dataset(train_size, puzzles=puzzles),
+        eval_dataset=toy_dataset(32, seed=1, puzzles=puzzles),
+    )
+
+
+def test_only_halted_rows_take_new_examples(tmp_path):
+    trainer = make_trainer(tmp_path)
+    model = trainer.model.train()
+    a = {k: torch.tensor(v) for k, v in toy_dataset(4, seed=2)[:4].items()}
+    b = {k: torch.tensor(v) for k, v in toy_dataset(4, seed=3)[:4].items()}
+    trainer.compute_loss(model, a)
+    assert torch.equal(trainer._current["input_ids"], a["input_ids"])
+    assert trainer._carry.steps.tolist() == [1, 1, 1, 1]
+    trainer._carry.halted = torch.tensor([True, False, True, False])
+    trainer.compute_loss(model, b)
+    current = trainer._current["input_ids"]
+    assert torch.equal(current[[0, 2]], b["input_ids"][[0, 2]])
+    assert torch.equal(current[[1, 3]], a["input_ids"][[1, 3]])
+    assert trainer._carry.steps.tolist() == [1, 2, 1, 2]
+
+
+def test_resume_continues_the_loss_curve_exactly(tmp_path):
+    overrides = dict(model_overrides=dict(halt_exploration_prob=0.5, halt_max_steps=3), max_steps=6)
+    straight = make_trainer(tmp_path / "a", **overrides)
+    straight.train()
+    straight_losses = {h["step"]: h["loss"] for h in straight.state.log_history if "loss" in h}
+
+    first = make_trainer(tmp_path / "b", save_strategy="steps", save_steps=3, **overrides)
+    first.args.max_steps = 3  # "killed" after the checkpoint at step 3
+    first.train()
+    checkpoint = last_complete_checkpoint(tmp_path / "b" / "out")
+    assert checkpoint and checkpoint.endswith("checkpoint-3")
+    assert os.path.isfile(os.path.join(checkpoint, "ema", "model.safetensors"))
+
+    resumed = make_trainer(tmp_path / "b", save_strategy="steps", save_steps=3, **overrides)
+    resumed.train(resume_from_checkpoint=checkpoint)
+    resumed_losses = {h["step"]: h["loss"] for h in resumed.state.log_history if "loss" in h}
+    assert sorted(resumed_losses) == [1, 2, 3, 4, 5, 6]
+    for step in (4, 5, 6):
+        assert resumed_losses[step] == straight_losses[step], (step, resumed_losses, straight_losses)
+    for name, param in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], param, rtol=0, atol=0, msg=name)
+    for name, param in straight.ema.module.state_dict().items():
+        torch.testing.assert_close(resumed.ema.module.state_dict()[name], param, rtol=0, atol=0, msg=name)
+
+
+def test_incomplete_checkpoint_is_skipped_and_refused(tmp_path):
+    trainer = make_trainer(tmp_path, save_strategy="steps", save_steps=2, max_steps=4)
+    trainer.train()
+    out = tmp_path / "out"
+    assert last_complete_checkpoint(out).endswith("checkpoint-4")
+    os.remove(out / "checkpoint-4" / "deep_supervision_state_rank0.safetensors")  # killed mid-save
+    assert last_complete_checkpoint(out).endswith("checkpoint-2")
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        make_trainer(tmp_path, max_steps=6).train(resume_from_checkpoint=str(out / "checkpoint-4"))
+
+
+def test_puzzle_embeddings_use_their_own_sign_sgd_optimizer(tmp_path):
+    trainer = make_trainer(
+        tmp_path,
+        model_overrides=dict(puzzle_emb_ndim=32, num_puzzle_identifiers=4),
+        max_steps=1,
+        warmup_steps=0,
+        puzzle_emb_lr=0.05,
+        puzzle_emb_weight_decay=0.0,
+    )
+    before = trainer.model.model.puzzle_embedding.weight.detach().clone()
+    trainer.train()
+    assert isinstance(trainer.puzzle_optimizer, SignSGD)
+    puzzle_weight = trainer.model.model.puzzle_embedding.weight
+    main_params = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert id(puzzle_weight) not in main_params
+    delta = (puzzle_weight.detach() - before).abs()
+    changed = delta[delta > 0]
+    assert changed.numel() > 0
+    torch.testing.assert_close(changed, torch.full_like(changed, 0.05))  # sign steps of exactly lr
+
+
+def test_ema_weights_are_evaluated_and_saved(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=5, ema_decay=0.9)
+    trainer.train()
+    raw = trainer.model.model.layers[0].mlp.down_proj.weight
+    ema = trainer.ema.module.model.layers[0].mlp.down_proj.weight
+    assert not torch.equal(raw, ema)
+    assert trainer.evaluation_model() is trainer.ema.module
+    trainer.save_model(str(tmp_path / "final"))
+    saved = load_file(tmp_path / "final" / "model.safetensors")
+    torch.testing.assert_close(saved["model.layers.0.mlp.down_proj.weight"], ema, rtol=0, atol=0)
+    assert TRMForPuzzleSolving.from_pretrained(tmp_path / "final") is not None
+
+
+def test_training_learns_the_toy_rule_and_eval_reports_the_metrics(tmp_path):
+    trainer = make_trainer(
+        tmp_path, train_size=256, max_steps=120, learning_rate=1e-2, ema_decay=0.9,
+        model_overrides=dict(halt_max_steps=2), logging_steps=20,
+    )
+    before = trainer.evaluate()
+    trainer.train()
+    after = trainer.evaluate()
+    expected = {"eval_loss", "eval_cell_accuracy", "eval_exact_accuracy", "eval_exact_accuracy_max_steps",
+                "eval_mean_steps", "eval_halting_accuracy", "eval_num_exact", "eval_num_puzzles"}
+    assert expected <= set(after)
+    assert after["eval_num_puzzles"] == 32
+    assert 1 <= after["eval_mean_steps"] <= 2
+    assert after["eval_cell_accuracy"] > before["eval_cell_accuracy"] + 0.3
+    assert after["eval_loss"] < before["eval_loss"]
+    logged = [h for h in trainer.state.log_history if "lm_loss" in h]
+    assert logged and {"q_halt_loss", "halt_rate", "halting_accuracy"} <= set(logged[-1])
+
+
+def test_bad_config_values_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="ema_decay"):
+        make_args(tmp_path, ema_decay=1.0)
+    with pytest.raises(ValueError, match="puzzle_emb_lr"):
+        make_args(tmp_path, puzzle_emb_lr=-1.0)
+    with pytest.raises(ValueError, match="eval_max_steps"):
+        make_args(tmp_path, eval_max_steps=0)

@@ -1,0 +1,343 @@
+# Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
+"""Deep-supervision training of recursive puzzle solvers (TRM), as a `transformers.Trainer`.
+
+One Trainer step is one *supervision step*: the model continues every example from its carry,
+takes one optimizer step, and examples that halted are replaced by fresh ones from the next
+batch (the method's "ACT" data flow). Everything else (accelerate, DDP / FSDP, logging,
+checkpoints, resume) is the Trainer's own machinery.
+"""
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from hf_reason.evaluation.puzzles import run_supervision_steps, summarize
+from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding
+
+
+STATE_FILE = "deep_supervision_state_rank{rank}.safetensors"
+EMA_DIR = "ema"
+
+
+@dataclass
+class DeepSupervisionConfig(TrainingArguments):
+    r"""
+    Configuration for [`DeepSupervisionTrainer`]. Every `TrainingArguments` field applies; the
+    defaults below follow the TRM recipe (AdamW with beta2 0.95, warm-up then a constant learning
+    rate, EMA of the weights).
+
+    Parameters:
+        ema_decay (`float`, defaults to `0.999`):
+            Decay of the exponential moving average of the weights, updated after every optimizer
+            step. The EMA weights are used for evaluation and written by `save_model` (and to
+            `checkpoint-N/ema/`); the raw weights stay in `checkpoint-N/` to resume from. `0`
+            turns the EMA off. Must be in [0, 1).
+        puzzle_emb_lr (`float`, defaults to `1e-2`):
+            Learning rate of the separate sign-SGD optimizer for puzzle-identifier embeddings
+            (only used when the model has `puzzle_emb_ndim > 0`). It follows the same warm-up
+            schedule as the main learning rate.
+        puzzle_emb_weight_decay (`float`, defaults to `0.1`):
+            Decoupled weight decay of the puzzle-embedding optimizer.
+        eval_max_steps (`int` or `None`, defaults to `None`):
+            Supervision steps run per puzzle at evaluation; `None` uses `config.halt_max_steps`.
+    """
+
+    ema_decay: float = field(
+        default=0.999,
+        metadata={"help": "EMA decay of the weights (used for eval and saving); 0 disables. In [0, 1)."},
+    )
+    puzzle_emb_lr: float = field(
+        default=1e-2, metadata={"help": "Learning rate of the sign-SGD optimizer for puzzle embeddings."}
+    )
+    puzzle_emb_weight_decay: float = field(
+        default=0.1, metadata={"help": "Decoupled weight decay of the puzzle-embedding optimizer."}
+    )
+    eval_max_steps: Optional[int] = field(
+        default=None, metadata={"help": "Supervision steps per puzzle at evaluation (default: halt_max_steps)."}
+    )
+    # Defaults of the method, overriding TrainingArguments'.
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate of AdamW."})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
+    adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
+    lr_scheduler_type: str = field(
+        default="constant_with_warmup", metadata={"help": "Learning-rate schedule (the method: warm-up, then constant)."}
+    )
+    dataloader_drop_last: bool = field(
+        default=True, metadata={"help": "Keep every batch the same size: the carry is per batch row."}
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1) (0 disables the EMA), got {self.ema_decay!r}.")
+        if self.puzzle_emb_lr < 0:
+            raise ValueError(f"`puzzle_emb_lr` must be >= 0, got {self.puzzle_emb_lr!r}.")
+        if self.puzzle_emb_weight_decay < 0:
+            raise ValueError(f"`puzzle_emb_weight_decay` must be >= 0, got {self.puzzle_emb_weight_decay!r}.")
+        if self.eval_max_steps is not None and self.eval_max_steps < 1:
+            raise ValueError(f"`eval_max_steps` must be >= 1 or None, got {self.eval_max_steps!r}.")
+
+
+class SignSGD(torch.optim.Optimizer):
+    """Sign-SGD with decoupled weight decay, the method's optimizer for puzzle embeddings.
+
+    Stateless, so resuming needs nothing but the learning rate. Written here because torch has no
+    sign-SGD; it is four lines of arithmetic.
+    """
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                param.mul_(1 - group["lr"] * group["weight_decay"])
+                param.add_(torch.sign(param.grad), alpha=-group["lr"])
+
+
+class _AfterOptimizerStep(TrainerCallback):
+    """Steps the puzzle-embedding optimizer and updates the EMA right after each optimizer step."""
+
+    def __init__(self, trainer: "DeepSupervisionTrainer"):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer._after_optimizer_step()
+
+
+class DeepSupervisionTrainer(Trainer):
+    """
+    Trainer for [`TRMForPuzzleSolving`] with deep supervision.
+
+    The train dataset holds `input_ids`, `labels` and optionally `puzzle_identifiers`. Each training
+    step runs one supervision step on the current batch of examples: rows that halted at the
+    previous step are replaced by the rows of the new batch at the same positions, the others
+    continue from their carry. The loss is the model's (stablemax cross-entropy + halting losses).
+
+    Logged during training (over the examples of each step): `lm_loss`, `q_halt_loss`,
+    `q_continue_loss`, `cell_accuracy`, `exact_accuracy` and `mean_steps` (of the examples that
+    halted), `halt_rate`, `halting_accuracy`. Evaluation (with the EMA weights) runs every
+    supervision step on each puzzle and reports `cell_accuracy`, `exact_accuracy` (at the learned
+    halting step), `exact_accuracy_max_steps`, `mean_steps` and `halting_accuracy`.
+    """
+
+    def __init__(self, model=None, args: Optional[DeepSupervisionConfig] = None, **kwargs):
+        if args is None:
+            args = DeepSupervisionConfig(output_dir="trm-deep-supervision")
+        if not isinstance(args, DeepSupervisionConfig):
+            raise ValueError(f"`args` must be a DeepSupervisionConfig, got {type(args).__name__}.")
+        super().__init__(model=model, args=args, **kwargs)
+        # Our forward takes **kwargs, but its loss is already a per-example mean: let the Trainer
+        # scale it for gradient accumulation as usual.
+        self.model_accepts_loss_kwargs = False
+        self.ema: Optional[AveragedModel] = None
+        if args.ema_decay > 0:
+            self.ema = AveragedModel(
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True
+            ).eval()
+        self.puzzle_optimizer: Optional[SignSGD] = None
+        self._carry: Optional[TRMCarry] = None
+        self._current: Optional[dict[str, torch.Tensor]] = None
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self.add_callback(_AfterOptimizerStep(self))
+
+    # ----------------------------------------------------------------- optimizers
+    def create_optimizer(self):
+        """AdamW (or `args.optim`) on the network; sign-SGD on the puzzle embeddings."""
+        if self.optimizer is not None:
+            return self.optimizer
+        model = self.model
+        puzzle_params = [m.weight for m in model.modules() if isinstance(m, TRMPuzzleEmbedding)]
+        puzzle_ids = {id(p) for p in puzzle_params}
+        decay = set(self.get_decay_parameter_names(model))
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in puzzle_ids]
+        groups = [
+            {"params": [p for n, p in named if n in decay], "weight_decay": self.args.weight_decay},
+            {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
+        ]
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        if puzzle_params:
+            self.puzzle_optimizer = SignSGD(
+                puzzle_params, lr=self.args.puzzle_emb_lr, weight_decay=self.args.puzzle_emb_weight_decay
+            )
+        return self.optimizer
+
+    def _after_optimizer_step(self):
+        if self.puzzle_optimizer is not None:
+            # Same schedule as the main learning rate (warm-up), scaled to the puzzle lr.
+            scale = self.lr_scheduler.get_last_lr()[0] / self.args.learning_rate if self.args.learning_rate else 1.0
+            for group in self.puzzle_optimizer.param_groups:
+                group["lr"] = self.args.puzzle_emb_lr * scale
+            self.puzzle_optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.accelerator.unwrap_model(self.model))
+
+    # ----------------------------------------------------------------- training step
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:  # e.g. Trainer.predict: one plain step from scratch
+            outputs = model(**inputs)
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+        batch = {k: v for k, v in inputs.items() if k in ("input_ids", "labels", "puzzle_identifiers")}
+        if self._carry is None or self._carry.halted.shape[0] != batch["input_ids"].shape[0]:
+            self._carry = self.accelerator.unwrap_model(model).model.initial_carry(batch["input_ids"].shape[0])
+            self._current = {k: v.clone() for k, v in batch.items()}
+        else:
+            # Halted rows take the new batch's examples; the others keep theirs and continue.
+            halted = self._carry.halted
+            self._current = {
+                k: torch.where(halted.view(-1, *([1] * (v.dim() - 1))), batch[k], v) for k, v in self._current.items()
+            }
+        outputs = model(**self._current, carry=self._carry, return_dict=True)
+        self._carry = outputs.carry
+        self._record_train_metrics(outputs, self._current["labels"])
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    @torch.no_grad()
+    def _record_train_metrics(self, outputs, labels):
+        mask = labels != -100
+        cell = ((outputs.logits.argmax(-1) == labels) & mask).sum(-1).float() / mask.sum(-1).clamp_min(1)
+        halted = outputs.carry.halted
+        model = self.accelerator.unwrap_model(self.model)
+        decision = model.halt_decision(outputs.q_halt_logits, outputs.q_continue_logits)
+        values = {
+            "lm_loss": outputs.lm_loss.item(),
+            "q_halt_loss": outputs.q_halt_loss.item(),
+            "q_continue_loss": outputs.q_continue_loss.item(),
+            "halt_rate": halted.float().mean().item(),
+            "halting_accuracy": (decision == outputs.is_correct).float().mean().item(),
+        }
+        if halted.any():  # as in the method, accuracy is scored on the examples that finished
+            values["cell_accuracy"] = cell[halted].mean().item()
+            values["exact_accuracy"] = outputs.is_correct[halted].float().mean().item()
+            values["mean_steps"] = outputs.carry.steps[halted].float().mean().item()
+        for key, value in values.items():
+            self._metrics[key].append(value)
+
+    def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
+        if self._metrics and "loss" in logs:  # a training log: add our averages since the last one
+            keys = sorted(self._metrics)
+            sums = torch.tensor([sum(self._metrics[k]) for k in keys], dtype=torch.float64)
+            counts = torch.tensor([len(self._metrics[k]) for k in keys], dtype=torch.float64)
+            if self.accelerator.num_processes > 1:
+                sums = self.accelerator.reduce(sums.to(self.accelerator.device), "sum").cpu()
+                counts = self.accelerator.reduce(counts.to(self.accelerator.device), "sum").cpu()
+            logs.update({k: round((s / c).item(), 6) for k, s, c in zip(keys, sums, counts) if c > 0})
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+    # ----------------------------------------------------------------- evaluation
+    def evaluation_model(self):
+        """The model evaluated and saved: the EMA weights when enabled."""
+        return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.model)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Runs every supervision step on each eval puzzle and scores predictions and halting."""
+        if isinstance(eval_dataset if eval_dataset is not None else self.eval_dataset, dict):
+            metrics = {}
+            for name, dataset in (eval_dataset or self.eval_dataset).items():
+                metrics.update(self.evaluate(dataset, ignore_keys, f"{metric_key_prefix}_{name}"))
+            return metrics
+        dataloader = self.get_eval_dataloader(eval_dataset)
+        model = self.evaluation_model()
+        was_training = model.training
+        model.eval()
+        stats = []
+        for inputs in tqdm(dataloader, desc="eval (all supervision steps)", disable=not self.is_local_process_zero()):
+            inputs = self._prepare_inputs(inputs)
+            result = run_supervision_steps(
+                model,
+                inputs["input_ids"],
+                inputs["labels"],
+                inputs.get("puzzle_identifiers"),
+                max_steps=self.args.eval_max_steps,
+            )
+            # gather_for_metrics drops the samples duplicated to even out the last batch
+            stats.append(type(result)(**self.accelerator.gather_for_metrics(result.as_dict())))
+        model.train(was_training)
+        summary = summarize(stats)
+        metrics = {f"{metric_key_prefix}_{k}": v for k, v in summary.items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    # ----------------------------------------------------------------- saving and resuming
+    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
+        """User-facing saves write the EMA weights; checkpoints keep the raw ones (to resume)."""
+        if _internal_call or self.ema is None:
+            return super().save_model(output_dir, _internal_call)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            self.ema.module.save_pretrained(output_dir, safe_serialization=True)
+            if self.processing_class is not None:
+                self.processing_class.save_pretrained(output_dir)
+            torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.ema is not None and self.args.should_save:
+            self.ema.module.save_pretrained(os.path.join(output_dir, EMA_DIR), safe_serialization=True)
+        # Written last, atomically, per process: its presence marks the checkpoint complete.
+        state = {}
+        if self._carry is not None:
+            state = {f"carry.{k}": v.contiguous() for k, v in self._carry.items()}
+            state.update({f"current.{k}": v.contiguous() for k, v in self._current.items()})
+        if self.ema is not None:
+            state["ema.n_averaged"] = self.ema.n_averaged.clone()
+        path = os.path.join(output_dir, STATE_FILE.format(rank=self.args.process_index))
+        save_file(state or {"empty": torch.zeros(0)}, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, STATE_FILE.format(rank=self.args.process_index))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"{path} is missing: {resume_from_checkpoint} is incomplete (interrupted while saving) or was not "
+                "written by DeepSupervisionTrainer. Resume from an earlier checkpoint "
+                "(hf_reason.trainers.last_complete_checkpoint finds the newest complete one)."
+            )
+        state = load_file(path)
+        carry = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("carry.")}
+        if carry:
+            self._carry = TRMCarry(**carry)
+            self._current = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("current.")}
+        if self.ema is not None:
+            ema_weights = os.path.join(resume_from_checkpoint, EMA_DIR, "model.safetensors")
+            if os.path.isfile(ema_weights):
+                self.ema.module.load_state_dict(load_file(ema_weights), strict=False)
+                self.ema.n_averaged.copy_(state["ema.n_averaged"])
+
+
+def last_complete_checkpoint(output_dir: Union[str, os.PathLike]) -> Optional[str]:
+    """The newest `checkpoint-N` in `output_dir` whose save finished, or None.
+
+    A run killed while saving leaves a partial folder; resuming from it would fail or silently
+    lose state, so the state file written last is the completeness marker.
+    """
+    if not os.path.isdir(output_dir):
+        return None
+    candidates = []
+    for name in os.listdir(output_dir):
+        path = os.path.join(output_dir, name)
+        if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name.split("-")[-1].isdigit():
+            if os.path.isfile(os.path.join(path, STATE_FILE.format(rank=0))):
+                candidates.append((int(name.split("-")[-1]), path))
+    return max(candidates)[1] if candidates else None
+
+
+__all__ = ["DeepSupervisionConfig", "DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]
