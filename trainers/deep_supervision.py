@@ -143,6 +143,10 @@ class DeepSupervisionTrainer(Trainer):
         # scale it for gradient accumulation as usual.
         self.model_accepts_loss_kwargs = False
         self.ema: Optional[AveragedModel] = None
+        if args.ema_decay > 0 and self.is_fsdp_enabled:
+            raise ValueError(
+                "`ema_decay` > 0 is not supported with FSDP (the EMA needs full parameters); set `ema_decay=0`."
+            )
         if args.ema_decay > 0:
             self.ema = AveragedModel(
                 self.model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True

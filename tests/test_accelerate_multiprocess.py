@@ -1,0 +1,49 @@
+"""2-process CPU runs under `accelerate launch` with the shipped config (slow: ~20 s each)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ACCELERATE = str(Path(sys.executable).parent / "accelerate")
+CONFIG = str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml")
+
+
+def launch(port: int, *args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cmd = [ACCELERATE, "launch", "--config_file", CONFIG, "--main_process_port", str(port), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_two_processes_agree_on_the_weights_after_training(tmp_path):
+    result = launch(29631, str(REPO_ROOT / "tests" / "scripts" / "ddp_weights_check.py"), str(tmp_path))
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    # each process trained on its own shard of the data, so the agreement is DDP's doing
+    assert ranks[0]["first_rows"] != ranks[1]["first_rows"]
+    # and the logged losses are averaged over both processes: identical on both
+    assert ranks[0]["logged_loss"] == ranks[1]["logged_loss"] and len(ranks[0]["logged_loss"]) == 2
+
+
+@pytest.mark.slow
+def test_sudoku_example_runs_under_accelerate_launch(tmp_path):
+    out = tmp_path / "run"
+    result = launch(
+        29632,
+        "examples/train_trm_sudoku.py",
+        "--output_dir", str(out), "--max_steps", "2", "--num_train_puzzles", "40", "--num_eval_puzzles", "8",
+        "--min_givens", "50", "--hidden_size", "32", "--num_heads", "2", "--L_layers", "1", "--H_cycles", "1",
+        "--L_cycles", "1", "--halt_max_steps", "2", "--expansion", "1", "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "4", "--disable_tqdm", "true", "--save_strategy", "no",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    assert "eval_exact_accuracy" in result.stdout
