@@ -33,7 +33,7 @@ def parse_args():
     parser.add_argument("--output_dir", default="outputs/demo", help="Where the model and PNGs go.")
     parser.add_argument("--minutes", type=float, default=8.0, help="Training time budget (wall clock).")
     parser.add_argument("--max_steps", type=int, default=1200, help="Training steps, if the budget allows.")
-    parser.add_argument("--givens", type=int, default=50, help="Givens per 9x9 puzzle (fewer = harder).")
+    parser.add_argument("--givens", type=int, default=45, help="Givens per 9x9 puzzle (fewer = harder).")
     parser.add_argument("--num_train", type=int, default=3000, help="Generated training puzzles.")
     parser.add_argument("--num_eval", type=int, default=300, help="Held-out puzzles.")
     parser.add_argument("--seed", type=int, default=0)
@@ -104,6 +104,9 @@ def main() -> None:
     config = TRMConfig(
         vocab_size=sudoku_vocab_size(9), seq_len=81, hidden_size=64, num_heads=2, expansion=2.0, L_layers=2,
         H_cycles=2, L_cycles=3, halt_max_steps=6, halt_exploration_prob=0.1, mixer="mlp", pos_encodings="none",
+        # One extra position in front of the board (the method's puzzle-embedding prefix, one
+        # identifier): the halting head reads it, so it is not also a cell of the board.
+        puzzle_emb_ndim=64, puzzle_emb_len=1, num_puzzle_identifiers=1,
     )
     model = TRMForPuzzleSolving(config)
     print(f"TRM: hidden {config.hidden_size}, {config.L_layers} layers, H={config.H_cycles} L={config.L_cycles}, "
@@ -112,7 +115,8 @@ def main() -> None:
     training_args = DeepSupervisionConfig(
         output_dir=str(out / "run"), per_device_train_batch_size=64, per_device_eval_batch_size=100,
         max_steps=args.max_steps, learning_rate=2e-3, warmup_steps=30, weight_decay=0.1, ema_decay=0.99,
-        logging_steps=50, save_strategy="no", report_to="none", use_cpu=True, seed=args.seed, data_seed=args.seed,
+        logging_steps=max(1, min(50, args.max_steps // 10)), save_strategy="no", report_to="none", use_cpu=True,
+        seed=args.seed, data_seed=args.seed,
     )
     trainer = DeepSupervisionTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=eval_ds,
                                      callbacks=[TimeBudget(args.minutes * 60)])

@@ -77,3 +77,14 @@ def test_sudoku_example_resumes_from_the_last_complete_checkpoint(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming from {tmp_path / 'checkpoint-2'}" in resumed.stdout
     assert "Trained to global step 4." in resumed.stdout
+
+
+def test_demo_runs_end_to_end_at_a_tiny_budget(tmp_path):
+    result = run("examples/demo.py", "--output_dir", str(tmp_path), "--max_steps", "3", "--num_train", "64",
+                 "--num_eval", "16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "identical predictions: True" in result.stdout
+    assert "exact puzzles" in result.stdout
+    for png in ("sudoku_refinement.png", "training_curves.png"):
+        assert (tmp_path / png).stat().st_size > 10_000
+    assert (tmp_path / "trm-sudoku" / "model.safetensors").is_file()

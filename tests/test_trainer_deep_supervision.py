@@ -159,6 +159,14 @@ def test_training_learns_the_toy_rule_and_eval_reports_the_metrics(tmp_path):
     assert logged and {"q_halt_loss", "halt_rate", "halting_accuracy"} <= set(logged[-1])
 
 
+def test_evaluation_counts_every_puzzle_even_with_drop_last(tmp_path):
+    trainer = make_trainer(tmp_path, per_device_eval_batch_size=4)
+    assert trainer.args.dataloader_drop_last  # kept for training batches
+    metrics = trainer.evaluate(toy_dataset(5, seed=4))
+    assert metrics["eval_num_puzzles"] == 5
+    assert trainer.args.dataloader_drop_last
+
+
 def test_bad_config_values_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="ema_decay"):
         make_args(tmp_path, ema_decay=1.0)

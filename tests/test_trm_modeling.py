@@ -330,9 +330,16 @@ def test_wrong_input_shape_is_a_clear_error():
     model = make_model()
     with pytest.raises(ValueError, match="seq_len=16"):
         model(torch.zeros(2, 15, dtype=torch.long))
-    puzzle_model = make_model(puzzle_emb_ndim=32, num_puzzle_identifiers=2)
-    with pytest.raises(ValueError, match="puzzle_identifiers"):
-        puzzle_model(torch.zeros(2, 16, dtype=torch.long))
+
+
+def test_missing_puzzle_identifiers_mean_the_blank_puzzle():
+    model = make_model(puzzle_emb_ndim=32, num_puzzle_identifiers=3)
+    with torch.no_grad():
+        model.model.puzzle_embedding.weight.normal_()  # make identifiers distinguishable
+    input_ids, _, _ = make_batch(model.config)
+    blank = model(input_ids, puzzle_identifiers=torch.zeros(3, dtype=torch.long)).logits
+    torch.testing.assert_close(model(input_ids).logits, blank, rtol=0, atol=0)
+    assert not torch.allclose(model(input_ids, puzzle_identifiers=torch.full((3,), 2)).logits, blank)
 
 
 def test_stablemax_cross_entropy_matches_hand_computation():

@@ -248,6 +248,16 @@ class DeepSupervisionTrainer(Trainer):
         """The model evaluated and saved: the EMA weights when enabled."""
         return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.model)
 
+    def get_eval_dataloader(self, eval_dataset=None):
+        # Every held-out puzzle counts: the drop_last that keeps training batches (and so the
+        # carry's rows) full must not silently drop the last evaluation batch.
+        drop_last = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = False
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.args.dataloader_drop_last = drop_last
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """Runs every supervision step on each eval puzzle and scores predictions and halting."""
         if isinstance(eval_dataset if eval_dataset is not None else self.eval_dataset, dict):

@@ -363,7 +363,8 @@ class TRMModel(TRMPreTrainedModel):
         embedding = self.embed_tokens(input_ids)
         if self.puzzle_prefix_len:
             if puzzle_identifiers is None:
-                raise ValueError("`puzzle_identifiers` is required: this model has `puzzle_emb_ndim > 0`.")
+                # Identifier 0 is the "blank" puzzle (the data modules never assign it to a task).
+                puzzle_identifiers = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
             puzzle = self.puzzle_embedding(puzzle_identifiers).to(embedding.dtype)
             pad = self.puzzle_prefix_len * self.config.hidden_size - puzzle.shape[-1]
             puzzle = F.pad(puzzle, (0, pad)).view(-1, self.puzzle_prefix_len, self.config.hidden_size)
@@ -427,7 +428,7 @@ class TRMModel(TRMPreTrainedModel):
         input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`):
             The puzzle tokens `x`.
         puzzle_identifiers (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
-            Puzzle ids for the puzzle embedding (required when `puzzle_emb_ndim > 0`).
+            Puzzle ids for the puzzle embedding; `None` means identifier 0, the blank puzzle.
         carry (`TRMCarry`, *optional*):
             State from the previous supervision step; `None` starts every example afresh.
         """
