@@ -6,6 +6,22 @@ Importing the package registers every model with the transformers Auto classes.
 __version__ = "0.1.0.dev0"
 
 from .models.auto import AutoModelForPuzzleSolving, register_auto_classes
+from .models.crsm import (
+    CRSMCache,
+    CRSMConfig,
+    CRSMDeliberationOutput,
+    CRSMForCausalLM,
+    CRSMModel,
+    CRSMPreTrainedModel,
+)
+from .models.meta_attention import (
+    MetaAttentionConfig,
+    MetaAttentionForCausalLM,
+    MetaAttentionForSequenceScoring,
+    MetaAttentionIntrospectionOutput,
+    MetaAttentionModel,
+    MetaAttentionPreTrainedModel,
+)
 from .models.trm import (
     TRMCarry,
     TRMConfig,
@@ -21,6 +37,18 @@ register_auto_classes()
 
 __all__ = [
     "AutoModelForPuzzleSolving",
+    "CRSMCache",
+    "CRSMConfig",
+    "CRSMDeliberationOutput",
+    "CRSMForCausalLM",
+    "CRSMModel",
+    "CRSMPreTrainedModel",
+    "MetaAttentionConfig",
+    "MetaAttentionForCausalLM",
+    "MetaAttentionForSequenceScoring",
+    "MetaAttentionIntrospectionOutput",
+    "MetaAttentionModel",
+    "MetaAttentionPreTrainedModel",
     "TRMCarry",
     "TRMConfig",
     "TRMForPuzzleSolving",

@@ -23,6 +23,7 @@ def test_every_package_folder_is_declared():
         for path in (REPO_ROOT / "hf_reason").rglob("__init__.py")
     }
     found.add("hf_reason.trainers")  # mapped from the top-level trainers/ folder
+    found.add("hf_reason.model_cards")  # mapped from the top-level model_cards/ folder (templates)
     assert found == set(_declared_packages())
 
 

@@ -1,5 +1,6 @@
 """Puzzle and reasoning-task data, generated offline as `datasets.Dataset`."""
 
+from .arithmetic import extract_answer, generate_arithmetic, is_correct
 from .arc import (
     apply_arc_augmentation,
     arc_puzzle_identifier_map,
@@ -10,6 +11,10 @@ from .arc import (
     parse_arc_augmentation,
 )
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
+from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
+from .planning import check_plan, generate_planning
+from .preferences import build_preference_pairs, find_chat_template_tokens, generate_length_biased_preferences
+from .theory_of_mind import generate_tom_stories
 from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_to_text
 from .sudoku import (
     SudokuSolveResult,
@@ -23,28 +28,43 @@ from .sudoku import (
     solve_sudoku,
     sudoku_vocab_size,
 )
+from .text import build_tokenizer, load_text_corpus
 
 __all__ = [
+    "CuratedTaskError",
+    "check_plan",
+    "generate_planning",
+    "generate_tom_stories",
+    "generated_entries",
+    "load_curated_tasks",
     "SudokuSolveResult",
     "apply_arc_augmentation",
     "arc_puzzle_identifier_map",
     "augment_maze_dataset",
     "augment_sudoku",
     "augment_sudoku_dataset",
+    "build_preference_pairs",
+    "build_tokenizer",
     "decode_arc_grid",
     "decode_sudoku",
     "dihedral_transform",
     "encode_arc_grid",
     "encode_sudoku",
+    "extract_answer",
+    "find_chat_template_tokens",
+    "generate_arithmetic",
+    "generate_length_biased_preferences",
     "generate_mazes",
     "generate_sudoku",
     "invert_arc_augmentation",
     "inverse_dihedral_index",
     "inverse_dihedral_transform",
     "is_consistent",
+    "is_correct",
     "is_valid_path",
     "is_valid_solution",
     "load_arc",
+    "load_text_corpus",
     "maze_to_text",
     "parse_arc_augmentation",
     "solve_sudoku",

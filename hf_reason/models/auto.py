@@ -2,9 +2,22 @@
 
 from collections import OrderedDict
 
-from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
 from transformers.models.auto.auto_factory import _BaseAutoModelClass, _LazyAutoMapping
 
+from .crsm import CRSMConfig, CRSMForCausalLM, CRSMModel
+from .meta_attention import (
+    MetaAttentionConfig,
+    MetaAttentionForCausalLM,
+    MetaAttentionForSequenceScoring,
+    MetaAttentionModel,
+)
 from .trm import TRMConfig, TRMForPuzzleSolving, TRMModel
 
 
@@ -25,3 +38,10 @@ def register_auto_classes() -> None:
     AutoModel.register(TRMConfig, TRMModel, exist_ok=True)
     AutoModelForTokenClassification.register(TRMConfig, TRMForPuzzleSolving, exist_ok=True)
     AutoModelForPuzzleSolving.register(TRMConfig, TRMForPuzzleSolving, exist_ok=True)
+    AutoConfig.register(MetaAttentionConfig.model_type, MetaAttentionConfig, exist_ok=True)
+    AutoModel.register(MetaAttentionConfig, MetaAttentionModel, exist_ok=True)
+    AutoModelForCausalLM.register(MetaAttentionConfig, MetaAttentionForCausalLM, exist_ok=True)
+    AutoModelForSequenceClassification.register(MetaAttentionConfig, MetaAttentionForSequenceScoring, exist_ok=True)
+    AutoConfig.register(CRSMConfig.model_type, CRSMConfig, exist_ok=True)
+    AutoModel.register(CRSMConfig, CRSMModel, exist_ok=True)
+    AutoModelForCausalLM.register(CRSMConfig, CRSMForCausalLM, exist_ok=True)

@@ -1,0 +1,153 @@
+"""A real English text corpus that ships offline, and a byte-level BPE tokenizer built from it.
+
+The corpus is the prose of the Python language reference as shipped inside CPython itself
+(``pydoc_data.topics``: ~460 kB of English in ~79 topics, PSF licence), so it is present in every
+Python installation and nothing has to be downloaded. Topics are split into paragraphs; each
+paragraph goes to ``train`` / ``validation`` / ``test`` (90 / 5 / 5 %) by a hash of its text, so
+the split never depends on the Python version's dict order, the seed or the number of
+paragraphs, and the held-out splits stay held out when the corpus grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Iterable, Sequence
+
+import datasets
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+__all__ = [
+    "TEXT_SPLITS",
+    "BOS_TOKEN",
+    "EOS_TOKEN",
+    "PAD_TOKEN",
+    "UNK_TOKEN",
+    "build_tokenizer",
+    "load_text_corpus",
+]
+
+TEXT_SPLITS = ("train", "validation", "test")
+BOS_TOKEN = "<|bos|>"
+EOS_TOKEN = "<|eos|>"
+PAD_TOKEN = "<|pad|>"
+UNK_TOKEN = "<|unk|>"
+
+# Shorter "paragraphs" are mostly headings and one-line syntax rules, not prose.
+_MIN_PARAGRAPH_CHARS = 40
+# Hash buckets out of 100: [0, 90) train, [90, 95) validation, [95, 100) test.
+_SPLIT_BUCKETS = {"train": (0, 90), "validation": (90, 95), "test": (95, 100)}
+
+
+def _check_split(split: str) -> None:
+    if split not in TEXT_SPLITS:
+        raise ValueError(f"`split` must be one of {TEXT_SPLITS}, got {split!r}")
+
+
+def _paragraphs() -> list[tuple[str, str]]:
+    """(topic, paragraph) pairs in a fixed order (sorted by topic name)."""
+    from pydoc_data.topics import topics
+
+    pairs = []
+    for topic in sorted(topics):
+        for paragraph in re.split(r"\n\s*\n", topics[topic]):
+            paragraph = paragraph.strip()
+            if len(paragraph) >= _MIN_PARAGRAPH_CHARS:
+                pairs.append((topic, paragraph))
+    return pairs
+
+
+def _bucket(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") % 100
+
+
+def load_text_corpus(split: str = "train", seed: int = 0) -> datasets.Dataset:
+    """English prose from the Python language reference, one paragraph per row.
+
+    Args:
+        split (`str`, defaults to `"train"`): one of `"train"` (~90 % of the paragraphs),
+            `"validation"` (~5 %) or `"test"` (~5 %). Paragraphs are assigned by a hash of
+            their text, so the three splits are disjoint and identical on every machine.
+        seed (`int`, defaults to 0): the row order is shuffled with this seed (the split's
+            content does not depend on it).
+
+    Returns:
+        `datasets.Dataset` with columns `text` (the paragraph) and `topic` (the reference topic
+        it comes from, e.g. `"assignment"`).
+    """
+    _check_split(split)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"`seed` must be an int, got {seed!r}")
+    low, high = _SPLIT_BUCKETS[split]
+    rows = [(topic, text) for topic, text in _paragraphs() if low <= _bucket(text) < high]
+    random.Random(seed).shuffle(rows)
+    return datasets.Dataset.from_dict(
+        {"text": [text for _, text in rows], "topic": [topic for topic, _ in rows]}
+    )
+
+
+def build_tokenizer(
+    vocab_size: int = 1024,
+    texts: Iterable[str] | None = None,
+    extra_special_tokens: Sequence[str] = (),
+) -> PreTrainedTokenizerFast:
+    """Trains a byte-level BPE tokenizer locally (GPT-2 style) and wraps it for transformers.
+
+    Byte-level so every string encodes without unknown tokens; the special tokens
+    `<|bos|>`, `<|eos|>`, `<|pad|>`, `<|unk|>` (ids 0-3, then `extra_special_tokens`) are set on
+    the wrapper so `model.generate` (stops at `eos_token_id`) and TRL trainers (pad with
+    `pad_token_id`, left padding for prompts) work. Like GPT-2, encoding adds no special tokens;
+    append `tokenizer.eos_token` to training text yourself. Deterministic: the same texts and
+    size give the same vocabulary.
+
+    Args:
+        vocab_size (`int`, defaults to 1024): total vocabulary size including the 256 byte
+            tokens and the special tokens; must be at least 256 + number of special tokens.
+        texts (`Iterable[str]`, *optional*): training texts; defaults to the `train` split of
+            `load_text_corpus` plus a sample of arithmetic problems (digits and operators).
+        extra_special_tokens (`Sequence[str]`, defaults to `()`): further special tokens that
+            are never split (e.g. task markers).
+    """
+    special = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN, *extra_special_tokens]
+    if len(set(special)) != len(special):
+        raise ValueError(
+            f"`extra_special_tokens` must be distinct and not repeat {special[:4]}, got "
+            f"{list(extra_special_tokens)}"
+        )
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    min_size = len(alphabet) + len(special)
+    if not isinstance(vocab_size, int) or vocab_size < min_size:
+        raise ValueError(f"`vocab_size` must be an int >= {min_size} (bytes + special tokens), got {vocab_size!r}")
+    if texts is None:
+        from .arithmetic import generate_arithmetic
+
+        arithmetic = generate_arithmetic(500, seed=12345)
+        texts = list(load_text_corpus("train")["text"]) + [
+            p + c for p, c in zip(arithmetic["prompt"], arithmetic["completion"])
+        ]
+    texts = list(texts)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("`texts` must be a non-empty iterable of strings")
+
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special,
+        initial_alphabet=alphabet,
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        additional_special_tokens=list(extra_special_tokens),
+        model_max_length=2048,
+        clean_up_tokenization_spaces=False,
+    )

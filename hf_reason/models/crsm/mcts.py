@@ -1,0 +1,303 @@
+# Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
+"""Monte-Carlo tree search over a CRSM's own recurrent state (deliberate decoding).
+
+Before committing each token, `num_simulations` simulations grow a tree whose nodes hold the
+recurrent state reached after their token (a snapshot of the cache, so a branch never recomputes
+the prefix). Selection is PUCT with the LM's probabilities as priors (AlphaZero); a new leaf is
+evaluated by one backbone step from its parent's state; up to `leaf_batch_size` leaves chosen
+with virtual loss are evaluated together as one batch. A leaf's value comes from the value head
+on its state summary (`rollout="value"`), from a one-step latent look-ahead with the dynamics
+model (`"dynamics"`: the prior-weighted value of the predicted next summaries, no backbone call),
+or from a greedy rollout of `rollout_depth` real backbone steps (`"model"`). The most visited
+child is committed; its subtree is kept for the next token.
+
+Written here because no maintained MCTS library searches over a transformers model's cache.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from transformers.utils import ModelOutput
+
+from .cache_crsm import CRSMCache, CRSMCacheState
+
+
+ROLLOUTS = ("value", "dynamics", "model")
+
+
+@dataclass
+class CRSMDeliberationOutput(ModelOutput):
+    """
+    Args:
+        sequences (`torch.LongTensor` of shape `(batch_size, prompt_length + generated)`): prompts and
+            the committed tokens (rows that stopped early are padded with `pad_token_id`).
+        chosen_visit_counts (`torch.LongTensor` of shape `(batch_size, generated)`): visits of the
+            committed token's node when it was chosen (0 after a row stopped).
+        chosen_values (`torch.FloatTensor` of shape `(batch_size, generated)`): its mean backed-up
+            value `Q` (NaN after a row stopped).
+        root_values (`torch.FloatTensor` of shape `(batch_size, generated)`): the value head's
+            estimate of the state the search started from.
+        search_stats (`list[list[dict]]`): per row, per committed token: `token`, `visits`, `q`,
+            `prior` and `children` (a list of `(token, visits, q, prior)` for every expanded child).
+    """
+
+    sequences: Optional[torch.LongTensor] = None
+    chosen_visit_counts: Optional[torch.LongTensor] = None
+    chosen_values: Optional[torch.FloatTensor] = None
+    root_values: Optional[torch.FloatTensor] = None
+    search_stats: Optional[list] = None
+
+
+@dataclass(eq=False)
+class _Node:
+    token: int
+    prior: float
+    state: Optional[CRSMCacheState] = None  # recurrent state after `token`; None until evaluated
+    summary: Optional[torch.Tensor] = None
+    value: float = 0.0  # the leaf estimate used when the node was evaluated
+    actions: list = field(default_factory=list)  # candidate next tokens (top-k of the LM)
+    priors: list = field(default_factory=list)
+    children: dict = field(default_factory=dict)
+    visits: int = 0
+    value_sum: float = 0.0
+    terminal: bool = False
+
+    def q(self) -> float:
+        return self.value_sum / self.visits if self.visits else self.value
+
+
+def _select_action(node: _Node, c_puct: float) -> tuple[int, float]:
+    """PUCT; an unvisited child is scored with its parent's value (first-play urgency)."""
+    sqrt_n = math.sqrt(max(node.visits, 1))
+    best, best_score, best_prior = None, -math.inf, 0.0
+    # Candidates are in descending prior order and the comparison is strict, so ties go to the
+    # higher prior: with one simulation the search expands exactly the greedy token.
+    for action, prior in zip(node.actions, node.priors):
+        child = node.children.get(action)
+        n, q = (child.visits, child.q()) if child is not None else (0, node.value)
+        score = q + c_puct * prior * sqrt_n / (1 + n)
+        if score > best_score:
+            best, best_score, best_prior = action, score, prior
+    return best, best_prior
+
+
+def _set_candidates(node: _Node, logits: torch.Tensor, top_k: int) -> None:
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, min(top_k, probs.shape[-1]))
+    mass = top.values.sum().item()
+    node.actions = top.indices.tolist()
+    node.priors = [p / mass for p in top.values.tolist()]
+
+
+@torch.no_grad()
+def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rollout_depth: int, top_k: int, eos: set):
+    """One batched backbone step for every (parent, action, child) request; fills the children."""
+    config = model.config
+    device = model.device
+    state = CRSMCacheState.cat([parent.state for parent, _, _ in requests])
+    cache = CRSMCache.from_state(config, state)
+    tokens = torch.tensor([[action] for _, action, _ in requests], device=device)
+    # Any position >= conv_kernel - 1 selects Mamba's single-token decode path.
+    position = torch.tensor([config.conv_kernel], device=device)
+    out = model(input_ids=tokens, cache_params=cache, cache_position=position, use_cache=True)
+    logits = out.logits[:, -1]
+    summary, _ = model.summarize(cache)
+    values = model.predict_value(summary)
+    if rollout == "dynamics":
+        probs = torch.softmax(logits.float(), dim=-1)
+        top = torch.topk(probs, min(top_k, probs.shape[-1]))
+        n, k = top.indices.shape
+        next_summary = model.predict_next_summary(summary.repeat_interleave(k, dim=0), top.indices.reshape(-1))
+        next_values = model.predict_value(next_summary).view(n, k)
+        values = (next_values * top.values).sum(-1) / top.values.sum(-1)
+    elif rollout == "model":
+        roll_cache = CRSMCache.from_state(config, cache.snapshot())
+        next_tokens = logits.argmax(-1, keepdim=True)
+        for _ in range(rollout_depth):
+            roll = model(input_ids=next_tokens, cache_params=roll_cache, cache_position=position, use_cache=True)
+            next_tokens = roll.logits[:, -1].argmax(-1, keepdim=True)
+        values = model.predict_value(model.summarize(roll_cache)[0])
+    snapshot = cache.snapshot()
+    for i, (_, action, child) in enumerate(requests):
+        child.state = snapshot.index_select(torch.tensor([i], device=device))
+        child.summary = summary[i : i + 1]
+        child.value = float(values[i])
+        child.terminal = action in eos
+        _set_candidates(child, logits[i], top_k)
+
+
+def _search(model, root: _Node, num_simulations: int, c_puct: float, top_k: int, rollout: str,
+            rollout_depth: int, leaf_batch_size: int, eos: set) -> None:
+    done = 0
+    while done < num_simulations:
+        wave = min(leaf_batch_size, num_simulations - done)
+        requests, paths = [], []
+        for _ in range(wave):
+            node, path = root, [root]
+            while True:
+                if node.terminal or node.state is None:
+                    break  # a finished sequence, or a leaf already queued in this wave
+                action, prior = _select_action(node, c_puct)
+                child = node.children.get(action)
+                if child is None:
+                    child = node.children[action] = _Node(token=action, prior=prior)
+                    requests.append((node, action, child))
+                    path.append(child)
+                    break
+                node = child
+                path.append(child)
+            for visited in path:  # virtual loss: the visit is counted now, its value on back-up
+                visited.visits += 1
+            paths.append(path)
+        if requests:
+            _evaluate(model, requests, rollout, rollout_depth, top_k, eos)
+        for path in paths:
+            value = path[-1].value
+            for visited in path:
+                visited.value_sum += value
+        done += wave
+
+
+@torch.no_grad()
+def mcts_generate(
+    model,
+    input_ids: torch.LongTensor,
+    attention_mask: Optional[torch.LongTensor] = None,
+    max_new_tokens: Optional[int] = None,
+    num_simulations: int = 16,
+    c_puct: float = 1.5,
+    top_k_expansion: int = 8,
+    rollout: str = "value",
+    rollout_depth: int = 4,
+    leaf_batch_size: int = 8,
+    apply_state_delta: bool = False,
+    eos_token_id=None,
+    pad_token_id: Optional[int] = None,
+    return_dict_in_generate: bool = False,
+    generation_config=None,
+    **unused,
+):
+    """Deliberate decoding with MCTS; called by `CRSMForCausalLM.generate(..., deliberation="mcts")`.
+
+    Args:
+        input_ids (`torch.LongTensor` of shape `(batch_size, prompt_length)`): prompts (left padding
+            is removed with `attention_mask`; each row is searched separately).
+        max_new_tokens (`int`, *optional*): tokens to generate; defaults to the generation config's.
+        num_simulations (`int`, defaults to 16): simulations per committed token (>= 1). One
+            simulation gives greedy decoding.
+        c_puct (`float`, defaults to 1.5): exploration weight of the prior in PUCT (>= 0).
+        top_k_expansion (`int`, defaults to 8): a node's candidate tokens are the LM's top-k (>= 1),
+            with the probabilities renormalised over them as priors.
+        rollout (`str`, defaults to `"value"`): leaf evaluation: `"value"` (value head on the leaf
+            state), `"dynamics"` (one-step latent look-ahead with the dynamics model over the leaf's
+            top-k tokens), or `"model"` (greedy rollout of `rollout_depth` backbone steps, then the
+            value head).
+        rollout_depth (`int`, defaults to 4): steps of the `"model"` rollout (>= 1).
+        leaf_batch_size (`int`, defaults to 8): leaves selected with virtual loss and evaluated in
+            one batched backbone step (>= 1).
+        apply_state_delta (`bool`, defaults to `False`): after committing a token, correct the
+            recurrent state with the state-delta module (the subtree is then discarded: its states
+            were computed without the correction).
+        eos_token_id (`int` or `list[int]`, *optional*): stops a row; defaults to the model's.
+        return_dict_in_generate (`bool`, defaults to `False`): return a [`CRSMDeliberationOutput`]
+            with the search statistics instead of the sequences alone.
+    """
+    if unused:
+        unsupported = sorted(k for k, v in unused.items() if v is not None and k not in ("use_cache", "do_sample"))
+        if unsupported or unused.get("do_sample"):
+            raise ValueError(
+                f"generate(deliberation='mcts') does not take {unsupported or ['do_sample=True']}; it takes "
+                "max_new_tokens, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, "
+                "apply_state_delta, eos_token_id, pad_token_id, attention_mask, return_dict_in_generate"
+            )
+    gen_config = generation_config or model.generation_config
+    if max_new_tokens is None:
+        max_new_tokens = gen_config.max_new_tokens if gen_config.max_new_tokens is not None else 20
+    for name, value, minimum in (
+        ("num_simulations", num_simulations, 1),
+        ("top_k_expansion", top_k_expansion, 1),
+        ("rollout_depth", rollout_depth, 1),
+        ("leaf_batch_size", leaf_batch_size, 1),
+        ("max_new_tokens", max_new_tokens, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+    if isinstance(c_puct, bool) or not isinstance(c_puct, (int, float)) or c_puct < 0:
+        raise ValueError(f"`c_puct` must be a number >= 0, got {c_puct!r}")
+    if rollout not in ROLLOUTS:
+        raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {rollout!r}")
+    if input_ids.dim() != 2:
+        raise ValueError(f"`input_ids` must have shape (batch_size, prompt_length), got {tuple(input_ids.shape)}")
+    if eos_token_id is None:
+        eos_token_id = gen_config.eos_token_id if gen_config.eos_token_id is not None else model.config.eos_token_id
+    eos = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]) - {None}
+    if pad_token_id is None:
+        pad_token_id = gen_config.pad_token_id if gen_config.pad_token_id is not None else model.config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = min(eos) if eos else 0
+
+    was_training = model.training
+    model.eval()
+    rows, stats_rows = [], []
+    shape = (input_ids.shape[0], max_new_tokens)
+    chosen_visits = torch.zeros(shape, dtype=torch.long)
+    chosen_values = torch.full(shape, float("nan"))
+    root_values = torch.full(shape, float("nan"))
+    for b in range(input_ids.shape[0]):
+        prompt = input_ids[b]
+        if attention_mask is not None:
+            prompt = prompt[attention_mask[b].bool()]
+        out = model(input_ids=prompt[None], use_cache=True)
+        root = _Node(token=int(prompt[-1]), prior=1.0, state=out.cache_params.snapshot())
+        root.summary, _ = model.summarize(out.cache_params)
+        root.value = float(model.predict_value(root.summary)[0])
+        _set_candidates(root, out.logits[0, -1], top_k_expansion)
+        generated, stats = [], []
+        for t in range(max_new_tokens):
+            _search(model, root, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, eos)
+            # Most visits wins; ties go to the higher prior (so one simulation is greedy).
+            chosen = max(root.children.values(), key=lambda c: (c.visits, c.prior))
+            stats.append({
+                "token": chosen.token,
+                "visits": chosen.visits,
+                "q": chosen.q(),
+                "prior": chosen.prior,
+                "children": [(c.token, c.visits, c.q(), c.prior) for c in root.children.values()],
+            })
+            chosen_visits[b, t], chosen_values[b, t], root_values[b, t] = chosen.visits, chosen.q(), root.value
+            generated.append(chosen.token)
+            if chosen.terminal:
+                break
+            if apply_state_delta and model.config.delta_damping > 0:
+                cache = CRSMCache.from_state(model.config, chosen.state)
+                model.apply_state_delta(cache, chosen.summary)
+                chosen.state = cache.snapshot()
+                chosen.summary, _ = model.summarize(cache)
+                chosen.children = {}
+            root = chosen
+        rows.append(torch.cat([prompt.cpu(), torch.tensor(generated, dtype=prompt.dtype)]))
+        stats_rows.append(stats)
+    if was_training:
+        model.train()
+    # The prompts keep their (left-padded) columns; generated tokens start at column prompt_len.
+    prompt_len = input_ids.shape[1]
+    sequences = torch.full((len(rows), prompt_len + max_new_tokens), pad_token_id, dtype=input_ids.dtype)
+    for b, row in enumerate(rows):
+        n_prompt = int(attention_mask[b].sum()) if attention_mask is not None else prompt_len
+        sequences[b, prompt_len - n_prompt : prompt_len - n_prompt + len(row)] = row
+    # Trim columns no row reached (as generate does when every row stopped early).
+    longest = max(prompt_len - (int(attention_mask[b].sum()) if attention_mask is not None else prompt_len) + len(r)
+                  for b, r in enumerate(rows))
+    sequences = sequences[:, :longest].to(input_ids.device)
+    generated_len = longest - prompt_len
+    if not return_dict_in_generate:
+        return sequences
+    return CRSMDeliberationOutput(
+        sequences=sequences,
+        chosen_visit_counts=chosen_visits[:, :generated_len],
+        chosen_values=chosen_values[:, :generated_len],
+        root_values=root_values[:, :generated_len],
+        search_stats=stats_rows,
+    )

@@ -1,0 +1,390 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, MambaConfig, MambaForCausalLM
+
+from hf_reason import CRSMCache, CRSMConfig, CRSMDeliberationOutput, CRSMForCausalLM, CRSMModel
+
+
+def tiny_crsm_config(**overrides) -> CRSMConfig:
+    kwargs = dict(
+        vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, eos_token_id=1, pad_token_id=2, bos_token_id=0
+    )
+    kwargs.update(overrides)
+    return CRSMConfig(**kwargs)
+
+
+def make_model(seed=0, **overrides) -> CRSMForCausalLM:
+    torch.manual_seed(seed)
+    return CRSMForCausalLM(tiny_crsm_config(**overrides)).eval()
+
+
+def make_ids(batch=2, length=7, seed=1, vocab=64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(3, vocab, (batch, length), generator=g)
+
+
+def step(model, cache, token):
+    """One cached decode step (any position >= conv_kernel - 1 selects Mamba's decode path)."""
+    position = torch.tensor([model.config.conv_kernel])
+    return model(input_ids=token.view(-1, 1), cache_params=cache, cache_position=position, use_cache=True).logits[:, -1]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("hidden_size", 0),
+        ("aggregator", "mean"),
+        ("delta_damping", 1.5),
+        ("delta_scale", 0.0),
+        ("conv_kernel", 1),
+        ("time_step_rank", "big"),
+        ("eos_token_id", 64),
+        ("hidden_act", "nope"),
+        ("use_mambapy", "yes"),
+    ],
+)
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        tiny_crsm_config(**{field: value})
+
+
+def test_config_round_trips_and_has_auto_map(tmp_path):
+    config = tiny_crsm_config(aggregator="gated", delta_damping=0.25)
+    assert config.auto_map["AutoModelForCausalLM"] == "modeling_crsm.CRSMForCausalLM"
+    assert config.intermediate_size == 64 and config.time_step_rank == 2
+    config.save_pretrained(tmp_path)
+    again = CRSMConfig.from_pretrained(tmp_path)
+    assert again.to_dict() == config.to_dict()
+
+
+def test_backbone_matches_transformers_mamba_weight_for_weight():
+    model = make_model()
+    mamba_config = MambaConfig(
+        vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2, conv_kernel=4, time_step_rank=2,
+        layer_norm_epsilon=1e-5,
+    )
+    mamba = MambaForCausalLM(mamba_config).eval()
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(("backbone.", "lm_head."))}
+    missing, unexpected = mamba.load_state_dict(
+        {k: v for k, v in own.items() if "aggregator" not in k}, strict=False
+    )
+    assert not missing and not unexpected
+    ids = make_ids()
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, mamba(ids).logits, rtol=0, atol=0)
+
+
+def test_heads_shapes_bounds_and_gradients():
+    model = make_model().train()
+    ids = make_ids(batch=3)
+    out = model(ids, labels=ids, return_value=True)
+    S, L = model.config.summary_size, model.config.num_hidden_layers
+    assert out.logits.shape == (3, 7, 64)
+    assert out.state_summary.shape == (3, S) and out.value.shape == (3,)
+    assert out.layer_weights.shape == (3, L)
+    torch.testing.assert_close(out.layer_weights.sum(-1), torch.ones(3))
+    next_summary = model.predict_next_summary(out.state_summary, ids[:, 0])
+    assert next_summary.shape == (3, S)
+    correction = model.state_delta(out.state_summary)
+    assert correction.shape == (3, L, model.config.intermediate_size, model.config.state_size)
+    assert correction.abs().max() == 0  # exactly zero at init: never disturbs a trained backbone
+    loss = out.loss + out.value.square().mean() + next_summary.square().mean() + correction.sum()
+    loss.backward()
+    for name in ("value_head.mlp.0.weight", "dynamics.mlp.0.weight", "dynamics.token_embedding.weight",
+                 "backbone.aggregator.state_weights", "backbone.aggregator.query", "state_delta.state.weight",
+                 "backbone.layers.0.mixer.in_proj.weight"):
+        grad = model.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    # once trained away from zero, the correction stays inside (-delta_scale, delta_scale)
+    with torch.no_grad():
+        model.state_delta.state.weight.normal_(std=50.0)
+    big = model.state_delta(out.state_summary.detach())
+    assert 0 < big.abs().max() <= model.config.delta_scale
+
+
+def test_gated_aggregator_is_not_a_mean():
+    model = make_model(aggregator="gated")
+    out = model(make_ids(), return_value=True)
+    with torch.no_grad():
+        model.backbone.aggregator.gate.weight.normal_(std=1.0)
+    weights = model(make_ids(), return_value=True).layer_weights
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    assert not torch.allclose(weights, torch.full_like(weights, 0.5))
+    assert out.value.shape == (2,)
+
+
+def test_cache_snapshot_restore_is_exact():
+    model = make_model()
+    ids = make_ids(batch=2, length=6)
+    with torch.no_grad():
+        out = model(ids, use_cache=True)
+        cache = out.cache_params
+        assert isinstance(cache, CRSMCache) and cache.ssm_states[0].dtype == torch.float32
+        saved = cache.snapshot()
+        tokens = [torch.tensor([5, 9]), torch.tensor([11, 3]), torch.tensor([7, 7])]
+        reference = [step(model, cache, t) for t in tokens]
+        # a branch: different tokens from the same state
+        step(model, cache, torch.tensor([40, 41]))
+        step(model, cache, torch.tensor([42, 43]))
+        cache.restore(saved)
+        replay = [step(model, cache, t) for t in tokens]
+        for a, b in zip(reference, replay):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+        # a batch of branches filled from one saved row equals separate steps from that row
+        row = saved.index_select(torch.tensor([1, 1, 1]))
+        branched = CRSMCache.from_state(model.config, row)
+        batched = step(model, branched, torch.tensor([3, 11, 20]))
+        for i, token in enumerate([3, 11, 20]):
+            single = CRSMCache.from_state(model.config, saved.index_select(torch.tensor([1])))
+            torch.testing.assert_close(batched[i : i + 1], step(model, single, torch.tensor([token])), rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="batch size"):
+            cache.restore(row)
+
+
+def test_cached_decoding_matches_full_forward():
+    model = make_model()
+    ids = make_ids(batch=2, length=9)
+    with torch.no_grad():
+        full = model(ids).logits
+        out = model(ids[:, :5], use_cache=True)
+        cache = out.cache_params
+        logits = [out.logits[:, -1]] + [step(model, cache, ids[:, t]) for t in range(5, 9)]
+    torch.testing.assert_close(torch.stack(logits, 1), full[:, 4:], rtol=1e-4, atol=1e-5)
+
+
+def test_generate_without_deliberation_is_plain_greedy():
+    model = make_model()
+    ids = make_ids(batch=2, length=5)
+    out = model.generate(ids, max_new_tokens=6, do_sample=False)
+    assert out.shape == (2, 11)
+    with torch.no_grad():  # greedy by hand with full forwards
+        seq = ids
+        for _ in range(6):
+            seq = torch.cat([seq, model(seq).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, seq)
+    sampled = model.generate(ids, max_new_tokens=4, do_sample=True, top_k=5)
+    assert sampled.shape == (2, 9)
+
+
+def test_mcts_with_one_simulation_equals_greedy():
+    model = make_model(seed=3)
+    ids = make_ids(batch=3, length=6, seed=4)
+    greedy = model.generate(ids, max_new_tokens=8, do_sample=False)
+    for leaf_batch_size in (1, 8):
+        searched = model.generate(
+            ids, deliberation="mcts", num_simulations=1, max_new_tokens=8, leaf_batch_size=leaf_batch_size
+        )
+        assert torch.equal(searched, greedy)
+
+
+def test_mcts_statistics_and_rollouts():
+    model = make_model(seed=5)
+    ids = make_ids(batch=2, length=5, seed=6)
+    for rollout in ("value", "dynamics", "model"):
+        out = model.generate(
+            ids, deliberation="mcts", num_simulations=10, top_k_expansion=4, rollout=rollout, rollout_depth=2,
+            leaf_batch_size=3, max_new_tokens=3, return_dict_in_generate=True,
+        )
+        assert isinstance(out, CRSMDeliberationOutput)
+        assert out.sequences.shape == (2, 8)
+        assert out.chosen_visit_counts.shape == (2, 3) and (out.chosen_visit_counts >= 1).all()
+        assert torch.isfinite(out.chosen_values).all()
+        for b, row in enumerate(out.search_stats):
+            assert len(row) == 3
+            for t, entry in enumerate(row):
+                visits = [c[1] for c in entry["children"]]
+                assert len(entry["children"]) <= 4
+                assert entry["visits"] == max(visits) == out.chosen_visit_counts[b, t]
+                assert out.sequences[b, 5 + t] == entry["token"]
+            # a fresh root receives exactly num_simulations visits among its children
+            assert sum(c[1] for c in row[0]["children"]) == 10
+
+
+def test_mcts_state_delta_changes_states_and_stops_at_eos():
+    model = make_model(seed=7, delta_damping=1.0, delta_scale=5.0)
+    with torch.no_grad():
+        model.state_delta.state.weight.normal_(std=1.0)
+    ids = make_ids(batch=1, length=5, seed=8)
+    kwargs = dict(deliberation="mcts", num_simulations=4, max_new_tokens=12, return_dict_in_generate=True)
+    plain = model.generate(ids, **kwargs)
+    corrected = model.generate(ids, apply_state_delta=True, **kwargs)
+    assert plain.sequences.shape == corrected.sequences.shape == (1, 17)
+    # the first search starts from the same state; later ones from corrected states
+    assert plain.root_values[0, 0] == corrected.root_values[0, 0]
+    assert not torch.allclose(plain.root_values[0, 1:], corrected.root_values[0, 1:])
+    plain = plain.sequences
+    # a token that the model commits to at step 1 is treated as end of sequence
+    first = int(plain[0, 5])
+    stopped = model.generate(ids, deliberation="mcts", num_simulations=4, max_new_tokens=12, eos_token_id=first)
+    assert stopped.shape == (1, 6)
+
+
+def test_mcts_left_padded_batch_matches_unpadded_rows():
+    model = make_model(seed=9)
+    a, b = make_ids(batch=1, length=6, seed=10), make_ids(batch=1, length=4, seed=11)
+    pad = model.config.pad_token_id
+    batch = torch.cat([a, torch.cat([torch.full((1, 2), pad), b], dim=1)])
+    mask = torch.tensor([[1] * 6, [0, 0, 1, 1, 1, 1]])
+    out = model.generate(batch, attention_mask=mask, deliberation="mcts", num_simulations=3, max_new_tokens=4)
+    alone_a = model.generate(a, deliberation="mcts", num_simulations=3, max_new_tokens=4)
+    alone_b = model.generate(b, deliberation="mcts", num_simulations=3, max_new_tokens=4)
+    assert torch.equal(out[0], alone_a[0])
+    assert torch.equal(out[1, 2:], alone_b[0])
+
+
+def test_mcts_rejects_bad_arguments():
+    model = make_model()
+    ids = make_ids()
+    for kwargs, field in [
+        (dict(num_simulations=0), "num_simulations"),
+        (dict(rollout="random"), "rollout"),
+        (dict(c_puct=-1.0), "c_puct"),
+        (dict(num_beams=4), "num_beams"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            model.generate(ids, deliberation="mcts", max_new_tokens=2, **kwargs)
+    with pytest.raises(ValueError, match="deliberation"):
+        model.generate(ids, deliberation="beam")
+
+
+def test_state_delta_trains_through_cached_steps():
+    model = make_model().train()
+    ids = make_ids(batch=2, length=5)
+    out = model(ids, use_cache=True)
+    cache = out.cache_params
+    model.apply_state_delta(cache)
+    logits = step(model, cache, ids[:, 0])
+    logits = step(model, cache, logits.argmax(-1))
+    logits.square().mean().backward()
+    assert model.state_delta.state.weight.grad.abs().sum() > 0
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = make_model().train()
+    ids = make_ids()
+    model(ids, labels=ids).loss.backward()
+    reference = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    model(ids, labels=ids).loss.backward()
+    for name, grad in reference.items():
+        torch.testing.assert_close(model.get_parameter(name).grad, grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_batch_matches_single_examples():
+    model = make_model()
+    ids = make_ids(batch=3)
+    with torch.no_grad():
+        batched = model(ids, return_value=True)
+        for i in range(3):
+            single = model(ids[i : i + 1], return_value=True)
+            torch.testing.assert_close(single.logits, batched.logits[i : i + 1], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(single.value, batched.value[i : i + 1], rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_and_auto_classes(tmp_path):
+    model = make_model(aggregator="gated")
+    model.save_pretrained(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+    assert {"configuration_crsm.py", "modeling_crsm.py", "mcts.py", "cache_crsm.py"} <= files
+    assert json.loads((tmp_path / "config.json").read_text())["auto_map"]["AutoModel"] == "modeling_crsm.CRSMModel"
+    ids = make_ids()
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), CRSMConfig)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert type(loaded) is CRSMForCausalLM
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    with torch.no_grad():
+        expected, actual = model(ids, return_value=True), loaded(ids, return_value=True)
+    torch.testing.assert_close(actual.logits, expected.logits, rtol=0, atol=0)
+    torch.testing.assert_close(actual.value, expected.value, rtol=0, atol=0)
+    assert type(AutoModel.from_pretrained(tmp_path)) is CRSMModel
+    assert torch.equal(loaded.lm_head.weight, loaded.backbone.embeddings.weight)  # tied
+
+
+def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
+    model = make_model(seed=2)
+    ckpt = tmp_path / "ckpt"
+    model.save_pretrained(ckpt)
+    ids = make_ids(batch=1, length=5)
+    torch.save({"input_ids": ids}, tmp_path / "inputs.pt")
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class BlockHfReason(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "hf_reason" or name.startswith("hf_reason."):
+                    raise ImportError("hf_reason is not installed in this process")
+        sys.meta_path.insert(0, BlockHfReason())
+        import os
+        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
+        import torch
+        torch.set_num_threads(1)
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
+        assert type(model).__name__ == "CRSMForCausalLM", type(model)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        ids = torch.load({str(tmp_path / "inputs.pt")!r})["input_ids"]
+        with torch.no_grad():
+            logits = model(ids).logits
+        greedy = model.generate(ids, max_new_tokens=4, do_sample=False)
+        searched = model.generate(ids, deliberation="mcts", num_simulations=6, max_new_tokens=4)
+        torch.save({{"logits": logits, "greedy": greedy, "searched": searched}}, {str(tmp_path / "out.pt")!r})
+        assert not [m for m in sys.modules if m.startswith("hf_reason")]
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "out.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(remote["logits"], model(ids).logits, rtol=0, atol=0)
+    assert torch.equal(remote["greedy"], model.generate(ids, max_new_tokens=4, do_sample=False))
+    assert torch.equal(remote["searched"], model.generate(ids, deliberation="mcts", num_simulations=6, max_new_tokens=4))
+
+
+def test_parallel_scan_training_matches_sequential_scan():
+    pytest.importorskip("mambapy")  # optional extra: pip install "hf-reason[mamba]"
+    sequential = make_model().train()
+    parallel = CRSMForCausalLM(tiny_crsm_config(use_mambapy=True)).train()
+    parallel.load_state_dict(sequential.state_dict())
+    ids = make_ids(batch=2, length=16)
+    a, b = sequential(ids, labels=ids).loss, parallel(ids, labels=ids).loss
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    a.backward()
+    b.backward()
+    name = "backbone.layers.0.mixer.x_proj.weight"
+    torch.testing.assert_close(parallel.get_parameter(name).grad, sequential.get_parameter(name).grad, rtol=1e-4, atol=1e-6)
+
+
+def test_mcts_follows_the_value_head_away_from_greedy():
+    model = make_model(seed=11)
+    prompt = make_ids(batch=1, length=6, seed=12)
+    with torch.no_grad():
+        greedy, runner_up = model(prompt).logits[0, -1].topk(2).indices.tolist()
+        summaries = torch.cat(
+            [model(torch.cat([prompt, torch.tensor([[t]])], dim=1), return_value=True).state_summary for t in (greedy, runner_up)]
+        )
+    # teach the value head (only) that the runner-up leads to reward 1 and the greedy token to 0
+    optimizer = torch.optim.Adam(model.value_head.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = (model.predict_value(summaries) - torch.tensor([0.0, 1.0])).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 1e-3
+    kwargs = dict(deliberation="mcts", top_k_expansion=4, c_puct=0.5, max_new_tokens=1, return_dict_in_generate=True)
+    assert model.generate(prompt, num_simulations=1, **kwargs).sequences[0, -1] == greedy
+    searched = model.generate(prompt, num_simulations=16, **kwargs)
+    assert searched.sequences[0, -1] == runner_up
+    q = {token: value for token, _, value, _ in searched.search_stats[0][0]["children"]}
+    assert q[runner_up] > q[greedy]

@@ -1,0 +1,108 @@
+import pytest
+
+from hf_reason.data import (
+    build_tokenizer,
+    extract_answer,
+    generate_arithmetic,
+    is_correct,
+    load_text_corpus,
+)
+from hf_reason.data.arithmetic import solve_steps
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(vocab_size=512)
+
+
+def test_corpus_splits_are_disjoint_deterministic_and_english():
+    splits = {name: load_text_corpus(name) for name in ("train", "validation", "test")}
+    assert len(splits["train"]) > 1000
+    assert 30 < len(splits["validation"]) < 300 and 30 < len(splits["test"]) < 300
+    texts = {name: set(ds["text"]) for name, ds in splits.items()}
+    assert not texts["train"] & texts["validation"]
+    assert not texts["train"] & texts["test"]
+    assert not texts["validation"] & texts["test"]
+    # the seed changes the order only
+    other = load_text_corpus("train", seed=1)
+    assert set(other["text"]) == texts["train"] and other["text"] != splits["train"]["text"]
+    assert load_text_corpus("train")["text"] == splits["train"]["text"]
+    joined = " ".join(splits["train"]["text"])
+    assert " the " in joined and "function" in joined
+
+
+def test_corpus_rejects_unknown_split():
+    with pytest.raises(ValueError, match="split.*train.*validation.*test"):
+        load_text_corpus("dev")
+
+
+def test_tokenizer_round_trip_special_tokens_and_determinism(tokenizer):
+    assert len(tokenizer) == 512
+    assert tokenizer.bos_token_id == 0 and tokenizer.eos_token_id == 1 and tokenizer.pad_token_id == 2
+    text = "Q: 12 + 7 * 3 = ?\nA: 7 * 3 = 21\n#### 33 — unicode café"
+    ids = tokenizer(text).input_ids
+    assert tokenizer.decode(ids) == text
+    assert tokenizer.unk_token_id not in ids
+    assert len(ids) < len(text.encode("utf-8"))  # merges were learned
+    assert build_tokenizer(vocab_size=512).get_vocab() == tokenizer.get_vocab()
+    batch = tokenizer(["a", "a longer sentence"], padding=True)
+    assert batch.input_ids[0][-1] == tokenizer.pad_token_id
+
+
+def test_tokenizer_extra_special_tokens_and_validation():
+    tok = build_tokenizer(vocab_size=300, texts=["hello world"] * 10, extra_special_tokens=("<think>",))
+    assert tok.convert_tokens_to_ids("<think>") == 4
+    assert tok("<think>hello").input_ids[0] == 4
+    with pytest.raises(ValueError, match="vocab_size"):
+        build_tokenizer(vocab_size=100, texts=["x"])
+    with pytest.raises(ValueError, match="extra_special_tokens"):
+        build_tokenizer(vocab_size=300, texts=["x"], extra_special_tokens=("<|eos|>",))
+
+
+def test_arithmetic_answers_are_exact():
+    ds = generate_arithmetic(200, min_ops=1, max_ops=4, max_value=30, seed=3)
+    assert ds.column_names == ["prompt", "completion", "answer", "num_ops"]
+    for row in ds:
+        assert row["prompt"].startswith("Q: ") and row["prompt"].endswith(" = ?\nA:")
+        assert is_correct(row["completion"], row["answer"])
+        assert row["completion"].count("\n") == row["num_ops"]  # one line per operation
+        expression = row["prompt"][3 : -len(" = ?\nA:")]
+        tokens = expression.split()
+        numbers, ops = [int(t) for t in tokens[0::2]], tokens[1::2]
+        # an independent evaluation: sum of products, left to right
+        terms, signs, current = [], [1], numbers[0]
+        for op, n in zip(ops, numbers[1:]):
+            if op == "*":
+                current *= n
+            else:
+                terms.append(current)
+                signs.append(1 if op == "+" else -1)
+                current = n
+        terms.append(current)
+        assert int(row["answer"]) == sum(s * t for s, t in zip(signs, terms))
+    assert generate_arithmetic(5, seed=3)["prompt"] == generate_arithmetic(5, seed=3)["prompt"]
+    assert generate_arithmetic(20, seed=3)["prompt"] != generate_arithmetic(20, seed=4)["prompt"]
+
+
+def test_solve_steps_precedence():
+    lines, value = solve_steps([3, 4, 2], ["+", "*"])
+    assert lines == ["4 * 2 = 8", "3 + 8 = 11"] and value == 11
+    assert solve_steps([5, 7, 2], ["-", "-"])[1] == -4
+
+
+def test_extract_answer_and_is_correct():
+    assert extract_answer(" 4 * 2 = 8\n#### 8") == "8"
+    assert extract_answer("#### -3 then #### 5") == "-3"  # the first committed answer counts
+    assert extract_answer("no answer here") is None
+    assert extract_answer(None) is None
+    assert is_correct("#### 007", "7") and is_correct("####12", 12)
+    assert not is_correct("#### 8", "9") and not is_correct("8", "8") and not is_correct("#### 8", "x")
+
+
+def test_arithmetic_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="max_ops"):
+        generate_arithmetic(3, min_ops=3, max_ops=2)
+    with pytest.raises(ValueError, match="num_examples"):
+        generate_arithmetic(0)
+    with pytest.raises(ValueError, match="max_value"):
+        generate_arithmetic(3, max_value=0)
