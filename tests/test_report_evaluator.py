@@ -1,0 +1,182 @@
+"""The report evaluator: every score on hand-made good and bad reports, the reward, the CLI."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_reason.data.curated_tasks import read_curated_jsonl
+from hf_reason.evaluation.reports import (
+    ReportEvaluator,
+    ReportScoreReward,
+    coverage_score,
+    parse_report,
+    prefix_quality,
+    reflection_alignment,
+    repetition_score,
+    tool_sanity,
+)
+
+GOOD = """Plan: Track where the key is and who saw each move.
+Step 1: The key starts in the box.
+Step 2: Anne moved the key to the drawer while Sally was away.
+Monitor: Sally did not see the move.
+Diagnosis: Answering drawer would report reality, not Sally's belief.
+Reflection: The answer rests on [focus: box @ L1 H0] and [focus: Sally @ late]. Steps confirmed.
+Tool: calculator({"expression": "1 + 1"})
+Answer: box"""
+
+STORY = "1. Sally entered the hall.\n2. The key is in the box.\n3. Sally exited the hall.\n4. Anne moved the key to the drawer."
+TASK = {
+    "id": "theory_of_mind-test", "category": "theory_of_mind", "prompt": STORY + "\nQuestion: Where will Sally look?",
+    "validator": {"kind": "tom_answer", "config": {"answer": "box", "distractors": ["drawer"], "order": 1}},
+    "introspection": {"focus_terms": ["box", "Sally"], "hints": []},
+}
+# introspect() JSON (the meta-attention model's output form): per position, attended tokens.
+INTROSPECTION = [
+    {"position": 20, "token": "Ġlook", "attended": [
+        {"token": "Ġbox", "position": 9, "layer": 1, "head": 0, "weight": 0.6},
+        {"token": "Sally", "position": 3, "layer": 2, "head": 1, "weight": 0.3},
+    ]},
+]
+
+
+def test_parse_report_sections_citations_tools():
+    parsed = parse_report("noise\n" + GOOD)
+    assert parsed.prefix == "noise\n"
+    assert parsed.names() == ["Plan", "Step 1", "Step 2", "Monitor", "Diagnosis", "Reflection", "Answer"]
+    assert parsed.answer == "box"
+    assert [(c.term, c.layer, c.head, c.band) for c in parsed.citations] == [("box", 1, 0, None), ("Sally", None, None, "late")]
+    assert parsed.tool_calls == ['calculator({"expression": "1 + 1"})']
+
+
+def test_prefix_quality_distance_part():
+    assert prefix_quality(GOOD) == 1.0
+    short = prefix_quality("Okay.\n" + GOOD)
+    long = prefix_quality("zx qv " * 40 + "\n" + GOOD)
+    assert 1.0 > short > long > 0.0 and long < 0.01
+    assert prefix_quality(GOOD.replace("Plan:", "Idea:")) == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hf_reason.data.text import build_tokenizer
+
+    sentence = "the report starts with a plan and then checks each step. "
+    tokenizer = build_tokenizer(vocab_size=300, texts=[sentence * 4, "zq xv kk jj"])
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2))
+    ids = torch.tensor([tokenizer(sentence * 3)["input_ids"][:60]])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(40):  # memorise one sentence: a real LM that finds it likely and noise unlikely
+        loss = model(ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval(), tokenizer
+
+
+def test_prefix_quality_perplexity_part(tiny_lm):
+    lm, tokenizer = tiny_lm
+    fluent = prefix_quality("the report starts with a plan and then checks each step.\n" + GOOD, lm=lm, tokenizer=tokenizer)
+    noise = prefix_quality("zq kk xv jj qz vk zj xq kj vz qq.\n" + GOOD, lm=lm, tokenizer=tokenizer)
+    distance_only = prefix_quality("the report starts with a plan and then checks each step.\n" + GOOD, tokenizer=tokenizer)
+    assert 0.0 <= noise < fluent <= distance_only <= 1.0
+    assert fluent > 2 * noise
+
+
+def test_coverage_and_repetition():
+    assert coverage_score(GOOD) == 1.0
+    partial = "Plan: do it.\nStep 1: did it.\nAnswer: 3"
+    assert coverage_score(partial) == pytest.approx(3 / 6)
+    assert repetition_score(GOOD) == 1.0
+    looping = GOOD.replace("Monitor: Sally did not see the move.",
+                           "Monitor: check the move check the move check the move check the move.\nMonitor: again.")
+    assert 0.0 < repetition_score(looping) < 0.6
+    assert repetition_score("Answer: 3") == 0.0
+
+
+def test_reflection_alignment_against_introspection_and_prior():
+    good = parse_report(GOOD).citations
+    assert reflection_alignment(good, INTROSPECTION, ["box", "Sally"]) == pytest.approx(1.0)
+    wrong_hints = parse_report(GOOD.replace("L1 H0", "L0 H1").replace("@ late", "@ early")).citations
+    score = reflection_alignment(wrong_hints, INTROSPECTION, ["box", "Sally"])
+    assert score == pytest.approx((1.0 + 0.0 + 1.0) / 3)
+    unattended = parse_report("Reflection: [focus: hall] [focus: drawer]\n").citations
+    assert reflection_alignment(unattended, INTROSPECTION, ["box", "Sally"]) == 0.0
+    assert reflection_alignment([], INTROSPECTION, ["box"]) == 0.0
+    assert reflection_alignment(good, None, None) is None
+    assert reflection_alignment(good, None, ["box", "hall"]) == pytest.approx(0.5)  # F1 of {box, sally} vs {box, hall}
+
+
+def test_tool_sanity():
+    assert tool_sanity(GOOD) == 1.0
+    assert tool_sanity("Plan: x\nAnswer: 1") == 1.0  # no calls, nothing ill-formed
+    bad = GOOD + '\nTool: rm_rf({"path": "/"})\nTool: calculator({"expr": 1})\nTool: calculator(not json)'
+    assert tool_sanity(bad) == pytest.approx(1 / 4)
+
+
+def test_validator_score_and_overall_good_vs_bad():
+    evaluator = ReportEvaluator([TASK])
+    good = evaluator.score(GOOD, "theory_of_mind-test", introspection=INTROSPECTION)
+    assert good["validator"] == 1.0 and good["overall"] == pytest.approx(1.0) and good["warnings"] == []
+    bad = evaluator.score("blah blah\nPlan: guess\nAnswer: drawer or box", "theory_of_mind-test")
+    assert bad["validator"] == 0.0 and bad["overall"] < 0.6
+    assert any("validator failed" in w for w in bad["warnings"]) and any("missing sections" in w for w in bad["warnings"])
+    for value in (*good.values(), *bad.values()):
+        if isinstance(value, float):
+            assert 0.0 <= value <= 1.0
+    assert "unknown task_id" in evaluator.score(GOOD, "nope")["warnings"][0]
+
+
+def test_python_validator_runs_in_sandbox_fail_fast(tmp_path):
+    task = next(e for e in read_curated_jsonl() if e["id"] == "programming-dedupe")
+    evaluator = ReportEvaluator([task])
+    assert evaluator.score(task["completion"], task["id"])["validator"] == 1.0
+    broken = task["completion"].replace("if item not in seen:", "if True:")
+    result = evaluator.score(broken, task["id"])
+    assert result["validator"] == 0.0 and "test 1 failed" in " ".join(result["warnings"])
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    hostile = task["completion"].replace("seen, out = set(), []", f"import os; os.remove({str(victim)!r}); seen, out = set(), []")
+    assert evaluator.score(hostile, task["id"])["validator"] == 0.0
+    assert victim.read_text() == "keep me"
+
+
+def test_report_score_reward_has_trl_signature():
+    reward = ReportScoreReward(ReportEvaluator([TASK]))
+    assert reward.__name__ == "report_overall"
+    values = reward(prompts=["p", "p"], completions=[[{"role": "assistant", "content": GOOD}], "Answer: drawer"],
+                    task_id=["theory_of_mind-test"] * 2, introspection=[INTROSPECTION, None])
+    assert values[0] == pytest.approx(1.0) and values[1] < 0.5
+    only_validator = ReportScoreReward(ReportEvaluator([TASK]), score="validator")
+    assert only_validator(["p"], ["Answer: box"], task_id=["theory_of_mind-test"]) == [1.0]
+    with pytest.raises(ValueError, match="score"):
+        ReportScoreReward(ReportEvaluator(), score="vibes")
+
+
+def test_cli_end_to_end(tmp_path):
+    tasks = read_curated_jsonl()
+    gold = [t for t in tasks if t["category"] in ("math", "narrative")][:3]
+    reports = [{"task_id": t["id"], "completion": t["completion"]} for t in gold]
+    reports.append({"task_id": gold[0]["id"], "completion": "umm umm umm\nAnswer: -1"})
+    path = tmp_path / "reports.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in reports) + "\n")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "hf_reason.cli", "eval-reports", str(path), "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_reports"] == 4
+    assert [r["validator"] for r in summary["rows"]] == [1.0, 1.0, 1.0, 0.0]
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert len(rows) == 4 and float(rows[0]["overall"]) > float(rows[3]["overall"])
+    progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert progress and all(p["index"] == 3 for p in progress)
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
