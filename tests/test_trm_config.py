@@ -28,6 +28,8 @@ BAD_VALUES = [
     ("halt_exploration_prob", 1.5, "<= 1"),
     ("halt_exploration_prob", -0.1, ">= 0"),
     ("halting", "act", "'bce', 'q_learning'"),
+    ("q_head_type", "lstm", "'linear', 'mlp', 'gru', 'attention'"),
+    ("q_head_hidden_size", 0, ">= 1"),
     ("mixer", "conv", "'attention', 'mlp'"),
     ("pos_encodings", "alibi", "'rope', 'learned', 'none'"),
     ("rope_theta", 0, "> 0"),

@@ -10,6 +10,7 @@ from .modeling_trm import (
     TRMPuzzleSolvingOutput,
     TRMSolveOutput,
 )
+from .q_heads import TRMAttentionQHead, TRMGRUQHead, TRMHaltingHead, TRMMLPQHead
 
 
 # `save_pretrained` copies the config and modeling files next to the weights, so the checkpoint
@@ -19,7 +20,11 @@ TRMModel.register_for_auto_class("AutoModel")
 TRMForPuzzleSolving.register_for_auto_class("AutoModelForTokenClassification")
 
 __all__ = [
+    "TRMAttentionQHead",
     "TRMCarry",
+    "TRMGRUQHead",
+    "TRMHaltingHead",
+    "TRMMLPQHead",
     "TRMConfig",
     "TRMForPuzzleSolving",
     "TRMModel",

@@ -79,7 +79,17 @@ class TRMConfig(PretrainedConfig):
             Halting rule and target. `"bce"` (TRM): halt when `q_halt > 0`, trained with binary
             cross-entropy against "the current answer is fully correct". `"q_learning"` (HRM): halt
             when `q_halt > q_continue`; `q_continue` is trained towards the bootstrapped target
-            `sigmoid(max(q_halt', q_continue'))` of the next step.
+            `sigmoid(max(q_halt', q_continue'))` of the next step. `"dqn"`: halt when
+            `q_halt > q_continue` (the greedy policy of a head trained by
+            `hf_reason.trainers.DQNHaltingTrainer`); the model's own loss has no halting term.
+        q_head_type (`str`, *optional*, defaults to `"linear"`):
+            The halting Q-head (see `q_heads.py`): `"linear"` (the method's head on the first
+            position), `"mlp"` (an MLP on a pooled summary and the step fraction), `"gru"` (a GRU
+            cell whose hidden state is carried across supervision steps in `TRMCarry.q_hidden`
+            and reset where a puzzle restarts) or `"attention"` (a learned query over all token
+            states).
+        q_head_hidden_size (`int`, *optional*, defaults to 64):
+            Width of the `"mlp"`, `"gru"` and `"attention"` heads (unused by `"linear"`).
         mixer (`str`, *optional*, defaults to `"attention"`):
             Token mixing in each block: `"attention"` (non-causal self-attention) or `"mlp"`
             (a SwiGLU across the sequence axis, the MLP-mixer the method uses for Sudoku).
@@ -130,6 +140,8 @@ class TRMConfig(PretrainedConfig):
         halt_max_steps: int = 16,
         halt_exploration_prob: float = 0.1,
         halting: str = "bce",
+        q_head_type: str = "linear",
+        q_head_hidden_size: int = 64,
         mixer: str = "attention",
         pos_encodings: str = "rope",
         rope_theta: float = 10000.0,
@@ -156,7 +168,9 @@ class TRMConfig(PretrainedConfig):
         _check_int("L_cycles", L_cycles, 1)
         _check_int("halt_max_steps", halt_max_steps, 1)
         _check_float("halt_exploration_prob", halt_exploration_prob, 0.0, 1.0)
-        _check_choice("halting", halting, ("bce", "q_learning"))
+        _check_choice("halting", halting, ("bce", "q_learning", "dqn"))
+        _check_choice("q_head_type", q_head_type, ("linear", "mlp", "gru", "attention"))
+        _check_int("q_head_hidden_size", q_head_hidden_size, 1)
         _check_choice("mixer", mixer, ("attention", "mlp"))
         _check_choice("pos_encodings", pos_encodings, ("rope", "learned", "none"))
         if pos_encodings == "rope" and mixer != "attention":
@@ -188,6 +202,8 @@ class TRMConfig(PretrainedConfig):
         self.halt_max_steps = halt_max_steps
         self.halt_exploration_prob = halt_exploration_prob
         self.halting = halting
+        self.q_head_type = q_head_type
+        self.q_head_hidden_size = q_head_hidden_size
         self.mixer = mixer
         self.pos_encodings = pos_encodings
         self.rope_theta = rope_theta

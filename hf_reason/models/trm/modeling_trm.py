@@ -21,6 +21,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, eager
 from transformers.utils import logging
 
 from .configuration_trm import TRMConfig, _round_up
+from .q_heads import TRMHaltingHead, build_q_head, init_q_head  # noqa: F401  (TRMHaltingHead: old import path)
 
 
 logger = logging.get_logger(__name__)
@@ -177,18 +178,6 @@ class TRMPuzzleEmbedding(nn.Embedding):
     """Per-puzzle learned embedding (its own class so it gets its own init and optimizer group)."""
 
 
-class TRMHaltingHead(nn.Module):
-    """Reads the first position of the answer state and outputs (Q_halt, Q_continue) logits."""
-
-    def __init__(self, config: TRMConfig):
-        super().__init__()
-        self.proj = nn.Linear(config.hidden_size, 2, bias=True)
-
-    def forward(self, first_position: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q = self.proj(first_position).float()
-        return q[..., 0], q[..., 1]
-
-
 @dataclass
 class TRMCarry(ModelOutput):
     """
@@ -204,16 +193,22 @@ class TRMCarry(ModelOutput):
         halted (`torch.BoolTensor` of shape `(batch_size,)`):
             Examples that finished at the previous step. The next forward starts them afresh (the
             caller replaces their inputs with new examples, as deep supervision does).
+        q_hidden (`torch.FloatTensor` of shape `(batch_size, q_head_hidden_size)`, *optional*):
+            Hidden state of the `"gru"` Q-head (None for the other heads); reset with `y` and `z`.
     """
 
     y: Optional[torch.Tensor] = None
     z: Optional[torch.Tensor] = None
     steps: Optional[torch.Tensor] = None
     halted: Optional[torch.Tensor] = None
+    q_hidden: Optional[torch.Tensor] = None
 
     def select(self, index: torch.Tensor) -> "TRMCarry":
         """Rows `index` of the carry (a bool mask or integer indices)."""
-        return TRMCarry(y=self.y[index], z=self.z[index], steps=self.steps[index], halted=self.halted[index])
+        q_hidden = self.q_hidden[index] if self.q_hidden is not None else None
+        return TRMCarry(
+            y=self.y[index], z=self.z[index], steps=self.steps[index], halted=self.halted[index], q_hidden=q_hidden
+        )
 
 
 @dataclass
@@ -312,12 +307,8 @@ class TRMPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.Embedding):
             # std 1/sqrt(hidden), then scaled by sqrt(hidden) in the forward: unit-scale inputs.
             trunc_normal_(module.weight.data, std=hidden**-0.5)
-        if isinstance(module, TRMHaltingHead):
-            # Q close to zero with a strong "don't halt" bias: early steps keep recursing while the
-            # answers are still wrong, which bootstraps the halting target.
-            module.proj.weight.data.zero_()
-            module.proj.bias.data.fill_(-5.0)
-        elif isinstance(module, TRMModel):
+        init_q_head(module, trunc_normal_)  # the halting heads' rules live beside them (q_heads.py)
+        if isinstance(module, TRMModel):
             trunc_normal_(module.y_init, std=1.0)
             trunc_normal_(module.z_init, std=1.0)
 
@@ -378,22 +369,30 @@ class TRMModel(TRMPreTrainedModel):
         """A carry whose rows all start afresh at the next forward."""
         shape = (batch_size, self.config.seq_len + self.puzzle_prefix_len, self.config.hidden_size)
         device, dtype = self.y_init.device, self.embed_tokens.weight.dtype
+        q_hidden = None
+        if self.config.q_head_type == "gru":
+            q_hidden = torch.zeros(batch_size, self.config.q_head_hidden_size, device=device, dtype=dtype)
         return TRMCarry(
             y=self.y_init.to(dtype).expand(shape),
             z=self.z_init.to(dtype).expand(shape),
             steps=torch.zeros(batch_size, dtype=torch.long, device=device),
             halted=torch.ones(batch_size, dtype=torch.bool, device=device),
+            q_hidden=q_hidden,
         )
 
     def reset_carry(self, carry: TRMCarry) -> TRMCarry:
         """Rows that halted at the previous step restart from the initial states with 0 steps."""
         reset = carry.halted.view(-1, 1, 1)
         dtype = carry.y.dtype
+        q_hidden = carry.q_hidden
+        if q_hidden is not None:  # the GRU head's memory belongs to the puzzle: it restarts too
+            q_hidden = torch.where(carry.halted.view(-1, 1), 0.0, q_hidden)
         return TRMCarry(
             y=torch.where(reset, self.y_init.to(dtype), carry.y),
             z=torch.where(reset, self.z_init.to(dtype), carry.z),
             steps=torch.where(carry.halted, 0, carry.steps),
             halted=carry.halted,
+            q_hidden=q_hidden,
         )
 
     def net(self, hidden_states: torch.Tensor, injection: torch.Tensor, position_embeddings) -> torch.Tensor:
@@ -441,7 +440,9 @@ class TRMModel(TRMPreTrainedModel):
         carry = self.reset_carry(carry)
         x = self.embed_inputs(input_ids, puzzle_identifiers)
         y, z = self.recursion(x, carry.y, carry.z)
-        new_carry = TRMCarry(y=y.detach(), z=z.detach(), steps=carry.steps, halted=carry.halted)
+        new_carry = TRMCarry(
+            y=y.detach(), z=z.detach(), steps=carry.steps, halted=carry.halted, q_hidden=carry.q_hidden
+        )
         output = TRMModelOutput(last_hidden_state=y, carry=new_carry)
         return output if return_dict is not False else output.to_tuple()
 
@@ -453,7 +454,7 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         super().__init__(config)
         self.model = TRMModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        self.q_head = TRMHaltingHead(config)
+        self.q_head = build_q_head(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -469,7 +470,27 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         """The configured halting rule, without the step limit or exploration."""
         if self.config.halting == "bce":
             return q_halt_logits > 0
-        return q_halt_logits > q_continue_logits
+        return q_halt_logits > q_continue_logits  # "q_learning" and "dqn": the greedy action
+
+    def replace_q_head(self, q_head_type: Optional[str] = None, q_head_hidden_size: Optional[int] = None) -> nn.Module:
+        """Swaps in a freshly initialised halting head (default: the configured type), e.g. to learn a
+        new halting policy on an already trained TRM; updates the config so the model saves and
+        reloads with the new head."""
+        head_type = self.config.q_head_type if q_head_type is None else q_head_type
+        hidden = self.config.q_head_hidden_size if q_head_hidden_size is None else q_head_hidden_size
+        # Validated by the config's own rules (the same error messages as TRMConfig(...)).
+        TRMConfig(**{**self.config.to_dict(), "q_head_type": head_type, "q_head_hidden_size": hidden})
+        self.config.q_head_type, self.config.q_head_hidden_size = head_type, hidden
+        reference = next(self.parameters())
+        self.q_head = build_q_head(self.config).to(device=reference.device, dtype=reference.dtype)
+        self.q_head.apply(self._init_weights)
+        return self.q_head
+
+    def q_values(self, answer: torch.Tensor, steps: torch.Tensor, q_hidden: Optional[torch.Tensor] = None):
+        """`(q_halt, q_continue, new_q_hidden)` of the configured Q-head for answer states `answer`
+        after `steps` supervision steps (`q_hidden`: the GRU head's state, else None)."""
+        step_fraction = steps.float() / self.config.halt_max_steps
+        return self.q_head.q_values(self.q_head.summarize(answer), step_fraction, q_hidden)
 
     def forward(
         self,
@@ -493,10 +514,10 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         core = self.model(input_ids, puzzle_identifiers=puzzle_identifiers, carry=carry, return_dict=True)
         answer = core.last_hidden_state
         logits = self.lm_head(answer[:, self.model.puzzle_prefix_len :])
-        q_halt_logits, q_continue_logits = self.q_head(answer[:, 0])
+        steps = core.carry.steps + 1
+        q_halt_logits, q_continue_logits, q_hidden = self.q_values(answer, steps, core.carry.q_hidden)
 
         with torch.no_grad():
-            steps = core.carry.steps + 1
             is_last_step = steps >= self.config.halt_max_steps
             halted = is_last_step
             if self.config.halt_max_steps > 1:
@@ -505,7 +526,9 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
                     explore = torch.rand_like(q_halt_logits) < self.config.halt_exploration_prob
                     min_steps = explore * torch.randint_like(steps, low=2, high=self.config.halt_max_steps + 1)
                     halted = halted & (steps >= min_steps)
-        new_carry = TRMCarry(y=core.carry.y, z=core.carry.z, steps=steps, halted=halted)
+        if q_hidden is not None:
+            q_hidden = q_hidden.detach()
+        new_carry = TRMCarry(y=core.carry.y, z=core.carry.z, steps=steps, halted=halted, q_hidden=q_hidden)
 
         loss = lm_loss = q_halt_loss = q_continue_loss = target_q_continue = is_correct = None
         if labels is not None:
@@ -537,7 +560,7 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         # No replay buffer or target network: a large batch acts as many parallel environments.
         x = self.model.embed_inputs(input_ids, puzzle_identifiers)
         next_y, _ = self.model.recursion(x, carry.y, carry.z)
-        next_halt, next_continue = self.q_head(next_y[:, 0])
+        next_halt, next_continue, _ = self.q_values(next_y, carry.steps + 1, carry.q_hidden)
         return torch.sigmoid(torch.where(is_last_step, next_halt, torch.maximum(next_halt, next_continue)))
 
     def loss_terms(self, logits, labels, q_halt_logits, q_continue_logits, target_q_continue=None):
@@ -549,6 +572,8 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         with torch.no_grad():
             is_correct = ((logits.argmax(-1) == labels) & mask).sum(-1) == counts
         q_halt_loss = F.binary_cross_entropy_with_logits(q_halt_logits, is_correct.to(q_halt_logits.dtype))
+        if self.config.halting == "dqn":  # the head is trained by the DQN halting trainer, not here
+            q_halt_loss = torch.zeros_like(q_halt_loss)
         q_continue_loss = torch.zeros_like(q_halt_loss)
         if target_q_continue is not None:
             q_continue_loss = F.binary_cross_entropy_with_logits(q_continue_logits, target_q_continue)
