@@ -1,6 +1,22 @@
 """Trainers for reasoning models, importable as `hf_reason.trainers`."""
 
 from .deep_supervision import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
+from .dqn_halting import (
+    DQNHaltingConfig,
+    DQNHaltingTrainer,
+    HaltingTrajectories,
+    ReplayBuffer,
+    collect_trajectories,
+    evaluate_halting,
+)
+from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
+from .grpo import ReasoningGRPOConfig, ReasoningGRPOTrainer
+from .rewards import ArithmeticAnswerReward, CombinedReward, ExactAnswerReward, FormatReward
 
 
 __all__ = ["DeepSupervisionConfig", "DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]
+__all__ += ["DQNHaltingConfig", "DQNHaltingTrainer", "HaltingTrajectories", "ReplayBuffer"]
+__all__ += ["collect_trajectories", "evaluate_halting"]
+__all__ += ["ReasoningGRPOConfig", "ReasoningGRPOTrainer"]
+__all__ += ["LengthBalancedDPOConfig", "LengthBalancedDPOTrainer", "LengthBalancedSampler"]
+__all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "FormatReward"]

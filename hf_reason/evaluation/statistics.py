@@ -24,3 +24,69 @@ def format_proportion(successes: int, total: int) -> str:
     low, high = wilson_interval(successes, total)
     estimate = successes / total if total else float("nan")
     return f"{100 * estimate:.1f}% [{100 * low:.1f}, {100 * high:.1f}] (n={total})"
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Exact two-sided McNemar test for paired binary outcomes; returns the p-value.
+
+    `b` counts pairs where only system A is right, `c` pairs where only system B is right (the
+    discordant pairs; concordant pairs carry no information). Under the null hypothesis each
+    discordant pair goes either way with probability 1/2, so the p-value is the two-sided binomial
+    tail ``min(1, 2 * P[X <= min(b, c)])`` with ``X ~ Binomial(b + c, 1/2)``. The exact form is used
+    because the chi-square approximation is poor at the small discordant counts of held-out sets.
+    """
+    if not isinstance(b, int) or not isinstance(c, int) or b < 0 or c < 0:
+        raise ValueError(f"b and c must be non-negative integers (discordant pair counts), got b={b!r}, c={c!r}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    # integer arithmetic keeps the tail exact for any n (no float underflow of 0.5**n terms)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def mcnemar_from_outcomes(correct_a, correct_b) -> tuple[int, int, float]:
+    """(b, c, p) of the exact McNemar test from two equally long sequences of per-item booleans."""
+    correct_a, correct_b = list(correct_a), list(correct_b)
+    if len(correct_a) != len(correct_b):
+        raise ValueError(f"correct_a and correct_b must pair up item by item, got {len(correct_a)} and {len(correct_b)}")
+    b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
+    c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
+    return b, c, mcnemar_exact(b, c)
+
+
+def benjamini_hochberg(p_values, alpha: float = 0.05) -> tuple[list[float], list[bool]]:
+    """Benjamini-Hochberg false-discovery-rate control over a family of tests.
+
+    Returns ``(adjusted, rejected)`` in the input order: the BH-adjusted p-values
+    (``min_{j >= i} m * p_(j) / j`` over the sorted p-values, capped at 1) and whether each
+    hypothesis is rejected at FDR level `alpha` (``adjusted <= alpha``).
+    """
+    p = [float(x) for x in p_values]
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if any(not 0 <= x <= 1 for x in p):
+        raise ValueError(f"p_values must all lie in [0, 1], got {p}")
+    m = len(p)
+    if m == 0:
+        return [], []
+    order = sorted(range(m), key=lambda i: p[i])
+    adjusted = [0.0] * m
+    running_min = 1.0
+    for rank in range(m, 0, -1):  # from the largest p-value down: the step-up procedure
+        i = order[rank - 1]
+        running_min = min(running_min, p[i] * m / rank)
+        adjusted[i] = running_min
+    return adjusted, [a <= alpha for a in adjusted]
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Cohen's h effect size between two proportions: ``2 asin(sqrt(p1)) - 2 asin(sqrt(p2))``.
+
+    Conventional reading: |h| ~ 0.2 small, 0.5 medium, 0.8 large.
+    """
+    for name, value in (("p1", p1), ("p2", p2)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be a proportion in [0, 1], got {value}")
+    return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))

@@ -1,0 +1,186 @@
+"""Length drift under a length-biased preference set: stock DPO, stock DPO + ld_alpha, ours.
+
+The training pairs prefer the correct arithmetic completion, and the chosen one is the longer in
+80% of pairs (`generate_length_biased_preferences(bias=0.8)`): a spurious cue. Held-out pairs have
+no length bias (`bias=0.5`), so held-out preference accuracy measures the learned *correctness*
+preference. From one SFT start (completion-only loss on unbiased data), three DPO runs with the
+same steps, learning rate, beta and seed:
+
+  * stock   - `trl.DPOTrainer`, loss_type="sigmoid"
+  * ld      - `trl.DPOTrainer`, ld_alpha = --alpha (LD-DPO over the whole completion)
+  * ours    - `LengthBalancedDPOTrainer`, think_alpha = --alpha, answer scored in full,
+              length-balanced batches
+
+Reported: held-out preference accuracy (implicit reward margin > 0, with its Wilson 95% interval)
+and the mean length drift of greedy generations on held-out prompts (tokens, after - before).
+Prints one table, then `name: ours X, reference Y, ratio Z` lines (reference = stock DPO).
+
+    python bench/dpo_length.py            # full: ~15-25 min on 2 quiet CPU cores
+    python bench/dpo_length.py --quick    # tiny: about a minute
+"""
+
+import argparse
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from transformers import GPT2Config, GPT2LMHeadModel, PrinterCallback  # noqa: E402
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
+
+from hf_reason.data import build_tokenizer, generate_length_biased_preferences  # noqa: E402
+from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
+from hf_reason.trainers import LengthBalancedDPOConfig, LengthBalancedDPOTrainer  # noqa: E402
+
+
+COMMON = dict(report_to=[], save_strategy="no", use_cpu=True, bf16=False, seed=0, disable_tqdm=True, logging_steps=50,
+              gradient_checkpointing=False)
+
+
+def quiet(trainer):
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+@torch.no_grad()
+def sequence_logps(model, tokenizer, prompts, completions, batch_size=16):
+    model.eval()
+    out = []
+    for s in range(0, len(prompts), batch_size):
+        rows, masks = [], []
+        for p, c in zip(prompts[s : s + batch_size], completions[s : s + batch_size]):
+            p_ids = tokenizer(p)["input_ids"]
+            c_ids = tokenizer(c)["input_ids"] + [tokenizer.eos_token_id]
+            rows.append(p_ids + c_ids)
+            masks.append([0] * len(p_ids) + [1] * len(c_ids))
+        width = max(map(len, rows))
+        ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+        attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        comp = torch.tensor([m + [0] * (width - len(m)) for m in masks])
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+        token = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+        out.extend((token * comp[:, 1:]).sum(1).tolist())
+    return out
+
+
+def preference_accuracy(policy, reference, tokenizer, pairs) -> tuple[int, int]:
+    def margin(model):
+        c = sequence_logps(model, tokenizer, pairs["prompt"], pairs["chosen"])
+        r = sequence_logps(model, tokenizer, pairs["prompt"], pairs["rejected"])
+        return [a - b for a, b in zip(c, r)]
+
+    policy_margin, reference_margin = margin(policy), margin(reference)
+    wins = sum(1 for p, r in zip(policy_margin, reference_margin) if p - r > 0)
+    return wins, len(policy_margin)
+
+
+@torch.no_grad()
+def mean_generated_length(model, tokenizer, prompts, max_new_tokens) -> float:
+    model.eval()
+    lengths = []
+    for s in range(0, len(prompts), 16):
+        batch = tokenizer(prompts[s : s + 16], return_tensors="pt", padding=True, padding_side="left")
+        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        for row in out[:, batch["input_ids"].size(1):].tolist():
+            lengths.append(row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row))
+    return sum(lengths) / len(lengths)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny model and data: checks the script runs")
+    parser.add_argument("--alpha", type=float, default=0.3, help="ld_alpha for stock LD-DPO and think_alpha for ours")
+    parser.add_argument("--beta", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--num_train", type=int, default=None, help="training pairs (default 2000; quick 64)")
+    parser.add_argument("--num_heldout", type=int, default=None, help="held-out pairs (default 300; quick 32)")
+    parser.add_argument("--sft_steps", type=int, default=None, help="default 400 (quick 10)")
+    parser.add_argument("--dpo_steps", type=int, default=None, help="default 300 (quick 8)")
+    parser.add_argument("--hidden_size", type=int, default=None, help="default 128 (quick 32)")
+    parser.add_argument("--num_layers", type=int, default=None, help="default 4 (quick 1)")
+    a = parser.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    n_train = a.num_train or (64 if a.quick else 2000)
+    n_heldout = a.num_heldout or (32 if a.quick else 300)
+    sft_steps = a.sft_steps or (10 if a.quick else 400)
+    dpo_steps = a.dpo_steps or (8 if a.quick else 300)
+    width = a.hidden_size or (32 if a.quick else 128)
+    shape = dict(n_embd=width, n_layer=a.num_layers or (1 if a.quick else 4), n_head=max(1, width // 32))
+    max_new = 48 if a.quick else 160
+
+    train = generate_length_biased_preferences(n_train, bias=0.8, seed=0)
+    heldout = generate_length_biased_preferences(n_heldout, bias=0.5, seed=1)
+    sft_data = generate_length_biased_preferences(n_train, bias=0.5, seed=2)
+    texts = [p + c for p, c in zip(sft_data["prompt"], sft_data["chosen"])] + list(train["rejected"])
+    tokenizer = build_tokenizer(vocab_size=512, texts=texts, extra_special_tokens=("<think>", "</think>"))
+    torch.manual_seed(0)
+    start = GPT2LMHeadModel(GPT2Config(
+        vocab_size=len(tokenizer), n_positions=384, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        **shape,
+    ))
+    with tempfile.TemporaryDirectory() as tmp:
+        sft = quiet(SFTTrainer(
+            model=start, processing_class=tokenizer,
+            train_dataset=Dataset.from_dict({"prompt": sft_data["prompt"], "completion": sft_data["chosen"]}),
+            args=SFTConfig(output_dir=os.path.join(tmp, "sft"), max_steps=sft_steps, learning_rate=3e-3,
+                           per_device_train_batch_size=16, completion_only_loss=True, **COMMON),
+        ))
+        sft.train()
+        # every run loads the start from disk: TRL patches `model.forward` with a closure over the model
+        # object, so a deepcopy of a trained model would still compute with the original's weights
+        sft.save_model(os.path.join(tmp, "start"))
+
+        def load_start():
+            return GPT2LMHeadModel.from_pretrained(os.path.join(tmp, "start"))
+
+        start = load_start()
+        base_len = mean_generated_length(start, tokenizer, heldout["prompt"], max_new)
+        base_wins, n = preference_accuracy(start, start, tokenizer, heldout)
+
+        pairs = train.select_columns(["prompt", "chosen", "rejected"])
+        dpo_common = dict(max_steps=dpo_steps, learning_rate=5e-4 if not a.quick else 1e-3, beta=a.beta,
+                          per_device_train_batch_size=8, **COMMON)
+        runs = {
+            "stock": (DPOTrainer, DPOConfig(output_dir=os.path.join(tmp, "stock"), **dpo_common)),
+            "ld": (DPOTrainer, DPOConfig(output_dir=os.path.join(tmp, "ld"), ld_alpha=a.alpha, **dpo_common)),
+            "ours": (LengthBalancedDPOTrainer, LengthBalancedDPOConfig(
+                output_dir=os.path.join(tmp, "ours"), think_alpha=a.alpha, **dpo_common)),
+        }
+        results = {}
+        for name, (cls, args) in runs.items():
+            torch.manual_seed(0)
+            trainer = quiet(cls(model=load_start(), ref_model=load_start(), args=args,
+                                train_dataset=pairs, processing_class=tokenizer))
+            trainer.train()
+            wins, _ = preference_accuracy(trainer.model, start, tokenizer, heldout)
+            length = mean_generated_length(trainer.model, tokenizer, heldout["prompt"], max_new)
+            results[name] = (wins, length)
+
+    print(f"SFT start: generated length {base_len:.1f} tokens; {n} held-out pairs (no length bias); "
+          f"train pairs: chosen longer in {sum(train['chosen_longer'])}/{len(train)}")
+    print(f"{'method':<8} {'held-out preference accuracy':<32} {'gen length':>10} {'drift':>8}")
+    for name, (wins, length) in results.items():
+        print(f"{name:<8} {format_proportion(wins, n):<32} {length:>10.1f} {length - base_len:>+8.1f}")
+    drift = {k: v[1] - base_len for k, v in results.items()}
+    acc = {k: v[0] / n for k, v in results.items()}
+
+    def ratio(x, y):
+        return f"{x / y:.2f}" if y else "n/a"
+
+    print(f"length drift vs stock DPO: ours {drift['ours']:+.1f}, reference {drift['stock']:+.1f}, "
+          f"ratio {ratio(abs(drift['ours']), abs(drift['stock']))}")
+    print(f"length drift vs ld_alpha: ours {drift['ours']:+.1f}, reference {drift['ld']:+.1f}, "
+          f"ratio {ratio(abs(drift['ours']), abs(drift['ld']))}")
+    print(f"held-out accuracy vs stock DPO: ours {acc['ours']:.3f}, reference {acc['stock']:.3f}, "
+          f"ratio {ratio(acc['ours'], acc['stock'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""ReasoningGRPOTrainer: one prompt prefill per group, same completions as stock TRL."""
+
+import pytest
+import torch
+from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+from trl import GRPOConfig, GRPOTrainer
+
+from hf_reason.data.arithmetic import generate_arithmetic
+from hf_reason.data.text import build_tokenizer
+from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+from hf_reason.trainers.grpo import can_share_prefill, shared_prefill_generate
+from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(vocab_size=384)
+
+
+def tiny_gpt2(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(config).eval()
+
+
+def left_padded_groups(tokenizer, group_size):
+    prompts = ["Q: 3 + 4 * 2 = ?\nA:", "Q: 7 = ?\nA:", "Q: 12 * 3 - 5 + 19 * 2 = ?\nA:"]
+    ids = [tokenizer(p)["input_ids"] for p in prompts for _ in range(group_size)]
+    width = max(map(len, ids))
+    assert len({len(i) for i in ids}) == 3  # mixed lengths, so the padding is exercised
+    input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    return ids, input_ids, mask
+
+
+def tiny_meta_attention(tokenizer, seed=0):
+    from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
+
+    torch.manual_seed(seed)
+    config = MetaAttentionConfig(
+        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2, meta_top_k=3, meta_hidden_size=16,
+        meta_num_heads=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+    )
+    return MetaAttentionForCausalLM(config).eval()
+
+
+def tiny_crsm(tokenizer, seed=0):
+    from hf_reason import CRSMConfig, CRSMForCausalLM
+
+    torch.manual_seed(seed)
+    config = CRSMConfig(
+        vocab_size=len(tokenizer), hidden_size=32, state_size=8, num_hidden_layers=1,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+    )
+    return CRSMForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "meta_attention"])
+@pytest.mark.parametrize("do_sample", [False, True], ids=["greedy", "seeded_sampling"])
+def test_shared_prefill_generates_exactly_what_generate_does(tokenizer, do_sample, family):
+    model = {"gpt2": tiny_gpt2, "meta_attention": tiny_meta_attention}[family](tokenizer)
+    _, input_ids, mask = left_padded_groups(tokenizer, group_size=4)
+    gen = GenerationConfig(
+        max_new_tokens=12, do_sample=do_sample, temperature=1.0, top_k=0, top_p=1.0,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    assert can_share_prefill(model, gen)
+    torch.manual_seed(123)
+    stock = model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gen)
+    torch.manual_seed(123)
+    ours = shared_prefill_generate(model, input_ids, mask, gen)
+    assert torch.equal(ours, stock)
+    if do_sample:  # a group's completions differ from each other, so the seeded RNG stream really matters
+        assert len({tuple(r) for r in ours[:4, input_ids.size(1):].tolist()}) > 1
+
+
+def test_dropout_static_cache_or_recurrent_state_falls_back(tokenizer):
+    model = tiny_gpt2(tokenizer)
+    gen = GenerationConfig(max_new_tokens=2)
+    assert not can_share_prefill(tiny_crsm(tokenizer), gen)  # its recurrent cache is not a DynamicCache: stock generation runs
+    assert not can_share_prefill(model, GenerationConfig(max_new_tokens=2, cache_implementation="static"))
+    model.train()
+    model.transformer.drop.p = 0.1
+    assert not can_share_prefill(model, gen)
+
+
+def _trainer(cls, config_cls, tokenizer, tmp_path, **extra):
+    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
+    args = config_cls(
+        output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=4, max_completion_length=8,
+        max_steps=2, learning_rate=1e-3, logging_steps=1, report_to=[], save_strategy="no", seed=7,
+        disable_tqdm=True, gradient_checkpointing=False, bf16=False, **extra,
+    )
+    return cls(
+        model=tiny_gpt2(tokenizer), reward_funcs=[ArithmeticAnswerReward(), FormatReward()], args=args,
+        train_dataset=data, processing_class=tokenizer,
+    )
+
+
+def test_trainer_generation_matches_stock_grpo(tokenizer, tmp_path):
+    ours = _trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, tokenizer, tmp_path / "ours")
+    stock = _trainer(GRPOTrainer, GRPOConfig, tokenizer, tmp_path / "stock")
+    ours.model.train(), stock.model.train()  # as during a training step (dropout is 0 in this model)
+    prompt_ids, _, _ = left_padded_groups(tokenizer, group_size=4)
+    torch.manual_seed(5)
+    expected, _ = stock._generate_single_turn(prompt_ids, None, {}, 4)
+    torch.manual_seed(5)
+    got, _ = ours._generate_single_turn(prompt_ids, None, {}, 4)
+    assert got == expected
+    assert ours._metrics["train"]["generation/prefill_rows_saved"] == [12 - 3]
+
+
+def text_length_reward(prompts, completions, **kwargs):
+    # varies within a group from the first step (an untrained model never gets arithmetic right)
+    return [float(len(c)) for c in completions]
+
+
+@pytest.mark.slow
+def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
+    peft = pytest.importorskip("peft")
+    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True)
+    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
+    args = ReasoningGRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=4, max_completion_length=8,
+        max_steps=2, learning_rate=1e-2, logging_steps=1, report_to=[], save_strategy="no", seed=7, disable_tqdm=True, bf16=False,
+    )
+    trainer = ReasoningGRPOTrainer(
+        model=tiny_gpt2(tokenizer), reward_funcs=text_length_reward, args=args, train_dataset=data,
+        processing_class=tokenizer, peft_config=lora,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before)  # the adapter learned
+    logged = [h for h in trainer.state.log_history if "generation/prefill_rows_saved" in h]
+    assert logged and logged[0]["generation/prefill_rows_saved"] == 6  # 8 rows, 2 distinct prompts per step
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_run(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+        str(root / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29641",
+        str(root / "tests" / "scripts" / "grpo_ddp_check.py"), str(tmp_path),
+    ]
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # DDP kept the replicas in sync
+    assert ranks[0]["prompts"] != ranks[1]["prompts"]  # each process generated for its own share
+    # each process holds whole groups here (4 rows = 1 prompt x 4), so 3 of 4 prefills are saved per step
+    assert ranks[0]["prefill_rows_saved"] == [3.0, 3.0]
+
+
+@pytest.mark.slow
+def test_train_grpo_example_warm_starts_trains_and_saves(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "examples/train_grpo.py", "--output_dir", str(tmp_path), "--max_steps", "2",
+         "--num_train_problems", "16", "--hidden_size", "32", "--num_layers", "1", "--vocab_size", "320",
+         "--max_completion_length", "6", "--sft_steps", "2", "--disable_tqdm", "true", "--save_strategy", "no",
+         "--use_peft", "true", "--lora_r", "2"],
+        cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "adapter_model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
+    assert (tmp_path / "sft" / "model.safetensors").is_file()
