@@ -1,0 +1,504 @@
+# Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
+"""`export_pretrained`: a saved model folder -> ONNX graphs at FP32 / INT8 / INT4 + config + report.
+
+The steps: trace the FP32 graph(s) through Optimum's `export` with our ONNX configs, check FP32
+parity against PyTorch over several steps (not one forward), quantize if asked, measure the
+quantized graph's agreement with PyTorch, and write `export_report.json`. Every file is first
+written into a temporary folder inside `OUT_DIR` and moved into place with `os.replace`, the report
+last, so an interrupted export never leaves a half-written file under its final name.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .quantization import PRECISIONS, check_int4_options, check_precision, quantize_int4, quantize_int8
+
+
+PathLike = Union[str, os.PathLike]
+
+# Family name -> (exporter, tasks it knows); filled below and by the other families' modules.
+EXPORTERS: dict[str, Callable] = {}
+MAX_PARITY_STEPS = 6
+TASKS: dict[str, tuple] = {}
+
+
+def _file_mib(path: Path) -> float:
+    return round(path.stat().st_size / 2**20, 3)
+
+
+def _write_json_atomic(data: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _optimum_export(module: torch.nn.Module, onnx_config, path: Path, opset: int, batch_size: int = 2) -> None:
+    from optimum.exporters.onnx import export
+
+    export(model=module, config=onnx_config, output=path, opset=opset, input_shapes={"batch_size": batch_size})
+
+
+def _quantize(source: Path, target: Path, precision: str, options: dict) -> dict:
+    """Quantizes `source` into `target`; returns what was done, for the report."""
+    if precision == "int8":
+        quantize_int8(source, target, per_channel=options["per_channel"])
+        return {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
+                "per_channel": options["per_channel"], "weights_only": True}
+    _, counts = quantize_int4(source, target, block_size=options["block_size"],
+                              accuracy_level=options["accuracy_level"], quantize_gather=options["quantize_gather"])
+    return {"method": "onnxruntime MatMulNBitsQuantizer", "bits": 4, "block_size": options["block_size"],
+            "accuracy_level": options["accuracy_level"], "symmetric": True,
+            "quantize_gather": options["quantize_gather"], "rewrites": counts}
+
+
+# ----------------------------------------------------------------------------------------- TRM
+
+
+def _trm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool) -> dict:
+    """PyTorch vs ONNX Runtime over a whole `solve` (every step's carry, logits and halting)."""
+    config = model.config
+    gen = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(1, config.vocab_size, (num_samples, config.seq_len), generator=gen)
+    puzzle_ids = None
+    if config.puzzle_emb_ndim:
+        puzzle_ids = torch.randint(0, config.num_puzzle_identifiers, (num_samples,), generator=gen)
+    max_abs = {"logits": 0.0, "q_halt_logits": 0.0, "q_continue_logits": 0.0, "carry_y": 0.0, "carry_z": 0.0}
+    top1, halting = [], []
+    carry_pt = carry_ort = None
+    # A few steps show drift and halting; the full budget would cost minutes at the reference size.
+    steps = min(config.halt_max_steps, MAX_PARITY_STEPS)
+    with torch.no_grad():
+        for _ in range(steps):
+            pt = model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_pt, return_dict=True)
+            # Same input carry on both sides: the export's own error at every step. (Free-running
+            # carries drift apart by float rounding amplified through the recursion, ~1e-4 after
+            # a few steps even between two PyTorch builds; agreement below measures that path.)
+            forced = ort_model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_pt)
+            for key, a, b in (("logits", pt.logits, forced.logits),
+                              ("q_halt_logits", pt.q_halt_logits, forced.q_halt_logits),
+                              ("q_continue_logits", pt.q_continue_logits, forced.q_continue_logits),
+                              ("carry_y", pt.carry.y, forced.carry.y), ("carry_z", pt.carry.z, forced.carry.z)):
+                max_abs[key] = max(max_abs[key], float((a - b).abs().max()))
+            ox = ort_model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_ort)
+            top1.append((pt.logits.argmax(-1) == ox.logits.argmax(-1)).float().mean().item())
+            halting.append((model.halt_decision(pt.q_halt_logits, pt.q_continue_logits)
+                            == ort_model.halt_decision(ox.q_halt_logits, ox.q_continue_logits)).float().mean().item())
+            carry_pt, carry_ort = pt.carry, ox.carry
+            carry_pt.halted = torch.zeros_like(carry_pt.halted)
+            carry_ort.halted = torch.zeros_like(carry_ort.halted)
+        solved_pt = model.solve(input_ids, puzzle_identifiers=puzzle_ids, max_steps=steps)
+        solved_ort = ort_model.solve(input_ids, puzzle_identifiers=puzzle_ids, max_steps=steps)
+    result = {
+        "samples": num_samples,
+        "supervision_steps": steps,
+        "top1_agreement": float(np.mean(top1)),
+        "halting_agreement": float(np.mean(halting)),
+        "solve_prediction_agreement": float((solved_pt.predictions == solved_ort.predictions).float().mean()),
+        "solve_steps_equal": bool(torch.equal(solved_pt.steps, solved_ort.steps)),
+    }
+    if fp32:
+        result["max_abs_diff_per_step"] = max_abs
+    return result
+
+
+def export_trm(
+    model,
+    out_dir: Path,
+    precision: str = "fp32",
+    task: str = "puzzle-solving",
+    opset: Optional[int] = None,
+    quantization: Optional[dict] = None,
+    solve_graph: bool = False,
+    solve_max_steps: Optional[int] = None,
+    parity_samples: int = 8,
+    seed: int = 0,
+    optimization_level: str = "all",
+    progress: bool = True,
+) -> dict:
+    """Exports a `TRMForPuzzleSolving` into `out_dir` (a fresh temporary folder); returns the report."""
+    from .configs import DEFAULT_OPSET, TRMSolveOnnxConfig, TRMStepOnnxConfig
+    from .ort import ORTTRMForPuzzleSolving, create_session
+    from .trm import TRMSolveForExport, TRMStepForExport
+
+    if task not in TASKS["trm"]:
+        raise ValueError(f"`task` for a TRM must be one of {', '.join(repr(t) for t in TASKS['trm'])}; got {task!r}.")
+    opset = opset or DEFAULT_OPSET
+    model = model.eval().float()
+    graphs = [("model.onnx", TRMStepForExport(model), TRMStepOnnxConfig(model.config, task="token-classification"))]
+    solve_info = None
+    if solve_graph:
+        solve_module = TRMSolveForExport(model, max_steps=solve_max_steps)
+        graphs.append(("solve.onnx", solve_module, TRMSolveOnnxConfig(model.config, task="token-classification")))
+        solve_info = {"max_steps": solve_module.max_steps, "use_halting": solve_module.use_halting}
+    stages = ["export"] + (["quantize"] if precision != "fp32" else []) + ["parity"]
+    bar = tqdm(total=len(graphs) * len(stages), desc=f"export trm ({precision})", disable=not progress)
+    report = {"family": "trm", "task": task, "precision": precision, "opset": opset, "files": {},
+              "fp32_mib": {}, "solve_graph": solve_info, "optimization_level": optimization_level}
+    for name, module, onnx_config in graphs:
+        fp32_path = out_dir / (name if precision == "fp32" else f"{Path(name).stem}_fp32.onnx")
+        bar.set_postfix_str(f"{name}: export")
+        _optimum_export(module, onnx_config, fp32_path, opset)
+        report["fp32_mib"][name] = _file_mib(fp32_path)
+        bar.update()
+        if precision != "fp32":
+            bar.set_postfix_str(f"{name}: quantize")
+            report["quantization"] = _quantize(fp32_path, out_dir / name, precision, quantization)
+            fp32_path.unlink()
+            bar.update()
+        report["files"][name] = _file_mib(out_dir / name)
+    bar.set_postfix_str("parity")
+    ort_model = ORTTRMForPuzzleSolving(
+        model.config, step_session=create_session(out_dir / "model.onnx", optimization_level),
+        solve_session=create_session(out_dir / "solve.onnx", optimization_level) if solve_graph else None,
+        solve_graph_info=solve_info,
+    )
+    report["parity"] = _trm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
+    if solve_graph:
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(seed + 1)
+            ids = torch.randint(1, model.config.vocab_size, (parity_samples, model.config.seq_len), generator=gen)
+            pt = model.solve(ids, max_steps=solve_info["max_steps"])
+            fused = ort_model.solve(ids, max_steps=solve_info["max_steps"], graph="fused")
+        report["parity"]["fused_solve_prediction_agreement"] = float((pt.predictions == fused.predictions).float().mean())
+        report["parity"]["fused_solve_steps_equal"] = bool(torch.equal(pt.steps, fused.steps))
+    bar.update(bar.total - bar.n)
+    bar.close()
+    return report
+
+
+EXPORTERS["trm"] = export_trm
+TASKS["trm"] = ("puzzle-solving",)
+
+
+# ------------------------------------------------------------------------------ meta-attention
+
+
+def _meta_attention_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, decode_steps: int = 8) -> dict:
+    """Prefill then cached decode steps, both sides fed PyTorch's greedy tokens (teacher forcing),
+    plus free-running greedy generation compared token by token."""
+    config = model.config
+    gen = torch.Generator().manual_seed(seed)
+    prompt_len = max(8, config.meta_top_k)
+    decode_steps = max(1, min(decode_steps, config.n_positions - prompt_len - 1))
+    low = 3 if config.vocab_size > 3 else 0
+    ids = torch.randint(low, config.vocab_size, (num_samples, prompt_len), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0  # one left-padded row: padding must not change the outputs
+    max_abs, top1 = 0.0, []
+    with torch.no_grad():
+        pt = model(ids, attention_mask=mask, use_cache=True)
+        logits, cache = ort_model(ids, attention_mask=mask)
+        valid = mask.bool()
+        max_abs = float((pt.logits - logits)[valid].abs().max())
+        top1.append((pt.logits[valid].argmax(-1) == logits[valid].argmax(-1)).float().mean().item())
+        past = pt.past_key_values
+        for _ in range(decode_steps):
+            token = pt.logits[:, -1:].argmax(-1)
+            mask = torch.cat([mask, torch.ones_like(token)], 1)
+            pt = model(token, attention_mask=mask, past_key_values=past, use_cache=True)
+            past = pt.past_key_values
+            logits, cache = ort_model(token, attention_mask=mask, past_key_values=cache)
+            max_abs = max(max_abs, float((pt.logits - logits).abs().max()))
+            top1.append((pt.logits[:, -1].argmax(-1) == logits[:, -1].argmax(-1)).float().mean().item())
+        prompt, prompt_mask = ids[:, 2:], torch.ones_like(ids[:, 2:])
+        pad = config.pad_token_id if config.pad_token_id is not None else 0
+        greedy_pt = model.generate(prompt, attention_mask=prompt_mask, max_new_tokens=decode_steps, do_sample=False,
+                                   pad_token_id=pad)[:, prompt.shape[1]:]
+        greedy_ort = ort_model.generate(prompt, attention_mask=prompt_mask, max_new_tokens=decode_steps,
+                                        pad_token_id=pad)[:, prompt.shape[1]:]
+        # Both stop once every row emitted EOS; compare the tokens both produced.
+        common = min(greedy_pt.shape[1], greedy_ort.shape[1])
+    result = {
+        "samples": num_samples,
+        "decode_steps": decode_steps,
+        "top1_agreement": float(np.mean(top1)),
+        "greedy_token_agreement": float((greedy_pt[:, :common] == greedy_ort[:, :common]).float().mean()),
+    }
+    if fp32:
+        result["max_abs_diff_logits"] = max_abs
+    return result
+
+
+def export_meta_attention(
+    model,
+    out_dir: Path,
+    precision: str = "fp32",
+    task: str = "text-generation",
+    opset: Optional[int] = None,
+    quantization: Optional[dict] = None,
+    parity_samples: int = 4,
+    seed: int = 0,
+    optimization_level: str = "all",
+    progress: bool = True,
+) -> dict:
+    """Exports a `MetaAttentionForCausalLM` (decoder with KV cache, meta-attention inside) to `out_dir`."""
+    from .configs import DEFAULT_OPSET, MetaAttentionOnnxConfig
+    from .ort import ORTMetaAttentionForCausalLM, create_session
+
+    opset = opset or DEFAULT_OPSET
+    model = model.eval().float()
+    onnx_config = MetaAttentionOnnxConfig(model.config, task="text-generation-with-past", use_past=True,
+                                          use_past_in_inputs=True)
+    bar = tqdm(total=3 if precision != "fp32" else 2, desc=f"export meta_attention ({precision})", disable=not progress)
+    report = {"family": "meta_attention", "task": task, "precision": precision, "opset": opset, "files": {},
+              "fp32_mib": {}, "optimization_level": optimization_level}
+    fp32_path = out_dir / ("model.onnx" if precision == "fp32" else "model_fp32.onnx")
+    _optimum_export(model, onnx_config, fp32_path, opset)
+    report["fp32_mib"]["model.onnx"] = _file_mib(fp32_path)
+    bar.update()
+    if precision != "fp32":
+        report["quantization"] = _quantize(fp32_path, out_dir / "model.onnx", precision, quantization)
+        fp32_path.unlink()
+        bar.update()
+    report["files"]["model.onnx"] = _file_mib(out_dir / "model.onnx")
+    ort_model = ORTMetaAttentionForCausalLM(model.config, create_session(out_dir / "model.onnx", optimization_level))
+    report["parity"] = _meta_attention_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
+    bar.update()
+    bar.close()
+    return report
+
+
+EXPORTERS["meta_attention"] = export_meta_attention
+TASKS["meta_attention"] = ("text-generation",)
+
+
+# ------------------------------------------------------------------------------------- CRSM
+
+
+def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, decode_steps: int = 8) -> dict:
+    """Prefill (left-padded prompts) then single-token steps fed PyTorch's greedy tokens; logits,
+    recurrent states and values compared at every step; then free-running greedy generation."""
+    config = model.config
+    gen = torch.Generator().manual_seed(seed)
+    prompt_len = min(8, ort_model.prefill_length)
+    ids = torch.randint(3 if config.vocab_size > 3 else 0, config.vocab_size, (num_samples, prompt_len), generator=gen)
+    diffs = {"logits": 0.0, "conv_states": 0.0, "ssm_states": 0.0, "value": 0.0}
+    top1 = []
+
+    def compare(pt_logits, pt_cache, pt_value, ox):
+        for key, a, b in (("logits", pt_logits, ox["logits"]), ("value", pt_value, ox["value"]),
+                          ("conv_states", torch.stack(pt_cache.conv_states, 1), ox["conv_states"]),
+                          ("ssm_states", torch.stack(pt_cache.ssm_states, 1), ox["ssm_states"])):
+            diffs[key] = max(diffs[key], float((a - torch.from_numpy(b)).abs().max()))
+        top1.append((pt_logits.argmax(-1) == torch.from_numpy(ox["logits"]).argmax(-1)).float().mean().item())
+
+    with torch.no_grad():
+        pt = model(ids, use_cache=True, return_value=True)
+        ox = ort_model.prefill(ids)
+        compare(pt.logits[:, -1], pt.cache_params, pt.value, ox)
+        cache, position = pt.cache_params, torch.tensor([config.conv_kernel])
+        for _ in range(decode_steps):
+            token = pt.logits[:, -1:].argmax(-1)
+            pt = model(token, cache_params=cache, cache_position=position, use_cache=True, return_value=True)
+            cache, position = pt.cache_params, position + 1
+            # ORT continues from its own states, as in deployment (the recurrence is contractive:
+            # rounding does not grow over steps the way it does through TRM's recursion).
+            ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"])
+            ox["logits"] = ox["logits"][:, -1]
+            compare(pt.logits[:, -1], cache, pt.value, ox)
+        greedy_pt = model.generate(ids, max_new_tokens=decode_steps, do_sample=False,
+                                   pad_token_id=config.pad_token_id)[:, prompt_len:]
+        greedy_ort = ort_model.generate(ids, max_new_tokens=decode_steps)[:, prompt_len:]
+        common = min(greedy_pt.shape[1], greedy_ort.shape[1])
+    result = {
+        "samples": num_samples,
+        "decode_steps": decode_steps,
+        "top1_agreement": float(np.mean(top1)),
+        "greedy_token_agreement": float((greedy_pt[:, :common] == greedy_ort[:, :common]).float().mean()),
+    }
+    if fp32:
+        result["max_abs_diff"] = diffs
+    return result
+
+
+def export_crsm(
+    model,
+    out_dir: Path,
+    precision: str = "fp32",
+    task: str = "text-generation",
+    opset: Optional[int] = None,
+    quantization: Optional[dict] = None,
+    prefill_length: int = 128,
+    parity_samples: int = 4,
+    seed: int = 0,
+    optimization_level: str = "all",
+    progress: bool = True,
+) -> dict:
+    """Exports a `CRSMForCausalLM`: `model.onnx` (single-token step, states in / out) and
+    `prefill.onnx` (prompts up to `prefill_length` tokens, left-padded)."""
+    from .configs import DEFAULT_OPSET, CRSMPrefillOnnxConfig, CRSMStepOnnxConfig
+    from .crsm import CRSMPrefillForExport, CRSMStepForExport
+    from .ort import ORTCRSMForCausalLM
+
+    if isinstance(prefill_length, bool) or not isinstance(prefill_length, int) or prefill_length < 1:
+        raise ValueError(f"`prefill_length` must be an integer >= 1, got {prefill_length!r}.")
+    opset = opset or DEFAULT_OPSET
+    model = model.eval().float()
+    graphs = [("model.onnx", CRSMStepForExport(model), CRSMStepOnnxConfig(model.config, task="text-generation"), {}),
+              ("prefill.onnx", CRSMPrefillForExport(model), CRSMPrefillOnnxConfig(model.config, task="text-generation"),
+               {"sequence_length": prefill_length})]
+    stages = 2 if precision == "fp32" else 3
+    bar = tqdm(total=len(graphs) * stages, desc=f"export crsm ({precision})", disable=not progress)
+    report = {"family": "crsm", "task": task, "precision": precision, "opset": opset, "files": {}, "fp32_mib": {},
+              "prefill_length": prefill_length, "optimization_level": optimization_level}
+    from optimum.exporters.onnx import export
+
+    for name, module, onnx_config, shapes in graphs:
+        fp32_path = out_dir / (name if precision == "fp32" else f"{Path(name).stem}_fp32.onnx")
+        bar.set_postfix_str(f"{name}: export")
+        export(model=module, config=onnx_config, output=fp32_path, opset=opset, input_shapes={"batch_size": 2, **shapes})
+        report["fp32_mib"][name] = _file_mib(fp32_path)
+        bar.update()
+        if precision != "fp32":
+            bar.set_postfix_str(f"{name}: quantize")
+            report["quantization"] = _quantize(fp32_path, out_dir / name, precision, quantization)
+            fp32_path.unlink()
+            bar.update()
+        report["files"][name] = _file_mib(out_dir / name)
+    from .crsm import export_crsm_heads
+
+    for name in export_crsm_heads(model, out_dir, opset):
+        report["files"][name] = report["fp32_mib"][name] = _file_mib(out_dir / name)
+    bar.set_postfix_str("parity")
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out_dir, optimization_level=optimization_level, config=model.config)
+    report["parity"] = _crsm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
+    bar.update(bar.total - bar.n)
+    bar.close()
+    return report
+
+
+EXPORTERS["crsm"] = export_crsm
+TASKS["crsm"] = ("text-generation",)
+
+
+# ------------------------------------------------------------------------------- entry point
+
+
+def _load_model(model_dir: PathLike):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    import hf_reason  # noqa: F401  (registers the model types with the Auto classes)
+    from hf_reason.models.auto import AutoModelForPuzzleSolving
+
+    config = AutoConfig.from_pretrained(model_dir)
+    if config.model_type not in EXPORTERS:
+        raise ValueError(
+            f"No ONNX exporter for model type {config.model_type!r}; supported: {', '.join(sorted(EXPORTERS))}."
+        )
+    if config.model_type == "trm":
+        return AutoModelForPuzzleSolving.from_pretrained(model_dir)
+    return AutoModelForCausalLM.from_pretrained(model_dir)
+
+
+def export_pretrained(
+    model_or_dir,
+    out_dir: PathLike,
+    precision: str = "fp32",
+    task: Optional[str] = None,
+    opset: Optional[int] = None,
+    per_channel: bool = True,
+    block_size: int = 128,
+    accuracy_level: int = 4,
+    quantize_gather: bool = True,
+    optimization_level: str = "all",
+    trm_solve_graph: bool = False,
+    crsm_prefill_length: int = 128,
+    parity_samples: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Exports a saved hf-reason model (folder or model instance) to ONNX Runtime.
+
+    Writes into `out_dir`: the ONNX graph(s) (`model.onnx`, plus family-specific ones), the
+    config, the tokenizer when the model folder has one, and `export_report.json` with file sizes
+    and the parity numbers against PyTorch. Returns the report.
+
+    Args:
+        precision: `"fp32"`, `"int8"` (dynamic, weights per channel) or `"int4"` (weight-only MatMulNBits).
+        task: the family's task (default: its first); `hf-reason export --help` lists them.
+        per_channel: INT8 scale per output channel (else per tensor).
+        block_size, accuracy_level, quantize_gather: INT4 options (see `quantize_int4`).
+        optimization_level: ONNX Runtime graph optimisations used for the parity check and recorded
+            for the wrappers (`"disable"`, `"basic"`, `"extended"`, `"all"`).
+        trm_solve_graph: TRM only: also export the whole fixed-step solve as `solve.onnx`.
+        crsm_prefill_length: CRSM only: prompt length of `prefill.onnx` (shorter prompts are
+            left-padded, longer ones continue with single-token steps).
+        parity_samples: examples in the parity check.
+    """
+    from .ort import OPTIMIZATION_LEVELS
+
+    check_precision(precision)
+    if precision == "int4":
+        check_int4_options(block_size, accuracy_level)
+    if optimization_level not in OPTIMIZATION_LEVELS:
+        raise ValueError(f"`optimization_level` must be one of {', '.join(repr(o) for o in OPTIMIZATION_LEVELS)}; "
+                         f"got {optimization_level!r}.")
+    if isinstance(model_or_dir, torch.nn.Module):
+        model, model_dir = model_or_dir, None
+    else:
+        model_dir = Path(model_or_dir)
+        model = _load_model(model_dir)
+    family = model.config.model_type
+    if family not in EXPORTERS:
+        raise ValueError(f"No ONNX exporter for model type {family!r}; supported: {', '.join(sorted(EXPORTERS))}.")
+    task = task or TASKS[family][0]
+    if task not in TASKS[family]:
+        raise ValueError(f"`task` for model type {family!r} must be one of "
+                         f"{', '.join(repr(t) for t in TASKS[family])}; got {task!r}.")
+    kwargs = {}
+    if family == "trm":
+        kwargs = {"solve_graph": trm_solve_graph}
+    elif family == "crsm":
+        kwargs = {"prefill_length": crsm_prefill_length}
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        report = EXPORTERS[family](
+            model, staging, precision=precision, task=task, opset=opset,
+            quantization={"per_channel": per_channel, "block_size": block_size, "accuracy_level": accuracy_level,
+                          "quantize_gather": quantize_gather},
+            parity_samples=parity_samples, seed=seed, optimization_level=optimization_level, progress=progress,
+            **kwargs,
+        )
+        model.config.save_pretrained(staging)
+        report["tokenizer"] = False
+        if model_dir is not None:
+            report["tokenizer"] = _save_tokenizer(model_dir, staging)
+        report["source"] = str(model_dir) if model_dir is not None else model.__class__.__name__
+        report["fp32_total_mib"] = round(sum(report["fp32_mib"].values()), 3)
+        report["total_mib"] = round(sum(report["files"].values()), 3)
+        report["size_ratio_vs_fp32"] = round(report["total_mib"] / report["fp32_total_mib"], 4)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out_dir / path.name)
+        _write_json_atomic(report, out_dir / "export_report.json")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _save_tokenizer(model_dir: Path, target: Path) -> bool:
+    if not any((model_dir / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        return False
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(target)
+    return True
+
+
+__all__ = ["EXPORTERS", "PRECISIONS", "TASKS", "export_pretrained", "export_trm"]

@@ -1,0 +1,545 @@
+# Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
+"""ONNX Runtime sessions and wrappers with the PyTorch models' interface.
+
+The wrappers take and return torch tensors and the same `ModelOutput` classes as the PyTorch
+models, so code written against `TRMForPuzzleSolving` runs on ONNX Runtime unchanged. Sessions
+are called with numpy arrays directly (no IO binding): on CPU that is already zero-copy for
+contiguous arrays, and it keeps the per-call overhead to a few tens of microseconds.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from ..models.trm import TRMCarry, TRMConfig, TRMPuzzleSolvingOutput, TRMSolveOutput
+
+
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+PathLike = Union[str, os.PathLike]
+
+
+def create_session(
+    path: PathLike,
+    optimization_level: str = "all",
+    num_threads: Optional[int] = None,
+    providers: Optional[list] = None,
+):
+    """An `onnxruntime.InferenceSession` for `path`, with a clear error for a missing or broken file.
+
+    Args:
+        optimization_level: ONNX Runtime graph optimisations: one of `OPTIMIZATION_LEVELS`.
+        num_threads: intra-op threads (`None`: ONNX Runtime's default, one per physical core).
+        providers: execution providers (default: CPU).
+    """
+    import onnxruntime as ort
+
+    if optimization_level not in OPTIMIZATION_LEVELS:
+        raise ValueError(
+            f"`optimization_level` must be one of {', '.join(repr(o) for o in OPTIMIZATION_LEVELS)}; "
+            f"got {optimization_level!r}."
+        )
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No ONNX model at {path}.")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization_level]
+    if num_threads is not None:
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: the quantized ops otherwise warn at every load
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own (non-importable) exception types
+        raise ValueError(
+            f"{path} is not a loadable ONNX model (truncated or corrupted file, or not ONNX at all): {error}"
+        ) from error
+
+
+def _np(tensor) -> np.ndarray:
+    if isinstance(tensor, torch.Tensor):
+        return np.ascontiguousarray(tensor.detach().cpu().numpy())
+    return np.ascontiguousarray(tensor)
+
+
+class ORTTRMForPuzzleSolving:
+    """`TRMForPuzzleSolving` on ONNX Runtime: `forward` (one supervision step) and `solve`.
+
+    `model.onnx` is the step graph (carry in / out), so `solve` runs the supervision loop and the
+    halting in Python around the session exactly as the PyTorch model does (halted puzzles leave
+    the batch). `solve.onnx`, when exported, is the whole fixed-step solve as one graph
+    (`solve(..., graph="fused")`).
+    """
+
+    step_file_name = "model.onnx"
+    solve_file_name = "solve.onnx"
+
+    def __init__(self, config: TRMConfig, step_session=None, solve_session=None, solve_graph_info: Optional[dict] = None):
+        if step_session is None and solve_session is None:
+            raise ValueError("`ORTTRMForPuzzleSolving` needs a `step_session`, a `solve_session`, or both.")
+        self.config = config
+        self.step_session = step_session
+        self.solve_session = solve_session
+        self.solve_graph_info = solve_graph_info or {}
+        self.puzzle_prefix_len = config.puzzle_prefix_len
+        self.recurrent_q_head = getattr(config, "q_head_type", "linear") == "gru"
+
+    @classmethod
+    def from_pretrained(cls, model_dir: PathLike, optimization_level: str = "all", num_threads: Optional[int] = None,
+                        providers: Optional[list] = None) -> "ORTTRMForPuzzleSolving":
+        """Loads an `hf-reason export` folder (config.json + model.onnx and/or solve.onnx)."""
+        model_dir = Path(model_dir)
+        config = TRMConfig.from_pretrained(model_dir)
+        sessions = {}
+        for key, name in (("step", cls.step_file_name), ("solve", cls.solve_file_name)):
+            if (model_dir / name).exists():
+                sessions[key] = create_session(model_dir / name, optimization_level, num_threads, providers)
+        if not sessions:
+            raise FileNotFoundError(f"Neither {cls.step_file_name} nor {cls.solve_file_name} found in {model_dir}.")
+        info = {}
+        report = model_dir / "export_report.json"
+        if report.exists():
+            info = json.loads(report.read_text()).get("solve_graph", {}) or {}
+        return cls(config, sessions.get("step"), sessions.get("solve"), info)
+
+    def halt_decision(self, q_halt_logits: torch.Tensor, q_continue_logits: torch.Tensor) -> torch.Tensor:
+        if self.config.halting == "bce":
+            return q_halt_logits > 0
+        return q_halt_logits > q_continue_logits
+
+    def _step_feed(self, input_ids, puzzle_identifiers, carry: TRMCarry) -> dict:
+        feed = {
+            "input_ids": _np(input_ids).astype(np.int64),
+            "carry_y": _np(carry.y).astype(np.float32),
+            "carry_z": _np(carry.z).astype(np.float32),
+            "carry_steps": _np(carry.steps).astype(np.int64),
+            "carry_halted": _np(carry.halted).astype(bool),
+        }
+        if self.config.puzzle_emb_ndim:
+            if puzzle_identifiers is None:
+                puzzle_identifiers = np.zeros(feed["input_ids"].shape[0], dtype=np.int64)
+            feed["puzzle_identifiers"] = _np(puzzle_identifiers).astype(np.int64)
+        if self.recurrent_q_head:
+            feed["carry_q_hidden"] = _np(carry.q_hidden).astype(np.float32)
+        return feed
+
+    def initial_carry(self, batch_size: int) -> TRMCarry:
+        # All rows halted: the graph replaces y / z by the model's initial states, so zeros will do.
+        shape = (batch_size, self.config.seq_len + self.puzzle_prefix_len, self.config.hidden_size)
+        q_hidden = torch.zeros(batch_size, self.config.q_head_hidden_size) if self.recurrent_q_head else None
+        return TRMCarry(y=torch.zeros(shape), z=torch.zeros(shape), steps=torch.zeros(batch_size, dtype=torch.long),
+                        halted=torch.ones(batch_size, dtype=torch.bool), q_hidden=q_hidden)
+
+    def __call__(self, *args, **kwargs) -> TRMPuzzleSolvingOutput:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, input_ids, puzzle_identifiers=None, carry: Optional[TRMCarry] = None) -> TRMPuzzleSolvingOutput:
+        """One supervision step, as `TRMForPuzzleSolving.forward` in eval mode (no loss)."""
+        if self.step_session is None:
+            raise ValueError(f"This export has no step graph ({self.step_file_name}); only `solve(graph='fused')`.")
+        input_ids = torch.as_tensor(input_ids)
+        if input_ids.dim() != 2 or input_ids.shape[1] != self.config.seq_len:
+            raise ValueError(
+                f"`input_ids` must have shape (batch_size, seq_len={self.config.seq_len}); got {tuple(input_ids.shape)}."
+            )
+        if carry is None:
+            carry = self.initial_carry(input_ids.shape[0])
+        logits, q_halt, q_continue, y, z, steps, halted, *q_hidden = self.step_session.run(
+            None, self._step_feed(input_ids, puzzle_identifiers, carry)
+        )
+        carry = TRMCarry(y=torch.from_numpy(y), z=torch.from_numpy(z), steps=torch.from_numpy(steps),
+                         halted=torch.from_numpy(halted))
+        if q_hidden:
+            carry.q_hidden = torch.from_numpy(q_hidden[0])
+        return TRMPuzzleSolvingOutput(
+            logits=torch.from_numpy(logits),
+            q_halt_logits=torch.from_numpy(q_halt),
+            q_continue_logits=torch.from_numpy(q_continue),
+            carry=carry,
+        )
+
+    def solve(self, input_ids, puzzle_identifiers=None, max_steps: Optional[int] = None, use_halting: bool = True,
+              graph: str = "auto") -> TRMSolveOutput:
+        """`TRMForPuzzleSolving.solve` on ONNX Runtime, with the same outputs.
+
+        Args:
+            graph: `"step"` (Python loop around the step graph; halted puzzles leave the batch),
+                `"fused"` (the one-graph solve; its step budget and halting were fixed at export),
+                or `"auto"` (the step graph when present).
+        """
+        if graph not in ("auto", "step", "fused"):
+            raise ValueError(f"`graph` must be one of 'auto', 'step', 'fused'; got {graph!r}.")
+        max_steps = self.config.halt_max_steps if max_steps is None else max_steps
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"`max_steps` must be an integer >= 1, got {max_steps!r}.")
+        if graph == "fused" or (graph == "auto" and self.step_session is None):
+            return self._solve_fused(input_ids, puzzle_identifiers, max_steps, use_halting)
+        input_ids = torch.as_tensor(input_ids)
+        batch_size = input_ids.shape[0]
+        predictions = torch.zeros_like(input_ids)
+        steps_used = torch.zeros(batch_size, dtype=torch.long)
+        active = torch.arange(batch_size)
+        carry = self.initial_carry(batch_size)
+        step_predictions, step_q_halt = [], []
+        for step in range(max_steps):
+            ids = torch.as_tensor(puzzle_identifiers)[active] if puzzle_identifiers is not None else None
+            out = self.forward(input_ids[active], puzzle_identifiers=ids, carry=carry)
+            predictions[active] = out.logits.argmax(-1)
+            steps_used[active] = step + 1
+            q_halt = torch.full((batch_size,), float("nan"))
+            q_halt[active] = out.q_halt_logits
+            step_predictions.append(predictions.clone())
+            step_q_halt.append(q_halt)
+            keep = torch.ones_like(active, dtype=torch.bool)
+            if use_halting:
+                keep = ~self.halt_decision(out.q_halt_logits, out.q_continue_logits)
+            if not keep.any():
+                break
+            active = active[keep]
+            carry = out.carry.select(keep)
+            carry.halted = torch.zeros_like(carry.halted)
+        return TRMSolveOutput(predictions=predictions, step_predictions=torch.stack(step_predictions),
+                              steps=steps_used, q_halt_logits=torch.stack(step_q_halt))
+
+    def _solve_fused(self, input_ids, puzzle_identifiers, max_steps: int, use_halting: bool) -> TRMSolveOutput:
+        if self.solve_session is None:
+            raise ValueError(f"This export has no one-graph solve ({self.solve_file_name}); export it with "
+                             "`--trm-solve-graph` or use `graph='step'`.")
+        exported = (self.solve_graph_info.get("max_steps", max_steps), self.solve_graph_info.get("use_halting", use_halting))
+        if exported != (max_steps, use_halting):
+            raise ValueError(
+                f"The one-graph solve was exported with max_steps={exported[0]}, use_halting={exported[1]}; got "
+                f"max_steps={max_steps}, use_halting={use_halting}. Use `graph='step'` for other settings."
+            )
+        feed = {"input_ids": _np(input_ids).astype(np.int64)}
+        if self.config.puzzle_emb_ndim:
+            if puzzle_identifiers is None:
+                puzzle_identifiers = np.zeros(feed["input_ids"].shape[0], dtype=np.int64)
+            feed["puzzle_identifiers"] = _np(puzzle_identifiers).astype(np.int64)
+        predictions, steps, step_predictions, q_halt = self.solve_session.run(None, feed)
+        # `solve` stops once every puzzle halted; the graph always runs its budget: trim to match.
+        num_run = int(steps.max()) if steps.size else 0
+        return TRMSolveOutput(predictions=torch.from_numpy(predictions), step_predictions=torch.from_numpy(step_predictions[:num_run]),
+                              steps=torch.from_numpy(steps), q_halt_logits=torch.from_numpy(q_halt[:num_run]))
+
+
+class ORTMetaAttentionForCausalLM:
+    """`MetaAttentionForCausalLM` on ONNX Runtime: cached decoding and `generate`.
+
+    Ours rather than Optimum's `ORTModelForCausalLM`: that class does not know the model type, and
+    its `generate` (transformers' generation loop over a session) was measured at 10-17 ms per
+    token of overhead; this loop keeps the cache as numpy arrays fed straight back to the session.
+    `generate` supports greedy decoding and sampling (temperature, top-k) with an EOS stop.
+    """
+
+    file_name = "model.onnx"
+
+    def __init__(self, config, session):
+        self.config = config
+        self.session = session
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.num_layers = config.n_layer
+        self.num_heads = config.n_head
+        self.head_dim = config.n_embd // config.n_head
+        # The meta-attention summaries take the top-k attended keys: the graph needs >= k keys.
+        self.min_keys = config.meta_top_k if getattr(config, "use_meta_attention", False) else 1
+
+    @classmethod
+    def from_pretrained(cls, model_dir: PathLike, optimization_level: str = "all", num_threads: Optional[int] = None,
+                        providers: Optional[list] = None) -> "ORTMetaAttentionForCausalLM":
+        from ..models.meta_attention import MetaAttentionConfig
+
+        model_dir = Path(model_dir)
+        config = MetaAttentionConfig.from_pretrained(model_dir)
+        return cls(config, create_session(model_dir / cls.file_name, optimization_level, num_threads, providers))
+
+    def empty_cache(self, batch_size: int) -> list:
+        shape = (batch_size, self.num_heads, 0, self.head_dim)
+        return [(np.zeros(shape, np.float32), np.zeros(shape, np.float32)) for _ in range(self.num_layers)]
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, input_ids, attention_mask=None, past_key_values: Optional[list] = None):
+        """Logits `(batch, seq, vocab)` (torch) and the new cache (a list of numpy `(key, value)`).
+
+        `attention_mask` covers the cached and the new positions (as in transformers).
+        """
+        ids = _np(input_ids).astype(np.int64)
+        batch_size = ids.shape[0]
+        if past_key_values is None:
+            past_key_values = self.empty_cache(batch_size)
+        past_len = past_key_values[0][0].shape[2]
+        mask = np.ones((batch_size, past_len + ids.shape[1]), np.int64) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        if past_len + ids.shape[1] < self.min_keys:
+            raise ValueError(
+                f"The meta-attention graph needs at least meta_top_k={self.min_keys} positions; left-pad the "
+                "prompt (attention_mask 0), as `generate` does."
+            )
+        feed = {"input_ids": ids, "attention_mask": mask}
+        for i, (key, value) in enumerate(past_key_values):
+            feed[f"past_key_values.{i}.key"] = key
+            feed[f"past_key_values.{i}.value"] = value
+        logits, *present = self.session.run(None, feed)
+        cache = [(present[2 * i], present[2 * i + 1]) for i in range(self.num_layers)]
+        return torch.from_numpy(logits), cache
+
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
+                 temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
+                 pad_token_id: Optional[int] = None, seed: Optional[int] = None) -> torch.LongTensor:
+        """Prompt + generated tokens `(batch, prompt + new)`, as `model.generate(...)` returns them.
+
+        Finished rows (EOS) are filled with `pad_token_id`. Greedy decoding gives the PyTorch model's
+        greedy tokens (up to float rounding at exact ties).
+        """
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}.")
+        if do_sample and not temperature > 0:
+            raise ValueError(f"`temperature` must be > 0 when sampling, got {temperature!r}.")
+        ids = _np(input_ids).astype(np.int64)
+        batch_size, prompt_len = ids.shape
+        mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
+        pad = pad_token_id if pad_token_id is not None else (self.config.pad_token_id if self.config.pad_token_id is not None else eos)
+        extra = max(0, self.min_keys - prompt_len)
+        if extra:
+            # Left padding with mask 0 leaves the model's outputs unchanged (positions and the
+            # attention summaries count visible tokens only) and gives the top-k enough keys.
+            ids = np.concatenate([np.full((batch_size, extra), pad if pad is not None else 0, np.int64), ids], 1)
+            mask = np.concatenate([np.zeros((batch_size, extra), np.int64), mask], 1)
+        rng = np.random.default_rng(seed)
+        finished = np.zeros(batch_size, dtype=bool)
+        generated = []
+        logits, cache = self.forward(ids, mask)
+        for _ in range(max_new_tokens):
+            scores = logits[:, -1].numpy().astype(np.float64)
+            if do_sample:
+                scores = scores / temperature
+                if top_k:
+                    kth = np.sort(scores, axis=-1)[:, -top_k][:, None]
+                    scores = np.where(scores < kth, -np.inf, scores)
+                probs = np.exp(scores - scores.max(-1, keepdims=True))
+                probs /= probs.sum(-1, keepdims=True)
+                tokens = np.array([rng.choice(probs.shape[-1], p=row) for row in probs])
+            else:
+                tokens = scores.argmax(-1)
+            if eos is not None:
+                tokens = np.where(finished, pad, tokens)
+                finished |= tokens == eos
+            generated.append(tokens)
+            if finished.all() or len(generated) == max_new_tokens:
+                break
+            mask = np.concatenate([mask, np.ones((batch_size, 1), np.int64)], 1)
+            logits, cache = self.forward(tokens[:, None], mask, cache)
+        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64), np.stack(generated, 1)], 1))
+
+
+def _next_tokens(logits: np.ndarray, do_sample: bool, temperature: float, top_k: int, rng) -> np.ndarray:
+    scores = logits.astype(np.float64)
+    if not do_sample:
+        return scores.argmax(-1)
+    scores = scores / temperature
+    if top_k:
+        kth = np.sort(scores, axis=-1)[:, -top_k][:, None]
+        scores = np.where(scores < kth, -np.inf, scores)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    return np.array([rng.choice(probs.shape[-1], p=row) for row in probs])
+
+
+class ORTCRSMForCausalLM:
+    """`CRSMForCausalLM` on ONNX Runtime: prefill, single-token steps with explicit states, `generate`.
+
+    `prefill.onnx` has a fixed prompt length (`prefill_length`): shorter prompts are left-padded
+    (exact for Mamba, see `CRSMPrefillForExport`), longer ones are prefilled up to that length and
+    continued token by token with the step graph. States are numpy arrays `conv_states (batch,
+    layers, intermediate, conv_kernel)` and `ssm_states (batch, layers, intermediate, state_size)`,
+    so a caller can copy or branch them freely.
+
+    `generate(deliberation="mcts", ...)` runs the CRSM's own MCTS (`mcts_generate`, unchanged) on
+    ONNX Runtime: the search branches the recurrent states exactly as in PyTorch, and the
+    aggregator, value head, latent dynamics and state-delta module run from their own small graphs.
+    """
+
+    step_file_name = "model.onnx"
+    prefill_file_name = "prefill.onnx"
+    head_file_names = ("summarize", "value", "dynamics", "state_delta")
+
+    def __init__(self, config, step_session, prefill_session, head_sessions: Optional[dict] = None):
+        self.config = config
+        self.step_session = step_session
+        self.prefill_session = prefill_session
+        self.head_sessions = head_sessions or {}
+        self.prefill_length = prefill_session.get_inputs()[0].shape[1]
+
+    @classmethod
+    def from_pretrained(cls, model_dir: PathLike, optimization_level: str = "all", num_threads: Optional[int] = None,
+                        providers: Optional[list] = None, config=None) -> "ORTCRSMForCausalLM":
+        from ..models.crsm import CRSMConfig
+
+        model_dir = Path(model_dir)
+        config = config if config is not None else CRSMConfig.from_pretrained(model_dir)
+        heads = {name: create_session(model_dir / f"{name}.onnx", optimization_level, num_threads, providers)
+                 for name in cls.head_file_names if (model_dir / f"{name}.onnx").exists()}
+        return cls(config, create_session(model_dir / cls.step_file_name, optimization_level, num_threads, providers),
+                   create_session(model_dir / cls.prefill_file_name, optimization_level, num_threads, providers), heads)
+
+    def step(self, input_ids, conv_states: np.ndarray, ssm_states: np.ndarray) -> dict:
+        """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)`, the new
+        states, `state_summary` and `value`."""
+        names = ("logits", "conv_states", "ssm_states", "state_summary", "value")
+        feed = {"input_ids": _np(input_ids).astype(np.int64).reshape(-1, 1), "conv_states": conv_states,
+                "ssm_states": ssm_states}
+        return dict(zip(names, self.step_session.run(None, feed)))
+
+    def prefill(self, input_ids, attention_mask=None) -> dict:
+        """The prompt from empty states; `logits` are those of the last position `(batch, vocab)`.
+
+        `attention_mask` (1 = token) marks left padding within `input_ids`.
+        """
+        ids = _np(input_ids).astype(np.int64)
+        mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        batch_size, length = ids.shape
+        head, tail = min(length, self.prefill_length), max(0, length - self.prefill_length)
+        if tail and not mask[:, self.prefill_length:].all():
+            raise ValueError("Padding is only supported on the left, within the first `prefill_length` tokens.")
+        pad = self.prefill_length - head
+        pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        feed = {
+            "input_ids": np.concatenate([np.full((batch_size, pad), pad_id, np.int64), ids[:, :head]], 1),
+            "attention_mask": np.concatenate([np.zeros((batch_size, pad), np.int64), mask[:, :head]], 1),
+        }
+        logits, conv, ssm, summary, value = self.prefill_session.run(None, feed)
+        out = {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm, "state_summary": summary, "value": value}
+        for position in range(self.prefill_length, length):  # prompts longer than the prefill graph
+            out = self.step(ids[:, position], out["conv_states"], out["ssm_states"])
+            out["logits"] = out["logits"][:, -1]
+        return out
+
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
+                 temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
+                 pad_token_id: Optional[int] = None, seed: Optional[int] = None, deliberation: Optional[str] = None,
+                 **mcts_kwargs):
+        """Prompt + generated tokens, as `CRSMForCausalLM.generate` returns them.
+
+        With `deliberation="mcts"`, the keyword arguments are `mcts_generate`'s (`num_simulations`,
+        `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`, `leaf_batch_size`,
+        `apply_state_delta`, `return_dict_in_generate`, ...).
+        """
+        if deliberation is not None:
+            if deliberation != "mcts":
+                raise ValueError(f"`deliberation` must be None or 'mcts', got {deliberation!r}.")
+            missing = [name for name in self.head_file_names if name not in self.head_sessions]
+            if missing:
+                raise ValueError(f"Deliberation needs the head graphs {missing} (exported by `hf-reason export` "
+                                 "since this version); re-export the model.")
+            from ..models.crsm.mcts import mcts_generate
+
+            return mcts_generate(_ORTCRSMSearchModel(self), torch.as_tensor(input_ids), attention_mask=attention_mask,
+                                 max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                                 **mcts_kwargs)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}.")
+        if do_sample and not temperature > 0:
+            raise ValueError(f"`temperature` must be > 0 when sampling, got {temperature!r}.")
+        eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
+        pad = pad_token_id if pad_token_id is not None else (self.config.pad_token_id if self.config.pad_token_id is not None else eos)
+        rng = np.random.default_rng(seed)
+        out = self.prefill(input_ids, attention_mask)
+        finished = np.zeros(out["logits"].shape[0], dtype=bool)
+        generated = []
+        for _ in range(max_new_tokens):
+            tokens = _next_tokens(out["logits"], do_sample, temperature, top_k, rng)
+            if eos is not None:
+                tokens = np.where(finished, pad, tokens)
+                finished |= tokens == eos
+            generated.append(tokens)
+            if finished.all() or len(generated) == max_new_tokens:
+                break
+            out = self.step(tokens, out["conv_states"], out["ssm_states"])
+            out["logits"] = out["logits"][:, -1]
+        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64), np.stack(generated, 1)], 1))
+
+
+class _ORTCRSMSearchModel:
+    """What `mcts_generate` calls on a CRSM, answered by ONNX Runtime sessions.
+
+    The search keeps its states in `CRSMCache` objects and reads them after each call, so a step
+    writes its new states back into the cache it was given, as the PyTorch forward does.
+    """
+
+    training = False
+    device = torch.device("cpu")
+
+    def __init__(self, ort_model: ORTCRSMForCausalLM):
+        from transformers import GenerationConfig
+
+        self.ort_model = ort_model
+        self.config = ort_model.config
+        self.generation_config = GenerationConfig.from_model_config(ort_model.config)
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def _run(self, name: str, **feed) -> list:
+        feed = {key: _np(value) for key, value in feed.items()}
+        return [torch.from_numpy(a) for a in self.ort_model.head_sessions[name].run(None, feed)]
+
+    def __call__(self, input_ids, cache_params=None, cache_position=None, use_cache=True, **kwargs):
+        from types import SimpleNamespace
+
+        from ..models.crsm import CRSMCache
+
+        if cache_params is None:
+            out = self.ort_model.prefill(input_ids)
+            cache_params = CRSMCache(self.config, out["ssm_states"].shape[0])
+        else:
+            conv = torch.stack(cache_params.conv_states, 1).numpy()
+            ssm = torch.stack(cache_params.ssm_states, 1).numpy()
+            out = self.ort_model.step(input_ids, np.ascontiguousarray(conv), np.ascontiguousarray(ssm))
+            out["logits"] = out["logits"][:, -1]
+        cache_params.conv_states = list(torch.from_numpy(out["conv_states"]).unbind(1))
+        cache_params.ssm_states = list(torch.from_numpy(out["ssm_states"]).unbind(1))
+        return SimpleNamespace(logits=torch.from_numpy(out["logits"])[:, None], cache_params=cache_params)
+
+    def summarize(self, states):
+        if not isinstance(states, torch.Tensor):
+            states = states.stacked_ssm_states()
+        summary, weights = self._run("summarize", ssm_states=states.float())
+        return summary, weights
+
+    def predict_value(self, summary):
+        return self._run("value", state_summary=summary.float())[0]
+
+    def predict_next_summary(self, summary, tokens):
+        return self._run("dynamics", state_summary=summary.float(), tokens=tokens.long())[0]
+
+    def apply_state_delta(self, cache, summary=None):
+        if summary is None:
+            summary, _ = self.summarize(cache)
+        correction = self._run("state_delta", state_summary=summary.float())[0]
+        for i in range(len(cache.ssm_states)):
+            cache.ssm_states[i] = cache.ssm_states[i] + self.config.delta_damping * correction[:, i]
+        return correction
+
+
+__all__ = [
+    "OPTIMIZATION_LEVELS",
+    "ORTCRSMForCausalLM",
+    "ORTMetaAttentionForCausalLM",
+    "ORTTRMForPuzzleSolving",
+    "create_session",
+]

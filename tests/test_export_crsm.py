@@ -1,0 +1,132 @@
+"""ONNX export of CRSM: prefill + single-token steps with explicit recurrent states, generate, CLI."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from hf_reason.cli import main as cli_main
+from hf_reason.export import ORTCRSMForCausalLM, export_pretrained
+from hf_reason.models.crsm import CRSMConfig, CRSMForCausalLM
+
+
+FP32_ATOL = 1e-4
+PREFILL = 12
+# Measured on the trained tiny CRSM below (seeds 0-2, 8 prompts, prefill + 8 steps): INT8 and INT4
+# (block 16, accuracy_level 4) top-1 agreement 1.0. Thresholds leave a margin.
+MIN_TOP1 = {"int8": 0.97, "int4": 0.93}
+
+
+def tiny_model(seed: int = 0) -> CRSMForCausalLM:
+    torch.manual_seed(seed)
+    config = CRSMConfig(vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, eos_token_id=1,
+                        pad_token_id=2, bos_token_id=0)
+    return CRSMForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = tiny_model()
+    out = tmp_path_factory.mktemp("crsm_fp32")
+    report = export_pretrained(model, out, precision="fp32", crsm_prefill_length=PREFILL, progress=False)
+    return model, out, report
+
+
+def test_fp32_states_logits_and_values_match_pytorch_over_decode_steps(exported):
+    model, out, report = exported
+    for key, diff in report["parity"]["max_abs_diff"].items():
+        assert diff < FP32_ATOL, (key, diff)
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    assert ort_model.prefill_length == PREFILL
+    # Prompts shorter than, equal to and longer than the prefill graph (the last continue by steps).
+    for length in (3, PREFILL, PREFILL + 4):
+        ids = torch.randint(3, 64, (2, length), generator=torch.Generator().manual_seed(length))
+        with torch.no_grad():
+            pt = model(ids, use_cache=True, return_value=True)
+            ox = ort_model.prefill(ids)
+            cache, position = pt.cache_params, torch.tensor([model.config.conv_kernel])
+            torch.testing.assert_close(torch.from_numpy(ox["logits"]), pt.logits[:, -1], rtol=0, atol=FP32_ATOL)
+            for _ in range(4):
+                np.testing.assert_allclose(ox["ssm_states"], torch.stack(cache.ssm_states, 1).numpy(), atol=FP32_ATOL)
+                np.testing.assert_allclose(ox["conv_states"], torch.stack(cache.conv_states, 1).numpy(), atol=FP32_ATOL)
+                np.testing.assert_allclose(ox["value"], pt.value.numpy(), atol=FP32_ATOL)
+                token = pt.logits[:, -1:].argmax(-1)
+                pt = model(token, cache_params=cache, cache_position=position, use_cache=True, return_value=True)
+                cache, position = pt.cache_params, position + 1
+                ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"])
+                torch.testing.assert_close(torch.from_numpy(ox["logits"]), pt.logits, rtol=0, atol=FP32_ATOL)
+
+
+def test_states_are_plain_arrays_that_branch(exported):
+    """What deliberation needs: one state copied into several rows, each advanced differently."""
+    model, out, _ = exported
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    ids = torch.randint(3, 64, (1, 5), generator=torch.Generator().manual_seed(0))
+    root = ort_model.prefill(ids)
+    branches = ort_model.step(np.array([4, 9, 17]), root["conv_states"].repeat(3, 0), root["ssm_states"].repeat(3, 0))
+    for row, token in enumerate([4, 9, 17]):
+        single = ort_model.step(np.array([token]), root["conv_states"], root["ssm_states"])
+        np.testing.assert_allclose(branches["logits"][row], single["logits"][0], atol=1e-5)
+        np.testing.assert_allclose(branches["ssm_states"][row], single["ssm_states"][0], atol=1e-5)
+
+
+def test_generate_matches_pytorch_greedy(exported):
+    model, out, _ = exported
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    ids = torch.randint(3, 64, (3, 6), generator=torch.Generator().manual_seed(1))
+    expected = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=2)
+    assert torch.equal(ort_model.generate(ids, max_new_tokens=8), expected)
+
+
+def train_tiny_crsm(seed: int = 0) -> CRSMForCausalLM:
+    """100 steps on counting sequences (mod 60), so the logits are confident."""
+    model = tiny_model(seed).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(100):
+        ids = (torch.randint(0, 60, (16, 1), generator=gen) + torch.arange(16)) % 60 + 3
+        loss = model(ids, labels=ids).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_quantized_top1_agreement(precision, tmp_path):
+    model = train_tiny_crsm(0)
+    report = export_pretrained(model, tmp_path, precision=precision, block_size=16, crsm_prefill_length=PREFILL,
+                               progress=False)
+    assert report["parity"]["top1_agreement"] >= MIN_TOP1[precision], report["parity"]
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "model.onnx")).graph.node}
+    assert ("MatMulNBits" if precision == "int4" else "MatMulInteger") in ops, ops
+
+
+@pytest.mark.slow
+def test_cli_export_end_to_end(tmp_path, capsys):
+    tiny_model().save_pretrained(tmp_path / "crsm")
+    out = tmp_path / "onnx"
+    assert cli_main(["export", str(tmp_path / "crsm"), str(out), "--crsm-prefill-length", "8"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["files"]) == {
+        "model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx", "state_delta.onnx"
+    }
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["family"] == "crsm" and report["prefill_length"] == 8
+    assert ORTCRSMForCausalLM.from_pretrained(out).generate(torch.tensor([[5, 6, 7]]), max_new_tokens=2).shape[1] <= 5
+
+
+@pytest.mark.parametrize("rollout", ["value", "dynamics"])
+def test_mcts_deliberation_on_ort_matches_pytorch(exported, rollout):
+    model, out, _ = exported
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(7))
+    kwargs = dict(max_new_tokens=4, num_simulations=6, top_k_expansion=4, rollout=rollout, leaf_batch_size=3,
+                  apply_state_delta=True, return_dict_in_generate=True)
+    expected = model.generate(ids, deliberation="mcts", **kwargs)
+    actual = ort_model.generate(ids, deliberation="mcts", **kwargs)
+    assert torch.equal(actual.sequences, expected.sequences)
+    assert torch.equal(actual.chosen_visit_counts, expected.chosen_visit_counts)
+    torch.testing.assert_close(actual.chosen_values, expected.chosen_values, rtol=1e-4, atol=FP32_ATOL, equal_nan=True)

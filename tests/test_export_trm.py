@@ -1,0 +1,262 @@
+"""ONNX export of TRM: FP32 parity over whole solves, INT8 / INT4 agreement, errors, the CLI."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from hf_reason import TRMForPuzzleSolving
+from hf_reason.cli import main as cli_main
+from hf_reason.export import ORTTRMForPuzzleSolving, create_session, export_pretrained, rewrite_for_weight_only
+
+from conftest import tiny_trm_config
+
+
+FP32_ATOL = 1e-4
+# Measured on the trained tiny TRM below (hidden 64, 32 puzzles x 3 steps, seeds 0-2), with every
+# reuse of a weight quantized: INT8 top-1 agreement 0.980-0.990 and halting decisions 0.99-1.0;
+# INT4 (block 32, accuracy_level 4) top-1 0.884-0.942 and halting 0.896-0.958. The recursion applies
+# each quantized weight 12 times per step, so errors compound more than in a feed-forward LM.
+# Thresholds sit a margin below the lowest measurement.
+MIN_TOP1 = {"int8": 0.97, "int4": 0.85}
+MIN_HALTING = {"int8": 0.97, "int4": 0.85}
+
+VARIANTS = {
+    "attention_rope": {},
+    "mlp_mixer_learned_puzzle_emb": dict(mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=48,
+                                         num_puzzle_identifiers=5),
+    "gru_q_head_q_learning": dict(pos_encodings="none", halting="q_learning", q_head_type="gru",
+                                  q_head_hidden_size=16),
+}
+
+
+def model_with_live_halting(seed: int = 0, **overrides) -> TRMForPuzzleSolving:
+    """A tiny TRM whose halting head is randomised so puzzles halt at different steps."""
+    torch.manual_seed(seed)
+    model = TRMForPuzzleSolving(tiny_trm_config(halt_max_steps=5, **overrides)).eval()
+    with torch.no_grad():
+        for param in model.q_head.parameters():
+            param.normal_(0.0, 0.5)
+    return model
+
+
+def puzzles(config, batch_size=16, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, config.vocab_size, (batch_size, config.seq_len), generator=gen)
+    pids = None
+    if config.puzzle_emb_ndim:
+        pids = torch.randint(0, config.num_puzzle_identifiers, (batch_size,), generator=gen)
+    return ids, pids
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fp32_matches_pytorch_every_step_and_whole_solve(variant, tmp_path):
+    model = model_with_live_halting(**VARIANTS[variant])
+    report = export_pretrained(model, tmp_path, precision="fp32", progress=False)
+    for name, diff in report["parity"]["max_abs_diff_per_step"].items():
+        assert diff < FP32_ATOL, (name, diff)
+
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+    ids, pids = puzzles(model.config)
+    # Several supervision steps from the same carry: logits, halting logits and the carry itself.
+    carry = None
+    with torch.no_grad():
+        for _ in range(3):
+            expected = model(ids, puzzle_identifiers=pids, carry=carry)
+            actual = ort_model(ids, puzzle_identifiers=pids, carry=carry)
+            for key in ("logits", "q_halt_logits", "q_continue_logits"):
+                torch.testing.assert_close(actual[key], expected[key], rtol=0, atol=FP32_ATOL, msg=key)
+            torch.testing.assert_close(actual.carry.y, expected.carry.y, rtol=0, atol=FP32_ATOL)
+            torch.testing.assert_close(actual.carry.z, expected.carry.z, rtol=0, atol=FP32_ATOL)
+            assert torch.equal(actual.carry.steps, expected.carry.steps)
+            assert torch.equal(actual.carry.halted, expected.carry.halted)
+            if expected.carry.q_hidden is not None:
+                torch.testing.assert_close(actual.carry.q_hidden, expected.carry.q_hidden, rtol=0, atol=FP32_ATOL)
+            carry = expected.carry
+            carry.halted = torch.zeros_like(carry.halted)
+
+        expected = model.solve(ids, puzzle_identifiers=pids)
+        actual = ort_model.solve(ids, puzzle_identifiers=pids)
+    assert len(set(expected.steps.tolist())) > 1, "the test needs puzzles that halt at different steps"
+    assert torch.equal(actual.steps, expected.steps)
+    assert torch.equal(actual.predictions, expected.predictions)
+    assert torch.equal(actual.step_predictions, expected.step_predictions)
+    # Free-running carries: float rounding is amplified through the recursion, hence also an rtol.
+    torch.testing.assert_close(actual.q_halt_logits, expected.q_halt_logits, rtol=1e-4, atol=FP32_ATOL, equal_nan=True)
+
+
+def test_fused_solve_graph_matches_pytorch_solve(tmp_path):
+    model = model_with_live_halting(mixer="mlp", pos_encodings="none")
+    export_pretrained(model, tmp_path, precision="fp32", trm_solve_graph=True, progress=False)
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+    ids, _ = puzzles(model.config, batch_size=12, seed=3)
+    expected = model.solve(ids)
+    actual = ort_model.solve(ids, graph="fused")
+    assert len(set(expected.steps.tolist())) > 1
+    assert torch.equal(actual.steps, expected.steps)
+    assert torch.equal(actual.predictions, expected.predictions)
+    assert torch.equal(actual.step_predictions, expected.step_predictions)
+    # Free-running carries: float rounding is amplified through the recursion, hence also an rtol.
+    torch.testing.assert_close(actual.q_halt_logits, expected.q_halt_logits, rtol=1e-4, atol=FP32_ATOL, equal_nan=True)
+    # The budget and halting rule are baked into the one-graph solve.
+    with pytest.raises(ValueError, match="max_steps"):
+        ort_model.solve(ids, max_steps=2, graph="fused")
+
+
+def train_tiny_trm(seed: int = 0) -> TRMForPuzzleSolving:
+    """A tiny TRM trained for 150 steps on a learnable rule (each cell: its right neighbour + 1), so
+    its logits are confident as in deployment; random weights would exaggerate quantization error."""
+    torch.manual_seed(seed)
+    config = tiny_trm_config(hidden_size=64, intermediate_size=128, num_heads=2, halt_max_steps=3)
+    model = TRMForPuzzleSolving(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(150):
+        ids = torch.randint(1, config.vocab_size - 1, (32, config.seq_len), generator=gen)
+        labels = torch.roll(ids, -1, dims=1) + 1
+        loss = model(ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained_trm():
+    model = train_tiny_trm(0)
+    # 150 steps leave the halting head at its "never halt" init; a random head halts puzzles at
+    # different steps (the logits do not depend on it), so halting agreement is actually tested.
+    with torch.no_grad():
+        for param in model.q_head.parameters():
+            param.normal_(0.0, 0.5)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_quantized_top1_and_halting_agreement(precision, trained_trm, tmp_path):
+    report = export_pretrained(trained_trm, tmp_path, precision=precision, block_size=32, parity_samples=32,
+                               progress=False)
+    parity = report["parity"]
+    assert parity["top1_agreement"] >= MIN_TOP1[precision], parity
+    assert parity["halting_agreement"] >= MIN_HALTING[precision], parity
+    graph = onnx.load(str(tmp_path / "model.onnx"))
+    ops = {node.op_type for node in graph.graph.node}
+    # Every reuse of a weight by the recursion is quantized (the tracer routes reuses through
+    # Identity nodes, which the quantizers would skip, leaving FP32 weights in the file).
+    weights = {init.name for init in graph.graph.initializer}
+    assert not [n.name for n in graph.graph.node if n.op_type in ("MatMul", "Gemm") and n.input[1] in weights]
+    if precision == "int8":
+        assert "DynamicQuantizeMatMul" in ops or "MatMulInteger" in ops, ops
+    else:
+        assert "MatMulNBits" in ops, ops
+        # After the Gemm -> MatMul rewrite no weight matmul is left in FP32.
+        assert "Gemm" not in ops
+    assert report["quantization"]["weights_only" if precision == "int8" else "bits"]
+
+
+def test_rewrite_for_weight_only_keeps_outputs_and_removes_gemm_and_transposed_head():
+    rng = np.random.default_rng(0)
+    w_gemm, bias = rng.normal(size=(8, 16)).astype(np.float32), rng.normal(size=16).astype(np.float32)
+    embedding = rng.normal(size=(12, 16)).astype(np.float32)  # tied: Gather + MatMul(Transpose(E))
+    nodes = [
+        helper.make_node("Gemm", ["x", "w_gemm", "bias"], ["h"], transB=1, name="gemm"),
+        helper.make_node("Transpose", ["embedding"], ["embedding_t"], perm=[1, 0], name="transpose"),
+        helper.make_node("MatMul", ["h", "embedding_t"], ["logits"], name="head"),
+        helper.make_node("Gather", ["embedding", "ids"], ["embedded"], name="gather"),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8]),
+         helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 12]),
+         helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [None, 16])],
+        initializer=[numpy_helper.from_array(w_gemm.T.copy(), "w_gemm"), numpy_helper.from_array(bias, "bias"),
+                     numpy_helper.from_array(embedding, "embedding")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    feed = {"x": rng.normal(size=(3, 8)).astype(np.float32), "ids": np.array([0, 5, 11])}
+
+    import onnxruntime as ort
+
+    before = ort.InferenceSession(model.SerializeToString()).run(None, feed)
+    rewritten, counts = rewrite_for_weight_only(model)
+    onnx.checker.check_model(rewritten)
+    after = ort.InferenceSession(rewritten.SerializeToString()).run(None, feed)
+    assert counts == {"identity": 0, "gemm": 1, "transposed_weight": 1}
+    assert {n.op_type for n in rewritten.graph.node} == {"MatMul", "Add", "Gather"}
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_precision_and_options_give_clear_errors(tmp_path):
+    model = model_with_live_halting()
+    with pytest.raises(ValueError, match="`precision` must be one of 'fp32', 'int8', 'int4'"):
+        export_pretrained(model, tmp_path, precision="fp16")
+    with pytest.raises(ValueError, match="`block_size` must be a power of two"):
+        export_pretrained(model, tmp_path, precision="int4", block_size=48)
+    with pytest.raises(ValueError, match="`accuracy_level` must be one of"):
+        export_pretrained(model, tmp_path, precision="int4", accuracy_level=7)
+    with pytest.raises(ValueError, match="`task` for model type 'trm' must be one of 'puzzle-solving'"):
+        export_pretrained(model, tmp_path, task="text-generation")
+    with pytest.raises(ValueError, match="`optimization_level` must be one of"):
+        export_pretrained(model, tmp_path, optimization_level="max")
+    assert not any(tmp_path.iterdir()), "a rejected request must not write anything"
+    with pytest.raises(SystemExit) as excinfo:
+        cli_main(["export", str(tmp_path), str(tmp_path / "out"), "--precision", "int2"])
+    assert excinfo.value.code == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_malformed_onnx_file_gives_clear_error(damage, tmp_path):
+    model = model_with_live_halting()
+    export_pretrained(model, tmp_path, precision="fp32", progress=False)
+    path = tmp_path / "model.onnx"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not an onnx model" * 10)
+    with pytest.raises(ValueError, match="model.onnx is not a loadable ONNX model"):
+        ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="No ONNX model"):
+        create_session(tmp_path / "missing.onnx")
+
+
+@pytest.mark.slow
+def test_cli_export_end_to_end(tmp_path, capsys):
+    model = model_with_live_halting(mixer="mlp", pos_encodings="none")
+    model.save_pretrained(tmp_path / "trm")
+    out = tmp_path / "onnx-int8"
+    assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int8", "--trm-solve-graph"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["files"]) == {"model.onnx", "solve.onnx"}
+    files = {p.name for p in out.iterdir()}
+    assert {"model.onnx", "solve.onnx", "config.json", "export_report.json"} <= files
+    assert not any(name.startswith(".") or name.endswith(".tmp") for name in files), files  # staging removed
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["precision"] == "int8" and report["family"] == "trm"
+    assert report["files"]["model.onnx"] > 0 and report["fp32_mib"]["model.onnx"] > 0
+    assert 0 <= report["parity"]["top1_agreement"] <= 1
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(out)
+    ids, _ = puzzles(model.config, batch_size=4)
+    step_solve = ort_model.solve(ids)
+    fused_solve = ort_model.solve(ids, graph="fused")
+    assert step_solve.predictions.shape == fused_solve.predictions.shape == ids.shape
+    assert torch.equal(step_solve.steps, fused_solve.steps)
+
+
+def test_onnx_config_registered_with_optimum():
+    from optimum.exporters.tasks import TasksManager
+
+    from hf_reason.export.configs import TRMStepOnnxConfig
+
+    constructor = TasksManager.get_exporter_config_constructor(
+        "onnx", model_type="trm", task="token-classification", library_name="transformers"
+    )
+    onnx_config = constructor(tiny_trm_config(puzzle_emb_ndim=32))
+    assert isinstance(onnx_config, TRMStepOnnxConfig)
+    assert list(onnx_config.inputs) == ["input_ids", "carry_y", "carry_z", "carry_steps", "carry_halted",
+                                        "puzzle_identifiers"]
+    assert all(axes == {0: "batch_size"} for axes in onnx_config.inputs.values())
