@@ -20,6 +20,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_reason.evaluation.puzzles import run_supervision_steps, summarize
+from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding
 
 
@@ -292,13 +293,17 @@ class DeepSupervisionTrainer(Trainer):
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
         """User-facing saves write the EMA weights; checkpoints keep the raw ones (to resume)."""
         if _internal_call or self.ema is None:
-            return super().save_model(output_dir, _internal_call)
+            super().save_model(output_dir, _internal_call)
+            if not _internal_call:
+                write_trainer_model_card(self, output_dir)
+            return
         output_dir = output_dir or self.args.output_dir
         if self.args.should_save:
             self.ema.module.save_pretrained(output_dir, safe_serialization=True)
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+        write_trainer_model_card(self, output_dir)  # README.md: a Hub model card for the saved model
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

@@ -1,0 +1,403 @@
+"""Hub-ready checkpoints: cards, the exact upload folder and call, and loading from a Hub-cache snapshot."""
+
+import hashlib
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard, ModelCardData, metadata_load
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from hf_reason import TRMForPuzzleSolving
+from hf_reason.cli import main as cli_main
+from hf_reason.evaluation.statistics import wilson_interval
+from hf_reason.hub import (
+    CARD_INPUTS_NAME,
+    EvaluationResult,
+    build_model_card,
+    prepare_upload_folder,
+    push_to_hub,
+    results_from_metrics,
+    write_model_card,
+)
+
+from conftest import tiny_trm_config
+
+
+METRICS = {"eval_exact_accuracy": 0.4, "eval_cell_accuracy": 0.8125, "eval_mean_steps": 3.5,
+           "eval_num_exact": 20, "eval_num_puzzles": 50, "eval_runtime": 0.1}
+
+
+def _family_config(model_type: str):
+    """The family's real config class (families written in parallel are skipped until they import)."""
+    if model_type == "trm":
+        return tiny_trm_config()
+    module = pytest.importorskip(f"hf_reason.models.{model_type}")
+    classes = [getattr(module, n) for n in dir(module) if n.endswith("Config") and n != "PretrainedConfig"]
+    config_cls = next(c for c in classes if getattr(c, "model_type", None) == model_type)
+    return config_cls()
+
+
+def _tiny_trm(seed: int = 0) -> TRMForPuzzleSolving:
+    torch.manual_seed(seed)
+    return TRMForPuzzleSolving(tiny_trm_config()).eval()
+
+
+def _code_blocks(card_text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card_text, flags=re.S)
+
+
+# --------------------------------------------------------------------------- cards and metadata
+@pytest.mark.parametrize("with_eval", [True, False], ids=["with_eval", "without_eval"])
+@pytest.mark.parametrize("model_type", ["trm", "crsm", "meta_attention"])
+def test_card_renders_for_each_family(model_type, with_eval):
+    config = _family_config(model_type)
+    results = results_from_metrics(METRICS, dataset_name="held-out set", dataset_type="generated") if with_eval else None
+    card = build_model_card(config, repo_id="org/tiny-model", training_args={"learning_rate": 0.002},
+                            datasets=["org/some-dataset"], eval_results=results)
+    text = str(card)
+    assert "{{" not in text and "{%" not in text
+    assert "# tiny-model" in text and "## Intended use" in text and "## Limitations" in text and "```bibtex" in text
+    remote, ours = _code_blocks(text)[:2]
+    auto_class = {"trm": "AutoModelForTokenClassification", "crsm": "AutoModelForCausalLM",
+                  "meta_attention": "AutoModelForCausalLM"}[model_type]
+    assert f"from transformers import {auto_class}" in remote
+    assert f"{auto_class}.from_pretrained('org/tiny-model', trust_remote_code=True)" in remote
+    assert "trust_remote_code" not in ours and "from_pretrained('org/tiny-model')" in ours
+    # the hf-reason import in the card resolves to a real class of this family
+    import_line = ours.splitlines()[0]
+    module_name, class_name = re.match(r"from (\S+) import (\w+)", import_line).groups()
+    assert getattr(importlib.import_module(module_name), class_name).config_class.model_type == model_type
+    assert card.data.library_name == "transformers" and "hf-reason" in card.data.tags
+    assert card.data.datasets == ["org/some-dataset"]
+    if with_eval:
+        assert "| held-out set | test | exact accuracy | 0.4000 | [0.2761, 0.5382] | 50 |" in text
+        assert card.data.eval_results and card.data.metrics == ["accuracy", "mean_steps"]
+    else:
+        assert "No evaluation results were recorded" in text
+        assert card.data.eval_results is None and "model-index" not in text
+
+
+def test_metadata_round_trips_through_huggingface_hub(tmp_path):
+    results = results_from_metrics(METRICS, dataset_name="Sudoku (held out)", dataset_type="generated-sudoku")
+    card = build_model_card(tiny_trm_config(), repo_id="org/trm-sudoku", eval_results=results, datasets=["org/sudoku"])
+    card.save(tmp_path / "README.md")
+    # ModelCard.validate needs the Hub (it POSTs to /api/validate-yaml); check with the library's own parsers
+    metadata = metadata_load(tmp_path / "README.md")
+    name, hub_results = model_index_to_eval_results(metadata["model-index"])
+    assert name == "trm-sudoku"
+    assert [(r.metric_name, r.metric_value, r.dataset_type, r.task_type) for r in hub_results] == [
+        (r.metric_name, r.value, "generated-sudoku", "token-classification") for r in results
+    ]
+    reparsed = ModelCardData(**metadata)
+    assert reparsed.to_dict() == card.data.to_dict()
+    loaded = ModelCard.load(tmp_path / "README.md")  # raises on malformed metadata
+    assert loaded.data.eval_results == card.data.eval_results
+    assert metadata["library_name"] == "transformers" and "custom_code" in metadata["tags"]
+
+
+def test_results_from_metrics_intervals_only_where_binomial():
+    results = {r.metric_name: r for r in results_from_metrics(METRICS, dataset_name="d")}
+    assert set(results) == {"exact accuracy", "cell accuracy", "mean steps"}  # counts and runtime are not results
+    assert results["exact accuracy"].interval == pytest.approx(wilson_interval(20, 50))
+    assert results["cell accuracy"].interval is None  # a mean of per-cell fractions is not binomial
+    assert results["exact accuracy"].num_samples == 50
+
+
+@pytest.mark.parametrize("bad, field", [
+    (dict(interval=(0.5, 0.9)), "interval"),
+    (dict(value=float("nan")), "value"),
+    (dict(dataset_name=""), "dataset_name"),
+    (dict(num_samples=0), "num_samples"),
+])
+def test_evaluation_result_rejects_bad_fields(bad, field):
+    kwargs = dict(metric_type="accuracy", value=0.4, dataset_name="d", dataset_type="generated")
+    kwargs.update(bad)
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        EvaluationResult(**kwargs)
+
+
+def test_adapter_card_for_a_stock_base_model():
+    from peft import LoraConfig
+
+    from hf_reason.hub import build_adapter_card
+
+    adapter = LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM").to_dict()
+    card = build_adapter_card(adapter, base_model="openai-community/gpt2", repo_id="org/gpt2-lora",
+                              eval_results=[EvaluationResult("perplexity", 31.5, "held-out text", "generated",
+                                                             interval=(30.1, 33.0), interval_method="bootstrap 95%")])
+    text = str(card)
+    code = _code_blocks(text)[0]
+    assert "AutoModelForCausalLM.from_pretrained('openai-community/gpt2')" in code  # stock base: no remote code
+    assert "PeftModel.from_pretrained(base, 'org/gpt2-lora')" in code
+    assert card.data.library_name == "peft" and card.data.base_model == "openai-community/gpt2"
+    assert card.data.pipeline_tag == "text-generation" and "lora" in card.data.tags
+    assert '| `target_modules` | `["c_attn"]` |' in text and '| `peft_type` | `"LORA"` |' in text
+    assert "| held-out text | — | perplexity | 31.5000 | [30.1000, 33.0000] (bootstrap 95%) | — |" in text
+
+
+def test_unknown_family_is_a_clear_error():
+    with pytest.raises(ValueError, match="`model_type` must be one of 'trm'"):
+        build_model_card({"model_type": "bert", "auto_map": {}})
+
+
+# --------------------------------------------------------------------------- the upload folder and call
+def _saved_model_with_training_leftovers(tmp_path: Path) -> tuple[TRMForPuzzleSolving, Path]:
+    model = _tiny_trm()
+    model_dir = tmp_path / "trained"
+    model.save_pretrained(model_dir)
+    results = results_from_metrics(METRICS, dataset_name="Sudoku (held out)", dataset_type="generated-sudoku")
+    write_model_card(model_dir, model, training_args={"learning_rate": 0.002}, eval_results=results)
+    torch.save({"lr": 1}, model_dir / "training_args.bin")
+    (model_dir / "checkpoint-5").mkdir()
+    (model_dir / "checkpoint-5" / "optimizer.pt").write_bytes(b"x")
+    return model, model_dir
+
+
+EXPECTED_FILES = ["README.md", "config.json", "configuration_trm.py", "model.safetensors", "modeling_trm.py"]
+
+
+def _expected_files() -> list[str]:
+    # modeling_trm.py's relative imports travel with it (transformers' own resolver decides which)
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    import hf_reason.models.trm.modeling_trm as modeling
+
+    extra = [Path(p).name for p in get_relative_import_files(modeling.__file__)]
+    return sorted(set(EXPECTED_FILES + extra))
+
+
+def test_prepare_upload_folder_is_exactly_what_the_hub_needs(tmp_path):
+    model, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    (model_dir / "configuration_trm.py").unlink()  # code files are restored from the package when missing
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.kind == "model"
+    assert plan.files == _expected_files()
+    assert sorted(p.relative_to(plan.folder).as_posix() for p in plan.folder.rglob("*") if p.is_file()) == plan.files
+    assert CARD_INPUTS_NAME not in plan.files
+    assert dict(plan.excluded) == {"checkpoint-5/": "training output, not part of the model",
+                                   "training_args.bin": "pickle file (weights travel as safetensors only)"}
+    card = (plan.folder / "README.md").read_text()
+    # re-rendered for the repo id, with the evaluation results kept at save time
+    assert "AutoModelForTokenClassification.from_pretrained('org/trm-sudoku', trust_remote_code=True)" in card
+    assert "[0.2761, 0.5382]" in card and "`learning_rate` | `0.002`" in card
+    assert "11.1K parameters" in card or f"{sum(p.numel() for p in model.parameters()) / 1e3:.1f}K" in card
+
+
+def test_prepare_upload_folder_refuses_pickled_weights(tmp_path):
+    model = _tiny_trm()
+    model.save_pretrained(tmp_path / "m", safe_serialization=False)
+    with pytest.raises(ValueError, match="no model.safetensors"):
+        prepare_upload_folder(tmp_path / "m", "org/x", tmp_path / "up")
+    with pytest.raises(ValueError, match="`repo_id` must look like 'org/name'"):
+        prepare_upload_folder(tmp_path / "m", "no-org", tmp_path / "up2")
+
+
+class RecordingHfApi(HfApi):
+    """A real HfApi whose two network methods record their arguments (and the folder) instead."""
+
+    def __init__(self):
+        super().__init__(token="hf_test")
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, **kwargs):
+        folder = Path(kwargs["folder_path"])
+        uploaded = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        self.calls.append(("upload_folder", kwargs, uploaded))
+        return "commit-info"
+
+
+def test_push_to_hub_makes_one_commit_with_the_prepared_folder(tmp_path):
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    onnx_dir = tmp_path / "export"
+    onnx_dir.mkdir()
+    (onnx_dir / "model.onnx").write_bytes(b"onnx bytes")  # copied verbatim; the real export is tested in test_export*
+    (onnx_dir / "config.json").write_text((model_dir / "config.json").read_text())
+    report = {"precision": "int8", "size_ratio_vs_fp32": 0.27, "parity": {"max_abs_diff": 1e-3}}
+    (onnx_dir / "export_report.json").write_text(json.dumps(report))
+    api = RecordingHfApi()
+    assert push_to_hub(model_dir, "org/trm-sudoku", private=True, onnx_dir=onnx_dir, api=api) == "commit-info"
+    (create, repo_id, create_kwargs), (upload, upload_kwargs, uploaded) = api.calls
+    assert (create, repo_id) == ("create_repo", "org/trm-sudoku")
+    assert create_kwargs == {"private": True, "exist_ok": True, "repo_type": "model"}
+    assert upload == "upload_folder" and upload_kwargs["repo_id"] == "org/trm-sudoku"
+    assert upload_kwargs["repo_type"] == "model" and upload_kwargs["create_pr"] is False
+    assert upload_kwargs["commit_message"].startswith("Upload model with hf-reason")
+    assert sorted(uploaded) == sorted(_expected_files() + ["onnx/config.json", "onnx/export_report.json", "onnx/model.onnx"])
+    assert uploaded["model.safetensors"] == (model_dir / "model.safetensors").read_bytes()
+    card = uploaded["README.md"].decode()
+    assert "## ONNX Runtime" in card and "`size_ratio_vs_fp32` | `0.27`" in card and "max_abs_diff" in card
+    assert "snapshot_download('org/trm-sudoku', allow_patterns=['onnx/*'])" in card
+
+
+def test_push_to_hub_saves_a_model_object_first():
+    model = _tiny_trm()
+    api = RecordingHfApi()
+    push_to_hub(model, "org/trm-object", api=api, commit_message="first upload")
+    _, (_, upload_kwargs, uploaded) = api.calls
+    assert sorted(uploaded) == _expected_files() and upload_kwargs["commit_message"] == "first upload"
+    assert "TRMForPuzzleSolving.from_pretrained('org/trm-object')" in uploaded["README.md"].decode()
+
+
+def test_cli_push_dry_run_prints_files_and_card(tmp_path, capsys):
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    assert cli_main(["push", str(model_dir), "org/trm-sudoku", "--private", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    header, card = out.split("----- README.md -----")
+    listed = re.findall(r"^  (\S+)  \(\d+ bytes\)$", header, flags=re.M)
+    assert listed == _expected_files()
+    assert "Would create private repo org/trm-sudoku" in header
+    assert "left out: training_args.bin  (pickle file" in header
+    assert card.strip().startswith("---") and "model-index:" in card and "org/trm-sudoku" in card
+
+
+# --------------------------------------------------------------------------- pull side: a Hub cache snapshot
+def make_hub_snapshot(folder: Path, cache_dir: Path, repo_id: str, commit: str) -> Path:
+    """Lays `folder` out as huggingface_hub's cache does after `snapshot_download(repo_id)`.
+
+    models--org--name/{refs/main, blobs/<etag>, snapshots/<commit>/<file> -> ../../blobs/<etag>};
+    LFS files (weights) are keyed by their sha256, regular files by their git blob sha1.
+    """
+    repo = cache_dir / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.suffix in (".safetensors", ".onnx"):
+            etag = hashlib.sha256(data).hexdigest()
+        else:
+            etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        blob = repo / "blobs" / etag
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = repo / "snapshots" / commit / path.relative_to(folder)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    return repo / "snapshots" / commit
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Could not find a config file")  # peft probes the Hub for the base's vocab
+def test_pull_from_hub_cache_in_clean_process_model_and_lora_adapter(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    cache = tmp_path / "hub"
+    model = _tiny_trm()
+    model.save_pretrained(tmp_path / "base")
+    base_plan = prepare_upload_folder(tmp_path / "base", "org/trm-tiny", tmp_path / "up-base")
+    make_hub_snapshot(base_plan.folder, cache, "org/trm-tiny", "a" * 40)
+
+    # the hf-reason way, from the cache by repo id
+    ours = TRMForPuzzleSolving.from_pretrained("org/trm-tiny", cache_dir=cache).eval()
+    gen = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(1, 11, (2, 16), generator=gen)
+    with torch.no_grad():
+        expected = model(input_ids).logits
+        torch.testing.assert_close(ours(input_ids).logits, expected, rtol=0, atol=0)
+
+    # a LoRA adapter on the attention projections, made non-trivial so it changes the outputs
+    base = TRMForPuzzleSolving.from_pretrained("org/trm-tiny", cache_dir=cache).eval()
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["qkv_proj", "o_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5, generator=gen)
+        adapted = peft_model(input_ids=input_ids).logits
+    assert not torch.allclose(adapted, expected)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    adapter_plan = prepare_upload_folder(tmp_path / "adapter", "org/trm-tiny-lora", tmp_path / "up-adapter")
+    assert adapter_plan.kind == "adapter"
+    assert adapter_plan.files == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert adapter_plan.card.data.base_model == "org/trm-tiny" and adapter_plan.card.data.library_name == "peft"
+    make_hub_snapshot(adapter_plan.folder, cache, "org/trm-tiny-lora", "b" * 40)
+    torch.save({"input_ids": input_ids}, tmp_path / "inputs.pt")
+
+    # Where hf_reason cannot be imported, run the exact loading code the two cards print.
+    model_code = _code_blocks(str(base_plan.card))[0]
+    adapter_code = _code_blocks(str(adapter_plan.card))[0]
+    assert "trust_remote_code=True" in model_code and "PeftModel.from_pretrained(base, 'org/trm-tiny-lora')" in adapter_code
+    script = textwrap.dedent(
+        """
+        import importlib.abc, os, sys
+        class BlockHfReason(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "hf_reason" or name.startswith("hf_reason."):
+                    raise ImportError("hf_reason is not installed in this process")
+        sys.meta_path.insert(0, BlockHfReason())
+        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
+        import torch
+        inputs = torch.load("inputs.pt")
+        scope = {}
+        exec(open("model_code.py").read(), scope)
+        model = scope["model"].eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        exec(open("adapter_code.py").read(), scope)
+        adapted = scope["model"].eval()
+        with torch.no_grad():
+            torch.save({"plain": model(inputs["input_ids"]).logits,
+                        "adapted": adapted(input_ids=inputs["input_ids"]).logits}, "out.pt")
+        assert not [m for m in sys.modules if m.startswith("hf_reason")]
+        """
+    )
+    (tmp_path / "model_code.py").write_text(model_code)
+    (tmp_path / "adapter_code.py").write_text(adapter_code)
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": "",
+           "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    remote = torch.load(tmp_path / "out.pt")
+    torch.testing.assert_close(remote["plain"], expected, rtol=0, atol=0)
+    torch.testing.assert_close(remote["adapted"], adapted, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the trainer's save hook
+def test_trainer_save_model_writes_the_card(tmp_path):
+    from hf_reason.data import generate_sudoku
+    from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer
+
+    config = tiny_trm_config(seq_len=81)
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(config)
+    eval_set = generate_sudoku(4, min_givens=70, seed=3)
+    args = DeepSupervisionConfig(output_dir=str(tmp_path / "run"), per_device_eval_batch_size=4, report_to=[],
+                                 ema_decay=0.9, eval_max_steps=1, use_cpu=True)
+    trainer = DeepSupervisionTrainer(model=model, args=args, train_dataset=eval_set, eval_dataset=eval_set)
+    metrics = trainer.evaluate()
+    trainer.save_model()
+    card = ModelCard.load(tmp_path / "run" / "README.md")
+    assert "DeepSupervisionConfig" in card.text and "`ema_decay` | `0.9`" in card.text
+    results = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert results["exact accuracy"] == pytest.approx(metrics["eval_exact_accuracy"])
+    assert "(4 examples; columns" in card.text
+    plan = prepare_upload_folder(tmp_path / "run", "org/run", tmp_path / "up")
+    assert "training_args.bin" in dict(plan.excluded) and "README.md" in plan.files
+
+
+@pytest.mark.slow
+def test_templates_ship_in_the_wheel(tmp_path):
+    import shutil
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, tmp_path / name)
+    for name in ("hf_reason", "trainers", "model_cards"):
+        shutil.copytree(root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                             str(tmp_path / "dist"), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
+    templates = {Path(n).name for n in names if n.startswith("hf_reason/model_cards/")}
+    assert {"trm.md", "crsm.md", "meta_attention.md", "adapter.md"} <= templates
