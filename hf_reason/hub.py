@@ -9,11 +9,14 @@ metrics, model-index), so the Hub shows the evaluation results and the loading w
 The flow is:
 
 - at save time, `write_model_card(output_dir, model, training_args=..., datasets=..., eval_results=...)`
-  (the trainers call `write_trainer_model_card`) writes `README.md` and keeps the card's inputs
-  in `hf_reason_card.json` (never uploaded) so a later push can re-render the card for its repo id;
+  writes `README.md` and keeps the card's inputs in `_hf_reason_card.json` (never uploaded) so a
+  later push can re-render the card for its repo id. Our trainers call `write_trainer_model_card`
+  from `save_model` and from `create_model_card`, the hook through which `Trainer.push_to_hub`
+  (`TrainingArguments.push_to_hub=True`) and TRL's checkpoint saving write their generic card;
 - at push time, `prepare_upload_folder` builds the exact folder that is uploaded (weights,
   tokenizer, the `auto_map` code files, the card, an optional ONNX export under `onnx/` with its
-  `export_report.json`) and `push_to_hub` uploads it in one commit through `HfApi`.
+  `export_report.json`) and `push_to_hub` uploads it in one commit through `HfApi`. A PEFT adapter
+  gets the adapter card, a tokenizer pushed alone a tokenizer card (`build_tokenizer_card`).
 """
 
 import json
@@ -33,10 +36,13 @@ PathLike = Union[str, os.PathLike]
 
 CARD_NAME = "README.md"
 # The card's structured inputs, kept next to a saved model so `push` can re-render the card for
-# the final repo id; local only (it is never uploaded).
-CARD_INPUTS_NAME = "hf_reason_card.json"
+# the final repo id; local only: our upload folder leaves it out, and the leading underscore keeps
+# `Trainer.push_to_hub` (ignore_patterns "_*") from uploading it too.
+CARD_INPUTS_NAME = "_hf_reason_card.json"
 ONNX_SUBFOLDER = "onnx"
 ONNX_REPORT_NAME = "export_report.json"
+# Report fields that describe the exporting machine (a local path), not the export.
+_LOCAL_REPORT_KEYS = ("source",)
 
 # Pickle-based files never travel to the Hub: loading them runs arbitrary code (weights must be
 # safetensors) and training state belongs to checkpoints, not to a shared model.
@@ -101,6 +107,7 @@ FAMILIES: dict[str, Family] = {
     ),
 }
 ADAPTER_TEMPLATE = "adapter.md"
+TOKENIZER_TEMPLATE = "tokenizer.md"
 BASE_TAGS = ("hf-reason",)
 
 
@@ -485,6 +492,7 @@ def _onnx_section(onnx_files: Sequence[str], onnx_report: Optional[Mapping], mod
         if folder else "With hf-reason, the ONNX Runtime wrappers in `hf_reason.export` load the folder (`from_pretrained(path)`).",
     ]
     if onnx_report:
+        onnx_report = {k: v for k, v in onnx_report.items() if k not in _LOCAL_REPORT_KEYS}
         scalars = {k: v for k, v in onnx_report.items() if isinstance(v, (str, int, float, bool))}
         lines += ["", f"Export report (`{ONNX_REPORT_NAME}`):", ""]
         if scalars:
@@ -681,6 +689,96 @@ def build_adapter_card(
     )
 
 
+def _tokenizer_algorithm(tokenizer_json: Mapping) -> tuple[str, bool]:
+    """(the `tokenizers` model type, whether it works on bytes) from a `tokenizer.json`."""
+    def types(node) -> list[str]:
+        if not isinstance(node, Mapping):
+            return []
+        nested = node.get("pretokenizers") or node.get("normalizers") or []
+        return [str(node.get("type"))] + [t for n in nested for t in types(n)]
+
+    model = tokenizer_json.get("model") or {}
+    byte_level = "ByteLevel" in types(tokenizer_json.get("pre_tokenizer")) or bool(model.get("byte_fallback"))
+    return str(model.get("type") or "unknown"), byte_level
+
+
+def build_tokenizer_card(
+    tokenizer_dir: PathLike,
+    *,
+    repo_id: Optional[str] = None,
+    datasets=None,
+    license: str = "apache-2.0",
+    language=None,
+    tags: Sequence[str] = (),
+    model_summary: Optional[str] = None,
+    build_description: Optional[str] = None,
+) -> ModelCard:
+    """The card of a tokenizer pushed on its own: what it is, how it was built and how to load it.
+
+    Reads only the saved JSON files of `tokenizer_dir` (`tokenizer_config.json`, `tokenizer.json`);
+    no tokenizer code runs. `datasets` (Hub ids) are the texts it was trained on, when known;
+    `build_description` replaces the generic "how it was built" paragraph.
+    """
+    folder = Path(tokenizer_dir)
+    config = _read_json(folder / "tokenizer_config.json") or {}
+    tokenizer_json = _read_json(folder / "tokenizer.json")
+    tokenizer_class = config.get("tokenizer_class") or "unknown"
+    rows = {"tokenizer_class": tokenizer_class}
+    algorithm, byte_level = ("unknown", False)
+    if tokenizer_json is not None:
+        from tokenizers import Tokenizer
+
+        algorithm, byte_level = _tokenizer_algorithm(tokenizer_json)
+        rows["algorithm"] = algorithm + (" (byte-level)" if byte_level else "")
+        rows["vocab_size"] = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size(with_added_tokens=True)
+    elif (folder / "vocab.json").is_file():
+        rows["vocab_size"] = len(_read_json(folder / "vocab.json"))
+    special = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
+    rows.update(special)
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens")
+    if extra:
+        rows["additional_special_tokens"] = list(extra)
+    max_length = config.get("model_max_length")
+    if isinstance(max_length, int) and max_length < 10**9:  # transformers writes ~1e30 for "no limit"
+        rows["model_max_length"] = max_length
+    for key in ("padding_side", "add_bos_token", "add_eos_token"):
+        if key in config:
+            rows[key] = config[key]
+    dataset_rows = describe_datasets(datasets)
+    model_id = repo_id or "<your-org>/tokenizer"
+    if build_description is None:
+        kind = f"a `{algorithm}` model" if algorithm != "unknown" else "a tokenizer model"
+        build_description = (
+            f"Built with the 🤗 [`tokenizers`](https://github.com/huggingface/tokenizers) library as {kind}"
+            + (" over bytes (GPT-2 style), so every string encodes without unknown tokens" if byte_level else "")
+            + f", and saved through transformers as `{tokenizer_class}`. hf-reason trains its tokenizers locally "
+            "with `hf_reason.data.text.build_tokenizer(vocab_size, texts, extra_special_tokens)`, which is "
+            "deterministic: the same texts and size give the same vocabulary."
+        )
+    if dataset_rows:
+        build_description += "\n\n" + _training_section({}, dataset_rows)
+    unk = config.get("unk_token")
+    coverage = ("Byte-level: every string encodes, but text unlike the training texts splits into many short tokens."
+                if byte_level else
+                f"Text outside the vocabulary maps to the unknown token{f' `{unk}`' if unk else ''} and loses information.")
+    card_data = _metadata(
+        model_name=model_id.split("/")[-1], library_name="transformers", tags=[*BASE_TAGS, "tokenizer", *tags],
+        dataset_rows=dataset_rows, results=[], task_type="other", task_name=None, license=license,
+        pipeline_tag=None, base_model=None, language=language,
+    )
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path(TOKENIZER_TEMPLATE)),
+        model_name=model_id.split("/")[-1],
+        model_summary=model_summary or f"A {rows.get('vocab_size', 'unknown')}-token `{tokenizer_class}` tokenizer.",
+        hf_reason_version=_version(),
+        details_table="| field | value |\n| --- | --- |\n" + "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in rows.items()),
+        build_section=build_description,
+        repo_id_literal=repr(model_id),
+        coverage_note=coverage,
+    )
+
+
 def _version() -> str:
     import hf_reason
 
@@ -732,29 +830,95 @@ def write_model_card(
     return card
 
 
-def write_trainer_model_card(trainer, output_dir: Optional[PathLike] = None) -> Optional[ModelCard]:
+def _trainer_datasets(trainer) -> dict:
+    """The trainer's datasets by role, with anything `describe_datasets` cannot read named by its type.
+
+    Trainers may hold a `torch` dataset, an `IterableDataset` (no length) or their own table
+    (e.g. `HaltingTrajectories`); the card then names the type instead of failing the save.
+    """
+    items = {"train": trainer.train_dataset}
+    if isinstance(trainer.eval_dataset, Mapping):
+        items.update({f"eval ({k})": v for k, v in trainer.eval_dataset.items()})
+    else:
+        items["eval"] = trainer.eval_dataset
+    rows = {}
+    for role, item in items.items():
+        if item is None:
+            continue
+        try:
+            rows[role] = describe_datasets({role: item})[0]
+        except ValueError:
+            rows[role] = {"role": role, "name": f"`{type(item).__name__}`", "hub_id": None}
+    return rows
+
+
+def write_trainer_model_card(
+    trainer,
+    output_dir: Optional[PathLike] = None,
+    *,
+    tags: Union[str, Sequence[str], None] = None,
+    language=None,
+    license: Optional[str] = None,
+    finetuned_from: Optional[str] = None,
+    **ignored,
+) -> Optional[ModelCard]:
     """The card for a `transformers.Trainer`'s saved model: its args, datasets and latest evaluation.
 
-    Trainers call this at the end of a user-facing `save_model`; only the main process writes.
+    Our trainers call this at the end of a user-facing `save_model` and from `create_model_card`
+    (which `Trainer.push_to_hub` and TRL's checkpoint saving call), so the pushed `README.md` is
+    this card rather than the generic Trainer / TRL one. It accepts `create_model_card`'s
+    arguments: `tags`, `language`, `license` and `finetuned_from` (the base model) go into the
+    card; the others (`model_name`, `dataset_name`, `tasks`, ...) are covered by the card's own
+    sources (`hub_model_id`, the trainer's datasets, the family's task).
+
+    Returns None, writing nothing, on processes that do not save and for models that are not an
+    hf-reason family (e.g. a stock GPT-2 under a TRL trainer): their card is left to the trainer.
+    A PEFT-wrapped hf-reason model gets the adapter card.
     """
     if not trainer.args.should_save:
         return None
-    output_dir = output_dir or trainer.args.output_dir
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if getattr(model.config, "model_type", None) not in FAMILIES:
-        return None  # not one of ours (e.g. a stock GPT-2 under a TRL trainer): leave its card alone
+    peft_config = getattr(model, "peft_config", None)
+    base = model.get_base_model() if peft_config and hasattr(model, "get_base_model") else model
+    if getattr(getattr(base, "config", None), "model_type", None) not in FAMILIES:
+        return None
+    output_dir = Path(output_dir or trainer.args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)  # create_model_card may run before the first save
     metrics = next((log for log in reversed(trainer.state.log_history) if any(k.startswith("eval_") for k in log)), None)
-    eval_name = "evaluation set"
-    if trainer.eval_dataset is not None and not isinstance(trainer.eval_dataset, Mapping):
-        eval_name = describe_datasets([trainer.eval_dataset])[0]["name"]
+    datasets = _trainer_datasets(trainer)
+    eval_name = datasets["eval"]["name"] if "eval" in datasets else "evaluation set"
     results = results_from_metrics(metrics, dataset_name=eval_name, dataset_split="eval") if metrics else []
-    datasets = {"train": trainer.train_dataset}
-    if isinstance(trainer.eval_dataset, Mapping):
-        datasets.update({f"eval ({k})": v for k, v in trainer.eval_dataset.items()})
-    else:
-        datasets["eval"] = trainer.eval_dataset
-    return write_model_card(output_dir, model, repo_id=trainer.args.hub_model_id, training_args=trainer.args,
-                            datasets=datasets, eval_results=results)
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    tags += [t for t in getattr(trainer, "_tag_names", None) or () if t not in tags]
+    card_kwargs = {"tags": tags, "license": license or "apache-2.0", "language": language}
+    repo_id = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id
+    if peft_config:
+        return _write_trainer_adapter_card(output_dir, model, base, repo_id=repo_id, training_args=trainer.args,
+                                           datasets=datasets, eval_results=results, base_model=finetuned_from,
+                                           **card_kwargs)
+    return write_model_card(output_dir, model, repo_id=repo_id, training_args=trainer.args, datasets=datasets,
+                            eval_results=results, base_model=finetuned_from, **card_kwargs)
+
+
+def _write_trainer_adapter_card(output_dir: Path, peft_model, base, *, repo_id, training_args, datasets, eval_results,
+                                base_model, **card_kwargs) -> ModelCard:
+    adapter_name = getattr(peft_model, "active_adapter", None) or "default"
+    adapter_name = adapter_name if isinstance(adapter_name, str) else adapter_name[0]
+    adapter_config = _json_safe(peft_model.peft_config[adapter_name].to_dict())
+    base_config = base.config.to_dict()
+    base_config["architectures"] = [type(base).__name__]
+    # A base built from a config in memory has no Hub id; the card then shows a placeholder to replace.
+    base_model = (base_model or adapter_config.get("base_model_name_or_path")
+                  or f"<your-org>/{base_config['model_type'].replace('_', '-')}")
+    trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
+    inputs = {"training": training_summary(training_args), "datasets": describe_datasets(datasets),
+              "eval_results": [r.to_dict() for r in eval_results], "base_model": base_model}
+    card = build_adapter_card(adapter_config, base_model=base_model, repo_id=repo_id, base_config=base_config,
+                              training_args=inputs["training"], datasets=inputs["datasets"],
+                              eval_results=eval_results, num_parameters=trainable, **card_kwargs)
+    _atomic_write_text(output_dir / CARD_INPUTS_NAME, json.dumps(inputs, indent=2) + "\n")
+    _atomic_write_text(output_dir / CARD_NAME, str(card))
+    return card
 
 
 # --------------------------------------------------------------------------- the upload folder
@@ -935,7 +1099,8 @@ def prepare_upload_folder(
         if onnx_only:
             plan.kind = "onnx"
     elif any((folder / n).is_file() for n in _TOKENIZER_FILES):
-        plan.kind = "tokenizer"  # a tokenizer alone has no model card template; it is uploaded as saved
+        plan.kind = "tokenizer"
+        plan.card = build_tokenizer_card(folder, repo_id=repo_id, **card_kwargs)
     else:
         raise ValueError(f"{source} is not a save_pretrained folder: no config.json, adapter_config.json or tokenizer.")
     if plan.card is not None:
@@ -1014,6 +1179,7 @@ __all__ = [
     "auto_class_for",
     "build_adapter_card",
     "build_model_card",
+    "build_tokenizer_card",
     "count_safetensors_parameters",
     "describe_datasets",
     "prepare_upload_folder",

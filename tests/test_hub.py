@@ -1,5 +1,6 @@
 """Hub-ready checkpoints: cards, the exact upload folder and call, and loading from a Hub-cache snapshot."""
 
+import fnmatch
 import hashlib
 import importlib
 import json
@@ -218,14 +219,27 @@ class RecordingHfApi(HfApi):
         return "commit-info"
 
 
+def _real_onnx_export(model_dir: Path, out: Path) -> dict:
+    from hf_reason.export import export_pretrained
+
+    return export_pretrained(model_dir, out, precision="fp32", parity_samples=2, progress=False)
+
+
+def _assert_card_shows_the_export_report(card: str, report: dict) -> None:
+    section = card[card.index("## ONNX Runtime"):card.index("## Training")]
+    for key in ("precision", "opset", "total_mib", "size_ratio_vs_fp32", "optimization_level"):
+        assert f"| `{key}` | `{json.dumps(report[key])}` |" in section, key
+    full = json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
+    assert full["parity"] == report["parity"] and full["files"] == report["files"]
+    assert "`source`" not in section and report["source"] not in section  # the exporting machine's local path
+
+
 def test_push_to_hub_makes_one_commit_with_the_prepared_folder(tmp_path):
-    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    from hf_reason.export import ORTTRMForPuzzleSolving
+
+    model, model_dir = _saved_model_with_training_leftovers(tmp_path)
     onnx_dir = tmp_path / "export"
-    onnx_dir.mkdir()
-    (onnx_dir / "model.onnx").write_bytes(b"onnx bytes")  # copied verbatim; the real export is tested in test_export*
-    (onnx_dir / "config.json").write_text((model_dir / "config.json").read_text())
-    report = {"precision": "int8", "size_ratio_vs_fp32": 0.27, "parity": {"max_abs_diff": 1e-3}}
-    (onnx_dir / "export_report.json").write_text(json.dumps(report))
+    report = _real_onnx_export(model_dir, onnx_dir)
     api = RecordingHfApi()
     assert push_to_hub(model_dir, "org/trm-sudoku", private=True, onnx_dir=onnx_dir, api=api) == "commit-info"
     (create, repo_id, create_kwargs), (upload, upload_kwargs, uploaded) = api.calls
@@ -234,11 +248,25 @@ def test_push_to_hub_makes_one_commit_with_the_prepared_folder(tmp_path):
     assert upload == "upload_folder" and upload_kwargs["repo_id"] == "org/trm-sudoku"
     assert upload_kwargs["repo_type"] == "model" and upload_kwargs["create_pr"] is False
     assert upload_kwargs["commit_message"].startswith("Upload model with hf-reason")
-    assert sorted(uploaded) == sorted(_expected_files() + ["onnx/config.json", "onnx/export_report.json", "onnx/model.onnx"])
+    exported = sorted(f"onnx/{p.relative_to(onnx_dir).as_posix()}" for p in onnx_dir.rglob("*") if p.is_file())
+    assert {"onnx/model.onnx", "onnx/config.json", "onnx/export_report.json"} <= set(exported)
+    assert sorted(uploaded) == sorted(_expected_files() + exported)
     assert uploaded["model.safetensors"] == (model_dir / "model.safetensors").read_bytes()
+    assert uploaded["onnx/model.onnx"] == (onnx_dir / "model.onnx").read_bytes()
     card = uploaded["README.md"].decode()
-    assert "## ONNX Runtime" in card and "`size_ratio_vs_fp32` | `0.27`" in card and "max_abs_diff" in card
+    _assert_card_shows_the_export_report(card, report)
     assert "snapshot_download('org/trm-sudoku', allow_patterns=['onnx/*'])" in card
+
+    # the uploaded onnx/ folder, laid out as a Hub snapshot, runs in ONNX Runtime like the PyTorch model
+    upload_dir = tmp_path / "as-uploaded"
+    for name, data in uploaded.items():
+        (upload_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (upload_dir / name).write_bytes(data)
+    snapshot = make_hub_snapshot(upload_dir, tmp_path / "hub", "org/trm-sudoku", "c" * 40)
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(snapshot / "onnx")
+    input_ids = torch.randint(1, 11, (2, 16), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(ort_model(input_ids).logits, model(input_ids).logits, rtol=1e-4, atol=1e-4)
 
 
 def test_push_to_hub_saves_a_model_object_first():
@@ -252,11 +280,16 @@ def test_push_to_hub_saves_a_model_object_first():
 
 def test_cli_push_dry_run_prints_files_and_card(tmp_path, capsys):
     _, model_dir = _saved_model_with_training_leftovers(tmp_path)
-    assert cli_main(["push", str(model_dir), "org/trm-sudoku", "--private", "--dry-run"]) == 0
+    report = _real_onnx_export(model_dir, tmp_path / "export")
+    capsys.readouterr()
+    assert cli_main(["push", str(model_dir), "org/trm-sudoku", "--private", "--dry-run", "--onnx",
+                     str(tmp_path / "export")]) == 0
     out = capsys.readouterr().out
     header, card = out.split("----- README.md -----")
     listed = re.findall(r"^  (\S+)  \(\d+ bytes\)$", header, flags=re.M)
-    assert listed == _expected_files()
+    exported = sorted(f"onnx/{p.name}" for p in (tmp_path / "export").iterdir())
+    assert listed == sorted(_expected_files() + exported)
+    _assert_card_shows_the_export_report(card, report)
     assert "Would create private repo org/trm-sudoku" in header
     assert "left out: training_args.bin  (pickle file" in header
     assert card.strip().startswith("---") and "model-index:" in card and "org/trm-sudoku" in card
@@ -400,4 +433,190 @@ def test_templates_ship_in_the_wheel(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
     templates = {Path(n).name for n in names if n.startswith("hf_reason/model_cards/")}
-    assert {"trm.md", "crsm.md", "meta_attention.md", "adapter.md"} <= templates
+    assert {"trm.md", "crsm.md", "meta_attention.md", "adapter.md", "tokenizer.md"} <= templates
+
+
+# --------------------------------------------------------------------------- a tokenizer pushed alone
+def test_tokenizer_pushed_alone_gets_a_card_that_loads_it(tmp_path):
+    from transformers import AutoTokenizer
+
+    from hf_reason.data.text import build_tokenizer
+
+    tokenizer = build_tokenizer(vocab_size=300, extra_special_tokens=("<think>",))
+    api = RecordingHfApi()
+    push_to_hub(tokenizer, "org/reason-tokenizer", api=api, datasets=["org/corpus"])
+    _, (_, upload_kwargs, uploaded) = api.calls
+    assert upload_kwargs["commit_message"].startswith("Upload tokenizer with hf-reason")
+    assert {"README.md", "tokenizer.json", "tokenizer_config.json"} <= set(uploaded)
+    card = ModelCard(uploaded["README.md"].decode())
+    assert card.data.library_name == "transformers" and {"hf-reason", "tokenizer"} <= set(card.data.tags)
+    assert card.data.datasets == ["org/corpus"] and card.data.eval_results is None
+    assert "| `vocab_size` | `300` |" in card.text and '| `additional_special_tokens` | `["<think>"]` |' in card.text
+    assert '| `algorithm` | `"BPE (byte-level)"` |' in card.text and '| `pad_token` | `"<|pad|>"` |' in card.text
+    assert "build_tokenizer" in card.text and "[org/corpus](https://huggingface.co/datasets/org/corpus)" in card.text
+
+    # the card's loading code, run against the uploaded files laid out as a Hub snapshot
+    upload_dir = tmp_path / "uploaded"
+    for name, data in uploaded.items():
+        (upload_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (upload_dir / name).write_bytes(data)
+    make_hub_snapshot(upload_dir, tmp_path / "hub", "org/reason-tokenizer", "d" * 40)
+    code = _code_blocks(card.text)[0]
+    assert "AutoTokenizer.from_pretrained('org/reason-tokenizer')" in code
+    pulled = AutoTokenizer.from_pretrained("org/reason-tokenizer", cache_dir=tmp_path / "hub")
+    text = "Q: 12 * 3 = ?\nA: <think>36</think>"
+    assert pulled(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+# --------------------------------------------------------------------------- trainers write our card
+def test_trainer_create_model_card_and_push_to_hub_upload_our_card(tmp_path, monkeypatch):
+    """`Trainer.push_to_hub` (and `push_to_hub=True`) calls `create_model_card`: the uploaded card is ours."""
+    import transformers.trainer
+
+    from hf_reason.data import generate_sudoku
+    from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer
+
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(seq_len=81))
+    data = generate_sudoku(4, min_givens=70, seed=3)
+    args = DeepSupervisionConfig(output_dir=str(tmp_path / "run"), per_device_eval_batch_size=4, report_to=[],
+                                 eval_max_steps=1, use_cpu=True, hub_model_id="org/trm-run")
+    trainer = DeepSupervisionTrainer(model=model, args=args, train_dataset=data, eval_dataset=data)
+    metrics = trainer.evaluate()
+    trainer.create_model_card(model_name="trm-run", tags=["sudoku"], language="en")
+    card = ModelCard.load(tmp_path / "run" / "README.md")
+    assert {"sudoku", "hf-reason", "trm"} <= set(card.data.tags) and card.data.language == "en"
+    assert "DeepSupervisionConfig" in card.text and "trust_remote_code=True" in card.text
+
+    uploads = []
+    monkeypatch.setattr(transformers.trainer, "upload_folder", lambda **kwargs: uploads.append(
+        (kwargs, (Path(kwargs["folder_path"]) / "README.md").read_text())) or "commit")
+    trainer.hub_model_id = "org/trm-run"  # what init_hf_repo sets after creating the repo (network)
+    assert trainer.push_to_hub(commit_message="end of training") == "commit"
+    (kwargs, uploaded_card), = uploads
+    assert kwargs["repo_id"] == "org/trm-run" and kwargs["commit_message"] == "end of training"
+    assert any(fnmatch.fnmatch(CARD_INPUTS_NAME, pattern) for pattern in kwargs["ignore_patterns"])  # stays local
+    uploaded = ModelCard(uploaded_card)
+    assert "AutoModelForTokenClassification.from_pretrained('org/trm-run', trust_remote_code=True)" in uploaded.text
+    assert {r.metric_name: r.metric_value for r in uploaded.data.eval_results}["exact accuracy"] == pytest.approx(
+        metrics["eval_exact_accuracy"])
+    assert "trl" not in uploaded.data.tags and "generated_from_trainer" not in uploaded.text
+
+
+def test_dqn_halting_trainer_writes_our_card(tmp_path):
+    from datasets import Dataset
+
+    from hf_reason.trainers import DQNHaltingConfig, DQNHaltingTrainer, collect_trajectories
+
+    config = tiny_trm_config(q_head_type="mlp")
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(config)
+    gen = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1, config.vocab_size, (8, config.seq_len), generator=gen)
+    puzzles = Dataset.from_dict({"input_ids": input_ids.tolist(), "labels": input_ids.tolist()})
+    trajectories = collect_trajectories(model, puzzles, batch_size=8)
+    args = DQNHaltingConfig(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True, save_strategy="no",
+                            disable_tqdm=True, reward_step_cost=0.05)
+    # a table of trajectories as the eval set: the card names what it cannot describe instead of failing
+    trainer = DQNHaltingTrainer(model=model, args=args, trajectories=trajectories, eval_dataset=trajectories)
+    metrics = trainer.evaluate()
+    trainer.save_model()
+    card = ModelCard.load(tmp_path / "run" / "README.md")
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert "DQNHaltingConfig" in card.text and "`reward_step_cost` | `0.05`" in card.text
+    assert "**eval**: `HaltingTrajectories`" in card.text
+    results = {r.metric_name: r for r in card.data.eval_results}
+    assert results["exact accuracy"].metric_value == pytest.approx(metrics["eval_exact_accuracy"])
+    (tmp_path / "run" / "README.md").unlink()
+    trainer.create_model_card(model_name="run")
+    assert "DQNHaltingConfig" in ModelCard.load(tmp_path / "run" / "README.md").text
+
+
+def _tiny_meta_attention(tokenizer):
+    from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
+
+    torch.manual_seed(0)
+    config = MetaAttentionConfig(
+        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2, meta_top_k=3, meta_hidden_size=16,
+        meta_num_heads=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+    )
+    return MetaAttentionForCausalLM(config)
+
+
+def _tiny_gpt2(tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+
+
+def _trl_trainer(kind: str, model, tokenizer, output_dir: Path, peft_config=None):
+    from datasets import Dataset
+
+    common = dict(output_dir=str(output_dir), per_device_train_batch_size=2, max_steps=1, report_to=[],
+                  save_strategy="no", disable_tqdm=True, bf16=False, gradient_checkpointing=False)
+    if kind == "grpo":
+        from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+
+        args = ReasoningGRPOConfig(num_generations=2, max_completion_length=4, **common)
+        data = Dataset.from_dict({"prompt": ["Q: 2 + 3 = ?\nA:", "Q: 7 = ?\nA:"]})
+        return ReasoningGRPOTrainer(model=model, reward_funcs=lambda prompts, completions, **kw: [0.0] * len(prompts),
+                                    args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+    from hf_reason.trainers import LengthBalancedDPOConfig, LengthBalancedDPOTrainer
+
+    pair = {"prompt": "Q: 2 + 3 = ?\nA:", "chosen": "<think> 5</think> #### 5", "rejected": "<think></think> #### 6"}
+    args = LengthBalancedDPOConfig(length_balanced_batches=False, **common)
+    import copy
+
+    ref_model = None if peft_config is not None else copy.deepcopy(model)  # built in memory: no Hub id to reload
+    return LengthBalancedDPOTrainer(model=model, ref_model=ref_model, args=args,
+                                    train_dataset=Dataset.from_list([pair, pair]), processing_class=tokenizer,
+                                    peft_config=peft_config)
+
+
+@pytest.mark.parametrize("kind", ["grpo", "dpo"])
+def test_trl_trainers_write_our_card_for_our_families_and_trls_otherwise(kind, tmp_path):
+    from hf_reason.data.text import build_tokenizer
+
+    tokenizer = build_tokenizer(vocab_size=300, extra_special_tokens=("<think>", "</think>"))
+    trainer = _trl_trainer(kind, _tiny_meta_attention(tokenizer), tokenizer, tmp_path / "ours")
+    config_name = {"grpo": "ReasoningGRPOConfig", "dpo": "LengthBalancedDPOConfig"}[kind]
+    trainer.save_model()
+    card = ModelCard.load(tmp_path / "ours" / "README.md")
+    assert config_name in card.text and "from hf_reason import MetaAttentionForCausalLM" in card.text
+    assert {"hf-reason", "meta-attention", "trl", kind} <= set(card.data.tags)
+    assert "**train**: in-memory" in card.text
+    # TRL calls create_model_card before every checkpoint and at push time
+    (tmp_path / "ours" / "README.md").unlink()
+    trainer.create_model_card(model_name="ours", dataset_name="pairs", tags=["extra"])
+    card = ModelCard.load(tmp_path / "ours" / "README.md")
+    assert config_name in card.text and "extra" in card.data.tags
+
+    # a stock model keeps TRL's own card
+    stock = _trl_trainer(kind, _tiny_gpt2(tokenizer), tokenizer, tmp_path / "stock")
+    stock.save_model()
+    assert not (tmp_path / "stock" / "README.md").exists()
+    stock.create_model_card(model_name="stock")
+    trl_card = ModelCard.load(tmp_path / "stock" / "README.md")
+    assert "trl" in trl_card.data.tags and config_name not in trl_card.text and "hf-reason" in trl_card.data.tags
+
+
+def test_a_peft_wrapped_family_model_gets_the_adapter_card(tmp_path):
+    from peft import LoraConfig
+
+    from hf_reason.data.text import build_tokenizer
+
+    tokenizer = build_tokenizer(vocab_size=300)
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True)
+    trainer = _trl_trainer("grpo", _tiny_meta_attention(tokenizer), tokenizer, tmp_path / "run", peft_config=lora)
+    trainer.save_model()
+    assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
+    card = ModelCard.load(tmp_path / "run" / "README.md")
+    assert card.data.library_name == "peft" and "lora" in card.data.tags and "ReasoningGRPOConfig" in card.text
+    assert "AutoModelForCausalLM.from_pretrained('<your-org>/meta-attention', trust_remote_code=True)" in card.text
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    assert f"| `adapter parameters` | `{trainable}` |" in card.text
+    plan = prepare_upload_folder(tmp_path / "run", "org/meta-lora", tmp_path / "up", base_model="org/meta-base")
+    assert plan.kind == "adapter" and "PeftModel.from_pretrained(base, 'org/meta-lora')" in str(plan.card)

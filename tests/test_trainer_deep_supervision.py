@@ -127,6 +127,22 @@ def test_puzzle_embeddings_use_their_own_sign_sgd_optimizer(tmp_path):
     torch.testing.assert_close(changed, torch.full_like(changed, 0.05))  # sign steps of exactly lr
 
 
+def test_push_to_hub_uploads_the_ema_weights(tmp_path, monkeypatch):
+    import transformers.trainer
+
+    trainer = make_trainer(tmp_path, max_steps=3, ema_decay=0.9, hub_model_id="org/trm")
+    trainer.train()
+    uploaded = {}
+    monkeypatch.setattr(transformers.trainer, "upload_folder", lambda **kwargs: uploaded.update(
+        load_file(os.path.join(kwargs["folder_path"], "model.safetensors"))) or "commit")
+    trainer.hub_model_id = "org/trm"  # what init_hf_repo sets after creating the repo (network)
+    trainer.push_to_hub()
+    key = "model.layers.0.mlp.down_proj.weight"
+    ema = trainer.ema.module.model.layers[0].mlp.down_proj.weight
+    assert not torch.equal(trainer.model.model.layers[0].mlp.down_proj.weight, ema)
+    torch.testing.assert_close(uploaded[key], ema, rtol=0, atol=0)
+
+
 def test_ema_weights_are_evaluated_and_saved(tmp_path):
     trainer = make_trainer(tmp_path, max_steps=5, ema_decay=0.9)
     trainer.train()

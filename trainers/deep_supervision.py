@@ -291,8 +291,11 @@ class DeepSupervisionTrainer(Trainer):
 
     # ----------------------------------------------------------------- saving and resuming
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
-        """User-facing saves write the EMA weights; checkpoints keep the raw ones (to resume)."""
-        if _internal_call or self.ema is None:
+        """User-facing saves (and `push_to_hub`) write the EMA weights; checkpoints keep the raw ones (to resume)."""
+        # Checkpoint saves always name their folder; `Trainer.push_to_hub` calls
+        # `save_model(_internal_call=True)` without one, and what it uploads must be the EMA model.
+        is_checkpoint = _internal_call and output_dir is not None
+        if is_checkpoint or self.ema is None:
             super().save_model(output_dir, _internal_call)
             if not _internal_call:
                 write_trainer_model_card(self, output_dir)
@@ -304,6 +307,11 @@ class DeepSupervisionTrainer(Trainer):
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
         write_trainer_model_card(self, output_dir)  # README.md: a Hub model card for the saved model
+
+    def create_model_card(self, *args, **kwargs):
+        """Writes hf-reason's card; `push_to_hub` calls this, and Trainer's generic card would replace ours."""
+        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
+            super().create_model_card(*args, **kwargs)
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

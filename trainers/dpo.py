@@ -37,6 +37,8 @@ import torch
 from torch.utils.data import Sampler
 from trl import DPOConfig, DPOTrainer
 
+from hf_reason.hub import write_trainer_model_card
+
 
 __all__ = [
     "LengthBalancedDPOConfig",
@@ -323,6 +325,16 @@ class LengthBalancedDPOTrainer(DPOTrainer):
             return super()._get_train_sampler(train_dataset)
         diffs = [len(c) - len(r) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
         return LengthBalancedSampler(diffs, batch_size=self.args.per_device_train_batch_size, seed=self.args.seed)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if not _internal_call:
+            write_trainer_model_card(self, output_dir)  # README.md: hf-reason's card for our model families
+
+    def create_model_card(self, *args, **kwargs):
+        """hf-reason's card for our model families (TRL's would replace it at checkpoint and push time); TRL's otherwise."""
+        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
+            super().create_model_card(*args, **kwargs)
 
 
 def check_4bit_weights_trainable(model) -> None:

@@ -37,6 +37,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import IGNORE_INDEX
 
 
@@ -808,6 +809,16 @@ class DQNHaltingTrainer(Trainer):
         return metrics
 
     # ----------------------------------------------------------------- checkpoints
+    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if not _internal_call:
+            write_trainer_model_card(self, output_dir)  # README.md: a Hub model card for the saved model
+
+    def create_model_card(self, *args, **kwargs):
+        """Writes hf-reason's card; `push_to_hub` calls this, and Trainer's generic card would replace ours."""
+        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
+            super().create_model_card(*args, **kwargs)
+
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")

@@ -33,6 +33,8 @@ from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
+from hf_reason.hub import write_trainer_model_card
+
 
 __all__ = ["ReasoningGRPOConfig", "ReasoningGRPOTrainer", "shared_prefill_generate"]
 
@@ -207,3 +209,13 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         unique = len({tuple(p) for p in prompt_ids})
         self._metrics[mode]["generation/prefill_rows_saved"].append(float(len(prompt_ids) - unique))
         return completion_ids, None
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        super().save_model(output_dir, _internal_call)
+        if not _internal_call:
+            write_trainer_model_card(self, output_dir)  # README.md: hf-reason's card for our model families
+
+    def create_model_card(self, *args, **kwargs):
+        """hf-reason's card for our model families (TRL's would replace it at checkpoint and push time); TRL's otherwise."""
+        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
+            super().create_model_card(*args, **kwargs)
