@@ -44,7 +44,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         per_channel=not args.per_tensor, block_size=args.block_size, accuracy_level=args.accuracy_level,
         quantize_gather=not args.no_quantize_gather, optimization_level=args.optimization_level,
         trm_solve_graph=args.trm_solve_graph, crsm_prefill_length=args.crsm_prefill_length,
-        parity_samples=args.parity_samples,
+        parity_samples=args.parity_samples, trm_int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
     )
     print(json.dumps({"out_dir": args.out_dir, "files": report["files"], "size_ratio_vs_fp32": report["size_ratio_vs_fp32"],
                       "parity": report["parity"]}, indent=2))
@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "check: disable | basic | extended | all.")
     export.add_argument("--trm-solve-graph", action="store_true", help="TRM: also export the whole fixed-step solve "
                         "as solve.onnx.")
+    export.add_argument("--trm-int8-quantize-token-mixer", action="store_true", help="TRM with the MLP mixer, INT8: "
+                        "quantize the token-mixing matmuls too (faster, lower agreement; default keeps them FP32).")
     export.add_argument("--crsm-prefill-length", type=int, default=128, help="CRSM: prompt length of prefill.onnx "
                         "(shorter prompts are left-padded, longer ones continue token by token).")
     export.add_argument("--parity-samples", type=int, default=8, help="Examples in the PyTorch-vs-ORT parity check.")

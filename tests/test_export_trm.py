@@ -260,3 +260,46 @@ def test_onnx_config_registered_with_optimum():
     assert list(onnx_config.inputs) == ["input_ids", "carry_y", "carry_z", "carry_steps", "carry_halted",
                                         "puzzle_identifiers"]
     assert all(axes == {0: "batch_size"} for axes in onnx_config.inputs.values())
+
+
+def test_quantizing_an_earlier_fp32_export_equals_tracing_again(tmp_path):
+    model = model_with_live_halting(mixer="mlp", pos_encodings="none")
+    export_pretrained(model, tmp_path / "fp32", precision="fp32", trm_solve_graph=True, progress=False)
+    traced = export_pretrained(model, tmp_path / "traced", precision="int8", trm_solve_graph=True, progress=False)
+    reused = export_pretrained(model, tmp_path / "reused", precision="int8", trm_solve_graph=True, progress=False,
+                               fp32_dir=tmp_path / "fp32")
+    assert reused["parity"] == traced["parity"]
+    for name in ("model.onnx", "solve.onnx"):
+        a, b = onnx.load(str(tmp_path / "traced" / name)), onnx.load(str(tmp_path / "reused" / name))
+        assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+        for x, y in zip(a.graph.initializer, b.graph.initializer):
+            np.testing.assert_array_equal(numpy_helper.to_array(x), numpy_helper.to_array(y))
+    # A folder from different graph options (no solve graph here), or no export at all: refused.
+    with pytest.raises(ValueError, match="`fp32_dir` .* holds a different export .*solve_graph"):
+        export_pretrained(model, tmp_path / "other", precision="int8", fp32_dir=tmp_path / "fp32", progress=False)
+    with pytest.raises(ValueError, match="`fp32_dir` must be a folder written by"):
+        export_pretrained(model, tmp_path / "other", precision="int8", fp32_dir=tmp_path / "nothing", progress=False)
+
+
+@pytest.mark.parametrize("keep_token_mixer", [True, False])
+def test_int8_keeps_the_mlp_token_mixer_fp32_by_default(keep_token_mixer, tmp_path):
+    model = model_with_live_halting(mixer="mlp", pos_encodings="none")
+    report = export_pretrained(model, tmp_path, precision="int8", trm_int8_fp32_token_mixer=keep_token_mixer,
+                               parity_samples=2, progress=False)
+    assert report["quantization"]["kept_fp32"] == (["token_mixer"] if keep_token_mixer else [])
+    nodes = onnx.load(str(tmp_path / "model.onnx")).graph.node
+    mixer_ops = {n.op_type for n in nodes if "token_mixer" in n.name and "MatMul" in n.op_type}
+    channel_ops = {n.op_type for n in nodes if "/mlp/" in n.name and "MatMul" in n.op_type}
+    assert mixer_ops == ({"MatMul"} if keep_token_mixer else {"MatMulInteger"}), mixer_ops
+    assert channel_ops == {"MatMulInteger"}, channel_ops
+
+
+def test_int4_keep_fp32_leaves_the_named_matmuls_unquantized(tmp_path):
+    from hf_reason.export import quantize_int4
+
+    model = model_with_live_halting(mixer="mlp", pos_encodings="none")
+    export_pretrained(model, tmp_path / "fp32", precision="fp32", parity_samples=2, progress=False)
+    quantize_int4(tmp_path / "fp32" / "model.onnx", tmp_path / "int4.onnx", block_size=16, keep_fp32=("token_mixer",))
+    nodes = onnx.load(str(tmp_path / "int4.onnx")).graph.node
+    assert {n.op_type for n in nodes if "token_mixer" in n.name and "MatMul" in n.op_type} == {"MatMul"}
+    assert {n.op_type for n in nodes if "/mlp/" in n.name and "MatMul" in n.op_type} == {"MatMulNBits"}

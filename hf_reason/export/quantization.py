@@ -53,8 +53,13 @@ def save_onnx_atomic(model: onnx.ModelProto, path: PathLike) -> None:
             os.remove(tmp)
 
 
-def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, reduce_range: bool = False) -> Path:
-    """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights."""
+def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, reduce_range: bool = False,
+                  keep_fp32: tuple = ()) -> Path:
+    """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
+
+    Args:
+        keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     target = Path(target)
@@ -65,7 +70,8 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
     graph = model.graph
     ranks = {init.name: len(init.dims) for init in graph.initializer}
     exclude = [node.name for node in graph.node
-               if node.op_type in ("MatMul", "Gemm") and ranks.get(node.input[1], 2) != 2]
+               if node.op_type in ("MatMul", "Gemm")
+               and (ranks.get(node.input[1], 2) != 2 or any(key in node.name for key in keep_fp32))]
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
@@ -192,6 +198,7 @@ def quantize_int4(
     accuracy_level: int = 4,
     is_symmetric: bool = True,
     quantize_gather: bool = True,
+    keep_fp32: tuple = (),
 ) -> tuple[Path, dict]:
     """INT4 weight-only quantization with onnxruntime's `MatMulNBitsQuantizer`.
 
@@ -202,6 +209,7 @@ def quantize_int4(
         is_symmetric: symmetric blocks (no zero point).
         quantize_gather: also store embedding tables (`Gather`) in 4 bits; otherwise a large
             vocabulary keeps the file far above 1/5 of FP32.
+        keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
 
     Returns the target path and the rewrite counts.
     """
@@ -210,6 +218,8 @@ def quantize_int4(
 
     model, counts = rewrite_for_weight_only(onnx.load(str(source)))
     op_types = ("MatMul", "Gather") if quantize_gather else ("MatMul",)
+    exclude = [node.name for node in model.graph.node
+               if node.op_type == "MatMul" and any(key in node.name for key in keep_fp32)]
     algo_config = DefaultWeightOnlyQuantConfig(
         block_size=block_size,
         is_symmetric=is_symmetric,
@@ -225,6 +235,7 @@ def quantize_int4(
         op_types_to_quantize=op_types,
         quant_axes=(("MatMul", 0), ("Gather", 1)),
         algo_config=algo_config,
+        nodes_to_exclude=exclude,
     )
     quantizer.process()
     save_onnx_atomic(quantizer.model.model, target)
