@@ -14,14 +14,18 @@ For each arm (meta-attention module on / off, same seed, data and steps) the scr
 4. writes and scores the reports again.
 One table compares the arms: every evaluator score before / after with a 95% interval (Wilson for
 pass / fail scores, percentile bootstrap for the others), and how often the focus claims match the
-model's real attention. Outputs: `results.json`, `table.md`, a heat-map PNG of a report's key step.
+model's real attention. Outputs: `results.json` (settings, every cell, the reports after training, the
+loss curves), `table.md`, `train_loss.png`, and per arm a heat-map PNG of the first report's key step
+(`step1_attention_<arm>.png`; `report_attention_<arm>.png`, the whole report, if none writes a Step 1).
 Every flag is listed by --help.
 
 Presets (`--preset cpu`): settings chosen so that both arms together finish in about 20 minutes on 2
-CPU cores (one torch thread) while still measuring something: a 3-layer, 96-wide model with a
-2048-token BPE vocabulary (the gold reports fit in ~256 tokens), 400 SFT steps of batch 8 at
-learning rate 2e-3 (cosine), 32 held-out curated tasks, reports of at most 256 new tokens that stop at
-the end of the `Answer:` line or at eos. Flags given after it on the command line override it:
+CPU cores (one torch thread) while still measuring something: a 3-layer, 128-wide model with a
+2048-token BPE vocabulary (so that ~90% of the gold reports fit in 256 tokens), 600 SFT steps of batch
+8 at learning rate 2e-3 (cosine; ~20 epochs of the 219 training tasks, enough for the report format
+and its `[focus: ...]` citations), 32 held-out curated tasks, reports of at most 256 new tokens that
+stop at eos or at the end of the `Answer:` line (KV-cached greedy decoding; eager attention only in the
+layers whose maps the module reads). Flags given after it on the command line override it:
 
     OMP_NUM_THREADS=1 python examples/train_meta_attention.py --preset cpu --output_dir runs/meta-attention
 """
@@ -50,9 +54,9 @@ from hf_reason.evaluation.statistics import wilson_interval
 # occurrence, so anything the user passes wins).
 PRESETS = {
     "cpu": {
-        "n_embd": "96", "n_layer": "3", "n_head": "4", "n_positions": "512", "vocab_size": "2048",
+        "n_embd": "128", "n_layer": "3", "n_head": "4", "n_positions": "512", "vocab_size": "2048",
         "generated_per_category": "60", "max_eval_tasks": "32", "max_new_tokens": "256",
-        "max_steps": "400", "per_device_train_batch_size": "8", "learning_rate": "2e-3",
+        "max_steps": "600", "per_device_train_batch_size": "8", "learning_rate": "2e-3",
         "lr_scheduler_type": "cosine", "warmup_ratio": "0.05", "logging_steps": "20",
         "save_strategy": "no", "use_cpu": "true", "bf16": "false", "gradient_checkpointing": "false",
         "report_to": "none", "seed": "0",

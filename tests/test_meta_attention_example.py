@@ -1,0 +1,106 @@
+"""examples/train_meta_attention.py: the preset mechanics, the Answer-line stop, and a tiny end-to-end run."""
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_reason.data.text import build_tokenizer
+from hf_reason.evaluation.reports import SCORE_NAMES
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = REPO_ROOT / "examples" / "train_meta_attention.py"
+ROW_NAMES = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims"]
+
+
+@pytest.fixture(scope="module")
+def example():
+    spec = importlib.util.spec_from_file_location("train_meta_attention", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preset_flags_come_first_so_explicit_flags_win(example):
+    argv = example.expand_preset(["--preset", "cpu", "--max_steps", "7", "--output_dir", "x"])
+    # argparse keeps the last occurrence of a flag
+    assert argv.index("--max_steps") < len(argv) - 4 and argv[-4:] == ["--max_steps", "7", "--output_dir", "x"]
+    from transformers import HfArgumentParser
+    from trl import SFTConfig
+
+    args, sft = HfArgumentParser((example.WarmupArguments, SFTConfig)).parse_args_into_dataclasses(args=argv)
+    assert sft.max_steps == 7 and args.preset == "cpu"
+    assert args.n_layer == 3 and args.vocab_size == 2048 and args.max_eval_tasks > 20
+    assert not sft.gradient_checkpointing and not sft.bf16 and sft.learning_rate == 2e-3
+    assert example.expand_preset(["--preset=cpu"])[:2] == ["--n_embd", example.PRESETS["cpu"]["n_embd"]]
+    assert example.expand_preset(["--max_steps", "3"]) == ["--max_steps", "3"]
+    with pytest.raises(ValueError, match="--preset must be one of"):
+        example.expand_preset(["--preset", "gpu-cluster"])
+
+
+def test_generation_stops_after_the_answer_line(example):
+    tokenizer = build_tokenizer(vocab_size=300, texts=["Plan: add.\nStep 1: 2 + 2 = 4.\nAnswer: 4\nmore text"] * 4)
+    prompt = tokenizer("Q?\n", add_special_tokens=False)["input_ids"]
+    stop = example.StopAfterAnswerLine(tokenizer, len(prompt))
+
+    def done(text):
+        ids = torch.tensor([prompt + tokenizer(text, add_special_tokens=False)["input_ids"]])
+        return bool(stop(ids, None)[0])
+
+    assert not done("Plan: add.\nStep 1: 2 + 2 = 4.\n")
+    assert not done("Plan: add.\nAnswer: 4")  # the answer may still grow
+    assert done("Plan: add.\nAnswer: 4\n")
+    # an "Answer:" inside the prompt does not count
+    prompt_with_answer = tokenizer("Answer: 3\n", add_special_tokens=False)["input_ids"]
+    stop_after_prompt = example.StopAfterAnswerLine(tokenizer, len(prompt_with_answer))
+    ids = torch.tensor([prompt_with_answer + tokenizer("Plan: x\n", add_special_tokens=False)["input_ids"]])
+    assert not bool(stop_after_prompt(ids, None)[0])
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_table_results_and_pictures(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "OMP_NUM_THREADS": "1"}
+    tiny = ["--preset", "cpu", "--output_dir", str(out), "--n_embd", "32", "--n_layer", "1", "--n_head", "2",
+            "--n_positions", "256", "--vocab_size", "300", "--generated_per_category", "2", "--max_eval_tasks", "2",
+            "--max_new_tokens", "12", "--max_steps", "3", "--per_device_train_batch_size", "2",
+            "--logging_steps", "1", "--bootstrap_samples", "50", "--disable_tqdm", "true"]
+    result = subprocess.run([sys.executable, str(SCRIPT), *tiny], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    table = (out / "table.md").read_text().splitlines()
+    assert table[0] == "| score | meta before | meta after | no_meta before | no_meta after |"
+    assert [line.split(" | ")[0].lstrip("| ") for line in table[2:]] == ROW_NAMES
+    assert all(line.count("|") == 6 for line in table)
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_eval"] == 2 and len(results["eval_task_ids"]) == 2
+    assert results["settings"]["preset"] == "cpu" and results["settings"]["max_new_tokens"] == 12
+    assert set(results["arms"]) == {"meta", "no_meta"}
+    for arm in results["arms"].values():
+        for when in ("before", "after"):
+            for name in [*SCORE_NAMES, "overall", "reports_with_focus_claims"]:
+                cell = arm[when][name]
+                assert cell["n"] == 2 and 0.0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1.0, (name, cell)
+            assert 1 <= arm["mean_new_tokens"][when] <= 12
+        losses = [loss for _, loss in arm["train_loss"]]
+        assert len(losses) == 3 and all(math.isfinite(loss) and loss > 0 for loss in losses)
+        assert [r["task_id"] for r in arm["reports_after"]] == results["eval_task_ids"]
+        # a 3-step model writes no Step 1 yet: its whole first report is drawn instead
+        heatmap = out / arm["heatmap"]["file"]
+        assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "train_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the two arms really differ: only one has the meta-attention module
+    for arm, expected in (("meta", True), ("no_meta", False)):
+        config = json.loads((out / arm / "config.json").read_text())
+        assert config["use_meta_attention"] is expected
+    assert not list(out.glob(".tmp-*"))
