@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 # Nothing in the suite may reach the network (the Hub is unreachable here anyway).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,3 +40,35 @@ def tiny_trm_config(**overrides) -> TRMConfig:
 @pytest.fixture
 def tiny_config():
     return tiny_trm_config()
+
+
+# Prepended to every script of `run_without_hf_reason`: hf_reason cannot be imported, whatever
+# sys.path holds (an editable install would otherwise put the repository back on it).
+_BLOCK_HF_REASON = """
+import importlib.abc, os, sys
+class BlockHfReason(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "hf_reason" or name.startswith("hf_reason."):
+            raise ImportError("hf_reason is not installed in this process")
+sys.meta_path.insert(0, BlockHfReason())
+sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
+try:
+    import hf_reason  # noqa: F401
+    raise SystemExit("hf_reason is importable: the test would prove nothing")
+except ImportError:
+    pass
+"""
+_NOTHING_IMPORTED = """
+assert not [m for m in sys.modules if m.startswith("hf_reason")], "the script imported hf_reason"
+"""
+
+
+def run_without_hf_reason(script: str, cwd, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Runs `script` in a fresh Python where hf_reason cannot be imported, as for a user of a Hub
+    checkpoint who does not have it installed, and fails the test if the script fails."""
+    code = _BLOCK_HF_REASON + textwrap.dedent(script) + _NOTHING_IMPORTED
+    env = {**os.environ, "HF_MODULES_CACHE": str(Path(cwd) / "modules"), "PYTHONPATH": "", **(env or {})}
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from hf_reason.hub import (
     write_model_card,
 )
 
-from conftest import tiny_trm_config
+from conftest import run_without_hf_reason, tiny_trm_config
 
 
 METRICS = {"eval_exact_accuracy": 0.4, "eval_cell_accuracy": 0.8125, "eval_mean_steps": 3.5,
@@ -360,15 +359,10 @@ def test_pull_from_hub_cache_in_clean_process_model_and_lora_adapter(tmp_path):
     model_code = _code_blocks(str(base_plan.card))[0]
     adapter_code = _code_blocks(str(adapter_plan.card))[0]
     assert "trust_remote_code=True" in model_code and "PeftModel.from_pretrained(base, 'org/trm-tiny-lora')" in adapter_code
-    script = textwrap.dedent(
+    (tmp_path / "model_code.py").write_text(model_code)
+    (tmp_path / "adapter_code.py").write_text(adapter_code)
+    run_without_hf_reason(
         """
-        import importlib.abc, os, sys
-        class BlockHfReason(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "hf_reason" or name.startswith("hf_reason."):
-                    raise ImportError("hf_reason is not installed in this process")
-        sys.meta_path.insert(0, BlockHfReason())
-        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
         import torch
         inputs = torch.load("inputs.pt")
         scope = {}
@@ -380,16 +374,10 @@ def test_pull_from_hub_cache_in_clean_process_model_and_lora_adapter(tmp_path):
         with torch.no_grad():
             torch.save({"plain": model(inputs["input_ids"]).logits,
                         "adapted": adapted(input_ids=inputs["input_ids"]).logits}, "out.pt")
-        assert not [m for m in sys.modules if m.startswith("hf_reason")]
-        """
+        """,
+        cwd=tmp_path,
+        env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"},
     )
-    (tmp_path / "model_code.py").write_text(model_code)
-    (tmp_path / "adapter_code.py").write_text(adapter_code)
-    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": "",
-           "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "out.pt")
     torch.testing.assert_close(remote["plain"], expected, rtol=0, atol=0)
     torch.testing.assert_close(remote["adapted"], adapted, rtol=1e-6, atol=1e-6)

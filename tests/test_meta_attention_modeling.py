@@ -1,9 +1,5 @@
 import copy
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -24,6 +20,8 @@ from hf_reason import (
 )
 from hf_reason.models.meta_attention.configuration_meta_attention import META_ATTENTION_AUTO_MAP
 from hf_reason.models.meta_attention.modeling_meta_attention import attention_summaries
+
+from conftest import run_without_hf_reason
 
 
 GPT2_KWARGS = dict(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=2, bos_token_id=1, eos_token_id=2)
@@ -178,15 +176,8 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
     model.save_pretrained(ckpt)
     ids = make_ids()
     torch.save({"ids": ids}, tmp_path / "inputs.pt")
-    script = textwrap.dedent(
+    run_without_hf_reason(
         f"""
-        import importlib.abc, os, sys
-        class BlockHfReason(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "hf_reason" or name.startswith("hf_reason."):
-                    raise ImportError("hf_reason is not installed in this process")
-        sys.meta_path.insert(0, BlockHfReason())
-        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
         import torch
         from transformers import AutoModelForCausalLM
         model = AutoModelForCausalLM.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
@@ -197,14 +188,9 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
             logits = model(ids).logits
             intro = model.introspect(ids, start=4, top_k=2).to_json()
         torch.save({{"logits": logits, "intro": intro}}, {str(tmp_path / "out.pt")!r})
-        assert not [m for m in sys.modules if m.startswith("hf_reason")]
-        """
+        """,
+        cwd=tmp_path,
     )
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "out.pt")
     with torch.no_grad():
         torch.testing.assert_close(remote["logits"], model(ids).logits, rtol=0, atol=0)

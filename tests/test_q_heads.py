@@ -7,7 +7,7 @@ import torch
 from hf_reason import AutoModelForPuzzleSolving, TRMForPuzzleSolving
 from hf_reason.models.trm import TRMAttentionQHead, TRMGRUQHead, TRMHaltingHead, TRMMLPQHead
 
-from conftest import tiny_trm_config
+from conftest import run_without_hf_reason, tiny_trm_config
 
 
 HEADS = {"linear": TRMHaltingHead, "mlp": TRMMLPQHead, "gru": TRMGRUQHead, "attention": TRMAttentionQHead}
@@ -180,35 +180,21 @@ def test_replace_q_head_gives_a_fresh_head_that_saves_and_reloads(tmp_path):
 
 
 def test_gru_head_checkpoint_loads_with_trust_remote_code_without_hf_reason(tmp_path):
-    import os
-    import subprocess
-    import sys
-    import textwrap
 
     model = make_model("gru", halting="dqn")
     randomise_head(model)
     model.save_pretrained(tmp_path / "ckpt")
     input_ids, _ = make_batch(model.config)
     torch.save(input_ids, tmp_path / "inputs.pt")
-    script = textwrap.dedent(
+    run_without_hf_reason(
         f"""
-        import importlib.abc, os, sys
-        class BlockHfReason(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "hf_reason" or name.startswith("hf_reason."):
-                    raise ImportError("hf_reason is not installed in this process")
-        sys.meta_path.insert(0, BlockHfReason())
-        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
         import torch
         from transformers import AutoModelForTokenClassification
         model = AutoModelForTokenClassification.from_pretrained({str(tmp_path / "ckpt")!r}, trust_remote_code=True)
         assert type(model.q_head).__module__.startswith("transformers_modules"), type(model.q_head).__module__
         solved = model.eval().solve(torch.load({str(tmp_path / "inputs.pt")!r}))
         torch.save(solved.steps, {str(tmp_path / "steps.pt")!r})
-        """
+        """,
+        cwd=tmp_path,
     )
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
     assert torch.equal(torch.load(tmp_path / "steps.pt"), model.solve(input_ids).steps)

@@ -1,9 +1,5 @@
 import copy
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,7 +9,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving, TRMModel
 from hf_reason.models.trm.modeling_trm import TRMBlock, stablemax_cross_entropy
 
-from conftest import tiny_trm_config
+from conftest import run_without_hf_reason, tiny_trm_config
 
 
 VARIANTS = {
@@ -101,23 +97,10 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
     model.save_pretrained(ckpt)
     input_ids, _, puzzle_ids = make_batch(model.config)
     torch.save({"input_ids": input_ids, "puzzle_ids": puzzle_ids}, tmp_path / "inputs.pt")
-    script = textwrap.dedent(
+    run_without_hf_reason(
         f"""
-        import importlib.abc, sys
-        class BlockHfReason(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "hf_reason" or name.startswith("hf_reason."):
-                    raise ImportError("hf_reason is not installed in this process")
-        sys.meta_path.insert(0, BlockHfReason())
-        import os
-        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
         import torch
         from transformers import AutoModelForTokenClassification
-        try:
-            import hf_reason  # noqa: F401
-            raise SystemExit("hf_reason is importable: the test would prove nothing")
-        except ImportError:
-            pass
         model = AutoModelForTokenClassification.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
         assert type(model).__name__ == "TRMForPuzzleSolving", type(model)
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
@@ -126,14 +109,9 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
             out = model(inputs["input_ids"], puzzle_identifiers=inputs["puzzle_ids"])
             solved = model.solve(inputs["input_ids"], puzzle_identifiers=inputs["puzzle_ids"])
         torch.save({{"logits": out.logits, "steps": solved.steps}}, {str(tmp_path / "out.pt")!r})
-        assert not [m for m in sys.modules if m.startswith("hf_reason")]
-        """
+        """,
+        cwd=tmp_path,
     )
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "out.pt")
     with torch.no_grad():
         expected = model(input_ids, puzzle_identifiers=puzzle_ids).logits
