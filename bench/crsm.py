@@ -7,19 +7,27 @@
    wall time, relative to greedy, measured in the same run.
 3. Backbone speed against transformers' `MambaForCausalLM` of the same size (same weights copied
    in): training-step tokens/s (forward + backward) and decoding tokens/s (`generate`, greedy),
-   with the two measured alternately, best of `--repeats`.
+   with the two measured alternately, best of `--repeats` (`--skip_speed` leaves it out: timings
+   on a busy machine mean nothing).
+4. With `--stream_consumer_ms M`: the asynchronous mode. MCTS generation with a streamer whose
+   consumer spends M ms on each token (an I/O wait: a network send, speech synthesis), once with
+   `generate` in a thread so the search for the next token overlaps the consumer (ours), once with
+   the consumer inline in the streamer (reference); wall time until the consumer has every token.
 
 Without `--model_dir` a randomly initialised CRSM is measured (speed is meaningful; perplexity and
 accuracy are then only a smoke test). With a trained checkpoint (e.g. `runs/crsm/4_joint/final`
 from examples/train_crsm.py) all three are meaningful.
 
     python bench/crsm.py --model_dir runs/crsm/4_joint/final
+    python bench/crsm.py --model_dir runs/crsm-small/4_joint/final --max_value 9 --skip_speed
     python bench/crsm.py --quick
 """
 
 import argparse
 import math
 import os
+import queue
+import threading
 import time
 from collections import Counter
 
@@ -28,6 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM  # noqa: E402
+from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
 from hf_reason import CRSMConfig, CRSMForCausalLM  # noqa: E402
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct, load_text_corpus  # noqa: E402
@@ -129,6 +138,51 @@ def decode_rate(model, ids, new_tokens: int) -> float:
     return ids.shape[0] * new_tokens / (time.perf_counter() - start)
 
 
+class ConsumerStreamer(BaseStreamer):
+    """Hands each generated token to a consumer that takes `seconds` per token (an I/O wait).
+
+    `inline=True`: the consumer runs inside `put`, so generation waits for it (the reference).
+    `inline=False`: tokens go to a queue that `consume` drains in another thread."""
+
+    def __init__(self, seconds: float, inline: bool):
+        self.seconds, self.inline, self.queue, self.prompt_seen = seconds, inline, queue.Queue(), False
+
+    def put(self, value):
+        if not self.prompt_seen:  # transformers streamers receive the prompt first
+            self.prompt_seen = True
+            return
+        if self.inline:
+            time.sleep(self.seconds)
+        else:
+            self.queue.put(value)
+
+    def end(self):
+        self.queue.put(None)
+
+    def consume(self) -> int:
+        count = 0
+        while self.queue.get() is not None:
+            time.sleep(self.seconds)
+            count += 1
+        return count
+
+
+def streaming_wall(model, tokenizer, prompts, consumer_ms: float, threaded: bool, max_new_tokens: int, **kwargs) -> float:
+    start = time.perf_counter()
+    for prompt in prompts:
+        ids = torch.tensor([tokenizer(prompt).input_ids])
+        streamer = ConsumerStreamer(consumer_ms / 1000, inline=not threaded)
+        call = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, streamer=streamer, **kwargs)
+        if threaded:
+            worker = threading.Thread(target=model.generate, args=(ids,), kwargs=call)
+            worker.start()
+            streamer.consume()
+            worker.join()
+        else:
+            model.generate(ids, **call)
+    return time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", help="A trained CRSM checkpoint (with its tokenizer); default: a fresh model.")
@@ -148,11 +202,17 @@ def main():
     parser.add_argument("--decode_tokens", type=int, default=64, help="Tokens generated per decoding measurement.")
     parser.add_argument("--repeats", type=int, default=3, help="Alternating repetitions of each speed measurement (best kept).")
     parser.add_argument("--threads", type=int, default=2, help="torch threads.")
+    parser.add_argument("--max_ops", type=int, default=2, help="Most operators of the held-out arithmetic problems.")
+    parser.add_argument("--max_value", type=int, default=20, help="Largest operand of the held-out problems (match the training run's).")
+    parser.add_argument("--skip_speed", action="store_true", help="Leave out the wall-clock parts: the MCTS cost lines and the backbone speed comparison.")
+    parser.add_argument("--stream_consumer_ms", type=float, default=0.0, help="If > 0, measure the asynchronous (streamed) mode with a consumer taking this many ms per token.")
+    parser.add_argument("--stream_problems", type=int, default=20, help="Problems of the streaming measurement.")
     args = parser.parse_args()
     if args.quick:
         args.hidden_size, args.num_layers, args.vocab_size = 32, 1, 300
         args.num_problems, args.budgets, args.max_new_tokens = 4, "1,4", 8
         args.ppl_max_len, args.speed_batch, args.speed_seq_len, args.decode_tokens, args.repeats = 32, 2, 16, 4, 1
+        args.stream_problems = 2
     torch.set_num_threads(args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
 
@@ -164,7 +224,7 @@ def main():
     ours = perplexity(model, tokenizer, test_texts, args.ppl_max_len)
     line("perplexity (corpus test split) vs unigram", ours, unigram_perplexity(tokenizer, train_texts, test_texts, args.ppl_max_len), "{:.2f}")
 
-    problems = generate_arithmetic(args.num_problems, max_ops=2, seed=987654)
+    problems = generate_arithmetic(args.num_problems, max_ops=args.max_ops, max_value=args.max_value, seed=987654)
     k0, n0, tokens0, wall0 = accuracy_run(model, tokenizer, problems, args.max_new_tokens)
     greedy_rate = tokens0 / wall0
     for budget in budgets:
@@ -173,9 +233,20 @@ def main():
             top_k_expansion=args.top_k_expansion, c_puct=args.c_puct, rollout=args.rollout,
         )
         line(f"mcts-{budget} accuracy vs greedy", k / n, k0 / n0, extra=f"  (ours {fmt_ci(k, n)}, greedy {fmt_ci(k0, n0)}, n={n})")
-        line(f"mcts-{budget} tokens/s vs greedy", tokens / wall, greedy_rate, "{:.1f}")
-        line(f"mcts-{budget} wall s vs greedy", wall, wall0, "{:.1f}")
+        if not args.skip_speed:
+            line(f"mcts-{budget} tokens/s vs greedy", tokens / wall, greedy_rate, "{:.1f}")
+            line(f"mcts-{budget} wall s vs greedy", wall, wall0, "{:.1f}")
 
+    if args.stream_consumer_ms > 0:
+        search = dict(deliberation="mcts", top_k_expansion=args.top_k_expansion, c_puct=args.c_puct, rollout=args.rollout)
+        prompts = problems["prompt"][: args.stream_problems]
+        for budget in budgets:
+            walls = [streaming_wall(model, tokenizer, prompts, args.stream_consumer_ms, threaded, args.max_new_tokens,
+                                    num_simulations=budget, **search) for threaded in (True, False)]
+            line(f"mcts-{budget} streamed wall s, consumer {args.stream_consumer_ms:g} ms/token: threaded vs inline", *walls, "{:.2f}")
+
+    if args.skip_speed:
+        return
     twin = mamba_twin(model)
     g = torch.Generator().manual_seed(0)
     train_ids = torch.randint(4, model.config.vocab_size, (args.speed_batch, args.speed_seq_len), generator=g)

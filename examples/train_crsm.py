@@ -10,7 +10,8 @@
                predict summary(state_{t+1}) from (summary(state_t), token_{t+1}).
 4. `joint`:    all of it fine-tuned together, plus the state-delta module, trained through the real
                recurrence: the prompt state is corrected, then the gold answer is teacher-forced
-               one cached step at a time, so the correction is rewarded for making it likelier.
+               one cached step at a time, so the correction is rewarded for making it likelier;
+               stage 2's value regression (with its reward-0 continuations) goes on alongside.
 
 Each stage writes `OUTPUT_DIR/<n>_<stage>/checkpoint` atomically every `--save_steps` (the
 accelerate state: model, optimizer, RNG; plus the step) and `OUTPUT_DIR/<n>_<stage>/final` (a
@@ -18,12 +19,18 @@ accelerate state: model, optimizer, RNG; plus the step) and `OUTPUT_DIR/<n>_<sta
 interrupted one from its checkpoint; each stage starts from the previous stage's `final`. Batches
 are a function of (seed, step, process), so a resumed run sees the batches it would have seen.
 
+With N processes the model is not wrapped in DDP (the heads are called outside `forward`):
+`average_gradients` does DDP's averaging in one all-reduce, and at the end of every stage the
+processes compare weight digests (written to `final/processes.json`) and stop if they differ.
+
     python examples/train_crsm.py --output_dir runs/crsm
     accelerate launch --config_file accelerate_configs/cpu_2proc.yaml examples/train_crsm.py --output_dir runs/crsm
+    python examples/train_crsm.py --preset cpu-small --output_dir runs/crsm-small  # ~15 min on 2 quiet CPU cores
     python examples/train_crsm.py --output_dir runs/smoke --hidden_size 32 --num_hidden_layers 1 --vocab_size 300 \
         --lm_steps 4 --value_steps 2 --dynamics_steps 2 --joint_steps 2 --batch_size 2 --seq_len 32
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,6 +45,7 @@ import torch.nn.functional as F  # noqa: E402
 from accelerate import Accelerator  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoTokenizer, HfArgumentParser  # noqa: E402
+from transformers.utils.import_utils import is_mambapy_available  # noqa: E402
 
 from hf_reason import CRSMConfig, CRSMForCausalLM  # noqa: E402
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct, load_text_corpus  # noqa: E402
@@ -46,9 +54,24 @@ from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct, loa
 STAGES = ("lm", "value", "dynamics", "joint")
 
 
+# Named flag sets; explicit flags on the command line still override them.
+PRESETS = {
+    # All four stages in ~15 min on 2 quiet CPU cores (a 0.5M-parameter model): perplexity well
+    # below the unigram baseline on the held-out corpus and non-zero accuracy on easy arithmetic
+    # (1-2 operations, single-digit operands), so bench/crsm.py's MCTS ablation has a signal.
+    "cpu-small": dict(
+        vocab_size=512, hidden_size=128, num_hidden_layers=2, state_size=8, batch_size=16, seq_len=128,
+        learning_rate=2e-3, joint_learning_rate=5e-4, lm_steps=1200, value_steps=200, dynamics_steps=200,
+        joint_steps=200, arithmetic_fraction=0.8, max_ops=2, max_value=9, max_new_tokens=20, dynamics_len=24,
+        teacher_tokens=12, save_steps=100, logging_steps=10,
+    ),
+}
+
+
 @dataclass
 class CRSMTrainingArguments:
     output_dir: str = field(metadata={"help": "Where the tokenizer, each stage's checkpoint and final model go."})
+    preset: Optional[str] = field(default=None, metadata={"help": f"A named flag set, one of {sorted(PRESETS)}; explicit flags override it. 'cpu-small' also turns on `use_mambapy` when the mambapy package is installed."})
     stages: str = field(default="lm,value,dynamics,joint", metadata={"help": f"Comma-separated subset of {STAGES}, run in that order."})
     vocab_size: int = field(default=1024, metadata={"help": "Byte-level BPE vocabulary size (>= 260)."})
     hidden_size: int = field(default=256, metadata={"help": "Backbone width."})
@@ -82,6 +105,8 @@ class CRSMTrainingArguments:
     model_name_or_path: Optional[str] = field(default=None, metadata={"help": "Start stage 1 from this CRSM checkpoint."})
 
     def __post_init__(self):
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {self.preset!r}")
         stages = [s.strip() for s in self.stages.split(",") if s.strip()]
         bad = [s for s in stages if s not in STAGES]
         if bad or not stages:
@@ -254,7 +279,11 @@ def joint_loss(model, args, tokenizer, pool, rng, device):
                          s[1:].flatten(0, 1).detach())
     else:
         dyn = torch.zeros((), device=device)
-    return lm + delta_lm + value + dyn + args.delta_l2 * correction.square().mean()
+    # (e) stage 2's value regression keeps running: (c) alone has only reward-1 targets, and with it
+    # alone the value head drifted to ~0.95 on every state (measured on the cpu-small run), which
+    # leaves MCTS nothing to tell its children apart by.
+    critic = value_loss(model, args, tokenizer, pool, rng, device)
+    return lm + delta_lm + value + dyn + critic + args.delta_l2 * correction.square().mean()
 
 
 STAGE_LOSS = {"lm": lm_loss, "value": value_loss, "dynamics": dynamics_loss, "joint": joint_loss}
@@ -268,6 +297,50 @@ def trainable(model, stage: str):
     if stage == "dynamics":
         return list(model.dynamics.parameters())
     return list(model.parameters())
+
+
+# --- gradients and weights across processes ---------------------------------------------------------
+def average_gradients(accelerator, params) -> None:
+    """Averages `params`' gradients over the processes, with DDP's semantics, in one all-reduce.
+
+    The model is not wrapped in DDP (see `run_stage`), so this does its job: a parameter that got
+    no gradient on a process (unused there) counts as a zero gradient in the mean, and one that got
+    none on any process keeps `grad=None`, so AdamW skips it (no weight decay, no moment update)
+    exactly as it would in a single process.
+    """
+    if accelerator.num_processes == 1:
+        return
+    used = torch.tensor([float(p.grad is not None) for p in params], device=accelerator.device)
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params] + [used])
+    flat = accelerator.reduce(flat, reduction="sum")
+    offset = 0
+    for p, users in zip(params, flat[-len(params):].tolist()):
+        n = p.numel()
+        if users > 0:
+            p.grad = (flat[offset : offset + n] / accelerator.num_processes).view_as(p).to(p.dtype)
+        offset += n
+
+
+def weights_digest(model) -> bytes:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()
+
+
+def check_processes_agree(accelerator, model, stage: str, first_local_loss: Optional[float]):
+    """Every process's weights digest and its own (not averaged) first loss, gathered on all of them.
+
+    Raises if the processes ended the stage with different weights: a diverged run must not be saved
+    as if it were one model."""
+    digest = torch.tensor(list(weights_digest(model)), dtype=torch.int64, device=accelerator.device)
+    loss = torch.tensor([float("nan") if first_local_loss is None else first_local_loss], device=accelerator.device)
+    digests, losses = accelerator.gather(digest[None]), accelerator.gather(loss)
+    report = {"weights_sha256": [bytes(d.tolist()).hex() for d in digests], "first_local_loss": losses.tolist()}
+    if len(set(report["weights_sha256"])) > 1:
+        raise RuntimeError(f"stage {stage!r}: the {accelerator.num_processes} processes ended with different weights: {report}")
+    return report
 
 
 # --- the stage loop --------------------------------------------------------------------------------
@@ -288,7 +361,7 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         ))
     else:
-        model = CRSMForCausalLM.from_pretrained(start_dir)
+        model = CRSMForCausalLM.from_pretrained(start_dir, use_mambapy=args.use_mambapy)
     model.to(accelerator.device).train()
     params = trainable(model, stage)
     for p in model.parameters():
@@ -309,13 +382,14 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
         accelerator.print(f"[{stage}] resuming at step {start}")
     loss_fn = STAGE_LOSS[stage]
     progress = tqdm(range(start, steps), desc=f"stage {index} ({stage})", disable=not accelerator.is_main_process)
+    first_local_loss = None
     for step in progress:
         rng = rng_for(args, accelerator, stage, step)
         loss = loss_fn(model, args, tokenizer, data["pool" if stage in ("value", "joint") else "stream"], rng, accelerator.device)
         loss.backward()
-        if accelerator.num_processes > 1:
-            for p in params:
-                p.grad = accelerator.reduce(p.grad if p.grad is not None else torch.zeros_like(p), reduction="mean")
+        if first_local_loss is None:
+            first_local_loss = loss.item()
+        average_gradients(accelerator, params)
         torch.nn.utils.clip_grad_norm_(params, args.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -326,12 +400,17 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
         if (step + 1) % args.save_steps == 0 and step + 1 < steps:
             save_checkpoint(accelerator, ckpt_dir, step + 1, history)
     accelerator.wait_for_everyone()
+    processes = check_processes_agree(accelerator, model, stage, first_local_loss)
     if accelerator.is_main_process:
         tmp = final_dir + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        # The parallel scan is a training-time choice of this run; a saved model with it on would
+        # refuse to load where mambapy is not installed (and inference never uses it).
+        model.config.use_mambapy = False
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(os.path.join(tmp, "loss_history.json"), history)
+        write_json(os.path.join(tmp, "processes.json"), processes)
         plot_losses(history, os.path.join(tmp, "loss.png"), f"stage {index}: {stage}")
         replace_dir(tmp, final_dir)
     accelerator.wait_for_everyone()
@@ -368,8 +447,20 @@ def plot_losses(history, path: str, title: str) -> None:
     os.replace(tmp, path)
 
 
+def parse_args(argv=None) -> CRSMTrainingArguments:
+    parser = HfArgumentParser(CRSMTrainingArguments)
+    known, _ = parser.parse_known_args(args=argv)
+    if known.preset in PRESETS:
+        # set_defaults, not assignment after parsing: a flag given explicitly still wins.
+        parser.set_defaults(**PRESETS[known.preset])
+        if known.preset == "cpu-small" and is_mambapy_available():
+            parser.set_defaults(use_mambapy=True)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    return args
+
+
 def main(argv=None):
-    (args,) = HfArgumentParser(CRSMTrainingArguments).parse_args_into_dataclasses(args=argv)
+    args = parse_args(argv)
     accelerator = Accelerator(cpu=args.use_cpu)
     os.makedirs(args.output_dir, exist_ok=True)
     tok_dir = os.path.join(args.output_dir, "tokenizer")

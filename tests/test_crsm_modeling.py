@@ -1,14 +1,15 @@
 import json
-import os
-import subprocess
-import sys
-import textwrap
+import queue
+import threading
 
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, MambaConfig, MambaForCausalLM
+from transformers.generation.streamers import BaseStreamer
 
 from hf_reason import CRSMCache, CRSMConfig, CRSMDeliberationOutput, CRSMForCausalLM, CRSMModel
+
+from conftest import run_without_hf_reason
 
 
 def tiny_crsm_config(**overrides) -> CRSMConfig:
@@ -183,6 +184,40 @@ def test_mcts_with_one_simulation_equals_greedy():
         assert torch.equal(searched, greedy)
 
 
+class QueueStreamer(BaseStreamer):
+    """transformers' streamer interface over a queue (TextIteratorStreamer without the text)."""
+
+    def __init__(self):
+        self.queue = queue.Queue()
+
+    def put(self, value):
+        self.queue.put(value.reshape(-1).tolist())
+
+    def end(self):
+        self.queue.put(None)
+
+
+def test_mcts_streams_each_token_while_the_search_goes_on_in_a_thread():
+    model = make_model(seed=3)
+    ids = make_ids(batch=1, length=5, seed=4)
+    kwargs = dict(deliberation="mcts", num_simulations=4, max_new_tokens=6)
+    expected = model.generate(ids, **kwargs)
+    streamer = QueueStreamer()
+    thread = threading.Thread(target=model.generate, args=(ids,), kwargs={**kwargs, "streamer": streamer})
+    thread.start()
+    assert streamer.queue.get(timeout=60) == ids[0].tolist()  # the prompt first, as in transformers
+    first = streamer.queue.get(timeout=60)
+    # The consumer is still busy with the first token: the search for the rest goes on without it.
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    rest = []
+    while (item := streamer.queue.get(timeout=1)) is not None:
+        rest.extend(item)
+    assert first + rest == expected[0, ids.shape[1]:].tolist()
+    with pytest.raises(ValueError, match="streamer"):
+        model.generate(make_ids(batch=2), deliberation="mcts", max_new_tokens=2, streamer=QueueStreamer())
+
+
 def test_mcts_statistics_and_rollouts():
     model = make_model(seed=5)
     ids = make_ids(batch=2, length=5, seed=6)
@@ -315,16 +350,8 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
     model.save_pretrained(ckpt)
     ids = make_ids(batch=1, length=5)
     torch.save({"input_ids": ids}, tmp_path / "inputs.pt")
-    script = textwrap.dedent(
+    run_without_hf_reason(
         f"""
-        import importlib.abc, sys
-        class BlockHfReason(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "hf_reason" or name.startswith("hf_reason."):
-                    raise ImportError("hf_reason is not installed in this process")
-        sys.meta_path.insert(0, BlockHfReason())
-        import os
-        sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "hf_reason"))]
         import torch
         torch.set_num_threads(1)
         from transformers import AutoModelForCausalLM
@@ -337,14 +364,9 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
         greedy = model.generate(ids, max_new_tokens=4, do_sample=False)
         searched = model.generate(ids, deliberation="mcts", num_simulations=6, max_new_tokens=4)
         torch.save({{"logits": logits, "greedy": greedy, "searched": searched}}, {str(tmp_path / "out.pt")!r})
-        assert not [m for m in sys.modules if m.startswith("hf_reason")]
-        """
+        """,
+        cwd=tmp_path,
     )
-    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
     remote = torch.load(tmp_path / "out.pt")
     with torch.no_grad():
         torch.testing.assert_close(remote["logits"], model(ids).logits, rtol=0, atol=0)

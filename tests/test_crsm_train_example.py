@@ -4,6 +4,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ import torch
 
 from hf_reason import CRSMForCausalLM
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_crsm.py"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = REPO_ROOT / "examples" / "train_crsm.py"
 TINY = [
     "--hidden_size", "32", "--num_hidden_layers", "1", "--state_size", "4", "--vocab_size", "300",
     "--batch_size", "2", "--seq_len", "24", "--max_new_tokens", "6", "--dynamics_len", "6",
@@ -59,7 +62,49 @@ def test_four_stages_run_and_an_interrupted_stage_resumes_exactly(tmp_path):
         torch.testing.assert_close(again.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_cpu_small_preset_sets_the_defaults_and_explicit_flags_win(tmp_path):
+    from transformers.utils.import_utils import is_mambapy_available
+
+    example = load_example()
+    args = example.parse_args(["--output_dir", str(tmp_path), "--preset", "cpu-small", "--lm_steps", "7"])
+    assert args.lm_steps == 7 and args.hidden_size == 128 and args.vocab_size == 512 and args.max_value == 9
+    assert args.use_mambapy == bool(is_mambapy_available())
+    args = example.parse_args(["--output_dir", str(tmp_path), "--preset", "cpu-small", "--use_mambapy", "false"])
+    assert args.use_mambapy is False and args.lm_steps == example.PRESETS["cpu-small"]["lm_steps"]
+    assert example.parse_args(["--output_dir", str(tmp_path)]).hidden_size == 256
+    with pytest.raises(ValueError, match="preset"):
+        example.parse_args(["--output_dir", str(tmp_path), "--preset", "gpu-huge"])
+
+
 def test_bad_stage_names_are_rejected(tmp_path):
     example = load_example()
     with pytest.raises(ValueError, match="stages"):
         example.main(["--output_dir", str(tmp_path), "--stages", "lm,rl"])
+
+
+@pytest.mark.slow
+def test_two_processes_average_gradients_like_ddp_and_end_with_identical_weights(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+           str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29641",
+           str(REPO_ROOT / "tests" / "scripts" / "crsm_ddp_check.py"), str(tmp_path)]
+    result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    # used everywhere: the mean of 1 and 2; used on rank 0 only: (4 + 0) / 2, as DDP does; used
+    # nowhere: no gradient at all (so AdamW leaves it alone, as in a single process)
+    for r in ranks:
+        assert r["grads"] == {"both": [1.5] * 3, "rank0_only": [2.0] * 3, "unused": None}
+    assert ranks[0]["final"] == ranks[1]["final"] == str(tmp_path / "run" / "4_joint" / "final")
+    for stage in ("1_lm", "2_value", "3_dynamics", "4_joint"):
+        report = json.loads((tmp_path / "run" / stage / "final" / "processes.json").read_text())
+        assert len(report["weights_sha256"]) == 2
+        assert report["weights_sha256"][0] == report["weights_sha256"][1], stage
+        # each process computed its loss on its own batch, so the agreement is the averaging's doing
+        assert report["first_local_loss"][0] != report["first_local_loss"][1], stage
+    # the saved model is the one both processes hold
+    model = CRSMForCausalLM.from_pretrained(tmp_path / "run" / "4_joint" / "final")
+    example = load_example()
+    final_report = json.loads((tmp_path / "run" / "4_joint" / "final" / "processes.json").read_text())
+    assert example.weights_digest(model).hex() == final_report["weights_sha256"][0]

@@ -12,6 +12,19 @@ or from a greedy rollout of `rollout_depth` real backbone steps (`"model"`). The
 child is committed; its subtree is kept for the next token.
 
 Written here because no maintained MCTS library searches over a transformers model's cache.
+
+Asynchronous mode. The search for token t+1 starts from the node of token t, so it cannot begin
+before token t is committed; and committing a token (appending an id, decoding it to text) costs
+microseconds, so inside `generate` there is no idle time to hide a search in. Searching ahead
+speculatively from the root's top-2 children while token t is still being decided adds nothing
+either: the simulations of the search for t that went through the chosen child already are a
+search from it (its subtree is kept), and the extra ones spent under the child that loses are
+wasted work on the same cores. What can overlap is the search for t+1 with whatever the *consumer*
+does with token t (send it over a network, synthesise speech, a person reading it): pass a
+transformers streamer (`streamer=TextIteratorStreamer(...)`) and run `generate` in a thread, the
+transformers idiom; each token is put to the streamer the moment it is committed and the search
+goes on while the consumer works. It pays off only when the consumer waits on I/O (it releases the
+cores); bench/crsm.py `--stream_consumer_ms` measures it against an inline consumer.
 """
 
 import math
@@ -177,6 +190,7 @@ def mcts_generate(
     pad_token_id: Optional[int] = None,
     return_dict_in_generate: bool = False,
     generation_config=None,
+    streamer=None,
     **unused,
 ):
     """Deliberate decoding with MCTS; called by `CRSMForCausalLM.generate(..., deliberation="mcts")`.
@@ -203,6 +217,10 @@ def mcts_generate(
         eos_token_id (`int` or `list[int]`, *optional*): stops a row; defaults to the model's.
         return_dict_in_generate (`bool`, defaults to `False`): return a [`CRSMDeliberationOutput`]
             with the search statistics instead of the sequences alone.
+        streamer (`transformers.generation.BaseStreamer`, *optional*): receives the prompt, then
+            each token as soon as it is committed, then `end()` (batch size 1 only, as in
+            transformers). With `generate` in a thread the search for the next token runs while
+            the consumer handles the current one (see the module docstring).
     """
     if unused:
         unsupported = sorted(k for k, v in unused.items() if v is not None and k not in ("use_cache", "do_sample"))
@@ -210,7 +228,7 @@ def mcts_generate(
             raise ValueError(
                 f"generate(deliberation='mcts') does not take {unsupported or ['do_sample=True']}; it takes "
                 "max_new_tokens, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, "
-                "apply_state_delta, eos_token_id, pad_token_id, attention_mask, return_dict_in_generate"
+                "apply_state_delta, eos_token_id, pad_token_id, attention_mask, return_dict_in_generate, streamer"
             )
     gen_config = generation_config or model.generation_config
     if max_new_tokens is None:
@@ -230,6 +248,8 @@ def mcts_generate(
         raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {rollout!r}")
     if input_ids.dim() != 2:
         raise ValueError(f"`input_ids` must have shape (batch_size, prompt_length), got {tuple(input_ids.shape)}")
+    if streamer is not None and input_ids.shape[0] != 1:
+        raise ValueError(f"`streamer` needs a batch size of 1, got input_ids of shape {tuple(input_ids.shape)}")
     if eos_token_id is None:
         eos_token_id = gen_config.eos_token_id if gen_config.eos_token_id is not None else model.config.eos_token_id
     eos = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]) - {None}
@@ -249,6 +269,8 @@ def mcts_generate(
         prompt = input_ids[b]
         if attention_mask is not None:
             prompt = prompt[attention_mask[b].bool()]
+        if streamer is not None:
+            streamer.put(prompt[None].cpu())
         out = model(input_ids=prompt[None], use_cache=True)
         root = _Node(token=int(prompt[-1]), prior=1.0, state=out.cache_params.snapshot())
         root.summary, _ = model.summarize(out.cache_params)
@@ -268,6 +290,8 @@ def mcts_generate(
             })
             chosen_visits[b, t], chosen_values[b, t], root_values[b, t] = chosen.visits, chosen.q(), root.value
             generated.append(chosen.token)
+            if streamer is not None:
+                streamer.put(torch.tensor([chosen.token]))
             if chosen.terminal:
                 break
             if apply_state_delta and model.config.delta_damping > 0:
@@ -279,6 +303,8 @@ def mcts_generate(
             root = chosen
         rows.append(torch.cat([prompt.cpu(), torch.tensor(generated, dtype=prompt.dtype)]))
         stats_rows.append(stats)
+    if streamer is not None:
+        streamer.end()
     if was_training:
         model.train()
     # The prompts keep their (left-padded) columns; generated tokens start at column prompt_len.
