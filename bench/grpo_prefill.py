@@ -1,16 +1,21 @@
 """Generation time and step time: ReasoningGRPOTrainer (one prefill per group) vs stock trl.GRPOTrainer.
 
-Same model weights, data, seed and generation settings for both; G = 8 completions per prompt, one
-prompt per per-device batch (as GRPO groups are laid out), prompts of 256 and 1024 tokens, a
-GPT-2-small-shaped model (12 layers, 768 wide; `--quick`: 2 layers, 64 wide, short prompts).
-Prints, per prompt length, one line for generation and one for the whole training step:
+Same random-init weights (timing does not depend on them), data, seed and generation settings for
+both; G = 8 completions of one prompt per step (one GRPO group), 32 new tokens, prompts of 256 and
+1024 tokens, a GPT-2-small-shaped model (12 layers, 768 wide; `--quick`: 2 layers, 64 wide, short
+prompts). Each trainer runs one warm-up step, then `--repeats` (default 1) timed steps per prompt
+length; the generation inside each timed step is timed on its own. Prints, per
+prompt length, one line for generation and one for the whole training step:
 
     gen@1024: ours X s, reference Y s, ratio Z        (ratio = reference / ours: the speed-up)
 
-and whether both produced identical completions under the same seed.
+plus whether both produced identical completions in every step under the same seed.
 
-    python bench/grpo_prefill.py            # full: ~25-40 min on 2 quiet CPU cores (1024-token steps dominate)
-    python bench/grpo_prefill.py --quick    # tiny shapes: under a minute
+Cost (full size): a step's training forward + backward over 8 x ~1056 tokens is ~5 TFLOP for both
+trainers, stock generation prefills 8 x 1024 tokens (~1.7 TFLOP), ours 1 x 1024 (~0.2 TFLOP).
+
+    python bench/grpo_prefill.py            # full: ~4-6 min on 2 quiet CPU cores (14 min on 1 busy one)
+    python bench/grpo_prefill.py --quick    # tiny shapes: well under a minute
 """
 
 import argparse
@@ -38,21 +43,35 @@ def length_reward(prompts, completions, **kwargs):
 
 
 class StepTimer(TrainerCallback):
+    """Times each training step and the generation inside it; keeps each step's completions."""
+
     def __init__(self):
-        self.durations, self._start = [], None
+        self.step_times, self.gen_times, self.completions, self._start = [], [], [], None
 
     def on_step_begin(self, args, state, control, **kwargs):
         self._start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.durations.append(time.perf_counter() - self._start)
+        self.step_times.append(time.perf_counter() - self._start)
+
+    def wrap_generation(self, trainer):
+        generate = trainer._generate_single_turn
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            completion_ids, logprobs = generate(*args, **kwargs)
+            self.gen_times.append(time.perf_counter() - start)
+            self.completions.append([list(c) for c in completion_ids])
+            return completion_ids, logprobs
+
+        trainer._generate_single_turn = timed  # instance attribute: TRL calls self._generate_single_turn
 
 
-def make_prompts(tokenizer, length: int, count: int) -> list[str]:
-    text = " ".join(load_text_corpus("train")["text"])
-    ids = tokenizer(text)["input_ids"]
+def make_prompts(tokenizer, lengths: list[int]) -> list[str]:
+    """One prompt of each length in `lengths`, each from a different place of the text corpus."""
+    ids = tokenizer(" ".join(load_text_corpus("train")["text"]))["input_ids"]
     prompts = []
-    for i in range(count):
+    for i, length in enumerate(lengths):
         start = (i * 997) % max(1, len(ids) - length)
         prompts.append(tokenizer.decode(ids[start : start + length]))
     return prompts
@@ -61,15 +80,16 @@ def make_prompts(tokenizer, length: int, count: int) -> list[str]:
 def build(cls, config_cls, model, tokenizer, prompts, args_ns, out_dir, timer):
     args = config_cls(
         output_dir=out_dir, per_device_train_batch_size=args_ns.group_size, num_generations=args_ns.group_size,
-        max_completion_length=args_ns.completion_length, max_steps=args_ns.steps, learning_rate=1e-5,
-        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0, disable_tqdm=True,
-        gradient_checkpointing=False,
+        max_completion_length=args_ns.completion_length, max_steps=len(prompts), learning_rate=1e-5,
+        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0, disable_tqdm=False,
+        gradient_checkpointing=False, shuffle_dataset=False,  # one prompt per step, in the order given
     )
     trainer = cls(
         model=model, reward_funcs=length_reward, args=args, train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=tokenizer, callbacks=[timer],
     )
     trainer.remove_callback(PrinterCallback)  # one comparison line per setting, not the per-step logs
+    timer.wrap_generation(trainer)
     return trainer
 
 
@@ -77,18 +97,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny model and prompts: checks the script runs")
     parser.add_argument("--prompt_lengths", type=int, nargs="+", default=None, help="default 256 1024 (quick: 32 64)")
-    parser.add_argument("--group_size", type=int, default=8, help="G, completions per prompt")
+    parser.add_argument("--group_size", type=int, default=8, help="G, completions per prompt (one prompt per step)")
     parser.add_argument("--completion_length", type=int, default=None, help="new tokens (default 32; quick 8)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps timed per trainer (default 3)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed generation calls (median; default 3)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed steps per prompt length (median; >= 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     a = parser.parse_args()
+    if a.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {a.repeats}")
     if a.threads:
         torch.set_num_threads(a.threads)
     a.prompt_lengths = a.prompt_lengths or ([32, 64] if a.quick else [256, 1024])
     a.completion_length = a.completion_length or (8 if a.quick else 32)
-    a.steps = a.steps or (2 if a.quick else 3)
-    a.repeats = a.repeats or (2 if a.quick else 3)
 
     tokenizer = build_tokenizer(vocab_size=1024)
     shape = dict(n_embd=64, n_layer=2, n_head=2) if a.quick else dict(n_embd=768, n_layer=12, n_head=12)
@@ -100,41 +119,36 @@ def main() -> None:
             eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, **shape,
         )
     )
-    print(f"model: GPT-2 {shape}, G={a.group_size}, {a.completion_length} new tokens, threads={torch.get_num_threads()}")
+    # One trainer per implementation runs every setting: step 0 is a warm-up (first-call costs), then
+    # `repeats` timed steps per prompt length, shortest first; per-length trainers would need a
+    # warm-up each, which at 1024 tokens costs as much as the timed step.
+    lengths = [min(a.prompt_lengths)] + [n for n in a.prompt_lengths for _ in range(a.repeats)]
+    prompts = make_prompts(tokenizer, lengths)
+    print(f"model: GPT-2 {shape}, G={a.group_size}, {a.completion_length} new tokens, {a.repeats} timed step(s) "
+          f"per prompt length after 1 warm-up step, threads={torch.get_num_threads()}", flush=True)
+    timers = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for length in a.prompt_lengths:
-            prompts = make_prompts(tokenizer, length, a.steps + 1)
-            timers = {"ours": StepTimer(), "reference": StepTimer()}
-            trainers = {
-                "ours": build(ReasoningGRPOTrainer, ReasoningGRPOConfig, copy.deepcopy(base), tokenizer, prompts, a,
-                              os.path.join(tmp, f"ours{length}"), timers["ours"]),
-                "reference": build(GRPOTrainer, GRPOConfig, copy.deepcopy(base), tokenizer, prompts, a,
-                                   os.path.join(tmp, f"ref{length}"), timers["reference"]),
-            }
-            prompt_ids = [tokenizer(prompts[0])["input_ids"]] * a.group_size
-            gen_times, outputs = {}, {}
-            for name, trainer in trainers.items():
-                trainer.model.train()
-                trainer._generate_single_turn(prompt_ids, None, {}, a.group_size)  # warm-up
-                times = []
-                for r in range(a.repeats):
-                    torch.manual_seed(1000 + r)
-                    start = time.perf_counter()
-                    completions, _ = trainer._generate_single_turn(prompt_ids, None, {}, a.group_size)
-                    times.append(time.perf_counter() - start)
-                    outputs.setdefault(name, []).append(completions)
-                gen_times[name] = statistics.median(times)
-            for name, trainer in trainers.items():
-                torch.manual_seed(0)
-                trainer.train()
-            step_times = {n: statistics.median(t.durations[1:] or t.durations) for n, t in timers.items()}
-            same = outputs["ours"] == outputs["reference"]
-            real_len = len(prompt_ids[0])
-            print(f"gen@{length}: ours {gen_times['ours']:.3f} s, reference {gen_times['reference']:.3f} s, "
-                  f"ratio {gen_times['reference'] / gen_times['ours']:.2f} (prompt {real_len} tokens, "
-                  f"identical completions: {same})")
-            print(f"step@{length}: ours {step_times['ours']:.3f} s, reference {step_times['reference']:.3f} s, "
-                  f"ratio {step_times['reference'] / step_times['ours']:.2f}")
+        # one trainer at a time: two GPT-2-small copies with Adam states would double the memory
+        for name, (cls, config_cls) in {
+            "ours": (ReasoningGRPOTrainer, ReasoningGRPOConfig), "reference": (GRPOTrainer, GRPOConfig),
+        }.items():
+            timers[name] = StepTimer()
+            trainer = build(cls, config_cls, copy.deepcopy(base), tokenizer, prompts, a, os.path.join(tmp, name),
+                            timers[name])
+            torch.manual_seed(0)
+            trainer.train()
+            del trainer
+    for length in a.prompt_lengths:
+        steps = [i for i, n in enumerate(lengths) if n == length and i > 0]
+        gen = {n: statistics.median(t.gen_times[i] for i in steps) for n, t in timers.items()}
+        step = {n: statistics.median(t.step_times[i] for i in steps) for n, t in timers.items()}
+        same = all(timers["ours"].completions[i] == timers["reference"].completions[i] for i in steps)
+        real_len = len(tokenizer(prompts[steps[0]])["input_ids"])
+        print(f"gen@{length}: ours {gen['ours']:.3f} s, reference {gen['reference']:.3f} s, "
+              f"ratio {gen['reference'] / gen['ours']:.2f} (prompt {real_len} tokens, "
+              f"identical completions: {same})", flush=True)
+        print(f"step@{length}: ours {step['ours']:.3f} s, reference {step['reference']:.3f} s, "
+              f"ratio {step['reference'] / step['ours']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
