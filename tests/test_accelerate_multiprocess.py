@@ -14,10 +14,10 @@ ACCELERATE = str(Path(sys.executable).parent / "accelerate")
 CONFIG = str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml")
 
 
-def launch(port: int, *args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
+def launch(port: int, *args: str, cwd=REPO_ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     cmd = [ACCELERATE, "launch", "--config_file", CONFIG, "--main_process_port", str(port), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -47,3 +47,20 @@ def test_sudoku_example_runs_under_accelerate_launch(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert "eval_exact_accuracy" in result.stdout
+
+
+@pytest.mark.slow
+def test_logging_works_when_one_process_had_no_halted_example(tmp_path):
+    # Before a fixed metric key list, rank 0 (halted rows: 8 metrics) and rank 1 (none halted: 5)
+    # all-reduced tensors of different lengths and the job crashed or hung.
+    # a hang would otherwise hold the suite for the default 10 minutes
+    result = launch(29633, str(REPO_ROOT / "tests" / "scripts" / "ds_logging_check.py"), str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["final_steps"] == [1] * 4 and ranks[1]["final_steps"] == [4] * 4  # the setup holds
+    assert ranks[0]["logs"] == ranks[1]["logs"] and len(ranks[0]["logs"]) == 2
+    for log in ranks[0]["logs"]:
+        assert log["halt_rate"] == 0.5  # all of rank 0's examples, none of rank 1's
+        assert log["mean_steps"] == 1.0  # averaged over the halted examples only (rank 0's)
+        assert 0.0 <= log["exact_accuracy"] <= log["cell_accuracy"] <= 1.0

@@ -184,9 +184,122 @@ def test_evaluation_counts_every_puzzle_even_with_drop_last(tmp_path):
 
 
 def test_bad_config_values_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        make_args(tmp_path, gradient_accumulation_steps=2)
     with pytest.raises(ValueError, match="ema_decay"):
         make_args(tmp_path, ema_decay=1.0)
     with pytest.raises(ValueError, match="puzzle_emb_lr"):
         make_args(tmp_path, puzzle_emb_lr=-1.0)
     with pytest.raises(ValueError, match="eval_max_steps"):
         make_args(tmp_path, eval_max_steps=0)
+
+
+def test_sign_sgd_touches_only_the_rows_of_the_batch(tmp_path):
+    # Weight decay on: the rows of puzzles that are not in the batch must stay exactly as they were.
+    trainer = make_trainer(
+        tmp_path,
+        model_overrides=dict(puzzle_emb_ndim=32, num_puzzle_identifiers=16),
+        max_steps=3,
+        warmup_steps=0,
+        puzzle_emb_lr=0.05,
+        puzzle_emb_weight_decay=1.0,
+    )
+    with torch.no_grad():
+        trainer.model.model.puzzle_embedding.weight.normal_()
+    before = trainer.model.model.puzzle_embedding.weight.detach().clone()
+    trainer.train()
+    after = trainer.model.model.puzzle_embedding.weight.detach()
+    assert trainer._carry.steps.tolist() == [3] * 8  # nothing halted: the first batch's 8 puzzles all along
+    used = torch.zeros(16, dtype=torch.bool)
+    used[trainer._current["puzzle_identifiers"]] = True
+    assert 0 < used.sum() < 16
+    torch.testing.assert_close(after[~used], before[~used], rtol=0, atol=0)
+    assert (after[used] != before[used]).all(-1).all()  # the used rows were decayed and moved
+
+
+def test_sign_sgd_step_decays_and_moves_only_rows_with_a_gradient():
+    weight = torch.nn.Parameter(torch.ones(4, 3))
+    optimizer = SignSGD([weight], lr=0.1, weight_decay=0.5)
+    weight.grad = torch.zeros(4, 3)
+    weight.grad[1] = torch.tensor([2.0, -3.0, 0.0])
+    optimizer.step()
+    expected = torch.ones(4, 3)
+    expected[1] = 1 * (1 - 0.1 * 0.5) - 0.1 * torch.tensor([1.0, -1.0, 0.0])
+    torch.testing.assert_close(weight.detach(), expected, rtol=0, atol=1e-7)
+
+
+def test_gradients_are_not_clipped_by_default(tmp_path):
+    # The TRM reference does not clip; TrainingArguments would clip at 1.0.
+    assert make_args(tmp_path).max_grad_norm == 0.0
+    assert DeepSupervisionConfig(output_dir=str(tmp_path)).max_grad_norm == 0.0
+    trainer = make_trainer(tmp_path, max_steps=1, warmup_steps=0, learning_rate=1.0, optim="sgd",
+                           weight_decay=0.0, ema_decay=0.0)
+    model = trainer.model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = {}
+    for name, param in model.named_parameters():
+        param.register_hook(lambda g, name=name: grads.__setitem__(name, g.detach().clone()))
+    trainer.train()
+    total_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads.values()]))
+    assert total_norm > 1.0  # clipping at 1.0 would have scaled this step
+    for name, param in model.named_parameters():  # plain SGD at lr 1: the step is the raw gradient
+        torch.testing.assert_close(before[name] - param.detach(), grads[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_halted_only_metrics_are_absent_when_nothing_halted(tmp_path):
+    # halt_max_steps 8 > max_steps and a head biased against halting: no example halts, so the
+    # accuracies over halted examples have nothing to average and are not logged (no NaN, no 0).
+    trainer = make_trainer(tmp_path, max_steps=2, logging_steps=2, model_overrides=dict(halt_max_steps=8))
+    trainer.train()
+    log = next(h for h in trainer.state.log_history if "lm_loss" in h)
+    assert log["halt_rate"] == 0.0
+    assert not {"cell_accuracy", "exact_accuracy", "mean_steps"} & set(log)
+    # with a step limit of 1 every example halts at its first step
+    trainer = make_trainer(tmp_path / "b", max_steps=2, logging_steps=2, model_overrides=dict(halt_max_steps=1))
+    trainer.train()
+    log = next(h for h in trainer.state.log_history if "lm_loss" in h)
+    assert log["halt_rate"] == 1.0 and log["mean_steps"] == 1.0 and 0 <= log["cell_accuracy"] <= 1
+
+
+def test_checkpoint_needs_every_process_state_file(tmp_path):
+    trainer = make_trainer(tmp_path, save_strategy="steps", save_steps=2, max_steps=4)
+    trainer.train()
+    out = tmp_path / "out"
+    assert load_file(out / "checkpoint-4" / "deep_supervision_state_rank0.safetensors")["world_size"].item() == 1
+    # As if a 2-process run had been killed after rank 0 but before rank 1 wrote its state.
+    from safetensors.torch import save_file
+
+    state = load_file(out / "checkpoint-4" / "deep_supervision_state_rank0.safetensors")
+    state["world_size"] = torch.tensor(2)
+    save_file(state, out / "checkpoint-4" / "deep_supervision_state_rank0.safetensors")
+    assert last_complete_checkpoint(out).endswith("checkpoint-2")
+    save_file(state, out / "checkpoint-4" / "deep_supervision_state_rank1.safetensors")
+    assert last_complete_checkpoint(out).endswith("checkpoint-4")
+
+
+def test_ema_resume_refuses_incomplete_ema_weights(tmp_path):
+    trainer = make_trainer(tmp_path, save_strategy="steps", save_steps=2, max_steps=2, ema_decay=0.9)
+    trainer.train()
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    from safetensors.torch import save_file
+
+    ema_file = checkpoint / "ema" / "model.safetensors"
+    weights = load_file(ema_file)
+    weights.pop("lm_head.weight")
+    save_file(weights, ema_file, metadata={"format": "pt"})
+    with pytest.raises(RuntimeError, match="lm_head.weight"):
+        make_trainer(tmp_path, max_steps=4, ema_decay=0.9).train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_tensorboard_logging_writes_an_event_file(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logging_dir = tmp_path / "tb"
+    trainer = make_trainer(tmp_path, max_steps=2, report_to=["tensorboard"], logging_dir=str(logging_dir))
+    trainer.train()
+    events = list(logging_dir.rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = EventAccumulator(str(events[0].parent))
+    accumulator.Reload()
+    assert {"train/lm_loss", "train/halt_rate", "train/loss"} <= set(accumulator.Tags()["scalars"])

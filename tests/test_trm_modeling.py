@@ -50,7 +50,9 @@ def test_output_shapes_and_carry(variant):
     assert out.carry.steps.tolist() == [1, 1, 1]
     assert torch.isfinite(out.loss) and out.loss.ndim == 0
     assert out.is_correct.dtype == torch.bool
-    assert (out.target_q_continue is not None) == (config.halting == "q_learning")
+    assert out.target_q_continue is None  # eval mode: the bootstrap target is a training-only cost
+    train_out = model.train()(input_ids, labels=labels, puzzle_identifiers=puzzle_ids)
+    assert (train_out.target_q_continue is not None) == (config.halting == "q_learning")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -217,7 +219,7 @@ def test_full_deep_supervision_loop_in_both_halting_modes(halting):
 
 
 def test_q_learning_target_is_the_bootstrapped_next_step_value():
-    model = make_model(halting="q_learning", halt_max_steps=3)
+    model = make_model(halting="q_learning", halt_max_steps=3).train()
     input_ids, labels, _ = make_batch(model.config)
     out = model(input_ids, labels=labels)
     with torch.no_grad():
@@ -226,6 +228,106 @@ def test_q_learning_target_is_the_bootstrapped_next_step_value():
         ))
     expected = torch.sigmoid(torch.maximum(next_out.q_halt_logits, next_out.q_continue_logits))
     torch.testing.assert_close(out.target_q_continue, expected, rtol=1e-6, atol=1e-6)
+
+
+def _continue_carry(carry):
+    return type(carry)(y=carry.y, z=carry.z, steps=carry.steps, halted=torch.zeros_like(carry.halted))
+
+
+def test_q_learning_target_at_the_last_step_is_the_next_halt_value_only():
+    model = make_model(halting="q_learning", halt_max_steps=2).train()
+    with torch.no_grad():  # continue preferred to halt, so max(halt, continue) != halt
+        model.q_head.proj.bias.copy_(torch.tensor([-1.0, 2.0]))
+    input_ids, labels, _ = make_batch(model.config)
+    first = model(input_ids, labels=labels)
+    last = model(input_ids, labels=labels, carry=_continue_carry(first.carry))
+    assert last.carry.steps.tolist() == [2, 2, 2] and last.carry.halted.all()
+    with torch.no_grad():
+        after = model(input_ids, carry=_continue_carry(last.carry))
+    # at the step limit only halting is left: the target is the next step's halt value
+    torch.testing.assert_close(last.target_q_continue, torch.sigmoid(after.q_halt_logits), rtol=1e-6, atol=1e-6)
+    maximum = torch.sigmoid(torch.maximum(after.q_halt_logits, after.q_continue_logits))
+    assert not torch.allclose(last.target_q_continue, maximum)
+    # before the limit it is the value of the best next action
+    with torch.no_grad():
+        second = model(input_ids, carry=_continue_carry(first.carry))
+    expected = torch.sigmoid(torch.maximum(second.q_halt_logits, second.q_continue_logits))
+    torch.testing.assert_close(first.target_q_continue, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_q_learning_target_is_not_computed_in_eval_mode():
+    model = make_model(halting="q_learning", halt_max_steps=3)
+    calls = []
+    model.model.layers[0].register_forward_pre_hook(lambda m, a: calls.append(1))
+    input_ids, labels, _ = make_batch(model.config)
+    evaluated = model(input_ids, labels=labels)
+    eval_calls = len(calls)
+    trained = model.train()(input_ids, labels=labels)
+    assert len(calls) - eval_calls == 2 * eval_calls  # training also runs the next step for its target
+    assert evaluated.target_q_continue is None and evaluated.q_continue_loss == 0
+    for name in ("logits", "q_halt_logits", "q_continue_logits", "lm_loss", "q_halt_loss"):
+        torch.testing.assert_close(getattr(evaluated, name), getattr(trained, name), rtol=0, atol=0, msg=name)
+    torch.testing.assert_close(evaluated.carry.y, trained.carry.y, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("variant", ["attention_rope", "mlp_mixer_learned_puzzle_emb"])
+def test_recursion_matches_a_hand_written_loop_over_the_blocks(variant):
+    """z <- net(z + y + x) L_cycles times, then y <- net(y + z), H_cycles times: any other injection fails."""
+    model = make_model(H_cycles=2, L_cycles=3, L_layers=2, **VARIANTS[variant])
+    core = model.model
+    input_ids, _, puzzle_ids = make_batch(model.config)
+    out = core(input_ids, puzzle_identifiers=puzzle_ids)
+    with torch.no_grad():
+        x = core.embed_inputs(input_ids, puzzle_ids)
+        carry = core.initial_carry(input_ids.shape[0])
+        y, z = carry.y, carry.z
+        rope = core.rotary_emb(x.dtype) if model.config.pos_encodings == "rope" else None
+
+        def blocks(hidden):
+            for layer in core.layers:
+                hidden = layer(hidden, rope)
+            return hidden
+
+        for _ in range(model.config.H_cycles):
+            for _ in range(model.config.L_cycles):
+                z = blocks(z + y + x)
+            y = blocks(y + z)
+    # (float rounding only: the implementation adds y + x first)
+    torch.testing.assert_close(out.last_hidden_state, y, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.carry.z, z, rtol=1e-4, atol=1e-4)
+    # the loop is sensitive to the injections: without x in the y-update's input it differs
+    with torch.no_grad():
+        swapped_y, swapped_z = carry.y, carry.z
+        for _ in range(model.config.H_cycles):
+            for _ in range(model.config.L_cycles):
+                swapped_z = blocks(swapped_z + swapped_y)
+            swapped_y = blocks(swapped_y + swapped_z + x)
+    assert not torch.allclose(out.last_hidden_state, swapped_y, atol=1e-3)
+
+
+@pytest.mark.parametrize("halting", ["q_learning", "bce"])
+def test_halting_head_that_prefers_halting_stops_the_loop_early(halting):
+    model = make_model(halting=halting, halt_max_steps=4).train()
+    input_ids, labels, _ = make_batch(model.config, batch_size=4)
+    # q_halt > q_continue (and q_halt > 0 for "bce"): every example halts at its first step
+    with torch.no_grad():
+        model.q_head.proj.bias.copy_(torch.tensor([3.0, -3.0]))
+    carry, steps_seen = None, []
+    for _ in range(3):
+        out = model(input_ids, labels=labels, carry=carry)
+        carry = out.carry
+        steps_seen.append(carry.steps.tolist())
+        assert carry.halted.all()
+    assert steps_seen == [[1] * 4] * 3  # each step restarts the (replaced) examples
+    assert model.solve(input_ids).steps.tolist() == [1] * 4
+    # q_continue > q_halt: the loop runs to the step limit
+    with torch.no_grad():
+        model.q_head.proj.bias.copy_(torch.tensor([-3.0, 3.0]))
+    carry = None
+    for step in range(1, 5):
+        carry = model(input_ids, labels=labels, carry=carry).carry
+        assert carry.halted.all() == (step == 4) and not (carry.halted.any() and step < 4)
+    assert model.solve(input_ids).steps.tolist() == [4] * 4
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():

@@ -8,11 +8,11 @@ checkpoints, resume) is the Trainer's own machinery.
 """
 
 import os
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
@@ -26,6 +26,18 @@ from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding
 
 STATE_FILE = "deep_supervision_state_rank{rank}.safetensors"
 EMA_DIR = "ema"
+# Logged with every training log, averaged over the steps (losses, rates) or over the halted
+# examples (accuracies, steps) since the previous log, across all processes.
+TRAIN_METRIC_KEYS = (
+    "lm_loss",
+    "q_halt_loss",
+    "q_continue_loss",
+    "halt_rate",
+    "halting_accuracy",
+    "cell_accuracy",
+    "exact_accuracy",
+    "mean_steps",
+)
 
 
 @dataclass
@@ -49,6 +61,13 @@ class DeepSupervisionConfig(TrainingArguments):
             Decoupled weight decay of the puzzle-embedding optimizer.
         eval_max_steps (`int` or `None`, defaults to `None`):
             Supervision steps run per puzzle at evaluation; `None` uses `config.halt_max_steps`.
+        max_grad_norm (`float`, defaults to `0.0`):
+            Gradient clipping threshold; `0` (the default) does not clip. TrainingArguments' default
+            is 1.0, but the TRM reference (`pretrain.py`) never clips, so neither do we by default.
+        gradient_accumulation_steps (`int`, defaults to `1`):
+            Must be 1: the method takes one optimizer step per supervision step, and the carry
+            moves on at every forward, so accumulated micro-steps would be different supervision
+            steps of the same puzzles, not a larger batch. Use a larger batch (or more processes).
     """
 
     ema_decay: float = field(
@@ -75,6 +94,13 @@ class DeepSupervisionConfig(TrainingArguments):
         default=True, metadata={"help": "Keep every batch the same size: the carry is per batch row."}
     )
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    max_grad_norm: float = field(
+        default=0.0,
+        metadata={
+            "help": "Gradient clipping threshold; 0 disables clipping (the default: the TRM reference "
+            "pretrain.py does not clip, unlike TrainingArguments' default of 1.0)."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -86,13 +112,24 @@ class DeepSupervisionConfig(TrainingArguments):
             raise ValueError(f"`puzzle_emb_weight_decay` must be >= 0, got {self.puzzle_emb_weight_decay!r}.")
         if self.eval_max_steps is not None and self.eval_max_steps < 1:
             raise ValueError(f"`eval_max_steps` must be >= 1 or None, got {self.eval_max_steps!r}.")
+        if self.gradient_accumulation_steps != 1:
+            raise ValueError(
+                "`gradient_accumulation_steps` must be 1 for deep supervision (one optimizer step per "
+                f"supervision step; the carry advances at every forward), got {self.gradient_accumulation_steps!r}. "
+                "Use a larger `per_device_train_batch_size` or more processes instead."
+            )
 
 
 class SignSGD(torch.optim.Optimizer):
     """Sign-SGD with decoupled weight decay, the method's optimizer for puzzle embeddings.
 
+    Sparse in the rows, as the method's: only rows (first dimension) with a nonzero gradient,
+    i.e. the puzzle identifiers of this step's batch on any process (DDP averages the gradients
+    before the step), are decayed and moved. An embedding row of a puzzle not in the batch is
+    left untouched; decaying every row at every step would shrink rarely seen puzzles towards zero.
+
     Stateless, so resuming needs nothing but the learning rate. Written here because torch has no
-    sign-SGD; it is four lines of arithmetic.
+    sign-SGD; it is a few lines of arithmetic.
     """
 
     def __init__(self, params, lr: float, weight_decay: float = 0.0):
@@ -104,8 +141,16 @@ class SignSGD(torch.optim.Optimizer):
             for param in group["params"]:
                 if param.grad is None:
                     continue
-                param.mul_(1 - group["lr"] * group["weight_decay"])
-                param.add_(torch.sign(param.grad), alpha=-group["lr"])
+                grad = param.grad
+                if grad.dim() < 2:  # no rows to select: a dense update
+                    param.mul_(1 - group["lr"] * group["weight_decay"]).add_(torch.sign(grad), alpha=-group["lr"])
+                    continue
+                rows = grad.flatten(1).ne(0).any(-1).nonzero().squeeze(-1)
+                if rows.numel() == 0:
+                    continue
+                updated = param[rows].mul_(1 - group["lr"] * group["weight_decay"])
+                updated.add_(torch.sign(grad[rows]), alpha=-group["lr"])
+                param[rows] = updated
 
 
 class _AfterOptimizerStep(TrainerCallback):
@@ -155,7 +200,8 @@ class DeepSupervisionTrainer(Trainer):
         self.puzzle_optimizer: Optional[SignSGD] = None
         self._carry: Optional[TRMCarry] = None
         self._current: Optional[dict[str, torch.Tensor]] = None
-        self._metrics: dict[str, list[float]] = defaultdict(list)
+        # key -> [sum, count] since the last training log; every key always present (see `log`).
+        self._metrics: dict[str, list[float]] = {key: [0.0, 0] for key in TRAIN_METRIC_KEYS}
         self.add_callback(_AfterOptimizerStep(self))
 
     # ----------------------------------------------------------------- optimizers
@@ -218,30 +264,35 @@ class DeepSupervisionTrainer(Trainer):
         halted = outputs.carry.halted
         model = self.accelerator.unwrap_model(self.model)
         decision = model.halt_decision(outputs.q_halt_logits, outputs.q_continue_logits)
+        # (sum, count) per key. Per-step values count once per step; as in the method, accuracy and
+        # steps are scored on the examples that finished, so they count once per halted example
+        # (count 0 in a step where none halted).
+        num_halted = int(halted.sum())
         values = {
-            "lm_loss": outputs.lm_loss.item(),
-            "q_halt_loss": outputs.q_halt_loss.item(),
-            "q_continue_loss": outputs.q_continue_loss.item(),
-            "halt_rate": halted.float().mean().item(),
-            "halting_accuracy": (decision == outputs.is_correct).float().mean().item(),
+            "lm_loss": (outputs.lm_loss.item(), 1),
+            "q_halt_loss": (outputs.q_halt_loss.item(), 1),
+            "q_continue_loss": (outputs.q_continue_loss.item(), 1),
+            "halt_rate": (halted.float().mean().item(), 1),
+            "halting_accuracy": ((decision == outputs.is_correct).float().mean().item(), 1),
+            "cell_accuracy": (cell[halted].sum().item(), num_halted),
+            "exact_accuracy": (outputs.is_correct[halted].sum().item(), num_halted),
+            "mean_steps": (outputs.carry.steps[halted].sum().item(), num_halted),
         }
-        if halted.any():  # as in the method, accuracy is scored on the examples that finished
-            values["cell_accuracy"] = cell[halted].mean().item()
-            values["exact_accuracy"] = outputs.is_correct[halted].float().mean().item()
-            values["mean_steps"] = outputs.carry.steps[halted].float().mean().item()
-        for key, value in values.items():
-            self._metrics[key].append(value)
+        for key, (total, count) in values.items():
+            self._metrics[key][0] += total
+            self._metrics[key][1] += count
 
     def log(self, logs: dict[str, float], start_time: Optional[float] = None) -> None:
-        if self._metrics and "loss" in logs:  # a training log: add our averages since the last one
-            keys = sorted(self._metrics)
-            sums = torch.tensor([sum(self._metrics[k]) for k in keys], dtype=torch.float64)
-            counts = torch.tensor([len(self._metrics[k]) for k in keys], dtype=torch.float64)
+        if "loss" in logs:  # a training log (every process logs it): add our averages since the last one
+            # A fixed key list, so every process all-reduces tensors of the same length even when one
+            # had no halted example in this window (its counts are then 0).
+            sums = torch.tensor([self._metrics[k][0] for k in TRAIN_METRIC_KEYS], dtype=torch.float64)
+            counts = torch.tensor([self._metrics[k][1] for k in TRAIN_METRIC_KEYS], dtype=torch.float64)
             if self.accelerator.num_processes > 1:
                 sums = self.accelerator.reduce(sums.to(self.accelerator.device), "sum").cpu()
                 counts = self.accelerator.reduce(counts.to(self.accelerator.device), "sum").cpu()
-            logs.update({k: round((s / c).item(), 6) for k, s, c in zip(keys, sums, counts) if c > 0})
-            self._metrics.clear()
+            logs.update({k: round((s / c).item(), 6) for k, s, c in zip(TRAIN_METRIC_KEYS, sums, counts) if c > 0})
+            self._metrics = {key: [0.0, 0] for key in TRAIN_METRIC_KEYS}
         super().log(logs, start_time)
 
     # ----------------------------------------------------------------- evaluation
@@ -318,15 +369,16 @@ class DeepSupervisionTrainer(Trainer):
         output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         if self.ema is not None and self.args.should_save:
             self.ema.module.save_pretrained(os.path.join(output_dir, EMA_DIR), safe_serialization=True)
-        # Written last, atomically, per process: its presence marks the checkpoint complete.
-        state = {}
+        # Written last, atomically, per process: its presence marks this process's part complete,
+        # and the world size in it tells `last_complete_checkpoint` how many such files to expect.
+        state = {"world_size": torch.tensor(self.args.world_size, dtype=torch.long)}
         if self._carry is not None:
-            state = {f"carry.{k}": v.contiguous() for k, v in self._carry.items()}
+            state.update({f"carry.{k}": v.contiguous() for k, v in self._carry.items()})
             state.update({f"current.{k}": v.contiguous() for k, v in self._current.items()})
         if self.ema is not None:
             state["ema.n_averaged"] = self.ema.n_averaged.clone()
         path = os.path.join(output_dir, STATE_FILE.format(rank=self.args.process_index))
-        save_file(state or {"empty": torch.zeros(0)}, path + ".tmp")
+        save_file(state, path + ".tmp")
         os.replace(path + ".tmp", path)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -334,9 +386,10 @@ class DeepSupervisionTrainer(Trainer):
         path = os.path.join(resume_from_checkpoint, STATE_FILE.format(rank=self.args.process_index))
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"{path} is missing: {resume_from_checkpoint} is incomplete (interrupted while saving) or was not "
-                "written by DeepSupervisionTrainer. Resume from an earlier checkpoint "
-                "(hf_reason.trainers.last_complete_checkpoint finds the newest complete one)."
+                f"{path} is missing: {resume_from_checkpoint} is incomplete (interrupted while saving), was "
+                "written by fewer processes than this run has, or was not written by DeepSupervisionTrainer. "
+                "Resume from an earlier checkpoint (hf_reason.trainers.last_complete_checkpoint finds the "
+                "newest complete one) with the same number of processes."
             )
         state = load_file(path)
         carry = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("carry.")}
@@ -345,25 +398,42 @@ class DeepSupervisionTrainer(Trainer):
             self._current = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("current.")}
         if self.ema is not None:
             ema_weights = os.path.join(resume_from_checkpoint, EMA_DIR, "model.safetensors")
-            if os.path.isfile(ema_weights):
-                self.ema.module.load_state_dict(load_file(ema_weights), strict=False)
-                self.ema.n_averaged.copy_(state["ema.n_averaged"])
+            if not os.path.isfile(ema_weights) or "ema.n_averaged" not in state:
+                raise FileNotFoundError(
+                    f"{resume_from_checkpoint} has no EMA state ({ema_weights}): it was saved with `ema_decay=0`. "
+                    "Resume with `ema_decay=0`, or start a new run to use the EMA."
+                )
+            # strict: every EMA weight must come back, or evaluation would silently mix in fresh weights
+            self.ema.module.load_state_dict(load_file(ema_weights), strict=True)
+            self.ema.n_averaged.copy_(state["ema.n_averaged"])
+
+
+def _is_complete(checkpoint: str) -> bool:
+    rank0 = os.path.join(checkpoint, STATE_FILE.format(rank=0))
+    if not os.path.isfile(rank0):
+        return False
+    try:
+        with safe_open(rank0, framework="pt") as f:
+            world_size = int(f.get_tensor("world_size"))
+    except (SafetensorError, OSError):  # unreadable or without a world size: not one we can resume from
+        return False
+    return all(os.path.isfile(os.path.join(checkpoint, STATE_FILE.format(rank=r))) for r in range(world_size))
 
 
 def last_complete_checkpoint(output_dir: Union[str, os.PathLike]) -> Optional[str]:
-    """The newest `checkpoint-N` in `output_dir` whose save finished, or None.
+    """The newest `checkpoint-N` in `output_dir` whose save finished on every process, or None.
 
     A run killed while saving leaves a partial folder; resuming from it would fail or silently
-    lose state, so the state file written last is the completeness marker.
+    lose state. Each process writes its state file last, and rank 0's records the number of
+    processes, so a checkpoint counts as complete when all of their files are there.
     """
     if not os.path.isdir(output_dir):
         return None
     candidates = []
     for name in os.listdir(output_dir):
         path = os.path.join(output_dir, name)
-        if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name.split("-")[-1].isdigit():
-            if os.path.isfile(os.path.join(path, STATE_FILE.format(rank=0))):
-                candidates.append((int(name.split("-")[-1]), path))
+        if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name.split("-")[-1].isdigit() and _is_complete(path):
+            candidates.append((int(name.split("-")[-1]), path))
     return max(candidates)[1] if candidates else None
 
 

@@ -243,7 +243,8 @@ class TRMPuzzleSolvingOutput(ModelOutput):
         lm_loss, q_halt_loss, q_continue_loss (`torch.FloatTensor` of shape `()`, *optional*):
             The parts of `loss`, for logging.
         target_q_continue (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
-            Bootstrapped Q-learning target (`halting="q_learning"` with labels).
+            Bootstrapped Q-learning target (`halting="q_learning"` with labels, in training mode only:
+            it costs an extra supervision step, so in eval mode it is None and `q_continue_loss` is 0).
         is_correct (`torch.BoolTensor` of shape `(batch_size,)`, *optional*):
             Whether each example's prediction is entirely right at this step (given labels).
     """
@@ -532,7 +533,9 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
 
         loss = lm_loss = q_halt_loss = q_continue_loss = target_q_continue = is_correct = None
         if labels is not None:
-            if self.config.halting == "q_learning":
+            # The bootstrap target costs one more supervision step; it only trains the head, so it
+            # is computed in training mode only (evaluation's loss then has no continue term).
+            if self.config.halting == "q_learning" and self.training:
                 target_q_continue = self._q_learning_target(input_ids, puzzle_identifiers, new_carry, is_last_step)
             lm_loss, q_halt_loss, q_continue_loss, is_correct = self.loss_terms(
                 logits, labels, q_halt_logits, q_continue_logits, target_q_continue
