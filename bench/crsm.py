@@ -4,15 +4,20 @@
    (add-one smoothed) fitted on the `train` split with the same tokenizer.
 2. MCTS ablation on held-out arithmetic: accuracy (exact `is_correct`, Wilson 95 % intervals) at
    several simulation budgets against greedy decoding, and the compute cost: generated tokens/s and
-   wall time, relative to greedy, measured in the same run.
+   wall time, relative to greedy, measured in the same run. With `--state_delta prompt` (or
+   `token`) each budget also runs with the state delta on (`apply_state_delta`), compared with the
+   same budget without it.
 3. Backbone speed against transformers' `MambaForCausalLM` of the same size (same weights copied
    in): training-step tokens/s (forward + backward) and decoding tokens/s (`generate`, greedy),
    with the two measured alternately, best of `--repeats` (`--skip_speed` leaves it out: timings
    on a busy machine mean nothing).
-4. With `--stream_consumer_ms M`: the asynchronous mode. MCTS generation with a streamer whose
-   consumer spends M ms on each token (an I/O wait: a network send, speech synthesis), once with
-   `generate` in a thread so the search for the next token overlaps the consumer (ours), once with
-   the consumer inline in the streamer (reference); wall time until the consumer has every token.
+4. The asynchronous mode (on by default; `--stream_consumer_ms 0` leaves it out): MCTS generation
+   at `--stream_budget` simulations with a streamer whose consumer spends `--stream_consumer_ms`
+   (20) ms on each token (an I/O wait: a network send, speech synthesis), once with `generate` in a
+   thread so the search for the next token runs while the consumer handles the current one
+   (ours), once with the consumer inline in the streamer (reference); one line, the wall time
+   until the consumer has every token. The ratio is about max(search, consumer) / (search +
+   consumer) per token when the overlap works, 1 when it does not.
 
 Without `--model_dir` a randomly initialised CRSM is measured (speed is meaningful; perplexity and
 accuracy are then only a smoke test). With a trained checkpoint (e.g. `runs/crsm/4_joint/final`
@@ -93,6 +98,8 @@ def accuracy_run(model, tokenizer, problems, max_new_tokens: int, **generate_kwa
     if not generate_kwargs:
         generate_kwargs = {"do_sample": False}
     desc = f"mcts-{generate_kwargs['num_simulations']}" if "num_simulations" in generate_kwargs else "greedy"
+    if generate_kwargs.get("apply_state_delta"):
+        desc += f" +delta({generate_kwargs['apply_state_delta']})"
     for prompt, answer in tqdm(list(zip(problems["prompt"], problems["answer"])), desc=desc, leave=False):
         ids = torch.tensor([tokenizer(prompt).input_ids])
         out = model.generate(ids, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **generate_kwargs)
@@ -205,14 +212,16 @@ def main():
     parser.add_argument("--max_ops", type=int, default=2, help="Most operators of the held-out arithmetic problems.")
     parser.add_argument("--max_value", type=int, default=20, help="Largest operand of the held-out problems (match the training run's).")
     parser.add_argument("--skip_speed", action="store_true", help="Leave out the wall-clock parts: the MCTS cost lines and the backbone speed comparison.")
-    parser.add_argument("--stream_consumer_ms", type=float, default=0.0, help="If > 0, measure the asynchronous (streamed) mode with a consumer taking this many ms per token.")
+    parser.add_argument("--state_delta", default="off", choices=("off", "prompt", "token"), help="Also run every budget with the state delta on: 'prompt' (one correction after the prompt, as train_crsm.py trains it) or 'token' (after every committed token).")
+    parser.add_argument("--stream_consumer_ms", type=float, default=20.0, help="Consumer time per token of the asynchronous (streamed) mode measurement; 0 leaves it out.")
+    parser.add_argument("--stream_budget", type=int, default=16, help="MCTS simulations of the streaming measurement.")
     parser.add_argument("--stream_problems", type=int, default=20, help="Problems of the streaming measurement.")
     args = parser.parse_args()
     if args.quick:
         args.hidden_size, args.num_layers, args.vocab_size = 32, 1, 300
         args.num_problems, args.budgets, args.max_new_tokens = 4, "1,4", 8
         args.ppl_max_len, args.speed_batch, args.speed_seq_len, args.decode_tokens, args.repeats = 32, 2, 16, 4, 1
-        args.stream_problems = 2
+        args.stream_problems, args.stream_budget = 2, 4
     torch.set_num_threads(args.threads)
     budgets = [int(b) for b in args.budgets.split(",")]
 
@@ -227,23 +236,29 @@ def main():
     problems = generate_arithmetic(args.num_problems, max_ops=args.max_ops, max_value=args.max_value, seed=987654)
     k0, n0, tokens0, wall0 = accuracy_run(model, tokenizer, problems, args.max_new_tokens)
     greedy_rate = tokens0 / wall0
+    search = dict(deliberation="mcts", top_k_expansion=args.top_k_expansion, c_puct=args.c_puct, rollout=args.rollout)
     for budget in budgets:
-        k, n, tokens, wall = accuracy_run(
-            model, tokenizer, problems, args.max_new_tokens, deliberation="mcts", num_simulations=budget,
-            top_k_expansion=args.top_k_expansion, c_puct=args.c_puct, rollout=args.rollout,
-        )
+        k, n, tokens, wall = accuracy_run(model, tokenizer, problems, args.max_new_tokens, num_simulations=budget, **search)
         line(f"mcts-{budget} accuracy vs greedy", k / n, k0 / n0, extra=f"  (ours {fmt_ci(k, n)}, greedy {fmt_ci(k0, n0)}, n={n})")
         if not args.skip_speed:
             line(f"mcts-{budget} tokens/s vs greedy", tokens / wall, greedy_rate, "{:.1f}")
             line(f"mcts-{budget} wall s vs greedy", wall, wall0, "{:.1f}")
+        if args.state_delta != "off":
+            kd, nd, tokens_d, wall_d = accuracy_run(
+                model, tokenizer, problems, args.max_new_tokens, num_simulations=budget,
+                apply_state_delta=args.state_delta, **search,
+            )
+            line(f"mcts-{budget} +state delta ({args.state_delta}) accuracy vs mcts-{budget}", kd / nd, k / n,
+                 extra=f"  (ours {fmt_ci(kd, nd)}, without {fmt_ci(k, n)}, n={nd})")
+            if not args.skip_speed:
+                line(f"mcts-{budget} +state delta ({args.state_delta}) tokens/s vs mcts-{budget}", tokens_d / wall_d, tokens / wall, "{:.1f}")
 
     if args.stream_consumer_ms > 0:
-        search = dict(deliberation="mcts", top_k_expansion=args.top_k_expansion, c_puct=args.c_puct, rollout=args.rollout)
         prompts = problems["prompt"][: args.stream_problems]
-        for budget in budgets:
-            walls = [streaming_wall(model, tokenizer, prompts, args.stream_consumer_ms, threaded, args.max_new_tokens,
-                                    num_simulations=budget, **search) for threaded in (True, False)]
-            line(f"mcts-{budget} streamed wall s, consumer {args.stream_consumer_ms:g} ms/token: threaded vs inline", *walls, "{:.2f}")
+        walls = [streaming_wall(model, tokenizer, prompts, args.stream_consumer_ms, threaded, args.max_new_tokens,
+                                num_simulations=args.stream_budget, **search) for threaded in (True, False)]
+        line(f"mcts-{args.stream_budget} streamed wall s, consumer {args.stream_consumer_ms:g} ms/token: threaded vs inline",
+             *walls, "{:.2f}")
 
     if args.skip_speed:
         return

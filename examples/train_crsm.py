@@ -11,7 +11,9 @@
 4. `joint`:    all of it fine-tuned together, plus the state-delta module, trained through the real
                recurrence: the prompt state is corrected, then the gold answer is teacher-forced
                one cached step at a time, so the correction is rewarded for making it likelier;
-               stage 2's value regression (with its reward-0 continuations) goes on alongside.
+               stage 2's value regression (with its reward-0 continuations) goes on alongside,
+               half of its rows from corrected prompt states (what MCTS searches from with
+               `apply_state_delta=True`, the one-correction-after-the-prompt that is trained here).
 
 Each stage writes `OUTPUT_DIR/<n>_<stage>/checkpoint` atomically every `--save_steps` (the
 accelerate state: model, optimizer, RNG; plus the step) and `OUTPUT_DIR/<n>_<stage>/final` (a
@@ -175,10 +177,18 @@ def wrong_answer(completion: str, answer: str, rng) -> str:
 
 
 # --- states ----------------------------------------------------------------------------------------
-def step_states(model, prompt_ids, prompt_mask, continuation):
-    """Stacked SSM states after the prompt and after each continuation token: (T + 1, B, L, D, N)."""
+def step_states(model, prompt_ids, prompt_mask, continuation, corrected_rows=None):
+    """Stacked SSM states after the prompt and after each continuation token: (T + 1, B, L, D, N).
+
+    Rows where `corrected_rows` (a bool `(B,)`) is true have their prompt state corrected by the
+    state-delta module first, as `generate(..., apply_state_delta=True)` does."""
     out = model(input_ids=prompt_ids, attention_mask=prompt_mask, use_cache=True)
     cache = out.cache_params
+    if corrected_rows is not None and corrected_rows.any():
+        plain = list(cache.ssm_states)
+        model.apply_state_delta(cache)
+        keep = ~corrected_rows.view(-1, 1, 1)
+        cache.ssm_states = [torch.where(keep, p, c) for p, c in zip(plain, cache.ssm_states)]
     states = [cache.stacked_ssm_states()]
     position = torch.tensor([model.config.conv_kernel], device=prompt_ids.device)
     for t in range(continuation.shape[1]):
@@ -224,10 +234,14 @@ def value_batch(model, args, tokenizer, pool, rng, device):
     return prompt_ids, prompt_mask, cont.to(device), lengths.to(device), rewards
 
 
-def value_loss(model, args, tokenizer, pool, rng, device):
+def value_loss(model, args, tokenizer, pool, rng, device, corrected_share: float = 0.0):
+    """Regression of the exact reward at every prefix; `corrected_share` of the rows (drawn from
+    `rng`) start from the corrected prompt state. The states are computed without gradients, so
+    only the aggregator and the value head learn here."""
     prompt_ids, prompt_mask, cont, lengths, rewards = value_batch(model, args, tokenizer, pool, rng, device)
+    corrected = torch.from_numpy(rng.random(len(rewards)) < corrected_share).to(device) if corrected_share else None
     with torch.no_grad():
-        states = step_states(model, prompt_ids, prompt_mask, cont)  # (T + 1, B, L, D, N)
+        states = step_states(model, prompt_ids, prompt_mask, cont, corrected)  # (T + 1, B, L, D, N)
     T1, B = states.shape[:2]
     summary, _ = model.summarize(states.flatten(0, 1))
     values = model.predict_value(summary).view(T1, B)
@@ -270,20 +284,25 @@ def joint_loss(model, args, tokenizer, pool, rng, device):
         logits.append(step.logits[:, -1])
         summaries.append(model.summarize(cache)[0])
     delta_lm = F.cross_entropy(torch.stack(logits, 1).flatten(0, 1), gold.flatten())
-    # (c) value: the corrected prompt state of a solvable prompt is worth its gold reward (1), and
-    # (d) dynamics stays consistent with the corrected trajectory.
-    value = F.mse_loss(model.predict_value(summaries[-1]), torch.ones(len(golds), device=device))
+    # (c) dynamics stays consistent with the corrected trajectory (inputs and targets detached: only
+    # the dynamics model learns from it).
     if len(summaries) > 1:
         s = torch.stack(summaries)
         dyn = F.mse_loss(model.predict_next_summary(s[:-1].flatten(0, 1).detach(), gold[:, 1:k].transpose(0, 1).flatten()),
                          s[1:].flatten(0, 1).detach())
     else:
         dyn = torch.zeros((), device=device)
-    # (e) stage 2's value regression keeps running: (c) alone has only reward-1 targets, and with it
-    # alone the value head drifted to ~0.95 on every state (measured on the cpu-small run), which
-    # leaves MCTS nothing to tell its children apart by.
-    critic = value_loss(model, args, tokenizer, pool, rng, device)
-    return lm + delta_lm + value + dyn + critic + args.delta_l2 * correction.square().mean()
+    # (d) stage 2's value regression keeps running, half of its rows from corrected prompt states so
+    # the value head knows the states MCTS searches from with the delta on. There is deliberately
+    # no "value of the corrected gold state = 1" term: with gradients through the state, the delta
+    # and the backbone learn to move states to where the value head says 1 (gaming the critic,
+    # not solving the task); detached, it teaches the head that a corrected state is worth 1, since
+    # it has no reward-0 counterpart. (d) covers gold continuations (reward 1) and wrong final
+    # answers (reward 0) from both kinds of state, with exact rewards and no gradient into the
+    # state. (A reward-1-only term also drifted the value head to ~0.95 everywhere on the
+    # cpu-small run, which leaves MCTS nothing to tell its children apart by.)
+    critic = value_loss(model, args, tokenizer, pool, rng, device, corrected_share=0.5)
+    return lm + delta_lm + dyn + critic + args.delta_l2 * correction.square().mean()
 
 
 STAGE_LOSS = {"lm": lm_loss, "value": value_loss, "dynamics": dynamics_loss, "joint": joint_loss}

@@ -241,23 +241,164 @@ def test_mcts_statistics_and_rollouts():
             assert sum(c[1] for c in row[0]["children"]) == 10
 
 
-def test_mcts_state_delta_changes_states_and_stops_at_eos():
-    model = make_model(seed=7, delta_damping=1.0, delta_scale=5.0)
+def delta_model(seed=7, **overrides):
+    """A model whose state delta is far from its zero init, so corrections change what it decodes."""
+    model = make_model(seed=seed, **{"delta_damping": 1.0, "delta_scale": 5.0, **overrides})
     with torch.no_grad():
-        model.state_delta.state.weight.normal_(std=1.0)
+        model.state_delta.state.weight.normal_(std=1.0, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+@torch.no_grad()
+def greedy_with_corrections(model, ids, new_tokens: int, every_token: bool):
+    """Greedy decoding by hand, with the prompt state corrected once (as train_crsm.py's stage 4
+    trains it) and, with `every_token`, the state after every later token too. Returns the tokens,
+    the value head's estimate of the corrected prompt state, and of the state after each token."""
+    out = model(ids, use_cache=True)
+    cache = out.cache_params
+    model.apply_state_delta(cache)
+    root_value = float(model.predict_value(model.summarize(cache)[0])[0])
+    tokens, values = [int(out.logits[0, -1].argmax())], []  # the prompt's logits come before the correction
+    for _ in range(new_tokens):
+        logits = step(model, cache, torch.tensor([tokens[-1]]))
+        values.append(float(model.predict_value(model.summarize(cache)[0])[0]))
+        if every_token:
+            model.apply_state_delta(cache)
+        tokens.append(int(logits[0].argmax()))
+    return tokens[:new_tokens], root_value, values
+
+
+@pytest.mark.parametrize("mode", ["prompt", "token"])
+def test_mcts_state_delta_matches_greedy_decoding_with_the_same_corrections(mode):
+    model = delta_model()
+    with torch.no_grad():
+        model.value_head.mlp[2].weight.normal_(std=1.0, generator=torch.Generator().manual_seed(0))
+    ids = make_ids(batch=1, length=5, seed=8)
+    kwargs = dict(deliberation="mcts", num_simulations=1, max_new_tokens=8, eos_token_id=None, return_dict_in_generate=True)
+    tokens, root_value, values = greedy_with_corrections(model, ids, 8, every_token=mode == "token")
+    out = model.generate(ids, apply_state_delta=mode, **kwargs)
+    assert out.sequences[0, 5:].tolist() == tokens
+    assert out.root_values[0, 0].item() == pytest.approx(root_value, abs=1e-6)
+    # one simulation: the committed token's value is its leaf's, the state right after it
+    torch.testing.assert_close(out.chosen_values[0], torch.tensor(values), rtol=1e-5, atol=1e-6)
+    plain = model.generate(ids, **kwargs)
+    assert not torch.allclose(plain.chosen_values[0], out.chosen_values[0], atol=1e-3)  # the corrections matter
+    other = greedy_with_corrections(model, ids, 8, every_token=mode != "token")[2]
+    assert not torch.allclose(torch.tensor(other), out.chosen_values[0], atol=1e-3)  # and so does the mode
+    if mode == "prompt":  # True means "prompt": one correction, as trained
+        assert torch.equal(model.generate(ids, apply_state_delta=True, **kwargs).chosen_values, out.chosen_values)
+
+
+def test_mcts_state_delta_keeps_the_search_statistics_and_stops_at_eos():
+    model = delta_model()
     ids = make_ids(batch=1, length=5, seed=8)
     kwargs = dict(deliberation="mcts", num_simulations=4, max_new_tokens=12, return_dict_in_generate=True)
     plain = model.generate(ids, **kwargs)
-    corrected = model.generate(ids, apply_state_delta=True, **kwargs)
-    assert plain.sequences.shape == corrected.sequences.shape == (1, 17)
-    # the first search starts from the same state; later ones from corrected states
-    assert plain.root_values[0, 0] == corrected.root_values[0, 0]
-    assert not torch.allclose(plain.root_values[0, 1:], corrected.root_values[0, 1:])
-    plain = plain.sequences
+    for mode in ("prompt", "token"):
+        corrected = model.generate(ids, apply_state_delta=mode, **kwargs)
+        assert plain.sequences.shape == corrected.sequences.shape == (1, 17)
+        # every search starts from a corrected state, the first one included
+        assert not torch.allclose(plain.root_values[0], corrected.root_values[0])
+        if mode == "token":  # each root is a fresh search from its corrected state
+            assert all(sum(c[1] for c in entry["children"]) == 4 for entry in corrected.search_stats[0])
     # a token that the model commits to at step 1 is treated as end of sequence
-    first = int(plain[0, 5])
+    first = int(plain.sequences[0, 5])
     stopped = model.generate(ids, deliberation="mcts", num_simulations=4, max_new_tokens=12, eos_token_id=first)
     assert stopped.shape == (1, 6)
+    with pytest.raises(ValueError, match="apply_state_delta"):
+        model.generate(ids, deliberation="mcts", max_new_tokens=2, apply_state_delta="always")
+
+
+def test_state_delta_damping_scales_the_applied_correction():
+    model = delta_model(delta_damping=0.5, delta_scale=0.5)
+    ids = make_ids(batch=2, length=6)
+    with torch.no_grad():
+        model.state_delta.channel.weight.normal_(std=1.0, generator=torch.Generator().manual_seed(1))
+        cache = model(ids, use_cache=True).cache_params
+        before = cache.snapshot()
+        correction = model.apply_state_delta(cache)
+        assert 0.05 < correction.abs().max() <= 0.5  # a real correction, inside the delta_scale bound
+        for i, state in enumerate(cache.ssm_states):
+            torch.testing.assert_close(state - before.ssm_states[i], 0.5 * correction[:, i], rtol=1e-5, atol=1e-6)
+        model.config.delta_damping = 0.0
+        cache.restore(before)
+        model.apply_state_delta(cache)
+        for i, state in enumerate(cache.ssm_states):
+            assert torch.equal(state, before.ssm_states[i])
+    # with no damping left, generation with the delta "on" is generation without it
+    kwargs = dict(deliberation="mcts", num_simulations=3, max_new_tokens=5, return_dict_in_generate=True)
+    on, off = model.generate(ids[:1], apply_state_delta="token", **kwargs), model.generate(ids[:1], **kwargs)
+    assert torch.equal(on.sequences, off.sequences)
+    # (up to float rounding: "token" re-evaluates each root alone, the plain search kept the value
+    # its leaf got in a batch)
+    torch.testing.assert_close(on.root_values, off.root_values, rtol=1e-5, atol=1e-7)
+
+
+def rollout_model(seed=5):
+    """Value head and dynamics far from their small init, so every rollout gives a distinct value."""
+    model = make_model(seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in [*model.value_head.parameters(), *model.dynamics.parameters()]:
+            p.normal_(std=0.5, generator=g)
+    return model
+
+
+def leaf_value(model, ids, **kwargs) -> float:
+    """With one simulation the only leaf is the greedy token; its value is the committed Q."""
+    out = model.generate(ids, deliberation="mcts", num_simulations=1, max_new_tokens=1, return_dict_in_generate=True, **kwargs)
+    return out.chosen_values[0, 0].item()
+
+
+def test_only_the_dynamics_rollout_reads_the_dynamics_model():
+    model = rollout_model()
+    ids = make_ids(batch=1, length=5, seed=6)
+    kwargs = dict(rollout_depth=2, top_k_expansion=4)
+    before = {r: leaf_value(model, ids, rollout=r, **kwargs) for r in ("value", "dynamics", "model")}
+    with torch.no_grad():
+        for p in model.dynamics.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    after = {r: leaf_value(model, ids, rollout=r, **kwargs) for r in ("value", "dynamics", "model")}
+    assert after["value"] == before["value"] and after["model"] == before["model"]
+    assert abs(after["dynamics"] - before["dynamics"]) > 1e-3
+    assert len(set(before.values())) == 3  # three different leaf evaluations
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_model_rollout_values_the_state_after_depth_greedy_steps(depth):
+    model = rollout_model()
+    ids = make_ids(batch=1, length=5, seed=6)
+    with torch.no_grad():
+        seq = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], 1)  # the leaf's token
+        for _ in range(depth):
+            seq = torch.cat([seq, model(seq).logits[:, -1].argmax(-1, keepdim=True)], 1)
+        expected = model(seq, return_value=True).value.item()
+    assert leaf_value(model, ids, rollout="model", rollout_depth=depth) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_dynamics_rollout_matches_a_hand_computed_latent_rollout(depth):
+    model = rollout_model()
+    ids = make_ids(batch=1, length=5, seed=6)
+    k = 3
+    with torch.no_grad():
+        leaf = torch.cat([ids, model(ids).logits[:, -1].argmax(-1, keepdim=True)], 1)
+        out = model(leaf, return_value=True)
+        probs = out.logits[0, -1].softmax(-1)
+        candidates = probs.topk(k).indices.tolist()
+        value = lambda s: model.predict_value(s).item()  # noqa: E731
+        nxt = lambda s, a: model.predict_next_summary(s, torch.tensor([a]))  # noqa: E731
+        total = 0.0
+        for a in candidates:
+            s = nxt(out.state_summary, a)
+            for _ in range(depth - 1):  # each further step: the candidate the value head rates best
+                s = max((nxt(s, b) for b in candidates), key=value)
+            total += probs[a].item() * value(s)
+        expected = total / probs[candidates].sum().item()
+    got = leaf_value(model, ids, rollout="dynamics", rollout_depth=depth, top_k_expansion=k)
+    assert got == pytest.approx(expected, abs=1e-4)
+    if depth > 1:  # depth is used: it is not the one-step look-ahead
+        assert abs(got - leaf_value(model, ids, rollout="dynamics", rollout_depth=1, top_k_expansion=k)) > 1e-3
 
 
 def test_mcts_left_padded_batch_matches_unpadded_rows():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,6 +61,43 @@ def test_four_stages_run_and_an_interrupted_stage_resumes_exactly(tmp_path):
     again = CRSMForCausalLM.from_pretrained(out / "1_lm" / "final")
     for name, tensor in lm_final.state_dict().items():
         torch.testing.assert_close(again.state_dict()[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_stage4_value_rows_start_from_corrected_states_and_send_no_gradient_into_the_state(tmp_path):
+    """Stage 4's critic sees the corrected prompt states MCTS searches from, but cannot be gamed:
+    no gradient of the value regression reaches the state-delta module or the backbone."""
+    from hf_reason import CRSMConfig
+    from hf_reason.data import build_tokenizer
+
+    example = load_example()
+    args = example.parse_args(["--output_dir", str(tmp_path), *TINY, "--delta_damping", "1.0", "--delta_scale", "2.0"])
+    tokenizer = build_tokenizer(vocab_size=300)
+    torch.manual_seed(0)
+    model = CRSMForCausalLM(CRSMConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, state_size=4, delta_damping=1.0, delta_scale=2.0,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    ))
+    with torch.no_grad():
+        model.state_delta.state.weight.normal_(std=1.0)
+        model.state_delta.channel.weight.normal_(std=1.0)
+    prompt = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    continuation = torch.tensor([[13, 14], [15, 16]])
+    with torch.no_grad():
+        plain = example.step_states(model, prompt, None, continuation)
+        mixed = example.step_states(model, prompt, None, continuation, torch.tensor([True, False]))
+        cache = model(prompt[:1], use_cache=True).cache_params
+        correction = model.state_delta(model.summarize(cache)[0])
+    torch.testing.assert_close(mixed[:, 1], plain[:, 1], rtol=0, atol=0)  # the uncorrected row
+    torch.testing.assert_close(mixed[0, 0], plain[0, 0] + correction[0], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(mixed[1:, 0], plain[1:, 0])  # and the correction carries on into later states
+
+    pool = example.arithmetic_pool(args, seed=0)
+    model.train()
+    loss = example.value_loss(model, args, tokenizer, pool, np.random.default_rng(0), torch.device("cpu"), corrected_share=1.0)
+    loss.backward()
+    assert model.value_head.mlp[0].weight.grad.abs().sum() > 0
+    assert model.state_delta.state.weight.grad is None and model.state_delta.channel.weight.grad is None
+    assert all(p.grad is None for p in model.backbone.layers.parameters())
 
 
 def test_cpu_small_preset_sets_the_defaults_and_explicit_flags_win(tmp_path):

@@ -5,11 +5,28 @@ Before committing each token, `num_simulations` simulations grow a tree whose no
 recurrent state reached after their token (a snapshot of the cache, so a branch never recomputes
 the prefix). Selection is PUCT with the LM's probabilities as priors (AlphaZero); a new leaf is
 evaluated by one backbone step from its parent's state; up to `leaf_batch_size` leaves chosen
-with virtual loss are evaluated together as one batch. A leaf's value comes from the value head
-on its state summary (`rollout="value"`), from a one-step latent look-ahead with the dynamics
-model (`"dynamics"`: the prior-weighted value of the predicted next summaries, no backbone call),
-or from a greedy rollout of `rollout_depth` real backbone steps (`"model"`). The most visited
-child is committed; its subtree is kept for the next token.
+with virtual loss are evaluated together as one batch. The most visited child is committed; its
+subtree is kept for the next token.
+
+Leaf values (`rollout`):
+
+- `"value"`: the value head on the leaf's state summary.
+- `"dynamics"`: a latent rollout of `rollout_depth` steps with the dynamics model, no backbone
+  call. The first step branches over the leaf's top-k tokens (the LM's real logits at the leaf);
+  each branch then takes `rollout_depth - 1` further latent steps, each time with the token, among
+  those same top-k candidates, whose predicted next summary the value head rates best (the
+  dynamics model has no token distribution of its own, so the only real candidates are the
+  leaf's). The leaf's value is the prior-weighted mean of the branches' final values. With
+  `rollout_depth=1` it is the one-step look-ahead `sum_k p_k V(f(s, a_k)) / sum_k p_k`.
+- `"model"`: a greedy rollout of `rollout_depth` real backbone steps, then the value head.
+
+State delta (`apply_state_delta`). examples/train_crsm.py (stage 4) trains the state-delta
+module with one correction of the prompt state: the prompt's own logits pick the first token,
+the gold answer is then teacher-forced through the corrected state. Generation does the same by
+default (`apply_state_delta=True` or `"prompt"`): the root state is corrected once, the whole
+search runs from it and subtrees are kept. `"token"` also corrects the state after every
+committed token (the subtree is then discarded, its states being uncorrected); corrections pile
+up, so use it only with a model trained that way.
 
 Written here because no maintained MCTS library searches over a transformers model's cache.
 
@@ -22,9 +39,11 @@ search from it (its subtree is kept), and the extra ones spent under the child t
 wasted work on the same cores. What can overlap is the search for t+1 with whatever the *consumer*
 does with token t (send it over a network, synthesise speech, a person reading it): pass a
 transformers streamer (`streamer=TextIteratorStreamer(...)`) and run `generate` in a thread, the
-transformers idiom; each token is put to the streamer the moment it is committed and the search
-goes on while the consumer works. It pays off only when the consumer waits on I/O (it releases the
-cores); bench/crsm.py `--stream_consumer_ms` measures it against an inline consumer.
+transformers idiom. Each token is put to the streamer the moment it is committed, `put` only
+enqueues it, and the search for the next token starts at once in the generating thread while the
+consumer thread handles it: a real background search, with output identical to the inline mode
+(tests/test_crsm_modeling.py). It pays off when the consumer waits on I/O (it releases the cores
+and the GIL); bench/crsm.py measures it by default (a 20 ms/token consumer, threaded vs inline).
 """
 
 import math
@@ -38,6 +57,7 @@ from .cache_crsm import CRSMCache, CRSMCacheState
 
 
 ROLLOUTS = ("value", "dynamics", "model")
+STATE_DELTA_MODES = (False, True, "prompt", "token")
 
 
 @dataclass
@@ -105,6 +125,27 @@ def _set_candidates(node: _Node, logits: torch.Tensor, top_k: int) -> None:
 
 
 @torch.no_grad()
+def latent_rollout_values(model, summary: torch.Tensor, logits: torch.Tensor, top_k: int, depth: int) -> torch.Tensor:
+    """The `"dynamics"` leaf value `(n,)` of states with `summary` `(n, S)` and next-token `logits` `(n, V)`.
+
+    Branch `j` of leaf `i` starts with the leaf's `j`-th most likely token and takes `depth - 1`
+    more latent steps, each with the candidate (of the leaf's top-k) that the value head rates
+    best after it; the branches' final values are averaged with the LM's renormalised priors.
+    """
+    probs = torch.softmax(logits.float(), dim=-1)
+    top = torch.topk(probs, min(top_k, probs.shape[-1]))
+    n, k = top.indices.shape
+    branch = model.predict_next_summary(summary.repeat_interleave(k, dim=0), top.indices.reshape(-1))  # (n*k, S)
+    candidates = top.indices.repeat_interleave(k, dim=0)  # (n*k, k): every branch keeps its leaf's candidates
+    for _ in range(depth - 1):
+        tries = model.predict_next_summary(branch.repeat_interleave(k, dim=0), candidates.reshape(-1)).view(n * k, k, -1)
+        best = model.predict_value(tries.flatten(0, 1)).view(n * k, k).argmax(-1)
+        branch = tries[torch.arange(n * k, device=tries.device), best]
+    values = model.predict_value(branch).view(n, k)
+    return (values * top.values).sum(-1) / top.values.sum(-1)
+
+
+@torch.no_grad()
 def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rollout_depth: int, top_k: int, eos: set):
     """One batched backbone step for every (parent, action, child) request; fills the children."""
     config = model.config
@@ -119,12 +160,7 @@ def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rol
     summary, _ = model.summarize(cache)
     values = model.predict_value(summary)
     if rollout == "dynamics":
-        probs = torch.softmax(logits.float(), dim=-1)
-        top = torch.topk(probs, min(top_k, probs.shape[-1]))
-        n, k = top.indices.shape
-        next_summary = model.predict_next_summary(summary.repeat_interleave(k, dim=0), top.indices.reshape(-1))
-        next_values = model.predict_value(next_summary).view(n, k)
-        values = (next_values * top.values).sum(-1) / top.values.sum(-1)
+        values = latent_rollout_values(model, summary, logits, top_k, rollout_depth)
     elif rollout == "model":
         roll_cache = CRSMCache.from_state(config, cache.snapshot())
         next_tokens = logits.argmax(-1, keepdim=True)
@@ -185,7 +221,7 @@ def mcts_generate(
     rollout: str = "value",
     rollout_depth: int = 4,
     leaf_batch_size: int = 8,
-    apply_state_delta: bool = False,
+    apply_state_delta=False,
     eos_token_id=None,
     pad_token_id: Optional[int] = None,
     return_dict_in_generate: bool = False,
@@ -205,15 +241,18 @@ def mcts_generate(
         top_k_expansion (`int`, defaults to 8): a node's candidate tokens are the LM's top-k (>= 1),
             with the probabilities renormalised over them as priors.
         rollout (`str`, defaults to `"value"`): leaf evaluation: `"value"` (value head on the leaf
-            state), `"dynamics"` (one-step latent look-ahead with the dynamics model over the leaf's
-            top-k tokens), or `"model"` (greedy rollout of `rollout_depth` backbone steps, then the
-            value head).
-        rollout_depth (`int`, defaults to 4): steps of the `"model"` rollout (>= 1).
+            state), `"dynamics"` (a latent rollout of `rollout_depth` steps with the dynamics model,
+            branching over the leaf's top-k tokens; see the module docstring), or `"model"` (greedy
+            rollout of `rollout_depth` backbone steps, then the value head).
+        rollout_depth (`int`, defaults to 4): steps of the `"dynamics"` and `"model"` rollouts (>= 1).
         leaf_batch_size (`int`, defaults to 8): leaves selected with virtual loss and evaluated in
             one batched backbone step (>= 1).
-        apply_state_delta (`bool`, defaults to `False`): after committing a token, correct the
-            recurrent state with the state-delta module (the subtree is then discarded: its states
-            were computed without the correction).
+        apply_state_delta (`bool` or `str`, defaults to `False`): correct the recurrent state with the
+            state-delta module (`h <- h + delta_damping * correction`). `True` or `"prompt"`: once,
+            after the prompt, as examples/train_crsm.py trains it (the prompt's logits still pick
+            the first token; every later state descends from the corrected one). `"token"`: after
+            the prompt and after every committed token (its subtree is then discarded: its states
+            were computed without the correction); only for a model trained that way.
         eos_token_id (`int` or `list[int]`, *optional*): stops a row; defaults to the model's.
         return_dict_in_generate (`bool`, defaults to `False`): return a [`CRSMDeliberationOutput`]
             with the search statistics instead of the sequences alone.
@@ -246,6 +285,11 @@ def mcts_generate(
         raise ValueError(f"`c_puct` must be a number >= 0, got {c_puct!r}")
     if rollout not in ROLLOUTS:
         raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {rollout!r}")
+    if apply_state_delta is None:
+        apply_state_delta = False
+    if not (isinstance(apply_state_delta, bool) or (isinstance(apply_state_delta, str) and apply_state_delta in STATE_DELTA_MODES)):
+        raise ValueError(f"`apply_state_delta` must be one of {STATE_DELTA_MODES}, got {apply_state_delta!r}")
+    delta_mode = "prompt" if apply_state_delta is True else (apply_state_delta or None)
     if input_ids.dim() != 2:
         raise ValueError(f"`input_ids` must have shape (batch_size, prompt_length), got {tuple(input_ids.shape)}")
     if streamer is not None and input_ids.shape[0] != 1:
@@ -272,9 +316,12 @@ def mcts_generate(
         if streamer is not None:
             streamer.put(prompt[None].cpu())
         out = model(input_ids=prompt[None], use_cache=True)
+        if delta_mode is not None:
+            model.apply_state_delta(out.cache_params)
         root = _Node(token=int(prompt[-1]), prior=1.0, state=out.cache_params.snapshot())
         root.summary, _ = model.summarize(out.cache_params)
         root.value = float(model.predict_value(root.summary)[0])
+        # The prompt's logits were computed before the correction, which acts from the next step on.
         _set_candidates(root, out.logits[0, -1], top_k_expansion)
         generated, stats = [], []
         for t in range(max_new_tokens):
@@ -294,12 +341,15 @@ def mcts_generate(
                 streamer.put(torch.tensor([chosen.token]))
             if chosen.terminal:
                 break
-            if apply_state_delta and model.config.delta_damping > 0:
+            if delta_mode == "token":
                 cache = CRSMCache.from_state(model.config, chosen.state)
                 model.apply_state_delta(cache, chosen.summary)
                 chosen.state = cache.snapshot()
                 chosen.summary, _ = model.summarize(cache)
-                chosen.children = {}
+                # A fresh search from the corrected state: the old subtree and its statistics were
+                # computed from the uncorrected one.
+                chosen.value = float(model.predict_value(chosen.summary)[0])
+                chosen.children, chosen.visits, chosen.value_sum = {}, 0, 0.0
             root = chosen
         rows.append(torch.cat([prompt.cpu(), torch.tensor(generated, dtype=prompt.dtype)]))
         stats_rows.append(stats)
