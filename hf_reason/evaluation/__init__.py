@@ -11,3 +11,17 @@ from .statistics import (
     wilson_interval,
 )
 from .validators import ValidationResult, validate
+
+_METRICS_DIR = __import__("pathlib").Path(__file__).parent / "metrics"
+
+
+def metric_path(name: str) -> str:
+    """Local path of one of hf-reason's `evaluate` metric modules, for `evaluate.load(metric_path(name))`.
+
+    `evaluate.load("<name>")` fetches metric scripts from the Hub; these ship in the package and load
+    offline. Available: ``"puzzle_accuracy"`` (cell / exact accuracy with a Wilson interval).
+    """
+    available = sorted(p.name for p in _METRICS_DIR.iterdir() if (p / f"{p.name}.py").is_file())
+    if name not in available:
+        raise ValueError(f"metric_path: unknown metric {name!r}; available: {available}")
+    return str(_METRICS_DIR / name)
