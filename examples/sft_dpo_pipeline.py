@@ -6,6 +6,17 @@ when done, so a killed run never leaves a half-written stage that looks complete
 folder carries `provenance.json`: git commit (and whether the tree was dirty), the full config,
 the seed, the model, the library versions and the provenance hashes of the stage's inputs.
 
+A complete stage is reused only when it is still what this run would build: the options it
+depends on (`STAGE_OPTIONS`) are the recorded ones and its input stages are the very ones it was
+built from (their provenance hashes). Otherwise the run stops and names what changed; delete the
+stage folder, or pass --redo_stale to rebuild every stale stage (the stages after a rebuilt one
+then become stale in turn, since their recorded input hash no longer matches). Same options and
+seed give the same artifacts (`eval.json` included) on the same machine and library versions.
+
+With --model_name_or_path, stage 1 saves that model's own tokenizer (with `<think>` / `</think>`
+and a pad token added when it lacks them) and stage 2 resizes the model's embeddings to it; a
+new model gets a tokenizer trained locally on the SFT texts instead.
+
   1_data   completion-style few-shot prompts (no chat template: this is a base model), checked for
            chat-template tokens; train / pair-pool / held-out splits that share no problem
   2_sft    trl.SFTTrainer with the loss on the completion only (`completion_only_loss=True`)
@@ -80,23 +91,49 @@ def git_state() -> dict:
     return {"commit": commit, "dirty": bool(run("git", "status", "--porcelain", "--untracked-files=no"))}
 
 
-def provenance(stage: str, args, model: str, inputs: list[Path]) -> dict:
+# The options each stage's artifacts depend on: a complete stage recorded with other values is stale.
+# Every option appears here or in OPTIONS_WITHOUT_EFFECT (parse_args checks it, so a new option
+# cannot be forgotten and silently reuse stages built without it).
+STAGE_OPTIONS = {
+    "1_data": ("seed", "model_name_or_path", "vocab_size", "max_ops", "max_value", "num_shots", "num_sft",
+               "num_pool", "num_eval"),
+    "2_sft": ("seed", "model_name_or_path", "family", "hidden_size", "num_layers", "max_length", "max_new_tokens",
+              "batch_size", "sft_steps", "sft_lr"),
+    "3_pairs": ("seed", "gen_batch_size", "num_samples", "temperature", "max_new_tokens", "format_weight",
+                "min_confidence"),
+    "4_dpo": ("seed", "dpo_method", "dpo_steps", "dpo_lr", "beta", "think_alpha", "lora_r", "load_in_4bit",
+              "batch_size", "max_length"),
+    "5_eval": ("seed", "gen_batch_size", "max_new_tokens"),
+}
+OPTIONS_WITHOUT_EFFECT = ("output_dir", "redo_stale")
+
+
+class StaleStageError(RuntimeError):
+    """A complete stage no longer matches this run's options or inputs."""
+
+
+def provenance_hash(stage_dir: Path) -> str:
+    return hashlib.sha256((stage_dir / "provenance.json").read_bytes()).hexdigest()
+
+
+def provenance(stage: str, args, model: str, inputs: list[Path], **extra) -> dict:
     import peft
     import transformers
     import trl
 
     return {
         "stage": stage,
+        # also makes every rebuild's hash new, so the stages built on the old one are seen to be stale
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "git": git_state(),
         "config": vars(args),
         "seed": args.seed,
         "model": model,
-        "inputs": {
-            str(p): hashlib.sha256((p / "provenance.json").read_bytes()).hexdigest() for p in inputs
-        },
+        # keyed by stage name, not path: a moved --output_dir still resumes
+        "inputs": {p.name: provenance_hash(p) for p in inputs},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
                      "peft": peft.__version__, "python": sys.version.split()[0]},
+        **extra,
     }
 
 
@@ -105,31 +142,58 @@ class Stage:
 
     def __init__(self, root: Path, name: str):
         self.final, self.tmp, self.name = root / name, root / f"{name}.tmp", name
+        self.stale = root / f"{name}.stale"  # a replaced build, between the two renames of `finish`
 
     @property
     def done(self) -> bool:
         return (self.final / "provenance.json").is_file()
 
-    def skip(self, args) -> bool:
-        """True when the stage is complete; says so, and names config keys that differ from its record."""
+    def changes(self, args, inputs: list[Path]) -> list[str]:
+        """What differs between the recorded build of this stage and what this run would build."""
+        record = json.loads((self.final / "provenance.json").read_text())
+        changed = [
+            f"--{key} {record['config'].get(key)!r} -> {getattr(args, key)!r}"
+            for key in STAGE_OPTIONS[self.name]
+            if record["config"].get(key) != getattr(args, key)
+        ]
+        recorded_inputs = record.get("inputs", {})
+        changed += [f"{p.name} was rebuilt after it" for p in inputs if recorded_inputs.get(p.name) != provenance_hash(p)]
+        return changed
+
+    def skip(self, args, inputs: list[Path] = ()) -> bool:
+        """True when the stage is complete and current; False when it must be built.
+
+        A complete but stale stage (see `changes`) raises `StaleStageError`, or is rebuilt with --redo_stale.
+        """
         if not self.done:
             return False
-        recorded = json.loads((self.final / "provenance.json").read_text())["config"]
-        changed = sorted(k for k, v in vars(args).items() if recorded.get(k) != v)
-        note = f" (recorded with different {', '.join(changed)}: delete the folder to redo it)" if changed else ""
-        print(f"[{self.name}] complete, skipped{note}")
-        return True
+        changed = self.changes(args, list(inputs))
+        if not changed:
+            print(f"[{self.name}] complete, skipped")
+            return True
+        if args.redo_stale:
+            print(f"[{self.name}] stale ({'; '.join(changed)}): rebuilding it")
+            return False
+        raise StaleStageError(
+            f"{self.final} was built from other inputs than this run's: {'; '.join(changed)}. Reusing it would mix "
+            f"runs. Rerun with the recorded options, delete {self.final} (and the stages after it), or pass "
+            "--redo_stale to rebuild every stale stage."
+        )
 
     def begin(self) -> Path:
         if self.final.exists() and not self.done:
             raise RuntimeError(f"{self.final} exists without provenance.json: not written by this pipeline; move it away")
-        shutil.rmtree(self.tmp, ignore_errors=True)  # left by a killed run
+        for leftover in (self.tmp, self.stale):  # left by a killed run
+            shutil.rmtree(leftover, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         return self.tmp
 
     def finish(self, record: dict) -> None:
         write_json_atomic(self.tmp / "provenance.json", record)
+        if self.final.exists():  # a rebuild: the old stage stays complete until the new one takes its place
+            os.replace(self.final, self.stale)
         os.replace(self.tmp, self.final)
+        shutil.rmtree(self.stale, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- model helpers
@@ -153,6 +217,36 @@ def new_model(args, tokenizer):
     return GPT2LMHeadModel(GPT2Config(
         vocab_size=len(tokenizer), n_positions=args.max_length + args.max_new_tokens, n_embd=args.hidden_size, n_layer=args.num_layers,
         n_head=max(1, args.hidden_size // 32), **ids))
+
+
+THINK_TAGS = ("<think>", "</think>")
+
+
+def base_model_tokenizer(model_name_or_path: str):
+    """The base model's own tokenizer, with what the pipeline needs added: the think tags as single
+    tokens (the length-balanced DPO segments on them) and a pad token. New tokens get new ids after
+    the base vocabulary, so every id the base model was trained on keeps its meaning."""
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+    if tokenizer.eos_token is None:
+        raise ValueError(f"--model_name_or_path {model_name_or_path!r}: its tokenizer has no eos_token, which "
+                         "ends every completion (SFT targets, sampling, DPO pairs); use a causal LM with one")
+    missing = [t for t in THINK_TAGS if len(tokenizer(t, add_special_tokens=False)["input_ids"]) != 1]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_additional_special_tokens=False)
+    if tokenizer.pad_token is None:  # GPT-2 style base models have none; eos as pad would hide real EOS tokens
+        tokenizer.add_special_tokens({"pad_token": "<|pad|>"})
+    return tokenizer
+
+
+def load_base_model(model_name_or_path: str, tokenizer):
+    """The base model with its embeddings grown to the tokens stage 1 added (never shrunk)."""
+    model = AutoModelForCausalLM.from_pretrained(model_name_or_path)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
 
 
 def load_for_training(path: Path, load_in_4bit: bool):
@@ -187,7 +281,7 @@ def generate(model, tokenizer, prompts, args, num_samples=1, do_sample=False, de
 # ----------------------------------------------------------------------------- stages
 def stage_data(args, root: Path) -> None:
     stage = Stage(root, "1_data")
-    if stage.skip(args):
+    if stage.skip(args, inputs=[]):
         return
     out = stage.begin()
     heldout = generate_arithmetic(args.num_eval, max_ops=args.max_ops, max_value=args.max_value, seed=args.seed + 3)
@@ -212,23 +306,27 @@ def stage_data(args, root: Path) -> None:
         if flagged:
             raise ValueError(f"chat-template tokens in the {name} split of a base model's data, e.g. {flagged[0]!r}")
         data.save_to_disk(out / name)
-    texts = [p + c for p, c in zip(splits["sft"]["prompt"], splits["sft"]["completion"])] + [prefix]
-    tokenizer = build_tokenizer(vocab_size=args.vocab_size, texts=texts, extra_special_tokens=("<think>", "</think>"))
+    if args.model_name_or_path:
+        # the base model's ids only mean something through its own tokenizer
+        tokenizer = base_model_tokenizer(args.model_name_or_path)
+    else:
+        texts = [p + c for p, c in zip(splits["sft"]["prompt"], splits["sft"]["completion"])] + [prefix]
+        tokenizer = build_tokenizer(vocab_size=args.vocab_size, texts=texts, extra_special_tokens=THINK_TAGS)
     tokenizer.save_pretrained(out / "tokenizer")
-    stage.finish(provenance("data", args, model="(none)", inputs=[]))
+    stage.finish(provenance("data", args, model=args.model_name_or_path or "(none)", inputs=[],
+                            tokenizer=args.model_name_or_path or f"trained locally ({len(tokenizer)} tokens)"))
 
 
 def stage_sft(args, root: Path) -> None:
     from trl import SFTConfig, SFTTrainer
 
-    stage = Stage(root, "2_sft")
-    if stage.skip(args):
+    stage, data_dir = Stage(root, "2_sft"), root / "1_data"
+    if stage.skip(args, inputs=[data_dir]):
         return
     out = stage.begin()
-    data_dir = root / "1_data"
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
-    model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path) if args.model_name_or_path else new_model(args, tokenizer)
+    model = load_base_model(args.model_name_or_path, tokenizer) if args.model_name_or_path else new_model(args, tokenizer)
     sft = SFTTrainer(
         model=model, processing_class=tokenizer, train_dataset=load_from_disk(data_dir / "sft"),
         args=SFTConfig(output_dir=str(out / "trainer"), max_steps=args.sft_steps, learning_rate=args.sft_lr,
@@ -241,15 +339,16 @@ def stage_sft(args, root: Path) -> None:
     tokenizer.save_pretrained(out)
     shutil.rmtree(out / "trainer", ignore_errors=True)
     model_desc = args.model_name_or_path or f"new {args.family} ({args.num_layers} layers, {args.hidden_size} wide)"
-    stage.finish(provenance("sft", args, model=model_desc, inputs=[data_dir]))
+    # the Hub commit the base model resolved to, when it came from the Hub
+    revision = getattr(model.config, "_commit_hash", None) if args.model_name_or_path else None
+    stage.finish(provenance("sft", args, model=model_desc, inputs=[data_dir], model_revision=revision))
 
 
 def stage_pairs(args, root: Path) -> None:
-    stage = Stage(root, "3_pairs")
-    if stage.skip(args):
+    stage, sft_dir, data_dir = Stage(root, "3_pairs"), root / "2_sft", root / "1_data"
+    if stage.skip(args, inputs=[sft_dir, data_dir]):
         return
     out = stage.begin()
-    sft_dir, data_dir = root / "2_sft", root / "1_data"
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir)
@@ -286,10 +385,9 @@ def stage_dpo(args, root: Path) -> None:
 
     from hf_reason.trainers import LengthBalancedDPOConfig, LengthBalancedDPOTrainer
 
-    stage = Stage(root, "4_dpo")
-    if stage.skip(args):
+    stage, pairs_dir, sft_dir = Stage(root, "4_dpo"), root / "3_pairs", root / "2_sft"
+    if stage.skip(args, inputs=[pairs_dir, sft_dir]):
         return
-    pairs_dir, sft_dir = root / "3_pairs", root / "2_sft"
     if not (pairs_dir / "pairs").exists():
         raise RuntimeError(
             f"stage 3_pairs found no confident pair ({pairs_dir / 'stats.json'}): train the SFT model longer "
@@ -331,10 +429,10 @@ def stage_eval(args, root: Path) -> dict:
     from peft import PeftModel
 
     stage = Stage(root, "5_eval")
-    if stage.skip(args):
+    sft_dir, dpo_dir, data_dir = root / "2_sft", root / "4_dpo", root / "1_data"
+    if stage.skip(args, inputs=[sft_dir, dpo_dir, data_dir]):
         return json.loads((stage.final / "eval.json").read_text())
     out = stage.begin()
-    sft_dir, dpo_dir, data_dir = root / "2_sft", root / "4_dpo", root / "1_data"
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(sft_dir)
     heldout = load_from_disk(data_dir / "eval")
@@ -401,7 +499,12 @@ def parse_args(argv=None):
     p.add_argument("--think_alpha", type=float, default=0.3)
     p.add_argument("--lora_r", type=int, default=8)
     p.add_argument("--load_in_4bit", action="store_true", help="QLoRA: DPO on a 4-bit model (needs bitsandbytes)")
+    p.add_argument("--redo_stale", action="store_true",
+                   help="rebuild complete stages whose options or inputs differ from this run (default: stop and say what differs)")
     args = p.parse_args(argv)
+    unassigned = set(vars(args)) - set(OPTIONS_WITHOUT_EFFECT) - {k for keys in STAGE_OPTIONS.values() for k in keys}
+    if unassigned:  # a developer's error: the option would never make a stage stale
+        raise AssertionError(f"options {sorted(unassigned)} are in no STAGE_OPTIONS entry nor OPTIONS_WITHOUT_EFFECT")
     if args.load_in_4bit and args.family == "gpt2" and not args.model_name_or_path:
         p.error("--load_in_4bit needs nn.Linear layers: use --family llama (GPT-2's Conv1D layers are not quantized)")
     return args

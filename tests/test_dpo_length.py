@@ -182,74 +182,95 @@ def test_best_of_n_pairs_pick_the_hard_negative_and_filter_low_confidence():
     assert find_chat_template_tokens("<|im_start|>assistant\n#### 2") == ["<|im_start|>"]
 
 
-@pytest.mark.slow
-def test_qlora_dpo_trains_and_a_repacked_4bit_model_is_refused(tokenizer, tmp_path):
-    pytest.importorskip("bitsandbytes", reason="bitsandbytes is the optional `quantization` extra")
-    from peft import LoraConfig
+class _TRLWithoutFusedLogProbs(LengthBalancedDPOTrainer):
+    """As if TRL computed DPO log-probs from the logits itself, outside the fused_lm_head forward."""
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+        logps = torch.log_softmax(logits[:, :-1], -1).gather(-1, inputs["input_ids"][:, 1:, None])[..., 0]
+        chosen, rejected = (logps * inputs["completion_mask"][:, 1:]).sum(1).chunk(2)
+        return -F.logsigmoid(chosen - rejected).mean()
+
+
+class _TRLWithOtherRows(LengthBalancedDPOTrainer):
+    """As if TRL ran the loss forward on other rows than the collated batch (here: one pair of two)."""
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        half = inputs["input_ids"].size(0) // 2
+        return super()._compute_loss(model, {k: v[[0, half]] for k, v in inputs.items()}, return_outputs)
+
+
+@pytest.mark.parametrize("trainer_cls, message", [
+    (_TRLWithoutFusedLogProbs, "weighted 0 log-prob forwards where the DPO loss runs 2"),
+    (_TRLWithOtherRows, r"expects per-token log-probs of shape \(4, "),
+])
+def test_length_weights_that_cannot_be_applied_raise_instead_of_plain_dpo(tokenizer, tmp_path, trainer_cls, message):
+    trainer = trainer_cls(
+        model=tiny_gpt2(tokenizer, 0), ref_model=tiny_gpt2(tokenizer, 1), args=config(tmp_path),
+        train_dataset=Dataset.from_list([PAIR, PAIR]), processing_class=tokenizer,
+    )
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    with pytest.raises(RuntimeError, match=message):
+        trainer.compute_loss(trainer.model, batch)
+
+
+def _tiny_4bit_llama(tokenizer, tmp_path):
     from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+    if not (tmp_path / "base" / "config.json").exists():
+        torch.manual_seed(0)
+        LlamaForCausalLM(LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+            max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )).save_pretrained(tmp_path / "base")
+    return LlamaForCausalLM.from_pretrained(
+        tmp_path / "base", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    )
+
+
+def _repacks_for_cpu_inference(model) -> bool:
+    # bitsandbytes' own per-layer switch: set on CPUs with AVX512-BF16 (bitsandbytes >= 0.48); without it no
+    # layout change happens and there is nothing to refuse
+    return any(getattr(m, "support_avx512bf16_for_cpu", False) for m in model.modules())
+
+
+@pytest.mark.slow
+def test_qlora_dpo_keeps_learning_across_evaluations_and_refuses_a_repacked_model(tokenizer, tmp_path):
+    pytest.importorskip("bitsandbytes", reason="bitsandbytes is the optional `quantization` extra (and in `dev`)")
+    from peft import LoraConfig
 
     from hf_reason.trainers.dpo import check_4bit_weights_trainable
 
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )).save_pretrained(tmp_path / "base")
-
-    def load():
-        return LlamaForCausalLM.from_pretrained(
-            tmp_path / "base", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
-        )
-
-    model = load()
+    model = _tiny_4bit_llama(tokenizer, tmp_path)
+    repacks = _repacks_for_cpu_inference(model)
     check_4bit_weights_trainable(model)  # fresh from disk: trainable layout
+    other = {"prompt": "Q: 1 + 1 = ?\nA:", "chosen": "<think> 1</think> #### 2", "rejected": "<think> so three</think> #### 3"}
+    pairs = Dataset.from_list([PAIR, other])
+    # an evaluation after every step: under no_grad in eval mode, which is where bitsandbytes repacks on such CPUs
     trainer = LengthBalancedDPOTrainer(
-        model=model, args=config(tmp_path / "run"), processing_class=tokenizer,
-        train_dataset=Dataset.from_list([PAIR, {**PAIR, "chosen": PAIR["rejected"], "rejected": PAIR["chosen"]}]),
+        model=model, processing_class=tokenizer, train_dataset=pairs, eval_dataset=pairs,
+        args=config(tmp_path / "run", max_steps=3, learning_rate=1e-2, eval_strategy="steps", eval_steps=1,
+                    logging_steps=1, per_device_eval_batch_size=2, length_balanced_batches=False, use_cpu=True),
         peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )
     trainer.train()
-    assert trainer.state.global_step == 2
-    assert any("lora" in n for n, p in trainer.model.named_parameters() if p.requires_grad)
+    grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
+    # stock DPOTrainer here (bitsandbytes 0.50.2, AVX512-BF16): [0.17, 0.0, 0.0], no gradient after the first evaluation
+    assert len(grad_norms) == 3 and all(g > 0 for g in grad_norms), grad_norms
+    assert sum(1 for h in trainer.state.log_history if "eval_loss" in h) == 3
+    check_4bit_weights_trainable(trainer.model)
 
-    evaluated = load()
+    evaluated = _tiny_4bit_llama(tokenizer, tmp_path)
     evaluated.eval()
     with torch.no_grad():
         evaluated(input_ids=torch.tensor([[5, 6, 7]]))
-    packed = any(
-        getattr(getattr(getattr(m, "weight", None), "quant_state", None), "packing_format_for_cpu", False)
-        for m in evaluated.modules()
-    )
-    if not packed:
-        pytest.skip("this CPU has no AVX512-BF16: bitsandbytes does not repack, nothing to refuse")
+    if not repacks:
+        pytest.skip("bitsandbytes does not repack 4-bit weights on this CPU (no AVX512-BF16): nothing to refuse")
     with pytest.raises(ValueError, match="reload the model"):
         check_4bit_weights_trainable(evaluated)
-
-
-@pytest.mark.slow
-def test_sft_dpo_pipeline_runs_end_to_end_and_resumes(tmp_path):
-    import importlib.util
-    import json
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "sft_dpo_pipeline.py"
-    spec = importlib.util.spec_from_file_location("sft_dpo_pipeline", path)
-    pipeline = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pipeline)
-    argv = [
-        "--output_dir", str(tmp_path), "--max_value", "2", "--num_shots", "0", "--num_sft", "64", "--sft_steps", "120",
-        "--sft_lr", "1e-2", "--num_pool", "8", "--num_eval", "8", "--dpo_steps", "2", "--hidden_size", "32",
-        "--num_layers", "1", "--vocab_size", "300", "--max_new_tokens", "24", "--max_length", "64", "--batch_size", "8",
-    ]
-    report = pipeline.main(argv)
-    stages = ["1_data", "2_sft", "3_pairs", "4_dpo", "5_eval"]
-    for stage in stages:
-        record = json.loads((tmp_path / stage / "provenance.json").read_text())
-        assert record["seed"] == 0 and record["config"]["sft_steps"] == 120 and record["git"]["commit"]
-    assert json.loads((tmp_path / "3_pairs" / "stats.json").read_text())["pairs"] > 0
-    assert (tmp_path / "4_dpo" / "adapter_model.safetensors").is_file()
-    assert report["n"] == 8 and 0 <= report["mcnemar_exact"]["p"] <= 1 and "overall" in report["tests_bh"]
-    # a second run finds every stage complete and redoes nothing
-    stamps = {s: (tmp_path / s / "provenance.json").stat().st_mtime_ns for s in stages}
-    assert pipeline.main(argv) == report
-    assert stamps == {s: (tmp_path / s / "provenance.json").stat().st_mtime_ns for s in stages}
+    refusing = LengthBalancedDPOTrainer(
+        model=evaluated, processing_class=tokenizer, train_dataset=pairs, args=config(tmp_path / "refused", use_cpu=True),
+        peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    with pytest.raises(ValueError, match="repacked for CPU inference"):
+        refusing.train()

@@ -45,6 +45,7 @@ __all__ = [
     "LengthBalancedDPOTrainer",
     "LengthBalancedSampler",
     "check_4bit_weights_trainable",
+    "keep_4bit_weights_trainable",
     "segment_token_weights",
 ]
 
@@ -256,7 +257,12 @@ class LengthBalancedDPOTrainer(DPOTrainer):
         if not isinstance(args_, LengthBalancedDPOConfig):
             raise ValueError(f"`args` must be a LengthBalancedDPOConfig, got {type(args_).__name__}")
         self._think_ids: Optional[list[int]] = None
+        model = kwargs.get("model", args[0] if args else None)
+        if isinstance(model, torch.nn.Module):
+            # before TRL's __init__, which may already run no-grad reference forwards (precompute_ref_log_probs)
+            keep_4bit_weights_trainable(model)
         super().__init__(*args, **kwargs)
+        keep_4bit_weights_trainable(self.model)  # a model TRL loaded from a name
 
     def _tag_ids(self) -> list[int]:
         # resolved lazily: TRL precomputes reference log-probs inside its own __init__
@@ -276,12 +282,16 @@ class LengthBalancedDPOTrainer(DPOTrainer):
         return self._think_ids
 
     @contextlib.contextmanager
-    def _weighted(self, inputs, model):
+    def _weighted(self, inputs, model, expected_forwards: int):
         """Re-weights the per-token log-probs of every policy / reference forward inside the block.
 
         TRL sums per-token log-probs inside `_compute_loss` with no hook in between, so the weights
         are applied to the fused LM head's per-token output (a forward hook on the unwrapped
         modules, each called exactly once per forward whether or not DDP / PEFT wrap it).
+
+        The block must run exactly `expected_forwards` fused forwards, each weighted; anything else
+        raises instead of quietly training plain DPO (e.g. after a TRL change in how it computes
+        the log-probs).
         """
         weights = segment_token_weights(
             inputs["input_ids"],
@@ -290,14 +300,24 @@ class LengthBalancedDPOTrainer(DPOTrainer):
             think_alpha=self.args.think_alpha,
             answer_alpha=self.args.answer_alpha,
         )
+        applied = []
 
         def hook(module, args, kwargs, output):
+            if not kwargs.get("fused_lm_head"):
+                return None  # not a log-prob forward of the loss (TRL asks for those with fused_lm_head=True)
             log_probs = getattr(output, "log_probs", None)
-            if not kwargs.get("fused_lm_head") or log_probs is None or log_probs.size(0) != weights.size(0):
-                return None
+            if log_probs is None or log_probs.dim() != 2 or log_probs.size(0) != weights.size(0) \
+                    or log_probs.size(1) < weights.size(1):
+                shape = None if log_probs is None else tuple(log_probs.shape)
+                raise RuntimeError(
+                    f"LengthBalancedDPOTrainer expects per-token log-probs of shape ({weights.size(0)}, >= "
+                    f"{weights.size(1)}) from a fused_lm_head forward, got {shape}: this TRL version computes DPO "
+                    "log-probs differently, so the length weights cannot be applied (the loss would be plain DPO)"
+                )
             width = weights.size(1)
             w = weights.to(device=log_probs.device, dtype=log_probs.dtype)
             output.log_probs = torch.cat([log_probs[:, :-width], log_probs[:, -width:] * w], dim=1)
+            applied.append(type(module).__name__)
             return output
 
         targets = {}
@@ -310,14 +330,28 @@ class LengthBalancedDPOTrainer(DPOTrainer):
         finally:
             for handle in handles:
                 handle.remove()
+        if len(applied) != expected_forwards:
+            raise RuntimeError(
+                f"LengthBalancedDPOTrainer weighted {len(applied)} log-prob forwards where the DPO loss runs "
+                f"{expected_forwards} (policy{'' if expected_forwards == 1 else ' and reference'}): this TRL version "
+                "computes the log-probs outside the forwards the length weights hook into, so they were not applied "
+                "as intended. Use the TRL range hf-reason pins (pyproject.toml)."
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with self._weighted(inputs, model):
+        # the policy forward, and the reference forward unless its log-probs were precomputed into the batch
+        expected = 1 if self.precompute_ref_logps else 2
+        with self._weighted(inputs, model, expected_forwards=expected):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def compute_ref_log_probs(self, model, inputs):
-        with self._weighted(inputs, model):
+        with self._weighted(inputs, model, expected_forwards=1):
             return super().compute_ref_log_probs(model, inputs)
+
+    def train(self, *args, **kwargs):
+        check_4bit_weights_trainable(self.model)  # e.g. the user evaluated the model between two train() calls
+        keep_4bit_weights_trainable(self.model)
+        return super().train(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
@@ -337,22 +371,44 @@ class LengthBalancedDPOTrainer(DPOTrainer):
             super().create_model_card(*args, **kwargs)
 
 
+def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:
+    return [(name, m) for name, m in model.named_modules()
+            if getattr(getattr(m, "weight", None), "quant_state", None) is not None]
+
+
 def check_4bit_weights_trainable(model) -> None:
     """Raises if a bitsandbytes 4-bit layer of `model` was repacked for CPU inference.
 
-    On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit weight in place the first time an
-    eval-mode layer runs a no-grad forward; training forwards through a repacked model can then
-    fail ("a view of a leaf Variable that requires grad is being used in an in-place operation").
-    Call this right before training a quantized model; the remedy is to reload it and train
-    before any evaluation or generation.
+    On CPUs with AVX512-BF16, bitsandbytes (0.48+) repacks a 4-bit weight in place the first time an
+    eval-mode layer runs a no-grad forward, for a faster inference kernel. That kernel has no
+    backward: training through a repacked model silently gets no gradient through those layers
+    (bitsandbytes 0.50.2: the LoRA weights of a small Llama get no gradient at all; PyTorch only
+    warns "an autograd kernel was not registered") or fails with "a view of a leaf Variable that
+    requires grad is being used in an in-place operation". The layout also rounds the block scales
+    to bfloat16, so the forward differs slightly from the trainable one. Our DPO and GRPO trainers
+    call this when training starts; the remedy is to reload the model and train before any
+    evaluation or generation, or to call `keep_4bit_weights_trainable` on it first.
     """
-    repacked = [
-        name
-        for name, module in model.named_modules()
-        if getattr(getattr(getattr(module, "weight", None), "quant_state", None), "packing_format_for_cpu", False)
-    ]
+    repacked = [name for name, module in _linear_4bit_layers(model)
+                if getattr(module.weight.quant_state, "packing_format_for_cpu", False)]
     if repacked:
         raise ValueError(
             f"{len(repacked)} 4-bit layers (e.g. {repacked[0]!r}) were repacked for CPU inference by an earlier no-grad "
-            "forward; reload the model from disk and train it before running any evaluation or generation"
+            "forward (evaluation or generation), and bitsandbytes cannot train through that layout; reload the model "
+            "from disk and train it before running any evaluation or generation"
         )
+
+
+def keep_4bit_weights_trainable(model) -> int:
+    """Turns off bitsandbytes' CPU inference repacking on `model`'s 4-bit layers; returns how many.
+
+    Evaluation during training (`eval_strategy`, reference forwards, generation) then runs the
+    same dequantizing kernel as training, so it can never leave the weights in the layout that
+    `check_4bit_weights_trainable` refuses. The price is the slower CPU inference kernel for this
+    model object; reload it for fast CPU inference after training. A no-op without 4-bit layers.
+    """
+    layers = _linear_4bit_layers(model)
+    for _, module in layers:
+        if hasattr(module, "support_avx512bf16_for_cpu"):  # the switch bitsandbytes' forward reads
+            module.support_avx512bf16_for_cpu = False
+    return len(layers)
