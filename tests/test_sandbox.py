@@ -1,16 +1,53 @@
-"""Containment cases for the untrusted-code sandbox: each is stopped and reported, quickly."""
+"""Containment cases for the untrusted-code sandbox: each is stopped and reported, quickly.
+
+The escape tests (a-e) are the auditor's probes: each one got out of the sandbox before the kernel
+contained it (frames reaching the audit hook's flags, `_posixsubprocess.fork_exec`,
+`os.open(dir_fd=...)`, sqlite, `nsenter` back into the host's network namespace).
+"""
 
 import os
+import shutil
+import socket
+import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
-from hf_reason.evaluation.sandbox import SandboxConfig, network_isolation_available, run_in_sandbox
+from hf_reason.evaluation.sandbox import SandboxConfig, network_isolation_available, run_in_sandbox, sandbox_support
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 
 SMALL = dict(timeout=4.0, cpu_seconds=1, memory_bytes=192 * 1024**2, max_output_bytes=4096)
+SANDBOX_FILE = Path(__file__).resolve().parents[1] / "hf_reason" / "evaluation" / "sandbox.py"
+
+
+@pytest.fixture
+def open_dir(tmp_path):
+    """A world-writable directory outside the sandbox: only the kernel's containment protects it."""
+    tmp_path.chmod(0o777)
+    return tmp_path
+
+
+@pytest.fixture
+def listener():
+    """A TCP server on the host's loopback; yields (port, accepted) where accepted() says if anyone connected."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.3)
+
+    def accepted() -> bool:
+        try:
+            connection, _ = server.accept()  # a completed handshake waits in the backlog
+        except socket.timeout:
+            return False
+        connection.close()
+        return True
+
+    yield server.getsockname()[1], accepted
+    server.close()
 
 
 def test_ok_run_captures_output_and_files_stay_inside():
@@ -18,6 +55,47 @@ def test_ok_run_captures_output_and_files_stay_inside():
                             SandboxConfig(**SMALL), stdin="there\n")
     assert result.status == "ok" and result.returncode == 0
     assert result.stdout.strip() == "hi there"
+
+
+def test_result_reports_the_isolation_used():
+    result = run_in_sandbox("print(1)", SandboxConfig(**SMALL))
+    support = sandbox_support()
+    assert "rlimits" in result.mechanisms and "audit-hook" in result.mechanisms
+    assert [m for m in result.mechanisms if not m.startswith("uid=")] == [
+        m for m in support["mechanisms"] if m != "uid-drop"]
+    assert list(result.degraded) == support["degraded"]
+    if os.geteuid() == 0 and not result.degraded:
+        uid = int(next(m for m in result.mechanisms if m.startswith("uid="))[4:])
+        assert uid >= 1_000_000_000
+    hooked = run_in_sandbox("print(1)", SandboxConfig(**{**SMALL, "network": "audit-hook"}))
+    assert hooked.isolation == "audit-hook" and "netns" not in hooked.mechanisms
+    assert any("network='audit-hook'" in d for d in hooked.degraded)  # said, not silently skipped
+    if hooked.degraded:
+        with pytest.raises(RuntimeError, match="require_kernel_isolation"):
+            run_in_sandbox("print(1)", SandboxConfig(network="audit-hook", require_kernel_isolation=True))
+
+
+@pytest.mark.skipif(not network_isolation_available(), reason="unshare cannot create namespaces here")
+def test_child_is_unprivileged_and_every_mount_but_its_directory_is_read_only():
+    code = """import os
+status = dict(line.split(':', 1) for line in open('/proc/self/status'))
+print('uid', os.getuid(), 'caps', status['CapEff'].strip(), status['CapBnd'].strip(), 'nnp', status['NoNewPrivs'].strip())
+top = {}
+for line in open('/proc/self/mountinfo'):  # later lines are mounted on top of earlier ones
+    fields = line.split()
+    top[fields[4]] = fields[5].split(',')
+print('writable', sorted(point for point, options in top.items() if 'rw' in options))
+print('cwd', os.getcwd(), 'pids', sorted(p for p in os.listdir('/proc') if p.isdigit()))
+"""
+    result = run_in_sandbox(code, SandboxConfig(**SMALL))
+    assert result.ok, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    uid, _, cap_eff, cap_bnd, _, nnp = lines["uid"].split()
+    assert cap_eff == "0000000000000000" and cap_bnd == "0000000000000000" and nnp == "1"
+    assert (uid != "0") if os.geteuid() == 0 else True
+    cwd = lines["cwd"].split()[0]
+    assert eval(lines["writable"]) == [cwd]
+    assert eval(lines["cwd"].split(" ", 2)[2]) == ["1"]  # its own /proc: only itself
 
 
 def test_infinite_loop_hits_cpu_limit():
@@ -38,6 +116,11 @@ def test_memory_bomb_is_reported_as_memory():
     assert result.status == "memory"
 
 
+def test_memory_status_cannot_be_faked_on_stderr():
+    result = run_in_sandbox("import sys\nsys.stderr.write('MemoryError\\n')\nsys.exit(3)", SandboxConfig(**SMALL))
+    assert result.status == "error" and result.returncode == 3
+
+
 def test_fork_bomb_is_refused():
     result = run_in_sandbox("import os\nwhile True:\n    os.fork()", SandboxConfig(**SMALL))
     assert result.status == "error"
@@ -46,29 +129,124 @@ def test_fork_bomb_is_refused():
     assert result.status == "error" and "blocked" in result.reason
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="the kernel does not enforce RLIMIT_NPROC for root")
+# Bounded bombs: against an uncontained sandbox they stop at 64 children instead of taking the machine.
+FORK_BOMB = """import os, time
+n = 0
+try:
+    while n < 64:
+        if os.fork() == 0:
+            time.sleep(3)
+            os._exit(0)
+        n += 1
+    print('uncapped', n)
+except OSError:
+    print('capped', n)
+"""
+
+
 def test_fork_bomb_with_subprocesses_allowed_is_capped_by_nproc():
-    code = "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            time.sleep(5)\n"
-    code += "            os._exit(0)\n        n += 1\nexcept OSError:\n    print('capped', n)\n"
-    result = run_in_sandbox(code, SandboxConfig(**{**SMALL, "allow_subprocesses": True, "max_processes": 8}))
-    assert "capped" in result.stdout
+    # Runs as root too: the child has its own unprivileged uid, for which the kernel applies RLIMIT_NPROC.
+    result = run_in_sandbox(FORK_BOMB, SandboxConfig(**{**SMALL, "allow_subprocesses": True, "max_processes": 8}))
+    assert result.stdout.startswith("capped"), (result.stdout, result.stderr, result.degraded)
+    assert int(result.stdout.split()[1]) < 8
 
 
-def test_network_call_fails():
-    code = "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)"
+# Switches off the audit hook's process check without an audit event: subprocess calls sys.audit through
+# its module global `sys`, and _posixsubprocess.fork_exec raises none of its own.
+SILENT_SUBPROCESS = """import subprocess, sys, types
+quiet = types.ModuleType('sys')
+quiet.__dict__.update(sys.__dict__)
+quiet.audit = lambda *args: None
+subprocess.sys = quiet
+"""
+
+
+def test_escape_a_frames_cannot_switch_off_the_audit_hook(open_dir):
+    target = open_dir / "a.txt"
+    tamper = """import os, sys
+frame = sys._getframe()
+while frame.f_back is not None:
+    frame = frame.f_back
+    for space in (frame.f_globals, frame.f_locals):
+        for name in list(space):
+            if name.startswith('_BLOCK') or name in ('_inside', '_PROCESS'):
+                space[name] = (lambda *a: True) if name == '_inside' else (set() if name == '_PROCESS' else False)
+"""
+    result = run_in_sandbox(tamper + f"open({str(target)!r}, 'w').write('escaped')", SandboxConfig(**SMALL))
+    assert result.status == "error" and not target.exists()
+    result = run_in_sandbox(tamper + "os.fork()\nprint('forked')", SandboxConfig(**SMALL))
+    assert "os.fork is blocked" in result.stderr and "forked" not in result.stdout
+    # and the bootstrap's frame is not handed out
+    result = run_in_sandbox("import sys\nsys._getframe(4)", SandboxConfig(**SMALL))
+    assert "sys._getframe of the sandbox bootstrap is blocked" in result.stderr, result.stderr
+
+
+def test_escape_b_fork_exec_without_audit_event_is_contained(open_dir):
+    target = open_dir / "b.txt"
+    result = run_in_sandbox(SILENT_SUBPROCESS + f"subprocess.run(['touch', {str(target)!r}])", SandboxConfig(**SMALL))
+    assert not target.exists(), result
+    bomb = FORK_BOMB.replace("if os.fork() == 0:\n            time.sleep(3)\n            os._exit(0)",
+                             "subprocess.Popen(['sleep', '3'])")
+    result = run_in_sandbox(SILENT_SUBPROCESS + bomb, SandboxConfig(**{**SMALL, "max_processes": 8}))
+    assert result.stdout.startswith("capped"), (result.stdout, result.stderr)
+
+
+def test_escape_c_open_with_dir_fd_cannot_write_outside(open_dir):
+    target = open_dir / "c.txt"
+    code = f"""import os
+fd = os.open({str(open_dir)!r}, os.O_RDONLY | os.O_DIRECTORY)
+os.close(os.open('c.txt', os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+"""
     result = run_in_sandbox(code, SandboxConfig(**SMALL))
-    assert result.status == "error"
+    assert result.status == "error" and not target.exists()
+
+
+def test_escape_d_sqlite_cannot_write_outside(open_dir):
+    target = open_dir / "d.db"
+    code = f"import sqlite3\nsqlite3.connect({str(target)!r}).execute('create table t (x)')"
+    result = run_in_sandbox(code, SandboxConfig(**SMALL))
+    assert result.status == "error" and not target.exists()
+    assert "database outside the working directory is blocked" in result.stderr
+    inside = run_in_sandbox("import sqlite3\nc = sqlite3.connect('ok.db')\nc.execute('create table t (x)')\nprint('ok')",
+                            SandboxConfig(**SMALL))
+    assert inside.ok and inside.stdout.strip() == "ok", inside.stderr
+
+
+@pytest.mark.skipif(shutil.which("nsenter") is None, reason="nsenter (util-linux) is not installed")
+@pytest.mark.skipif(not network_isolation_available(), reason="unshare cannot create namespaces here")
+def test_escape_e_cannot_enter_the_host_network_namespace(listener):
+    port, accepted = listener
+    connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2); print('connected')"
+    code = f"""import subprocess, sys
+r = subprocess.run(['nsenter', '--net=/proc/{os.getpid()}/ns/net', sys.executable, '-c', {connect!r}],
+                   capture_output=True, text=True)
+print(r.returncode, r.stdout, r.stderr)
+"""
+    result = run_in_sandbox(code, SandboxConfig(**{**SMALL, "allow_subprocesses": True}))
+    assert "connected" not in result.stdout, result.stdout
+    assert not accepted()
+
+
+def test_network_call_fails(listener):
+    port, accepted = listener
+    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\nprint('connected')"
+    result = run_in_sandbox(code, SandboxConfig(**SMALL))
+    assert result.status == "error" and "connected" not in result.stdout
+    assert not accepted()  # the host's loopback is out of reach, not just the internet
     expected = "namespace" if network_isolation_available() else "audit-hook"
     assert result.isolation == expected
     hooked = run_in_sandbox(code, SandboxConfig(**{**SMALL, "network": "audit-hook"}))
     assert hooked.status == "error" and "network access is blocked" in hooked.stderr
+    assert not accepted()
 
 
 @pytest.mark.skipif(not network_isolation_available(), reason="unshare cannot create namespaces here")
-def test_network_namespace_has_no_route():
-    code = "import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=2)"
+def test_network_namespace_has_no_route(listener):
+    port, accepted = listener
+    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)"
     result = run_in_sandbox(code, SandboxConfig(**{**SMALL, "network": "namespace"}))
     assert result.isolation == "namespace" and "unreachable" in result.stderr.lower()
+    assert not accepted()
 
 
 def test_write_outside_directory_is_blocked(tmp_path):
@@ -81,6 +259,54 @@ def test_write_outside_directory_is_blocked(tmp_path):
     assert not target.exists()
     result = run_in_sandbox(f"import os\nos.remove({str(tmp_path)!r})", SandboxConfig(**SMALL))
     assert result.status == "error" and tmp_path.exists()
+
+
+@pytest.mark.skipif(not network_isolation_available(), reason="unshare cannot create namespaces here")
+def test_world_writable_places_are_not_writable():
+    # os.open with dir_fd is invisible to the audit hook: only the mounts stop these
+    code = """import os
+for place in ('/tmp', '/var/tmp', '/dev/shm', '/run', '/'):
+    if os.path.isdir(place):
+        try:
+            fd = os.open(place, os.O_RDONLY | os.O_DIRECTORY)
+            os.close(os.open('probe', os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+            print('wrote', place)
+        except OSError as error:
+            print('refused', place, error.errno)
+"""
+    result = run_in_sandbox(code, SandboxConfig(**SMALL))
+    assert result.ok and "wrote" not in result.stdout and result.stdout.count("refused") >= 2, result.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root to become another user")
+def test_unprivileged_caller_gets_a_user_namespace_without_capabilities(tmp_path):
+    # The sandbox as an ordinary user would call it: run the module by path under uid 65534 with a
+    # world-readable interpreter (an interpreter in a private home is not one).
+    python = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path=os.defpath) or \
+        shutil.which("python3", path=os.defpath)
+    if python is None:
+        pytest.skip("no system interpreter that uid 65534 can run")
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o777)
+    victim.chmod(0o777)
+    tmp_path.chmod(0o755)
+    script = f"""import importlib.util, sys
+spec = importlib.util.spec_from_file_location('sandbox', {str(SANDBOX_FILE)!r})
+sandbox = importlib.util.module_from_spec(spec); sys.modules['sandbox'] = sandbox; spec.loader.exec_module(sandbox)
+code = "import os\\nfd = os.open({str(victim)!r}, os.O_RDONLY)\\nos.close(os.open('x', os.O_WRONLY | os.O_CREAT, dir_fd=fd))"
+result = sandbox.run_in_sandbox(code, sandbox.SandboxConfig(timeout=5.0))
+print(result.status, ','.join(result.mechanisms), '|'.join(result.degraded))
+"""
+    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c", script],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    if "Permission denied" in run.stderr and not run.stdout:
+        pytest.skip(f"uid 65534 cannot run the test itself here: {run.stderr[-200:]}")
+    status, mechanisms, degraded = (run.stdout.strip().split(" ", 2) + ["", ""])[:3]
+    assert status == "error" and not (victim / "x").exists(), (run.stdout, run.stderr)
+    if "netns" in mechanisms:
+        assert "userns" in mechanisms and "no-capabilities" in mechanisms and not degraded
+    else:
+        assert degraded  # whatever is missing is said
 
 
 def test_file_size_limit_and_output_cap():
