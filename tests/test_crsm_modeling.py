@@ -214,6 +214,14 @@ def test_mcts_streams_each_token_while_the_search_goes_on_in_a_thread():
     while (item := streamer.queue.get(timeout=1)) is not None:
         rest.extend(item)
     assert first + rest == expected[0, ids.shape[1]:].tolist()
+    # the inline mode (the consumer inside `put`, no thread) hands over the very same tokens
+    inline = QueueStreamer()
+    model.generate(ids, **kwargs, streamer=inline)
+    assert inline.queue.get() == ids[0].tolist()
+    inline_tokens = []
+    while (item := inline.queue.get(timeout=1)) is not None:
+        inline_tokens.extend(item)
+    assert inline_tokens == first + rest
     with pytest.raises(ValueError, match="streamer"):
         model.generate(make_ids(batch=2), deliberation="mcts", max_new_tokens=2, streamer=QueueStreamer())
 

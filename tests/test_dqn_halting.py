@@ -1,5 +1,6 @@
 import math
 import os
+from typing import Optional
 
 import pytest
 import torch
@@ -173,6 +174,32 @@ def test_double_dqn_target_uses_online_argmax_and_target_value(tmp_path):
     assert not torch.equal(online_next.argmax(-1), target_next.argmax(-1))  # the test can tell the two apart
 
 
+def test_entropy_bonus_is_subtracted_from_the_td_loss_as_defined(tmp_path):
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=4))
+    trajectories = toy_trajectories(8, 4, 64, seed=0)[0]
+    plain = DQNHaltingTrainer(model=model, args=dqn_args(tmp_path), trajectories=trajectories)
+    with torch.no_grad():
+        for p in plain.q_head.parameters():
+            p.normal_(0, 0.3)
+    gen = torch.Generator().manual_seed(1)
+    batch = {
+        "obs": torch.randn(16, 64, generator=gen), "next_obs": torch.randn(16, 64, generator=gen),
+        "step_fraction": torch.full((16,), 0.25), "next_step_fraction": torch.full((16,), 0.5),
+        "action": torch.randint(0, 2, (16,), generator=gen), "reward": torch.rand(16, generator=gen),
+        "done": (torch.rand(16, generator=gen) < 0.3).float(),
+    }
+    td, _ = plain.dqn_loss(batch)
+    plain.args.entropy_coef = 0.3
+    regularised, _ = plain.dqn_loss(batch)
+    with torch.no_grad():
+        q = torch.stack(plain.q_head.q_values(batch["obs"], batch["step_fraction"])[:2], -1)
+        p_halt = torch.sigmoid(q[:, 0] - q[:, 1])  # softmax over the two actions
+        entropy = -(p_halt * p_halt.log() + (1 - p_halt) * (1 - p_halt).log()).mean()
+    assert 0.1 < entropy < math.log(2)  # neither degenerate nor uniform: the check has teeth
+    torch.testing.assert_close(regularised, td - 0.3 * entropy)
+
+
 def test_intrinsic_bonuses_favour_novel_states():
     gen = torch.Generator().manual_seed(0)
     count = CountBonus(feature_dim=8, bits=12, seed=0)
@@ -191,15 +218,19 @@ def test_intrinsic_bonuses_favour_novel_states():
 
 
 # ----------------------------------------------------------------------------- end to end
-def toy_trajectories(num: int, max_steps: int, dim: int, seed: int):
+def toy_trajectories(num: int, max_steps: int, dim: int, seed: int, tokens: Optional[int] = None):
     """Puzzles whose answer becomes right at a known step and stays right; one noisy feature says
-    whether it is right now. The optimal policy halts exactly at that step."""
+    whether it is right now. The optimal policy halts exactly at that step. With `tokens`, each
+    observation is a `(tokens, dim)` matrix of token states (the attention head's input) and the
+    feature is on every token."""
     gen = torch.Generator().manual_seed(seed)
     first_right = torch.randint(1, max_steps + 1, (num,), generator=gen)
     step = torch.arange(1, max_steps + 1)
     exact = step.unsqueeze(0) >= first_right.unsqueeze(1)
-    observations = 0.3 * torch.randn(num, max_steps, dim, generator=gen)
-    observations[..., 0] += 2.0 * exact.float() - 1.0
+    shape = (num, max_steps, dim) if tokens is None else (num, max_steps, tokens, dim)
+    observations = 0.3 * torch.randn(shape, generator=gen)
+    signal = 2.0 * exact.float() - 1.0
+    observations[..., 0] += signal if tokens is None else signal.unsqueeze(-1)
     cells = torch.where(exact, 1.0, 0.5 + 0.4 * step.unsqueeze(0) / max_steps)
     return HaltingTrajectories(observations, cells, exact), first_right
 
@@ -209,12 +240,14 @@ def policy_return(metrics: dict, cost: float) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("q_head_type", ["mlp", "gru"])
+@pytest.mark.parametrize("q_head_type", ["mlp", "gru", "attention"])
 def test_learned_halting_beats_random_halting_on_a_toy_task_with_known_optimum(tmp_path, q_head_type):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(q_head_type=q_head_type, q_head_hidden_size=32, halt_max_steps=6))
-    train, _ = toy_trajectories(512, 6, 64, seed=0)
-    test, first_right = toy_trajectories(512, 6, 64, seed=1)
+    # mlp / gru read a pooled summary (2 * hidden_size); attention reads the token states
+    shape = dict(dim=32, tokens=4) if q_head_type == "attention" else dict(dim=64)
+    train, _ = toy_trajectories(512, 6, seed=0, **shape)
+    test, first_right = toy_trajectories(512, 6, seed=1, **shape)
     trainer = DQNHaltingTrainer(model=model, args=dqn_args(tmp_path, buffer_bf16=True), trajectories=train,
                                 eval_dataset=test)
     trainer.train()
@@ -235,6 +268,85 @@ def test_learned_halting_beats_random_halting_on_a_toy_task_with_known_optimum(t
     logged = [h for h in trainer.state.log_history if "epsilon" in h]
     assert logged and {"buffer_fill", "q_halt_mean", "mean_steps", "premature_halt_rate"} <= set(logged[-1])
     assert logged[-1]["epsilon"] == pytest.approx(trainer.args.epsilon_end)
+
+
+def test_table_rollouts_store_trajectory_references_not_token_states(tmp_path):
+    """The attention head's states are token matrices: the buffer keeps (trajectory, step) and a
+    sample looks them up in the table, rounded as bf16 storage would round them."""
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="attention", q_head_hidden_size=16, halt_max_steps=4))
+    table, _ = toy_trajectories(64, 4, 32, seed=0, tokens=16)
+    args = dqn_args(tmp_path, per_device_train_batch_size=16, max_steps=12, learning_starts=16, dqn_batch_size=16,
+                    buffer_capacity=1000, buffer_bf16=True, logging_steps=6)
+    trainer = DQNHaltingTrainer(model=model, args=args, trajectories=table)
+    trainer.train()
+    storage = trainer.buffer.storage
+    assert "obs" not in storage and storage["obs_ref"].shape == (1000, 2) and storage["obs_ref"].dtype == torch.long
+    per_transition = sum(v[0].numel() * v.element_size() for v in storage.values())
+    assert per_transition <= 64  # bytes; two stored 16 x 32 float states would be 4096
+    n = len(trainer.buffer)
+    ref, next_ref = storage["obs_ref"][:n], storage["next_obs_ref"][:n]
+    action, done = storage["action"][:n], storage["done"][:n].bool()
+    assert ((ref[:, 1] >= 0) & (ref[:, 1] < 4)).all() and n > 32
+    assert torch.equal(next_ref[:, 0], ref[:, 0])  # the same puzzle
+    continued = action == 1
+    assert torch.equal(next_ref[continued, 1], ref[continued, 1] + 1) and torch.equal(next_ref[~continued], ref[~continued])
+    assert torch.equal(done[continued], next_ref[continued, 1] == 3) and done[~continued].all()
+    torch.testing.assert_close(storage["step_fraction"][:n], (ref[:, 1] + 1).float() / 4)
+    sample = trainer.buffer.sample(32)
+    refs = sample["obs_ref"].clone()
+    looked = trainer._lookup_states(sample)
+    assert "obs_ref" not in looked and looked["obs"].dtype == torch.float32
+    stored = table.observations[refs[:, 0], refs[:, 1]]
+    torch.testing.assert_close(looked["obs"], stored.to(torch.bfloat16).float(), rtol=0, atol=0)
+    assert ((looked["obs"] - stored).abs() <= stored.abs() * 2**-8).all() and not torch.equal(looked["obs"], stored)
+
+
+def test_the_gru_memory_restarts_with_every_new_episode(tmp_path):
+    """Every first-step transition, including those of episodes that replaced a finished one in
+    its batch row, starts from the zero GRU state; later steps carry a non-zero one."""
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="gru", q_head_hidden_size=16, halt_max_steps=4))
+    table, _ = toy_trajectories(64, 4, 64, seed=0)
+    args = dqn_args(tmp_path, per_device_train_batch_size=8, max_steps=40, learning_starts=16, dqn_batch_size=16,
+                    epsilon_start=0.8, epsilon_end=0.8, logging_steps=20)
+    trainer = DQNHaltingTrainer(model=model, args=args, trajectories=table)
+    trainer.train()
+    n = len(trainer.buffer)
+    first = trainer.buffer.storage["step_fraction"][:n] == 0.25
+    hidden = trainer.buffer.storage["hidden"][:n]
+    assert first.sum() > 3 * 8  # many episodes began after the first ones ended
+    assert (hidden[first] == 0).all()
+    assert (hidden[~first].abs().sum(-1) > 0).all()
+
+
+def test_gradient_accumulation_scales_the_loss_like_any_trainer_loss(tmp_path):
+    """With labels in the batch (online rollouts) Trainer would take our **kwargs forward as
+    normalising by `num_items_in_batch` itself and skip the division by the accumulation steps."""
+
+    class Recording(DQNHaltingTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            self.computed.append(loss.item())
+            return loss
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.returned.append(loss.item())
+            return loss
+
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=3))
+    data = puzzle_dataset(model.config, 32, seed=0)
+    args = dqn_args(tmp_path, per_device_train_batch_size=4, max_steps=2, gradient_accumulation_steps=2, learning_starts=4,
+                    dqn_batch_size=4, freeze_trm=False, precompute_trajectories=False, logging_steps=1)
+    trainer = Recording(model=model, args=args, train_dataset=data)
+    trainer.computed, trainer.returned = [], []
+    trainer.train()
+    assert trainer.model_accepts_loss_kwargs is False
+    assert len(trainer.computed) == 4 and all(c > 0 for c in trainer.computed)  # the TRM's loss is in every one
+    assert trainer.returned == pytest.approx([c / 2 for c in trainer.computed], rel=1e-6)
+    assert trainer.state.global_step == 2
 
 
 def puzzle_dataset(config, num: int, seed: int) -> Dataset:

@@ -15,9 +15,17 @@ Two ways to produce the transitions, chosen by the config:
   (`collect_trajectories`) and episodes replay from that table. Every rollout step then costs a
   table lookup instead of a TRM forward, which is what makes thousands of episodes affordable
   on a CPU; the agent still acts epsilon-greedily and learns only from the transitions it takes.
-- otherwise the TRM runs online, one supervision step per trainer step with the carry kept per
+  The replay buffer then stores a transition's states as (trajectory, step) pairs and looks
+  them up in the table when it samples: the attention head's states are whole token-state
+  matrices, and a buffer of 50k transitions holding two of them each would take gigabytes.
+- otherwise the TRM runs online, one supervision step per rollout step with the carry kept per
   puzzle (as in deep supervision); with `freeze_trm=False` its own token loss is added, so TRM
   and head train jointly.
+
+A rollout step is one `compute_loss` call (one micro-batch): every puzzle in flight advances one
+supervision step and one Q-loss is taken on a replay sample. With `gradient_accumulation_steps=k`
+an optimizer step (`state.global_step`, what `max_steps`, the epsilon schedule and the target
+network's soft updates count) covers `k` rollout steps.
 """
 
 import copy
@@ -53,14 +61,19 @@ class DQNHaltingConfig(TrainingArguments):
     r"""
     Configuration for [`DQNHaltingTrainer`]. Every `TrainingArguments` field applies;
     `per_device_train_batch_size` is the number of puzzles rolled out in parallel (one supervision
-    step each per trainer step), and one trainer step is one rollout step plus one Q-update.
+    step each per rollout step). One rollout step (a micro-batch) is one supervision step of every
+    puzzle in flight plus one Q-loss; one optimizer step (`global_step`) is
+    `gradient_accumulation_steps` rollout steps plus one Q-update.
 
     Parameters:
         buffer_capacity (`int`, defaults to `50000`):
             Transitions the replay buffer holds (pre-allocated ring; the oldest are overwritten). >= 1.
         buffer_bf16 (`bool`, defaults to `False`):
             Store state vectors (summaries, token states, GRU states) in bfloat16: half the memory,
-            relative error <= 2^-8 per value. Rewards, actions and flags stay exact.
+            relative error <= 2^-8 per value. Rewards, actions and flags stay exact. With
+            precomputed trajectories the buffer holds (trajectory, step) pairs instead of the
+            Q-head's inputs, and the inputs looked up in the table are rounded to bfloat16 in the
+            same way, so a sample holds the values a stored state would have.
         dqn_batch_size (`int`, defaults to `256`):
             Transitions sampled (uniformly) per Q-update. >= 1.
         learning_starts (`int`, defaults to `256`):
@@ -77,16 +90,18 @@ class DQNHaltingConfig(TrainingArguments):
         huber_delta (`float`, defaults to `1.0`):
             Delta of the Huber (smooth L1) loss on the TD error. > 0.
         entropy_coef (`float`, defaults to `0.0`):
-            Weight of an entropy bonus on `softmax(Q)` subtracted from the loss (keeps the two
-            Q-values from separating too early). >= 0; 0 turns it off.
+            Weight of an entropy bonus on `softmax(Q(s, .))` over the two actions of the sampled
+            states, subtracted from the loss: `loss = huber - entropy_coef * mean(H)` (keeps the
+            two Q-values from separating too early). >= 0; 0 turns it off.
         epsilon_schedule (`str`, defaults to `"linear"`):
             `"linear"` or `"exponential"` (geometric) decay of epsilon from `epsilon_start` to
-            `epsilon_end` over `epsilon_steps` trainer steps, then constant.
+            `epsilon_end` over `epsilon_steps` optimizer steps (`state.global_step`; each is
+            `gradient_accumulation_steps` rollout steps), then constant.
         epsilon_start (`float`, defaults to `0.5`), epsilon_end (`float`, defaults to `0.05`):
             Exploration probability at the start and end of the schedule. In [0, 1]; both > 0
             for `"exponential"`.
         epsilon_steps (`int`, defaults to `1000`):
-            Trainer steps of the decay. >= 1.
+            Optimizer steps of the decay. >= 1.
         reward_accuracy_delta (`float`, defaults to `0.1`):
             Weight of the change in cell accuracy from one step to the next (on "continue").
         reward_step_cost (`float`, defaults to `0.01`):
@@ -130,7 +145,7 @@ class DQNHaltingConfig(TrainingArguments):
     epsilon_schedule: str = field(default="linear", metadata={"help": "'linear' or 'exponential' epsilon decay."})
     epsilon_start: float = field(default=0.5, metadata={"help": "Initial epsilon, in [0, 1]."})
     epsilon_end: float = field(default=0.05, metadata={"help": "Final epsilon, in [0, 1]."})
-    epsilon_steps: int = field(default=1000, metadata={"help": "Trainer steps of epsilon decay. >= 1."})
+    epsilon_steps: int = field(default=1000, metadata={"help": "Optimizer steps (global_step) of epsilon decay. >= 1."})
     reward_accuracy_delta: float = field(default=0.1, metadata={"help": "Weight of the cell-accuracy change."})
     reward_step_cost: float = field(default=0.01, metadata={"help": "Cost per extra supervision step. >= 0."})
     reward_terminal_correct: float = field(default=1.0, metadata={"help": "Reward for ending with a right answer."})
@@ -482,8 +497,9 @@ class DQNHaltingTrainer(Trainer):
     Logged during training: `loss` (TD), `q_halt_mean`, `q_continue_mean`, `q_max`, `q_min`,
     `td_error`, `epsilon`, `buffer_fill`, `intrinsic_share` (intrinsic part of all rewards, in
     absolute value), and over the episodes that ended since the last log: `mean_steps`,
-    `exact_accuracy` (at halt), `premature_halt_rate` (table rollouts only: online rollouts do
-    not know the future), `episodes`.
+    `exact_accuracy` (at halt), `premature_halt_rate` (table rollouts only: an online rollout
+    replaces a halted puzzle at once, so whether a later step would have been right is never
+    computed; `evaluate()` runs every step and reports it in both modes), `episodes`.
     """
 
     def __init__(
@@ -531,6 +547,10 @@ class DQNHaltingTrainer(Trainer):
             train_dataset = train_dataset.select_columns([c for c in PUZZLE_KEYS if c in train_dataset.column_names])
         self.trajectories = trajectories
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
+        # TRM's forward takes **kwargs, which makes Trainer assume the loss is already normalised by
+        # `num_items_in_batch` and skip dividing it by the accumulation steps. Our loss is a mean
+        # per rollout step (the TD loss plus the TRM's per-example loss): let Trainer scale it.
+        self.model_accepts_loss_kwargs = False
         self.q_head = model.q_head
         self.target_q_head = copy.deepcopy(model.q_head).requires_grad_(False).eval()
         self.buffer = ReplayBuffer(
@@ -599,10 +619,12 @@ class DQNHaltingTrainer(Trainer):
         return slots
 
     def _push(self, obs, hidden, action, reward, next_obs, next_hidden, fraction, next_fraction, done):
-        fields = dict(
-            obs=obs, action=action, reward=reward, next_obs=next_obs, done=done.float(),
-            step_fraction=fraction, next_step_fraction=next_fraction,
-        )
+        """Stores transitions; with the table, `obs` / `next_obs` are `(trajectory, step)` pairs."""
+        key = "obs_ref" if self.use_table else "obs"
+        fields = {
+            key: obs, f"next_{key}": next_obs, "action": action, "reward": reward, "done": done.float(),
+            "step_fraction": fraction, "next_step_fraction": next_fraction,
+        }
         if hidden is not None:
             fields.update(hidden=hidden, next_hidden=next_hidden)
         self.buffer.add(**{k: v.detach().cpu() for k, v in fields.items()})
@@ -625,8 +647,12 @@ class DQNHaltingTrainer(Trainer):
         slots["hidden"] = hidden_out
         last = steps >= max_steps
         q_halt, q_continue = q_halt.cpu(), q_continue.cpu()
-        # Transitions are assembled on the CPU, where the replay buffer lives.
-        obs_cpu = obs.cpu()
+        # Transitions are assembled on the CPU, where the replay buffer lives. With the table they
+        # refer to their states by (trajectory, step), looked up again when sampled (`_lookup_states`).
+        if self.use_table:
+            obs_cpu = torch.stack((slots["puzzle"]["trajectory_index"].cpu(), steps - 1), dim=-1)
+        else:
+            obs_cpu = obs.cpu()
         hidden_in = hidden_in.cpu() if hidden_in is not None else None
         hidden_out = hidden_out.cpu() if hidden_out is not None else None
 
@@ -710,6 +736,20 @@ class DQNHaltingTrainer(Trainer):
     )
 
     # ----------------------------------------------------------------- loss
+    def _lookup_states(self, sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Replaces a sample's `(trajectory, step)` references by the table's states, rounded to the
+        buffer's storage dtype (what storing them would have done) and cast to the Q-head's."""
+        if "obs_ref" not in sample:
+            return sample
+        table = self.trajectories.observations
+        for key in ("obs", "next_obs"):
+            ref = sample.pop(f"{key}_ref").cpu()
+            states = table[ref[:, 0], ref[:, 1]]
+            if states.is_floating_point():
+                states = states.to(self.buffer.state_dtype)
+            sample[key] = states.to(self.q_head_dtype)
+        return sample
+
     def dqn_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Huber loss between Q(s, a) and the (Double-)DQN target; minus the optional entropy bonus."""
         a = self.args
@@ -746,7 +786,7 @@ class DQNHaltingTrainer(Trainer):
         self._metrics["epsilon"].append(self.current_epsilon())
         self._metrics["buffer_fill"].append(len(self.buffer) / self.buffer.capacity)
         if len(self.buffer) >= a.learning_starts:
-            sample = self.buffer.sample(a.dqn_batch_size, dtype=self.q_head_dtype)
+            sample = self._lookup_states(self.buffer.sample(a.dqn_batch_size, dtype=self.q_head_dtype))
             sample = {k: v.to(a.device) for k, v in sample.items()}
             loss, stats = self.dqn_loss(sample)
             for key, value in stats.items():
