@@ -149,6 +149,30 @@ def test_python_validator_runs_in_sandbox_fail_fast(tmp_path):
     assert victim.read_text() == "keep me"
 
 
+def test_python_validator_refuses_solutions_that_fake_a_pass():
+    from hf_reason.evaluation.validators import validate
+
+    task = next(e for e in read_curated_jsonl() if e["id"] == "programming-dedupe")
+    good = task["completion"]
+    assert validate(good, task["validator"]).passed
+    head = "```python\n"
+    cheats = {
+        "the old harness's pass text, then exit 0 at import": "print('all tests passed'); raise SystemExit(0)\n",
+        "hard exit 0 at import": "import os; print('all tests passed', flush=True); os._exit(0)\n",
+        "a nonce-shaped last line": "print('0123456789abcdef0123456789abcdef 5'); raise SystemExit(0)\n",
+        "KeyboardInterrupt at import": "raise KeyboardInterrupt\n",
+    }
+    for name, cheat in cheats.items():
+        report = good.replace(head, head + cheat, 1)
+        assert report != good
+        result = validate(report, task["validator"])
+        assert not result.passed, name
+    # exit 0 from inside the function under test is a failed assert, not a pass
+    exiting = good.replace("seen, out = set(), []", "raise SystemExit(0)")
+    result = validate(exiting, task["validator"])
+    assert not result.passed and "test 1 failed" in result.reason
+
+
 def test_report_score_reward_has_trl_signature():
     reward = ReportScoreReward(ReportEvaluator([TASK]))
     assert reward.__name__ == "report_overall"

@@ -13,9 +13,12 @@ kinds and their configuration (see docs/curated_dataset.md):
   none of the distractors.
 - ``story_consistency``: ``answer`` (+ ``aliases``), ``required_facts`` (phrases the report
   must state), ``contradictions`` (phrases it must not state).
-- ``python_tests``: ``tests`` (Python source of ``assert`` statements), ``entry_point`` (the
-  function the code must define), ``timeout`` (seconds, default 5). The report's fenced
-  ```` ```python ```` blocks are run with the tests in the sandbox, never in this process.
+- ``python_tests``: ``tests`` (Python source of ``assert`` statements, one per line),
+  ``entry_point`` (the function the code must define), ``timeout`` (seconds, default 5). The
+  report's fenced ```` ```python ```` blocks are run with the tests in the sandbox, never in this
+  process. A pass needs the harness's own last line, a per-run random nonce and the number of
+  asserts that held, equal to the number of tests: what the code prints or an early exit with
+  status 0 never passes.
 - ``plan_check``: ``puzzle`` (a `hf_reason.data.planning` puzzle), ``require_optimal`` (bool,
   default False). The answer's moves / order are simulated by the planning checker.
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import secrets
 from typing import Any, Callable, Optional
 
 from .sandbox import SandboxConfig, run_in_sandbox
@@ -165,17 +169,55 @@ def _python_tests(report: str, config: dict, sandbox: Optional[SandboxConfig]) -
         return ValidationResult(False, f"the code does not define `{entry}`")
     # Each assert runs in order and the first failure stops the run (fail-fast), naming its line.
     tests = [line for line in config["tests"].splitlines() if line.strip()]
-    harness = "import solution\nfrom solution import *\n"
-    for i, line in enumerate(tests):
-        harness += f"try:\n    {line.strip()}\nexcept Exception as exc:\n"
-        harness += f"    raise SystemExit('test {i + 1} failed: ' + {line.strip()!r} + ' -> ' + repr(exc))\n"
-    harness += "print('all tests passed')\n"
+    nonce = secrets.token_hex(16)
     limits = sandbox or SandboxConfig(timeout=float(config.get("timeout", 5)), cpu_seconds=max(1, int(config.get("timeout", 5))))
-    result = run_in_sandbox(harness, limits, files={"solution.py": code})
-    if result.ok and "all tests passed" in result.stdout:
-        return ValidationResult(True, details={"sandbox": result.status, "isolation": result.isolation})
-    return ValidationResult(False, f"sandbox {result.status}: {result.reason}",
-                            {"sandbox": result.status, "stderr": result.stderr[-500:]})
+    result = run_in_sandbox(_harness(tests), limits, files={"solution.py": code}, stdin=nonce + "\n")
+    details = {"sandbox": result.status, "isolation": result.isolation, "mechanisms": list(result.mechanisms)}
+    # A pass is the harness's own last line: this run's nonce and the count of asserts that held.
+    # Printed text ("all tests passed") or an early exit with status 0 never has both.
+    lines = result.stdout.strip().splitlines()
+    if result.ok and lines and lines[-1].strip() == f"{nonce} {len(tests)}":
+        return ValidationResult(True, details=details)
+    if result.ok:
+        return ValidationResult(False, "the run ended with status 0 before the test harness reported "
+                                       f"{len(tests)} passed asserts", {**details, "stdout": result.stdout[-500:]})
+    return ValidationResult(False, f"sandbox {result.status}: {result.reason}", {**details, "stderr": result.stderr[-500:]})
+
+
+def _harness(tests: list[str]) -> str:
+    """The test program run with the solution in the sandbox.
+
+    It reads the nonce from stdin before the solution is imported (so it is in no file the
+    solution can read) and keeps it in a closure that no global names; anything the solution
+    raises, `SystemExit(0)` included, is a failure; the last line, ``<nonce> <passed asserts>``,
+    goes through the stdout stream bound before the import. This defeats output-based cheats;
+    code that reads the harness's own frames could still forge it, and the sandbox confines
+    what that wins to the run.
+    """
+    harness = (
+        "import sys\n"
+        "def _reporter(stream, nonce):\n"
+        "    def report(passed):\n"
+        "        stream.write('%s %d\\n' % (nonce, passed))\n"
+        "        stream.flush()\n"
+        "    return report\n"
+        "def _run_tests(report):\n"
+        "    namespace = {'__name__': '__tests__'}\n"
+        "    try:\n"
+        "        exec('import solution\\nfrom solution import *', namespace)\n"
+        "    except BaseException as exc:\n"
+        "        raise SystemExit('importing the solution failed: ' + repr(exc))\n"
+        "    passed = 0\n"
+    )
+    for i, line in enumerate(tests):
+        test = line.strip()
+        harness += "    try:\n"
+        harness += f"        exec(compile({test!r}, '<test {i + 1}>', 'exec'), namespace)\n"
+        harness += "    except BaseException as exc:\n"
+        harness += f"        raise SystemExit('test {i + 1} failed: ' + {test!r} + ' -> ' + repr(exc))\n"
+        harness += "    passed += 1\n"
+    harness += "    report(passed)\n"
+    return harness + "_run_tests(_reporter(sys.stdout, sys.stdin.readline().strip()))\n"
 
 
 def _plan_check(report: str, config: dict, sandbox: Optional[SandboxConfig]) -> ValidationResult:
