@@ -160,6 +160,8 @@ def test_two_process_accelerate_run(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["initial_weights_sha256"] == ranks[1]["initial_weights_sha256"]  # the same seeded init
+    assert ranks[0]["weights_sha256"] != ranks[0]["initial_weights_sha256"]  # the two steps trained
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # DDP kept the replicas in sync
     assert ranks[0]["prompts"] != ranks[1]["prompts"]  # each process generated for its own share
     # each process holds whole groups here (4 rows = 1 prompt x 4), so 3 of 4 prefills are saved per step
@@ -184,3 +186,39 @@ def test_train_grpo_example_warm_starts_trains_and_saves(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "adapter_model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
     assert (tmp_path / "sft" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_qlora_grpo_keeps_learning_across_evaluations(tokenizer, tmp_path):
+    pytest.importorskip("bitsandbytes", reason="bitsandbytes is the optional `quantization` extra (and in `dev`)")
+    from peft import LoraConfig
+    from transformers import BitsAndBytesConfig, LlamaConfig, LlamaForCausalLM
+
+    from hf_reason.trainers.dpo import check_4bit_weights_trainable
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )).save_pretrained(tmp_path / "base")
+    model = LlamaForCausalLM.from_pretrained(
+        tmp_path / "base", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    )
+    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
+    # an evaluation (eval-mode, no-grad generation and scoring) after every step: where bitsandbytes would
+    # repack the 4-bit weights into its CPU inference layout, which has no backward
+    args = ReasoningGRPOConfig(
+        output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, per_device_eval_batch_size=4, num_generations=4,
+        max_completion_length=6, max_steps=3, learning_rate=1e-2, logging_steps=1, report_to=[], save_strategy="no",
+        seed=7, disable_tqdm=True, bf16=False, eval_strategy="steps", eval_steps=1, use_cpu=True,
+    )
+    trainer = ReasoningGRPOTrainer(
+        model=model, reward_funcs=text_length_reward, args=args, train_dataset=data, eval_dataset=data.select(range(4)),
+        processing_class=tokenizer, peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
+    trainer.train()
+    grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]
+    # stock GRPOTrainer here (bitsandbytes 0.50.2, AVX512-BF16 CPU): [0.0, 0.0, 0.0]
+    assert len(grad_norms) == 3 and all(g > 0 for g in grad_norms[1:]), grad_norms
+    check_4bit_weights_trainable(trainer.model)

@@ -10,11 +10,7 @@ exactly those of stock generation (the first sampled token is drawn from G rows,
 so completions are token-for-token the same under the same seed; the prefill cost drops by G.
 
 What it does not share: the training forward (`_get_per_token_logps_and_entropies`) still runs
-the prompt G times. Sharing it would need the loss forward to run prompt-then-completion through
-a cache with gradients, which (a) gives logits that differ from stock in the last bits (other
-kernel shapes), so `old_per_token_logps` / importance ratios would no longer match stock exactly,
-and (b) cannot run under gradient checkpointing (TRL's default), where transformers disables the
-cache. Neither is exact, so it is left to stock.
+the prompt G times; see the `share_prompt_prefill` help for why.
 
 Falls back to stock generation (`super()`) whenever the shortcut could change results or is not
 applicable: vLLM / paged generation, multimodal inputs, a static or otherwise non-dynamic cache,
@@ -35,6 +31,8 @@ from trl.trainer.utils import pad
 
 from hf_reason.hub import write_trainer_model_card
 
+from .dpo import check_4bit_weights_trainable, keep_4bit_weights_trainable
+
 
 __all__ = ["ReasoningGRPOConfig", "ReasoningGRPOTrainer", "shared_prefill_generate"]
 
@@ -52,6 +50,11 @@ class ReasoningGRPOConfig(GRPOConfig):
             (`use_vllm=False`, `use_transformers_paged=False`) with a dynamic cache
             (`cache_implementation` None or `"dynamic"`) and no active dropout (set
             `disable_dropout=True` for models with dropout); elsewhere stock generation runs.
+            Generation only: the training (loss) forward still runs each prompt copy, as stock
+            does. Under gradient checkpointing (TRL's default) transformers turns the KV cache off
+            in training forwards, so there are no prompt states to hand to the completions; with
+            `gradient_checkpointing=False` sharing them is possible but not implemented here (it
+            would replace TRL's loss forward, `_get_per_token_logps_and_entropies`).
     """
 
     share_prompt_prefill: bool = field(
@@ -59,7 +62,10 @@ class ReasoningGRPOConfig(GRPOConfig):
         metadata={
             "help": "Prefill each distinct prompt once and expand the KV cache to its `num_generations` completions "
             "(same outputs as stock generation). Only on the plain transformers path with a dynamic cache and no "
-            "active dropout; otherwise stock generation runs."
+            "active dropout; otherwise stock generation runs. Generation only: the training forward still runs each "
+            "prompt copy, because under gradient checkpointing (TRL's default) transformers disables the KV cache in "
+            "training forwards, leaving no prompt states to share; without checkpointing it is possible but not "
+            "implemented (it would replace TRL's loss forward)."
         },
     )
 
@@ -141,6 +147,16 @@ class ReasoningGRPOTrainer(GRPOTrainer):
     """
 
     _tag_names = ["trl", "grpo", "hf-reason"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # an evaluation during training must not repack 4-bit weights into bitsandbytes' untrainable CPU layout
+        keep_4bit_weights_trainable(self.model)
+
+    def train(self, *args, **kwargs):
+        check_4bit_weights_trainable(self.model)
+        keep_4bit_weights_trainable(self.model)
+        return super().train(*args, **kwargs)
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         use_shared = (

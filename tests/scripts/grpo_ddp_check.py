@@ -1,5 +1,6 @@
 """Run under `accelerate launch` (2 processes): two ReasoningGRPOTrainer steps on a tiny GPT-2;
-writes each rank's weight checksum, the prompts it generated for and the logged metrics to JSON."""
+writes each rank's weight checksums (at init and after training), the prompts it generated for and
+the logged metrics to JSON."""
 
 import hashlib
 import json
@@ -17,6 +18,14 @@ def length_reward(prompts, completions, **kwargs):
     return [float(len(c)) for c in completions]
 
 
+def weights_sha256(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def main(out_dir: str) -> None:
     tokenizer = build_tokenizer(vocab_size=320)
     torch.manual_seed(0)
@@ -25,6 +34,7 @@ def main(out_dir: str) -> None:
                    embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
                    eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
     )
+    initial_sha256 = weights_sha256(model)
     seen = []
 
     def recording_reward(prompts, completions, **kwargs):
@@ -41,14 +51,11 @@ def main(out_dir: str) -> None:
         train_dataset=generate_arithmetic(16, seed=0).select_columns(["prompt", "answer"]),
     )
     trainer.train()
-    digest = hashlib.sha256()
-    for name, tensor in sorted(trainer.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
     rank = trainer.accelerator.process_index
     report = {
         "world_size": trainer.accelerator.num_processes,
-        "weights_sha256": digest.hexdigest(),
+        "initial_weights_sha256": initial_sha256,
+        "weights_sha256": weights_sha256(trainer.model),
         "prompts": seen,
         "prefill_rows_saved": [h.get("generation/prefill_rows_saved") for h in trainer.state.log_history if "loss" in h],
     }
