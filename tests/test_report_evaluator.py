@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,28 @@ def test_prefix_quality_perplexity_part(tiny_lm):
     distance_only = prefix_quality("the report starts with a plan and then checks each step.\n" + GOOD, tokenizer=tokenizer)
     assert 0.0 <= noise < fluent <= distance_only <= 1.0
     assert fluent > 2 * noise
+
+
+def test_prefix_perplexity_fits_prompts_and_prefixes_longer_than_the_context(tiny_lm):
+    from hf_reason.evaluation.reports import _perplexity
+
+    lm, tokenizer = tiny_lm
+    window = lm.config.n_positions
+    sentence = "the report starts with a plan and then checks each step. "
+    prompt = "zq xv kk jj " * 40 + sentence * 3  # noise far back, the memorised text right before the prefix
+    assert len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) > 2 * window
+    prefix = "the report starts with a plan and then checks each step."
+    fluent = prefix_quality(prefix + "\n" + GOOD, prompt=prompt, lm=lm, tokenizer=tokenizer)
+    noise = prefix_quality("zq kk xv jj qz vk zj xq kj vz qq.\n" + GOOD, prompt=prompt, lm=lm, tokenizer=tokenizer)
+    assert 0.0 <= noise < fluent <= 1.0
+    # the context kept is the prompt's end: the same as scoring with only that end as the prompt
+    target = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    tail = tokenizer.decode(tokenizer(prompt, add_special_tokens=False)["input_ids"][-(window - len(target)):])
+    assert _perplexity(prefix, prompt, lm, tokenizer)[0] == pytest.approx(_perplexity(prefix, tail, lm, tokenizer)[0], rel=1e-4)
+    # a prefix longer than the window is scored on its first window - 1 tokens
+    long_prefix = sentence * 20
+    ppl, scored = _perplexity(long_prefix, prompt, lm, tokenizer)
+    assert scored == window - 1 and math.isfinite(ppl)
 
 
 def test_coverage_and_repetition():

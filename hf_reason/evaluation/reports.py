@@ -115,7 +115,22 @@ def parse_report(text: str) -> ParsedReport:
                         citations=citations, tool_calls=[m.group(1).strip() for m in _TOOL_RE.finditer(text)])
 
 
+def _context_size(lm) -> Optional[int]:
+    config = getattr(lm, "config", None)
+    for name in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 1:
+            return value
+    return None
+
+
 def _perplexity(prefix: str, prompt: str, lm, tokenizer) -> tuple[float, int]:
+    """Perplexity of `prefix` given `prompt`, within the LM's context window.
+
+    The prefix is capped at ``context - 1`` tokens (it is what is scored; one token of context is
+    the least it needs) and the prompt is cut from the left to the ``context - len(prefix)``
+    tokens right before it, the ones that matter for predicting it.
+    """
     import torch
 
     context = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
@@ -123,6 +138,10 @@ def _perplexity(prefix: str, prompt: str, lm, tokenizer) -> tuple[float, int]:
     if not context:
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         context = [bos] if bos is not None else []
+    window = _context_size(lm)
+    if window is not None:
+        target = target[: window - 1]
+        context = context[-(window - len(target)):]
     ids = torch.tensor([context + target], device=next(lm.parameters()).device)
     with torch.no_grad():
         logits = lm(ids).logits[0, :-1].float()
@@ -136,6 +155,8 @@ def prefix_quality(report: str, prompt: str = "", lm=None, tokenizer=None, dista
     Distance: ``exp(-d / distance_scale)``, `d` the number of tokens before ``Plan:`` (words when no
     tokenizer is given); 0 when the report has no Plan. Perplexity (only with `lm` and `tokenizer`):
     ``1 - min(1, ln(ppl) / ln(vocab_size))``, 1 for an empty prefix; without an LM it is left out.
+    Within the LM's context (`n_positions`): the prefix is scored on its first ``n_positions - 1``
+    tokens and the prompt keeps its last ``n_positions - len(prefix)`` tokens.
     """
     parsed = parse_report(report)
     if "Plan" not in parsed.names():
