@@ -1,4 +1,5 @@
-"""Stock `trl.GRPOTrainer` and `trl.DPOTrainer` run two steps on each of our model families.
+"""Stock `trl.GRPOTrainer` and `trl.DPOTrainer` run two steps on each of our text-generating model
+families (CRSM, meta-attention), and refuse TRM, a grid solver that generates no text.
 
 What TRL needs from a custom model (issue 7): an `auto_map` on the config, `GenerationMixin`
 and a generation config, gradient checkpointing (TRL turns it on by default; left on here), and
@@ -106,14 +107,29 @@ def test_stock_dpo_two_steps(family, tokenizer, tmp_path):
     assert _changed(model, before)
 
 
-def test_trm_is_not_a_text_generator():
-    # TRM predicts every cell of a fixed-size grid in parallel from a recursive latent; it has no
-    # next-token distribution, no `generate` and no completions, so GRPO / DPO (which sample and score
-    # token sequences by causal log-probs) do not apply. What applies is checked: it is not a
-    # GenerationMixin, so TRL's trainers would reject it rather than train something meaningless.
+@pytest.mark.parametrize("kind", ["grpo", "dpo"])
+def test_stock_trl_refuses_trm_which_is_not_a_text_generator(kind, tokenizer, tmp_path):
+    # TRM predicts every cell of a fixed-size grid in parallel from a recursive latent: no next-token
+    # distribution, no `generate`, no completions, so GRPO / DPO (which sample and score token sequences by
+    # causal log-probs) do not apply to it. Stock TRL finds out in __init__, before any step: it sets the
+    # pad token on the model's generation config, which only a GenerationMixin model has.
     from transformers import GenerationMixin
 
     from hf_reason import TRMForPuzzleSolving
 
-    assert not issubclass(TRMForPuzzleSolving, GenerationMixin)
-    pytest.skip("TRM cannot generate text: stock GRPOTrainer / DPOTrainer do not apply (see the comment above)")
+    from conftest import tiny_trm_config
+
+    model = TRMForPuzzleSolving(tiny_trm_config())
+    assert not isinstance(model, GenerationMixin) and not model.can_generate() and model.generation_config is None
+    data = generate_arithmetic(4, max_ops=1, seed=0)
+    with pytest.raises(AttributeError, match="pad_token_id"):
+        if kind == "grpo":
+            GRPOTrainer(model=model, reward_funcs=length_reward, processing_class=tokenizer,
+                        train_dataset=data.select_columns(["prompt", "answer"]),
+                        args=GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
+                                        **COMMON))
+        else:
+            pairs = Dataset.from_dict({"prompt": data["prompt"], "chosen": data["completion"],
+                                       "rejected": [" #### 0"] * len(data)})
+            DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=tokenizer, train_dataset=pairs,
+                       args=DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, **COMMON))
