@@ -44,10 +44,11 @@ class HaltingArguments:
     data_seed_offset: int = field(default=0, metadata={"help": "Added to --seed for data generation."})
 
 
-def main():
+def main(argv=None):
+    """Runs the example; `argv` (a list of flags) defaults to the command line."""
     parser = HfArgumentParser((HaltingArguments, DQNHaltingConfig))
     parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no")
-    script_args, training_args = parser.parse_args_into_dataclasses()
+    script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if not script_args.model_name_or_path:
         parser.error("--model_name_or_path is required: train a TRM first (make demo, or "
                      "examples/train_trm_sudoku.py) and pass its directory.")
@@ -75,6 +76,7 @@ def main():
               f"({metrics['eval_mean_steps'] / steps:.0%})")
         print(f"  premature halts         {metrics['eval_premature_halt_rate']:.3f}")
         print(f"Saved to {training_args.output_dir} (halting='dqn').")
+    return metrics
 
 
 if __name__ == "__main__":

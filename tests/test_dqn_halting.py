@@ -436,7 +436,7 @@ def test_trainer_rejects_bad_inputs(tmp_path):
 
 
 @pytest.mark.slow
-def test_example_documents_every_flag_and_runs(tmp_path):
+def test_example_documents_every_flag_and_runs(tmp_path, capsys):
     import dataclasses
     import subprocess
     import sys
@@ -457,14 +457,50 @@ def test_example_documents_every_flag_and_runs(tmp_path):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(vocab_size=6, seq_len=16, halt_max_steps=3))
     model.save_pretrained(tmp_path / "trm")
-    result = subprocess.run(
-        [sys.executable, script, "--model_name_or_path", str(tmp_path / "trm"), "--output_dir", str(tmp_path / "out"),
+    # the run itself in this process (the 2-process test runs it under accelerate launch)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_halting_dqn", script)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    metrics = example.main(
+        ["--model_name_or_path", str(tmp_path / "trm"), "--output_dir", str(tmp_path / "out"),
          "--size", "4", "--min_givens", "8", "--num_train_puzzles", "32", "--num_eval_puzzles", "8",
          "--q_head_type", "gru", "--per_device_train_batch_size", "8", "--max_steps", "6", "--learning_starts", "8",
          "--dqn_batch_size", "8", "--disable_tqdm", "true"],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "exact accuracy at halt" in result.stdout
+    assert metrics["eval_num_puzzles"] == 8 and 1 <= metrics["eval_mean_steps"] <= 3
+    assert "exact accuracy at halt" in capsys.readouterr().out
     saved = TRMForPuzzleSolving.from_pretrained(tmp_path / "out")
+    assert saved.config.halting == "dqn" and saved.config.q_head_type == "gru"
+
+
+@pytest.mark.slow
+def test_two_processes_average_the_q_head_gradients_and_agree_on_the_weights(tmp_path):
+    """Table mode averages the Q-head's gradients by hand (the head runs outside DDP's forward);
+    joint training leaves it to DDP; the example runs under `accelerate launch` too."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+           str(root / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29651",
+           str(root / "tests" / "scripts" / "dqn_ddp_check.py"), str(tmp_path)]
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    zero, one = ranks
+    # each rank rolled out its own puzzles into its own buffer, so the agreement is the averaging's doing
+    assert zero["table_first_indices"] != one["table_first_indices"]
+    assert zero["table_head_after"] == one["table_head_after"] != zero["table_head_before"]
+    assert zero["table_target_after"] == one["table_target_after"]
+    assert zero["table_trm_unchanged"] and one["table_trm_unchanged"]
+    assert zero["joint_after"] == one["joint_after"] != zero["joint_before"]
+    assert zero["joint_head_after"] == one["joint_head_after"] != zero["joint_head_before"]
+    assert zero["example_metrics"]["eval_num_puzzles"] == 8
+    saved = TRMForPuzzleSolving.from_pretrained(tmp_path / "example")
     assert saved.config.halting == "dqn" and saved.config.q_head_type == "gru"
