@@ -4,7 +4,8 @@
 
 Training uses every pair of the training tasks plus the demonstration pairs of the evaluation
 tasks; evaluation scores the evaluation tasks' test pairs. Each task x augmentation has its own
-puzzle identifier and learned puzzle embedding (`--puzzle_emb_ndim`, default 512 = one position).
+puzzle identifier and learned puzzle embedding (`--puzzle_emb_ndim`, default: `--hidden_size`, i.e.
+one position; 0 turns it off). The model defaults here are `--mixer attention --pos_encodings rope`.
 Every flag is listed by --help.
 """
 
@@ -15,6 +16,9 @@ from datasets import concatenate_datasets
 from trm_common import build_model, parse_args, train
 
 from hf_reason.data.arc import ARC_IDENTITY_AUGMENTATION, ARC_SEQ_LEN, ARC_VOCAB_SIZE, load_arc
+
+
+ARC_MODEL_DEFAULTS = dict(mixer="attention", pos_encodings="rope", puzzle_emb_ndim=None)
 
 
 @dataclass
@@ -33,11 +37,12 @@ def _num_identifiers(ds) -> int:
 
 
 def main():
-    data_args, model_args, training_args = parse_args(ArcArguments)
-    if model_args.puzzle_emb_ndim == 0:
-        model_args.puzzle_emb_ndim = model_args.hidden_size  # ARC needs per-task embeddings
-    if model_args.mixer == "mlp" and model_args.pos_encodings == "none":
-        model_args.mixer, model_args.pos_encodings = "attention", "rope"
+    # Attention with RoPE, as in the method, unless the flags say otherwise. ARC needs per-task
+    # embeddings: without --puzzle_emb_ndim (None here) they get hidden_size, one position;
+    # an explicit `--puzzle_emb_ndim 0` turns them off.
+    data_args, model_args, training_args = parse_args(ArcArguments, model_defaults=ARC_MODEL_DEFAULTS)
+    if model_args.puzzle_emb_ndim is None:
+        model_args.puzzle_emb_ndim = model_args.hidden_size
     seed = training_args.seed
     evaluation = load_arc(data_args.arc_version, "eval", data_args.num_augmentations, seed=seed)
     train_parts = [evaluation.filter(lambda kind: kind == "train", input_columns="pair_kind")]

@@ -3,8 +3,8 @@
     python examples/train_trm_maze.py --output_dir runs/trm-maze --maze_size 15 --max_steps 5000
     accelerate launch --config_file accelerate_configs/cpu_2proc.yaml examples/train_trm_maze.py ...
 
-The method's maze setting is a 30x30 canvas (`--maze_size 29 --pad_to 30`) with attention and RoPE, which
-is what the defaults below select. Every flag is listed by --help.
+The method's maze setting is a 30x30 maze with attention and RoPE (`--maze_size 30`; the model
+defaults here are `--mixer attention --pos_encodings rope`). Every flag is listed by --help.
 """
 
 from dataclasses import dataclass, field
@@ -15,9 +15,16 @@ from trm_common import build_model, parse_args, train
 from hf_reason.data.maze import MAZE_VOCAB_SIZE, augment_maze_dataset, generate_mazes
 
 
+MAZE_MODEL_DEFAULTS = dict(mixer="attention", pos_encodings="rope")
+
+
 @dataclass
 class MazeArguments:
-    maze_size: int = field(default=15, metadata={"help": "Maze side, walls included (odd, 9 to 29; 29 with --pad_to 30 is the method's setting)."})
+    maze_size: int = field(
+        default=15,
+        metadata={"help": "Maze side, walls included, 9 to 30 (30 is the method's setting; an even side is the "
+                          "odd maze one smaller plus a wall row and column)."},
+    )
     pad_to: Optional[int] = field(default=None, metadata={"help": "Pad grids to pad_to x pad_to (e.g. 30)."})
     loop_prob: float = field(default=0.0, metadata={"help": "Probability of removing extra walls (several paths)."})
     num_train_mazes: int = field(default=1000, metadata={"help": "Generated training mazes (before augmentation)."})
@@ -26,10 +33,9 @@ class MazeArguments:
 
 
 def main():
-    data_args, model_args, training_args = parse_args(MazeArguments)
-    if model_args.mixer == "mlp" and model_args.pos_encodings == "none":
-        # mazes need spatial attention, as in the method, unless the user chose otherwise
-        model_args.mixer, model_args.pos_encodings = "attention", "rope"
+    # Mazes need spatial attention, as in the method: these are the defaults here, and an explicit
+    # `--mixer mlp --pos_encodings none` is honoured.
+    data_args, model_args, training_args = parse_args(MazeArguments, model_defaults=MAZE_MODEL_DEFAULTS)
     seed = training_args.seed
     kwargs = dict(size=data_args.maze_size, loop_prob=data_args.loop_prob, pad_to=data_args.pad_to)
     train_ds = generate_mazes(data_args.num_train_mazes, seed=seed, **kwargs)

@@ -32,15 +32,21 @@ class TRMModelArguments:
     halting: str = field(default="bce", metadata={"help": "Halting rule: 'bce' (TRM) or 'q_learning' (HRM)."})
     mixer: str = field(default="mlp", metadata={"help": "Token mixing: 'mlp' (MLP-mixer, for Sudoku) or 'attention'."})
     pos_encodings: str = field(default="none", metadata={"help": "'rope' (attention only), 'learned' or 'none'."})
-    puzzle_emb_ndim: int = field(default=0, metadata={"help": "Puzzle-identifier embedding size (0 = off)."})
+    puzzle_emb_ndim: int = field(
+        default=0, metadata={"help": "Puzzle-identifier embedding size (0 = off; the ARC example defaults to hidden_size)."}
+    )
     loss_type: str = field(default="stablemax", metadata={"help": "Token loss: 'stablemax' or 'softmax'."})
 
 
-def parse_args(script_args_class):
-    """Parses `script_args_class`, `TRMModelArguments` and `DeepSupervisionConfig` from the command line."""
+def parse_args(script_args_class, model_defaults: Optional[dict] = None):
+    """Parses `script_args_class`, `TRMModelArguments` and `DeepSupervisionConfig` from the command line.
+
+    `model_defaults` replaces the defaults of some model flags for one task (e.g. attention for
+    mazes): they are the parser's defaults, so `--help` shows them and an explicit flag wins.
+    """
     parser = HfArgumentParser((script_args_class, TRMModelArguments, DeepSupervisionConfig))
     # Without a GPU, train on the CPU; under `accelerate launch` the processes then form a gloo group.
-    parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none")
+    parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", **(model_defaults or {}))
     return parser.parse_args_into_dataclasses()
 
 

@@ -111,12 +111,38 @@ def test_loops_add_passages_and_paths_stay_shortest():
         assert is_valid_path(row["input_ids"], row["labels"])
 
 
-@pytest.mark.parametrize("size", [9, 29])
+@pytest.mark.parametrize("size", [9, 10, 29, 30])
 def test_size_bounds(size):
     ds = generate_mazes(3, size=size, loop_prob=0.1, seed=1, progress=False)
     for row in ds:
         assert len(row["input_ids"]) == size * size
         assert is_valid_path(row["input_ids"], row["labels"])
+
+
+def test_even_size_is_a_real_maze_with_an_extra_wall_row_and_column():
+    ds = generate_mazes(6, size=30, seed=7, progress=False)
+    for row in ds:
+        x, y = _square(row["input_ids"]), _square(row["labels"])
+        assert x.shape == y.shape == (30, 30) and row["size"] == 30
+        assert MAZE_PAD_TOKEN not in x and MAZE_IGNORE_INDEX not in y  # no padding: every cell is maze
+        assert (x[-2:] == MAZE_WALL_TOKEN).all() and (x[:, -2:] == MAZE_WALL_TOKEN).all()
+        assert (x[0] == MAZE_WALL_TOKEN).all() and (x[:, 0] == MAZE_WALL_TOKEN).all()
+        # the 29x29 perfect maze inside: 14*14 cells joined by a spanning tree
+        assert np.count_nonzero(x != MAZE_WALL_TOKEN) == 2 * 14 * 14 - 1
+        assert is_valid_path(x, y)
+        assert row["path_length"] >= 14
+
+
+def test_even_size_mazes_keep_shortest_paths_under_the_eight_symmetries():
+    ds = generate_mazes(3, size=12, loop_prob=0.2, seed=8, progress=False)
+    aug = augment_maze_dataset(ds, num_augmentations=7, seed=0, progress=False)
+    for i in range(len(ds)):
+        versions = [aug[i + j * len(ds)] for j in range(8)]
+        assert len({tuple(v["input_ids"]) for v in versions}) == 8  # the extra wall breaks no symmetry
+        for v in versions:
+            assert len(v["input_ids"]) == 144
+            assert v["path_length"] == ds[i]["path_length"]
+            assert is_valid_path(v["input_ids"], v["labels"])
 
 
 def test_padding():
@@ -194,7 +220,8 @@ def test_augmentation_gives_eight_valid_distinct_mazes(pad_to):
     ("kwargs", "name"),
     [
         ({"num_mazes": -1}, "num_mazes"),
-        ({"num_mazes": 1, "size": 10}, "size"),
+        ({"num_mazes": 1, "size": 8}, "size"),
+        ({"num_mazes": 1, "size": 10.0}, "size"),
         ({"num_mazes": 1, "size": 7}, "size"),
         ({"num_mazes": 1, "size": 31}, "size"),
         ({"num_mazes": 1, "loop_prob": 1.5}, "loop_prob"),

@@ -48,12 +48,47 @@ def test_help_documents_every_flag(script, args_class):
         assert f"--{f.name}" in result.stdout
 
 
+def _import_example(name):
+    import importlib
+
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    try:
+        return importlib.import_module(name), importlib.import_module("trm_common")
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.mark.parametrize(
+    "script,defaults_name,argv,expected",
+    [
+        ("train_trm_maze", "MAZE_MODEL_DEFAULTS", [], dict(mixer="attention", pos_encodings="rope")),
+        ("train_trm_maze", "MAZE_MODEL_DEFAULTS", ["--mixer", "mlp", "--pos_encodings", "none"],
+         dict(mixer="mlp", pos_encodings="none")),
+        ("train_trm_arc", "ARC_MODEL_DEFAULTS", [], dict(mixer="attention", pos_encodings="rope", puzzle_emb_ndim=None)),
+        ("train_trm_arc", "ARC_MODEL_DEFAULTS", ["--mixer", "mlp", "--pos_encodings", "none", "--puzzle_emb_ndim", "0"],
+         dict(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=0)),
+        ("train_trm_sudoku", None, [], dict(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=0)),
+    ],
+)
+def test_task_model_defaults_never_override_explicit_flags(monkeypatch, script, defaults_name, argv, expected):
+    module, common = _import_example(script)
+    args_class = {"train_trm_maze": "MazeArguments", "train_trm_arc": "ArcArguments"}.get(script, "SudokuArguments")
+    defaults = getattr(module, defaults_name) if defaults_name else None
+    monkeypatch.setattr(sys, "argv", [script, "--output_dir", "unused", *argv])
+    _, model_args, _ = common.parse_args(getattr(module, args_class), model_defaults=defaults)
+    assert {k: getattr(model_args, k) for k in expected} == expected
+
+
 def test_maze_example_trains_and_saves(tmp_path):
-    result = run("examples/train_trm_maze.py", "--output_dir", str(tmp_path), "--maze_size", "9",
+    result = run("examples/train_trm_maze.py", "--output_dir", str(tmp_path), "--maze_size", "10",
                  "--num_train_mazes", "16", "--num_eval_mazes", "4", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "model.safetensors").is_file()
     assert "'eval_exact_accuracy'" in result.stdout
+    import json
+
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert (config["mixer"], config["pos_encodings"], config["seq_len"]) == ("attention", "rope", 100)
 
 
 def test_arc_example_trains_with_puzzle_embeddings(tmp_path):

@@ -2,7 +2,7 @@
 
 Written here because ``maze-dataset`` is LGPL-licensed and broken with the current dependency set.
 
-A maze of side ``size`` (odd, 9..29) has walls on its border and cells at odd coordinates;
+A maze of side ``size`` (9..30) has walls on its border and cells at odd coordinates;
 a randomised depth-first search (recursive backtracker) carves a perfect maze (a spanning
 tree: exactly one path between any two cells), then each remaining interior wall between
 two cells is removed with probability ``loop_prob`` to create loops and alternative routes.
@@ -10,6 +10,11 @@ The start and goal are cells far apart (each drawn from the farthest half of the
 measured by the maze distance from a random cell, then from the start), and the target is a
 shortest path found by breadth-first search. With loops several shortest paths may exist;
 the label marks one of them (the BFS one, with neighbours visited up, down, left, right).
+
+Cells sit at odd coordinates with walls between them, which needs an odd side. An even ``size``
+(e.g. 30, the method's maze side) is the maze of side ``size - 1`` with one more wall row at the
+bottom and wall column at the right: a real ``size x size`` grid (every position a wall or open
+token, no padding), whose last row and column are border walls two cells thick.
 
 Token scheme (row-major, ``size * size`` tokens, or ``pad_to * pad_to`` when padded):
 
@@ -60,7 +65,7 @@ MAZE_PATH_TOKEN = 5
 MAZE_VOCAB_SIZE = 6
 MAZE_IGNORE_INDEX = -100
 MAZE_MIN_SIZE = 9
-MAZE_MAX_SIZE = 29  # the largest odd side that fits the 30x30 canvas of the TRM/HRM maze task
+MAZE_MAX_SIZE = 30  # the 30x30 grid of the TRM/HRM maze task
 
 _TOKEN_CHARS = {
     MAZE_PAD_TOKEN: ".",
@@ -77,9 +82,9 @@ def _check_size(size: Any) -> int:
     if (
         isinstance(size, bool)
         or not isinstance(size, (int, np.integer))
-        or not (MAZE_MIN_SIZE <= size <= MAZE_MAX_SIZE and size % 2 == 1)
+        or not (MAZE_MIN_SIZE <= size <= MAZE_MAX_SIZE)
     ):
-        raise ValueError(f"size must be an odd integer between {MAZE_MIN_SIZE} and {MAZE_MAX_SIZE}, got {size!r}")
+        raise ValueError(f"size must be an integer between {MAZE_MIN_SIZE} and {MAZE_MAX_SIZE}, got {size!r}")
     return int(size)
 
 
@@ -153,11 +158,14 @@ def _far_cell(dist: list[int], cells: np.ndarray, rng: np.random.Generator) -> i
 
 
 def _make_maze(size: int, loop_prob: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
-    grid = _carve(size, rng)
+    odd = size if size % 2 else size - 1  # cells need an odd side; an even one gets an extra wall
+    grid = _carve(odd, rng)
     if loop_prob > 0:
         _add_loops(grid, loop_prob, rng)
+    if odd != size:
+        grid = np.pad(grid, ((0, 1), (0, 1)), constant_values=MAZE_WALL_TOKEN)
     passable = grid != MAZE_WALL_TOKEN
-    cells = np.array([r * size + c for r in range(1, size, 2) for c in range(1, size, 2)])
+    cells = np.array([r * size + c for r in range(1, odd, 2) for c in range(1, odd, 2)])
     probe = int(cells[rng.integers(len(cells))])
     start = _far_cell(_bfs(passable, probe)[0], cells, rng)
     dist, parent = _bfs(passable, start)
@@ -205,7 +213,8 @@ def generate_mazes(
 
     Args:
         num_mazes: number of mazes.
-        size: side of the maze, walls included; odd, between 9 and 29.
+        size: side of the maze, walls included, between 9 and 30; an even side is the maze of
+            side ``size - 1`` with an extra wall row (bottom) and column (right).
         loop_prob: probability of removing each interior wall left between two cells after
             carving; 0 gives perfect mazes (a unique path), higher values more alternative routes.
         pad_to: when given, place each maze top-left in a ``pad_to x pad_to`` canvas
