@@ -4,9 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# The CPU wheel of torch is installed before the package: a plain `torch` requirement
-# resolved from scratch would pull the newest CUDA build (gigabytes).
+# torch is installed before the package: a plain `torch` requirement resolved from scratch
+# would pull the newest CUDA build (gigabytes). By default pip resolves TORCH_SPEC from its
+# configured index (or a local wheel it finds); set TORCH_INDEX to install from another index,
+# e.g. the CPU-only wheels:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# TORCH_SPEC chooses another version or build (e.g. TORCH_SPEC="torch==2.13.0+cpu").
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+TORCH_INDEX_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX))
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -16,7 +22,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_INDEX_ARGS) "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev]"
 	touch $@
 
