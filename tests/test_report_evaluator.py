@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,7 @@ TASK = {
 }
 # introspect() JSON (the meta-attention model's output form): per position, attended tokens.
 INTROSPECTION = [
-    {"position": 20, "token": "Ġlook", "attended": [
+    {"position": 20, "token": "Ġlook", "num_layers": 3, "attended": [
         {"token": "Ġbox", "position": 9, "layer": 1, "head": 0, "weight": 0.6},
         {"token": "Sally", "position": 3, "layer": 2, "head": 1, "weight": 0.3},
     ]},
@@ -136,6 +137,86 @@ def test_reflection_alignment_against_introspection_and_prior():
     assert reflection_alignment([], INTROSPECTION, ["box"]) == 0.0
     assert reflection_alignment(good, None, None) is None
     assert reflection_alignment(good, None, ["box", "hall"]) == pytest.approx(0.5)  # F1 of {box, sally} vs {box, hall}
+
+
+def _record(position, *entries, num_layers=4):
+    return {"position": position, "token": "x", "num_layers": num_layers,
+            "attended": [dict(zip(("token", "position", "layer", "head", "weight"), e)) for e in entries]}
+
+
+def test_reflection_alignment_counts_only_real_attention_to_the_prompt():
+    cite = lambda text: parse_report(f"Reflection: {text}\n").citations  # noqa: E731
+    # prompt = positions 0..9 (the first described position is 10)
+    # 1. attention to the report's own tokens (keys >= the prompt length) is not evidence
+    own = [_record(10, ("Ġbox", 9, 0, 0, 0.5)), _record(12, ("Ġbox", 11, 0, 0, 0.9))]
+    assert reflection_alignment(cite("[focus: box]"), own) == 1.0
+    assert reflection_alignment(cite("[focus: box]"), own[1:], prompt_length=10) == 0.0
+    # 2. weights at or below chance (1 / p over the p visible keys) are not evidence
+    weak = [_record(10, ("Ġbox", 9, 0, 0, 0.09))]
+    assert reflection_alignment(cite("[focus: box]"), weak) == 0.0
+    assert reflection_alignment(cite("[focus: box]"), weak, min_weight=0.05) == 1.0
+    # 3. a term split into BPE pieces matches through the decoded span; a glued word does not
+    pieces = [_record(10, ("ĠS", 3, 0, 0, 0.02), ("ally", 4, 0, 0, 0.6), ("Ġboxes", 7, 0, 0, 0.3))]
+    assert reflection_alignment(cite("[focus: Sally]"), pieces) == 1.0
+    assert reflection_alignment(cite("[focus: box]"), pieces) == 0.0
+    # the pieces must be adjacent positions to form the word
+    apart = [_record(10, ("ĠS", 2, 0, 0, 0.02), ("ally", 4, 0, 0, 0.6))]
+    assert reflection_alignment(cite("[focus: Sally]"), apart) == 0.0
+    # 4. bands are thirds of the model's layers (from the JSON), not of the largest layer seen
+    early = [_record(10, ("Ġbox", 9, 1, 0, 0.6), num_layers=6)]
+    assert reflection_alignment(cite("[focus: box @ early]"), early) == 1.0
+    assert reflection_alignment(cite("[focus: box @ early]"), early, num_layers=2) == 0.5  # layer 1 of 2 is late
+    no_depth = [{k: v for k, v in early[0].items() if k != "num_layers"}]
+    evaluator = ReportEvaluator()
+    warnings = evaluator.score("Plan: x\nReflection: [focus: box @ early]\nAnswer: 1", introspection=no_depth)["warnings"]
+    assert any("num_layers" in w for w in warnings)
+
+
+def test_reflection_alignment_on_a_real_introspect_json():
+    """A tiny MetaAttentionForCausalLM's `introspect(...).to_json(tokenizer)` fed to the evaluator, checked
+    against the attention maps themselves."""
+    from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
+    from hf_reason.data.text import build_tokenizer
+
+    prompt = "Sally put the marble in the basket. Anne moved the marble to the box.\nQuestion: Where will Sally look?\n"
+    report = ("Plan: track the marble.\nStep 1: Sally saw the basket.\nReflection: [focus: Sally @ late] "
+              "[focus: basket @ L0] [focus: marble] [focus: zebra]\nAnswer: basket")
+    # trained on other text, so that the task's words are split into several BPE pieces
+    tokenizer = build_tokenizer(vocab_size=290, texts=["the report starts with a plan and then checks each step. " * 4])
+    torch.manual_seed(0)
+    config = MetaAttentionConfig(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                                 meta_top_k=2, meta_hidden_size=16)
+    model = MetaAttentionForCausalLM(config).eval()
+    encoded = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)
+    prompt_ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    ids = torch.tensor([prompt_ids + tokenizer(report, add_special_tokens=False)["input_ids"]])
+    start, seq = len(prompt_ids), ids.shape[1]
+    records = model.introspect(ids, start=start, top_k=config.n_layer * config.n_head * seq).to_json(tokenizer)
+    assert records[0]["num_layers"] == 2
+
+    # the expectation, straight from the maps: per term, the prompt tokens overlapping its occurrences
+    def token_positions(term):
+        spans = [(m.start(), m.end()) for m in re.finditer(rf"\b{term}\b", prompt)]
+        return {i for i, (a, b) in enumerate(offsets) if any(a < e and b > s for s, e in spans)}
+
+    assert all(len(token_positions(t)) > 2 for t in ("Sally", "basket", "marble"))  # split into pieces
+    maps = torch.stack(model(ids, output_attentions=True).attentions, dim=1)[0]  # (L, H, T, S)
+
+    def hit(term, layer=None, band=None):
+        for p in range(start, seq):
+            for key in token_positions(term):
+                for l in range(config.n_layer):
+                    if (layer is None or l == layer) and (band is None or {0: "early", 1: "late"}[l] == band):
+                        if maps[l, :, p - 1, key].max() >= 1.0 / p:
+                            return True
+        return False
+
+    attention = sum(hit(t) for t in ("Sally", "basket", "marble", "zebra")) / 4
+    hints = (hit("Sally", band="late") + hit("basket", layer=0)) / 2
+    result = ReportEvaluator().score(report, introspection=records)
+    assert not result["warnings"] or all("num_layers" not in w for w in result["warnings"])
+    assert result["reflection_alignment"] == pytest.approx((attention + hints) / 2)
+    assert 0.0 < attention < 1.0  # "zebra" is not in the prompt; the others are attended somewhere
 
 
 def test_tool_sanity():

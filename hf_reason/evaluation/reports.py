@@ -43,6 +43,7 @@ __all__ = [
     "ReportEvaluator",
     "ReportScoreReward",
     "coverage_score",
+    "introspection_num_layers",
     "parse_report",
     "prefix_quality",
     "reflection_alignment",
@@ -196,23 +197,85 @@ def _norm_token(token: str) -> str:
     return re.sub(r"[\sĠ▁]+", " ", token).strip().strip(".,;:!?\"'").lower()
 
 
+def _decoded_piece(token) -> str:
+    # to_json(tokenizer) gives decoded text (" Sally"); raw vocabulary pieces mark spaces / newlines
+    return str(token).replace("Ġ", " ").replace("▁", " ").replace("Ċ", "\n")
+
+
 def _band(layer: int, num_layers: int) -> str:
-    third = layer * 3 // max(num_layers, 1)
-    return ("early", "middle", "late")[min(third, 2)]
+    # the third of the depth the layer's middle falls in: with 2 layers the last one is "late"
+    third = int(3 * (layer + 0.5) / max(num_layers, 1))
+    return ("early", "middle", "late")[min(max(third, 0), 2)]
+
+
+def introspection_num_layers(introspection: Optional[Sequence[dict]]) -> Optional[int]:
+    """The model's number of layers as carried by `introspect(...).to_json()` records (None if absent)."""
+    for record in introspection or []:
+        if isinstance(record.get("num_layers"), int) and record["num_layers"] > 0:
+            return int(record["num_layers"])
+    return None
+
+
+def _prompt_spans(records: Sequence[dict], prompt_length: int) -> list[tuple[str, list[tuple[int, int, int]]]]:
+    """The prompt text the JSON reveals, as runs of consecutive positions: (text, [(start, end, position)]).
+
+    Every attended key names its token; consecutive known positions decode to a contiguous span of
+    the prompt, so a term split into several BPE pieces is found across them.
+    """
+    known: dict[int, str] = {}
+    for record in records:
+        for entry in record.get("attended", []):
+            position = int(entry["position"])
+            if position < prompt_length:
+                known[position] = _decoded_piece(entry["token"])
+    runs, text, offsets, last = [], "", [], None
+    for position in sorted(known):
+        if last is not None and position != last + 1:
+            runs.append((text, offsets))
+            text, offsets = "", []
+        piece = known[position]
+        offsets.append((len(text), len(text) + len(piece), position))
+        text += piece
+        last = position
+    if offsets:
+        runs.append((text, offsets))
+    return runs
+
+
+def _term_positions(term: str, runs) -> set[int]:
+    """Prompt positions whose decoded span overlaps an occurrence of `term` (case-insensitive,
+    whitespace-normalised, not glued to letters or digits on either side)."""
+    words = term.lower().split()
+    if not words:
+        return set()
+    pattern = re.compile(r"(?<![0-9a-z])" + r"\s+".join(re.escape(w) for w in words) + r"(?![0-9a-z])")
+    found = set()
+    for text, offsets in runs:
+        for match in pattern.finditer(text.lower()):
+            found.update(p for start, end, p in offsets if start < match.end() and end > match.start())
+    return found
 
 
 def reflection_alignment(
     citations: Sequence[FocusCitation],
     introspection: Optional[list[dict]] = None,
     prior_terms: Optional[Sequence[str]] = None,
-    min_weight: float = 0.0,
+    min_weight: Optional[float] = None,
+    prompt_length: Optional[int] = None,
+    num_layers: Optional[int] = None,
 ) -> Optional[float]:
     """Mean of the available parts (see the docs); 0 when nothing is cited, None with nothing to compare.
 
-    - attention: fraction of cited terms attended to (any position, layer, head; weight >= `min_weight`)
-      in the `introspect` JSON;
-    - hints: fraction of citations with a layer / head hint for which an attended entry of that
-      token has that layer (or band) and head;
+    Only attention to the prompt counts (keys at positions < `prompt_length`; default: the first
+    position the JSON describes, which is `introspect(..., start=prompt_length)`'s `start`), and
+    only entries of at least `min_weight` (default: ``1 / p`` for the entry of position `p`, the
+    weight of uniform attention over the `p` keys that query could see: more than chance).
+
+    - attention: fraction of cited terms of which some token in the prompt was attended to, the
+      terms matched against the decoded prompt spans the JSON names (so multi-piece BPE terms match);
+    - hints: fraction of citations with a layer / head hint for which such an entry has that layer
+      (a band: thirds of `num_layers`, else of the JSON's `num_layers`, else of the layers seen)
+      and head;
     - prior: F1 between the cited terms and the task's prior focus terms.
     """
     if introspection is None and not prior_terms:
@@ -221,26 +284,32 @@ def reflection_alignment(
         return 0.0
     parts = []
     if introspection is not None:
-        attended = [a for position in introspection for a in position.get("attended", [])
-                    if float(a.get("weight", 0.0)) >= min_weight]
-        num_layers = max((int(a["layer"]) for a in attended), default=0) + 1
-        by_token: dict[str, list[dict]] = {}
-        for entry in attended:
-            by_token.setdefault(_norm_token(str(entry["token"])), []).append(entry)
+        records = list(introspection)
+        if prompt_length is None:
+            prompt_length = min((int(r["position"]) for r in records), default=0)
+        strong = []
+        for record in records:
+            threshold = min_weight if min_weight is not None else 1.0 / max(int(record["position"]), 1)
+            strong += [e for e in record.get("attended", [])
+                       if int(e["position"]) < prompt_length and float(e.get("weight", 0.0)) >= threshold]
+        layers = num_layers or introspection_num_layers(records) or (
+            max((int(e["layer"]) for r in records for e in r.get("attended", [])), default=0) + 1)
+        runs = _prompt_spans(records, prompt_length)
+        by_position: dict[int, list[dict]] = {}
+        for entry in strong:
+            by_position.setdefault(int(entry["position"]), []).append(entry)
 
-        def entries(term):  # multi-token terms match when any piece was attended
-            pieces = [term] + term.split()
-            return [e for p in pieces for e in by_token.get(p, [])]
+        def entries(term):
+            return [e for p in sorted(_term_positions(term, runs)) for e in by_position.get(p, [])]
 
-        terms = [_norm_token(c.term) for c in citations]
-        parts.append(sum(bool(entries(t)) for t in terms) / len(terms))
+        parts.append(sum(bool(entries(c.term)) for c in citations) / len(citations))
         hinted = [c for c in citations if c.layer is not None or c.band is not None or c.head is not None]
         if hinted:
             hits = 0
             for c in hinted:
-                for e in entries(_norm_token(c.term)):
+                for e in entries(c.term):
                     layer_ok = (c.layer is None or int(e["layer"]) == c.layer) and (
-                        c.band is None or _band(int(e["layer"]), num_layers) == c.band)
+                        c.band is None or _band(int(e["layer"]), layers) == c.band)
                     if layer_ok and (c.head is None or int(e["head"]) == c.head):
                         hits += 1
                         break
@@ -345,6 +414,8 @@ class ReportEvaluator:
                 warnings.append(f"validator failed: {result.reason}")
         prior = (task or {}).get("introspection", {}).get("focus_terms") if task else None
         scores["reflection_alignment"] = reflection_alignment(parsed.citations, introspection, prior)
+        if introspection and any(c.band for c in parsed.citations) and introspection_num_layers(introspection) is None:
+            warnings.append("the introspection JSON has no `num_layers`: layer bands are thirds of the layers seen")
         if "Plan" not in parsed.names():
             warnings.append("no Plan section")
         missing = [k for k in REQUIRED_SECTIONS if k not in {_section_kind(n) for n in parsed.names()}]

@@ -265,6 +265,8 @@ class MetaAttentionIntrospectionOutput(ModelOutput):
         heads (`torch.LongTensor` of shape `(batch, num_positions, top_k)`): head of each entry.
         weights (`torch.FloatTensor` of shape `(batch, num_positions, top_k)`): attention probability.
         valid (`torch.BoolTensor` of shape `(batch, num_positions)`): False where the position is padding.
+        num_layers (`int`, *optional*): the model's number of layers (what "early / middle / late"
+            layer bands of a report's focus claims are thirds of, whichever `layers` were kept).
     """
 
     positions: Optional[torch.LongTensor] = None
@@ -275,12 +277,14 @@ class MetaAttentionIntrospectionOutput(ModelOutput):
     heads: Optional[torch.LongTensor] = None
     weights: Optional[torch.FloatTensor] = None
     valid: Optional[torch.BoolTensor] = None
+    num_layers: Optional[int] = None
 
     def to_json(self, tokenizer: Any = None, batch_index: int = 0) -> list[dict]:
         """Plain-JSON form of one sequence for the report evaluator.
 
         Returns a list of `{"position", "token", "attended": [{"token", "position", "layer",
-        "head", "weight"}]}`; tokens are strings when a tokenizer is given, ids otherwise.
+        "head", "weight"}]}` (plus `"num_layers"` in each record when known); tokens are strings
+        when a tokenizer is given, ids otherwise.
         """
 
         def token(token_id: int):
@@ -300,9 +304,10 @@ class MetaAttentionIntrospectionOutput(ModelOutput):
                 }
                 for r in range(self.weights.shape[-1])
             ]
-            records.append(
-                {"position": position, "token": token(int(self.token_ids[batch_index, j])), "attended": attended}
-            )
+            record = {"position": position, "token": token(int(self.token_ids[batch_index, j])), "attended": attended}
+            if self.num_layers is not None:
+                record["num_layers"] = int(self.num_layers)
+            records.append(record)
         return records
 
 
@@ -657,6 +662,7 @@ class MetaAttentionForCausalLM(MetaAttentionPreTrainedModel, GenerationMixin):
             heads=head,
             weights=weights,
             valid=valid,
+            num_layers=self.config.n_layer,
         )
 
 
