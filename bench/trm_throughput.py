@@ -1,11 +1,26 @@
 """Training throughput of TRM at the method's reference Sudoku configuration, on this CPU.
 
 Configuration of the reference run: hidden 512, 2 layers, H=3, L=6, MLP mixer over 81 cells + 16
-puzzle-embedding positions, expansion 4, ~43 GFLOP per sample per supervision step. One timed step
-is what the deep-supervision trainer does per step: forward from the carry, backward through the
-last H-cycle, AdamW step. Prints one line per setting (batch 8 / 64, bf16 autocast / fp32, eager /
-torch.compile) next to the reference implementation's eager numbers, measured on this machine when
-it was quiet (the reference cannot be shipped or fetched here, so its numbers are constants).
+puzzle-embedding positions, expansion 4, ~43 GFLOP per sample per supervision step.
+
+What one timed step is, exactly: a bare loop over the model's compute, not the trainer. It runs
+`TRMForPuzzleSolving.forward` on one fixed random batch from the previous step's carry (with labels:
+the recursion, token loss and halting loss; bf16 autocast or fp32), `loss.backward()` (through the
+last H-cycle), one `torch.optim.AdamW` step over all parameters (the puzzle embedding included) and
+`zero_grad`. Not timed: what `DeepSupervisionTrainer` adds around that compute, i.e. the Trainer
+loop, data loading and collation, replacing halted rows, the per-step metrics (which synchronise
+with `.item()`), the EMA update, the sign-SGD step of the puzzle embedding, the LR scheduler and
+logging callbacks. (Gradient clipping is off by default in DeepSupervisionConfig, as in the
+reference, so this loop does not clip either.)
+
+Memory: each setting runs in its own subprocess, and "peak RSS" is that process's
+`ru_maxrss` (resident set size high-water mark, Linux): it includes the Python interpreter, torch
+and the model (the "at start" value is the same measure taken before the model is built), not
+only the training step's tensors.
+
+Prints one line per setting (batch 8 / 64, bf16 autocast / fp32, eager / torch.compile) next to
+the reference implementation's eager numbers, measured on this machine when it was quiet (the
+reference cannot be shipped or fetched here, so its numbers are constants).
 
     python bench/trm_throughput.py                  # all settings
     python bench/trm_throughput.py --batch 8 --dtype bf16 --mode eager --profile
@@ -44,6 +59,7 @@ def peak_rss_gb() -> float:
 
 
 def measure(batch: int, dtype: str, mode: str, steps: int, warmup: int, profile: bool = False) -> dict:
+    start_rss_gb = peak_rss_gb()  # interpreter + torch, before the model exists
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(reference_config()).train()
     if mode == "compile":
@@ -74,7 +90,8 @@ def measure(batch: int, dtype: str, mode: str, steps: int, warmup: int, profile:
     for _ in range(steps):
         step()
     elapsed = time.perf_counter() - start
-    result = {"steps_per_s": steps / elapsed, "warmup_s": warmup_s, "peak_rss_gb": peak_rss_gb()}
+    result = {"steps_per_s": steps / elapsed, "warmup_s": warmup_s, "peak_rss_gb": peak_rss_gb(),
+              "start_rss_gb": start_rss_gb}
     if profile:
         from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -89,7 +106,7 @@ def main():
     parser.add_argument("--batch", type=int, nargs="*", default=[8, 64])
     parser.add_argument("--dtype", nargs="*", default=["bf16", "fp32"], choices=["bf16", "fp32"])
     parser.add_argument("--mode", nargs="*", default=["eager", "compile"], choices=["eager", "compile"])
-    parser.add_argument("--steps", type=int, default=4, help="Timed steps per setting.")
+    parser.add_argument("--steps", type=int, default=4, help="Timed steps per setting (the bare loop above).")
     parser.add_argument("--warmup", type=int, default=2, help="Untimed steps (compilation happens here).")
     parser.add_argument("--profile", action="store_true", help="Print a torch.profiler table of one step.")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # one setting, JSON out
@@ -117,10 +134,11 @@ def main():
                 gflops = r["steps_per_s"] * batch * FLOP_PER_SAMPLE / 1e9
                 ref_mem = REFERENCE_PEAK_GB.get((batch, dtype))
                 ref_text = (f"reference(eager) {reference:.2f} steps/s"
-                            + (f" / {ref_mem:.1f} GB" if ref_mem else "")
+                            + (f" / {ref_mem:.1f} GB peak" if ref_mem else "")
                             + f", ratio {r['steps_per_s'] / reference:.2f}") if reference else "reference not measured"
                 print(f"trm_throughput batch={batch} {dtype} {mode}: ours {r['steps_per_s']:.3f} steps/s "
-                      f"({gflops:.0f} GFLOP/s, peak RSS {r['peak_rss_gb']:.1f} GB, warm-up {r['warmup_s']:.0f} s), "
+                      f"({gflops:.0f} GFLOP/s, process peak RSS {r['peak_rss_gb']:.1f} GB "
+                      f"[{r['start_rss_gb']:.1f} GB at start], warm-up {r['warmup_s']:.0f} s), "
                       f"{ref_text}", flush=True)
 
 
