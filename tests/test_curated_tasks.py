@@ -165,6 +165,13 @@ def _write(tmp_path, lines):
         (lambda e: e["introspection"].update(focus_terms=["zebra-not-in-prompt"]), "introspection.focus_terms"),
         (lambda e: e["reflection_memo"][0].update(verdict="maybe"), "reflection_memo[0].verdict"),
         (lambda e: e["reflection_memo"].pop(), "reflection_memo"),
+        # unknown keys (e.g. a misspelt optional field) are named, not silently ignored
+        (lambda e: e.update(promt="typo"), "promt"),
+        (lambda e: e["introspection"].update(focus_term=["x"]), "introspection.focus_term"),
+        (lambda e: e["introspection"]["hints"][0].update(weight=0.5), "introspection.hints[0].weight"),
+        (lambda e: e["reflection_memo"][0].update(score=1), "reflection_memo[0].score"),
+        (lambda e: e["validator"].update(comment="x"), "validator.comment"),
+        (lambda e: e["validator"]["config"].update(abs_tolerance=0.1), "validator.config.abs_tolerance"),
     ],
 )
 def test_schema_check_names_line_and_field(entries, tmp_path, mutate, field):
@@ -177,6 +184,8 @@ def test_schema_check_names_line_and_field(entries, tmp_path, mutate, field):
         read_curated_jsonl(path)
     assert info.value.line == 2 and info.value.field == field
     assert "line 2" in str(info.value) and f"`{field}`" in str(info.value)
+    if "not a known key" in str(info.value):
+        assert "allowed" in str(info.value)
 
 
 def test_schema_check_rejects_bad_json_and_duplicates(entries, tmp_path):

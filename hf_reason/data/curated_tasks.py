@@ -32,6 +32,8 @@ CATEGORIES = ("math", "diagnostics", "planning", "theory_of_mind", "programming"
 _SECTION_ORDER_RE = re.compile(r"^(Plan|Step \d+|Monitor|Diagnosis|Reflection|Answer):", re.MULTILINE)
 _LAYER_HINTS = ("early", "middle", "late")
 _VERDICTS = ("confirmed", "critique")
+_ENTRY_KEYS = ("id", "category", "source", "prompt", "completion", "answer", "validator", "introspection",
+               "reflection_memo")
 
 
 class CuratedTaskError(ValueError):
@@ -61,6 +63,14 @@ def check_entry(entry: Any, line: int = 0, source: str = "tasks.jsonl") -> dict:
 
     if not isinstance(entry, dict):
         fail("<entry>", "must be a JSON object")
+
+    def known_keys(value: dict, where: str, allowed: Sequence[str]):
+        # a misspelt optional field would otherwise vanish without a word
+        for key in value:
+            if key not in allowed:
+                fail(f"{where}{key}", f"is not a known key (allowed: {list(allowed)})")
+
+    known_keys(entry, "", _ENTRY_KEYS)
     for name, kind in (("id", str), ("category", str), ("source", str), ("prompt", str), ("completion", str),
                        ("answer", str), ("validator", dict), ("introspection", dict), ("reflection_memo", list)):
         if name not in entry:
@@ -88,6 +98,7 @@ def check_entry(entry: Any, line: int = 0, source: str = "tasks.jsonl") -> dict:
     if problem:
         fail(problem[0], problem[1])
     intro = entry["introspection"]
+    known_keys(intro, "introspection.", ("focus_terms", "hints"))
     terms = intro.get("focus_terms")
     if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t for t in terms):
         fail("introspection.focus_terms", "must be a non-empty list of strings")
@@ -102,6 +113,7 @@ def check_entry(entry: Any, line: int = 0, source: str = "tasks.jsonl") -> dict:
         where = f"introspection.hints[{i}]"
         if not isinstance(hint, dict) or not isinstance(hint.get("token"), str):
             fail(where, "must be an object with a string `token`")
+        known_keys(hint, f"{where}.", ("token", "layer", "head", "why"))
         if hint["token"].lower() not in prompt:
             fail(f"{where}.token", f"{hint['token']!r} does not occur in the prompt")
         layer = hint.get("layer")
@@ -118,6 +130,7 @@ def check_entry(entry: Any, line: int = 0, source: str = "tasks.jsonl") -> dict:
         where = f"reflection_memo[{i}]"
         if not isinstance(item, dict):
             fail(where, "must be an object {section, verdict, note}")
+        known_keys(item, f"{where}.", ("section", "verdict", "note"))
         if item.get("section") not in names:
             fail(f"{where}.section", f"must name a section of the completion {names}, got {item.get('section')!r}")
         if item.get("verdict") not in _VERDICTS:

@@ -232,6 +232,18 @@ def _plan_check(report: str, config: dict, sandbox: Optional[SandboxConfig]) -> 
 
 _Validator = Callable[[str, dict, Optional[SandboxConfig]], ValidationResult]
 
+# kind -> optional config fields (with the required ones below, the only fields a config may have:
+# a misspelt optional field, e.g. `abs_tolerance`, would otherwise be ignored without a word)
+_OPTIONAL_FIELDS: dict[str, set[str]] = {
+    "exact_answer": {"aliases", "case_sensitive"},
+    "numeric": {"rel_tol", "abs_tol"},
+    "multiple_choice": set(),
+    "tom_answer": set(),
+    "story_consistency": {"aliases"},
+    "python_tests": {"timeout"},
+    "plan_check": {"require_optimal"},
+}
+
 # kind -> (function, required config fields with their types)
 VALIDATOR_KINDS: dict[str, tuple[_Validator, dict[str, Any]]] = {
     "exact_answer": (_exact, {"answer": str}),
@@ -251,9 +263,16 @@ def check_validator_spec(spec: Any) -> Optional[tuple[str, str]]:
     kind = spec.get("kind")
     if kind not in VALIDATOR_KINDS:
         return "validator.kind", f"must be one of {sorted(VALIDATOR_KINDS)}, got {kind!r}"
+    unknown = sorted(set(spec) - {"kind", "config"})
+    if unknown:
+        return f"validator.{unknown[0]}", "is not a known key (allowed: 'kind', 'config')"
     config = spec.get("config")
     if not isinstance(config, dict):
         return "validator.config", "must be an object"
+    allowed = set(VALIDATOR_KINDS[kind][1]) | _OPTIONAL_FIELDS[kind]
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        return f"validator.config.{unknown[0]}", f"is not a known key for kind {kind!r} (allowed: {sorted(allowed)})"
     for name, types in VALIDATOR_KINDS[kind][1].items():
         if name not in config:
             return f"validator.config.{name}", f"is required for kind {kind!r}"
