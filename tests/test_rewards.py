@@ -92,3 +92,84 @@ def test_adapters_pass_through_the_self_critic_and_the_report_evaluator():
     assert mixed(prompts=prompts, completions=reports) == pytest.approx(
         [r + 0.5 * c for r, c in zip(ours, adapter(prompts=prompts, completions=reports))]
     )
+
+
+def _unstack_then_build(puzzle: dict) -> list[str]:
+    """A correct blocks-world plan that is usually not the shortest: everything to the table, then the goal."""
+    stacks = [list(s) for s in puzzle["initial"]]
+    moves = [f"move {s[i]} onto table" for s in stacks for i in range(len(s) - 1, 0, -1)]
+    moves += [f"move {above} onto {below}" for s in puzzle["goal"] for below, above in zip(s, s[1:])]
+    return moves
+
+
+def _latest_ready_order(tasks: dict) -> list[str]:
+    """A correct schedule other than the gold one: always the alphabetically last ready task."""
+    done, order = set(), []
+    while len(order) < len(tasks):
+        ready = sorted(t for t, pre in tasks.items() if t not in done and set(pre) <= done)
+        order.append(ready[-1])
+        done.add(ready[-1])
+    return order
+
+
+def test_plan_reward_accepts_every_correct_plan_not_only_the_gold_one():
+    import json
+
+    from hf_reason.data import generate_planning
+    from hf_reason.trainers import PlanReward
+
+    reward, optimal = PlanReward(), PlanReward(require_optimal=True)
+    blocks = generate_planning(12, kind="blocks", num_items=3, seed=0)
+    kwargs = dict(puzzle=blocks["puzzle"], answer=blocks["answer"])
+    assert reward(prompts=blocks["prompt"], completions=blocks["answer"], **kwargs) == [1.0] * 12
+    assert optimal(prompts=blocks["prompt"], completions=blocks["answer"], **kwargs) == [1.0] * 12
+    longer = ["<think>move A onto B? no</think> " + "; ".join(_unstack_then_build(json.loads(p))) for p in blocks["puzzle"]]
+    assert reward(prompts=blocks["prompt"], completions=longer, **kwargs) == [1.0] * 12
+    is_longer = [len(_unstack_then_build(json.loads(p))) > len(s) for p, s in zip(blocks["puzzle"], blocks["steps"])]
+    assert any(is_longer)  # so the optimality check is exercised
+    assert optimal(prompts=blocks["prompt"], completions=longer, **kwargs) == [0.0 if x else 1.0 for x in is_longer]
+    assert ExactAnswerReward()(prompts=blocks["prompt"], completions=longer, **kwargs).count(1.0) < 12
+    # the last move undone: legal but short of the goal; a block moved from under another: illegal
+    short = ["; ".join(s[:-1]) for s in blocks["steps"]]
+    assert reward(prompts=blocks["prompt"], completions=short, **kwargs) == [0.0] * 12
+    stuck = [{"type": "blocks", "initial": [["A", "B"]], "goal": [["B", "A"]]}]
+    assert reward(prompts=[""], completions=["move A onto table; move A onto B"], puzzle=stuck) == [0.0]
+
+    schedule = generate_planning(12, kind="schedule", num_items=4, seed=1)
+    other = [", ".join(_latest_ready_order(json.loads(p)["tasks"])) for p in schedule["puzzle"]]
+    differs = [o != a for o, a in zip(other, schedule["answer"])]
+    assert any(differs)
+    assert reward(prompts=schedule["prompt"], completions=[f"<answer>{o}</answer>" for o in other],
+                  puzzle=schedule["puzzle"]) == [1.0] * 12
+    assert ExactAnswerReward()(prompts=schedule["prompt"], completions=[f"<answer>{o}</answer>" for o in other],
+                               answer=schedule["answer"]) == [0.0 if d else 1.0 for d in differs]
+    backwards = [", ".join(reversed(s)) for s in schedule["steps"]]
+    needs_order = [any(pre for pre in json.loads(p)["tasks"].values()) for p in schedule["puzzle"]]
+    assert [r == 0.0 for r in reward(prompts=schedule["prompt"], completions=backwards, puzzle=schedule["puzzle"])] \
+        == needs_order
+    with pytest.raises(ValueError, match="`puzzle`"):
+        reward(prompts=[""], completions=["x"], answer=["y"])
+
+
+def test_theory_of_mind_reward_on_known_answers():
+    from hf_reason.data import generate_tom_stories
+    from hf_reason.trainers import TheoryOfMindReward
+
+    stories = generate_tom_stories(30, seed=0)
+    assert set(stories["order"]) == {0, 1, 2}
+    reward = TheoryOfMindReward()
+    columns = dict(answer=stories["answer"], distractors=stories["distractors"])
+    prompts = [f"{s}\n{q}" for s, q in zip(stories["story"], stories["question"])]
+
+    def score(completions):
+        return reward(prompts=prompts, completions=completions, **columns)
+
+    wrong = [d[0] for d in stories["distractors"]]
+    assert score([f"In the {a.title()}." for a in stories["answer"]]) == [1.0] * 30
+    assert score([f"<think>it was moved to the {w}</think> The answer is {a}" for a, w in zip(stories["answer"], wrong)]) \
+        == [1.0] * 30  # the other container in the reasoning is not the answer
+    assert score([f"the {w}" for w in wrong]) == [0.0] * 30
+    assert score([f"the {a} or the {w}" for a, w in zip(stories["answer"], wrong)]) == [0.0] * 30  # hedging
+    assert score([f"the {a}s" for a in stories["answer"]]) == [0.0] * 30  # whole words only
+    conversational = [[{"role": "assistant", "content": f"<answer>{a}</answer>"}] for a in stories["answer"]]
+    assert score(conversational) == [1.0] * 30

@@ -11,7 +11,14 @@ from .dqn_halting import (
 )
 from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
 from .grpo import ReasoningGRPOConfig, ReasoningGRPOTrainer
-from .rewards import ArithmeticAnswerReward, CombinedReward, ExactAnswerReward, FormatReward
+from .rewards import (
+    ArithmeticAnswerReward,
+    CombinedReward,
+    ExactAnswerReward,
+    FormatReward,
+    PlanReward,
+    TheoryOfMindReward,
+)
 
 
 __all__ = ["DeepSupervisionConfig", "DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]
@@ -19,4 +26,5 @@ __all__ += ["DQNHaltingConfig", "DQNHaltingTrainer", "HaltingTrajectories", "Rep
 __all__ += ["collect_trajectories", "evaluate_halting"]
 __all__ += ["ReasoningGRPOConfig", "ReasoningGRPOTrainer"]
 __all__ += ["LengthBalancedDPOConfig", "LengthBalancedDPOTrainer", "LengthBalancedSampler"]
-__all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "FormatReward"]
+__all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "FormatReward", "PlanReward"]
+__all__ += ["TheoryOfMindReward"]

@@ -20,6 +20,8 @@ __all__ = [
     "CombinedReward",
     "ExactAnswerReward",
     "FormatReward",
+    "PlanReward",
+    "TheoryOfMindReward",
     "ReportScoreRewardAdapter",
     "SelfCriticRewardAdapter",
     "arithmetic_answer_reward",
@@ -115,6 +117,100 @@ class ArithmeticAnswerReward(ExactAnswerReward):
 
 
 arithmetic_answer_reward = ArithmeticAnswerReward()
+
+
+def _committed_region(text: str, think_close: str) -> str:
+    """The part of a completion that states its answer: the ``<answer>`` block, else what follows the
+    last closing think tag, else everything (so exploration inside ``<think>`` is never graded)."""
+    match = _TAGGED_ANSWER_RE.search(text)
+    if match:
+        return match.group(1)
+    if think_close and think_close in text:
+        return text.rsplit(think_close, 1)[1]
+    return text
+
+
+class PlanReward:
+    """1.0 when the completion's plan solves the row's planning puzzle, else 0.0.
+
+    For `hf_reason.data.generate_planning` rows. The plan is simulated with
+    `hf_reason.data.planning.check_plan`, so every correct plan counts, not only the gold answer
+    (which `ExactAnswerReward` would demand): any legal move sequence that reaches the goal (blocks
+    world) and any order that respects the prerequisites (scheduling). The plan is read from the
+    ``<answer>`` block, else after the closing think tag, else from the whole completion.
+
+    Args:
+        puzzle_column (`str`, defaults to `"puzzle"`): the column holding the puzzle (its JSON string,
+            as `generate_planning` writes it, or the dict).
+        require_optimal (`bool`, defaults to `False`): blocks world only: a plan longer than the
+            shortest one scores 0.
+        think_close (`str`, defaults to `"</think>"`): the closing think tag.
+    """
+
+    def __init__(self, puzzle_column: str = "puzzle", require_optimal: bool = False, think_close: str = "</think>"):
+        self.puzzle_column, self.require_optimal, self.think_close = puzzle_column, bool(require_optimal), think_close
+        self.__name__ = "plan_optimal" if require_optimal else "plan_valid"
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        import json
+
+        from hf_reason.data.planning import check_plan
+
+        if self.puzzle_column not in kwargs:
+            raise ValueError(
+                f"{self.__name__} needs the dataset column `{self.puzzle_column}` (generate_planning's puzzle JSON); "
+                f"the batch has columns {sorted(k for k in kwargs if not k.startswith('completion_ids'))}"
+            )
+        rewards = []
+        for completion, puzzle in zip(completions, kwargs[self.puzzle_column], strict=True):
+            puzzle = json.loads(puzzle) if isinstance(puzzle, str) else puzzle
+            plan = _committed_region(completion_text(completion), self.think_close).strip().rstrip(".")
+            verdict = check_plan(puzzle, plan, require_optimal=self.require_optimal)
+            rewards.append(1.0 if verdict.valid else 0.0)
+        return rewards
+
+
+class TheoryOfMindReward:
+    """1.0 when the completion's answer names the row's container and none of its distractors, else 0.0.
+
+    For `hf_reason.data.generate_tom_stories` rows, whose answers are exact (each story is
+    simulated) and whose only other container is listed in `distractors`; naming both (hedging)
+    scores 0. The answer is read as `extract_final_answer` reads it (``<answer>``, ``answer is``),
+    else after the closing think tag, else from the whole completion; containers match as whole
+    words, case-insensitively (``"In the basket."`` names ``basket``).
+
+    Args:
+        answer_column (`str`, defaults to `"answer"`): the column with the correct container.
+        distractors_column (`str`, defaults to `"distractors"`): the column with the other
+            container(s); when the batch lacks it only the answer is looked for.
+        think_close (`str`, defaults to `"</think>"`): the closing think tag.
+    """
+
+    def __init__(self, answer_column: str = "answer", distractors_column: str = "distractors",
+                 think_close: str = "</think>"):
+        self.answer_column, self.distractors_column, self.think_close = answer_column, distractors_column, think_close
+        self.__name__ = "tom_answer"
+
+    @staticmethod
+    def _names(text: str, word: str) -> bool:
+        return re.search(r"\b" + re.escape(word.strip()) + r"\b", text, flags=re.IGNORECASE) is not None
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        if self.answer_column not in kwargs:
+            raise ValueError(
+                f"{self.__name__} needs the dataset column `{self.answer_column}`; the batch has columns "
+                f"{sorted(k for k in kwargs if not k.startswith('completion_ids'))}"
+            )
+        distractors = kwargs.get(self.distractors_column) or [[] for _ in completions]
+        rewards = []
+        for completion, answer, others in zip(completions, kwargs[self.answer_column], distractors, strict=True):
+            text = completion_text(completion)
+            stated = extract_final_answer(text)
+            region = stated if stated is not None else _committed_region(text, self.think_close)
+            others = [others] if isinstance(others, str) else list(others or [])
+            ok = self._names(region, str(answer)) and not any(self._names(region, str(o)) for o in others)
+            rewards.append(1.0 if ok else 0.0)
+        return rewards
 
 
 class FormatReward:
