@@ -1,10 +1,15 @@
 """The distribution installs what it promises: every package, trainers as hf_reason.trainers."""
 
+import importlib.metadata
 import importlib.util
+import json
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import hf_reason
 
@@ -36,11 +41,22 @@ def test_trainers_import_as_hf_reason_trainers_only():
     assert subprocess.run([sys.executable, "-c", code], cwd="/").returncode == 0
 
 
+def _declared_requirement(name: str) -> Requirement:
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    requirements = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    return next(r for r in requirements if canonicalize_name(r.name) == canonicalize_name(name))
+
+
 def test_console_script_runs():
     bindir = Path(sys.executable).parent
     result = subprocess.run([str(bindir / "hf-reason"), "env"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert '"transformers": "4.57' in result.stdout
+    versions = json.loads(result.stdout)
+    # what it reports is the installed stack, inside the range pyproject.toml declares
+    for name in ("transformers", "trl", "accelerate"):
+        assert versions[name] == importlib.metadata.version(name)
+        requirement = _declared_requirement(name)
+        assert requirement.specifier.contains(versions[name], prereleases=True), (name, versions[name], requirement)
 
 
 def test_version_matches_distribution_metadata():
