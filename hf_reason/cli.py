@@ -39,13 +39,19 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from hf_reason.export import export_pretrained
 
-    report = export_pretrained(
-        args.model_dir, args.out_dir, precision=args.precision, task=args.task, opset=args.opset,
-        per_channel=not args.per_tensor, block_size=args.block_size, accuracy_level=args.accuracy_level,
-        quantize_gather=not args.no_quantize_gather, optimization_level=args.optimization_level,
-        trm_solve_graph=args.trm_solve_graph, crsm_prefill_length=args.crsm_prefill_length,
-        parity_samples=args.parity_samples, trm_int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
-    )
+    try:
+        report = export_pretrained(
+            args.model_dir, args.out_dir, precision=args.precision, task=args.task, opset=args.opset,
+            per_channel=not args.per_tensor, block_size=args.block_size, accuracy_level=args.accuracy_level,
+            quantize_gather=not args.no_quantize_gather, optimization_level=args.optimization_level,
+            trm_solve_graph=args.trm_solve_graph, crsm_prefill_length=args.crsm_prefill_length,
+            parity_samples=args.parity_samples, trm_int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
+        )
+    except (ValueError, OSError) as error:
+        # A bad option value or an unreadable model folder is the user's to fix: the message, not a
+        # traceback; exit status 2 as argparse gives for a bad command line.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps({"out_dir": args.out_dir, "files": report["files"], "size_ratio_vs_fp32": report["size_ratio_vs_fp32"],
                       "parity": report["parity"]}, indent=2))
     return 0
@@ -124,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--block-size", type=int, default=128, help="INT4: input channels per scale (power of 2 >= 16).")
     export.add_argument("--accuracy-level", type=int, default=4, help="INT4: MatMulNBits compute (0-4; 4 = int8, fastest).")
     export.add_argument("--no-quantize-gather", action="store_true", help="INT4: keep embedding tables in FP32.")
-    export.add_argument("--optimization-level", default="all", help="ONNX Runtime graph optimisations for the parity "
-                        "check: disable | basic | extended | all.")
+    export.add_argument("--optimization-level", default="all", choices=("disable", "basic", "extended", "all"),
+                        help="ONNX Runtime graph optimisations the parity check runs at; recorded in the report, "
+                        "and the level the ORT wrappers load the graphs with by default. Default all.")
     export.add_argument("--trm-solve-graph", action="store_true", help="TRM: also export the whole fixed-step solve "
                         "as solve.onnx.")
     export.add_argument("--trm-int8-quantize-token-mixer", action="store_true", help="TRM with the MLP mixer, INT8: "

@@ -2,9 +2,22 @@
 """Optimum ONNX configurations for hf-reason's model families.
 
 Each config names the graph's inputs / outputs with their dynamic axes and generates the dummy
-inputs the tracer needs; they plug into `optimum.exporters.onnx.export` and are registered with
-Optimum's `TasksManager` (so `TasksManager.get_exporter_config_constructor` finds them).
-`main_export` itself cannot be used: it refuses model classes outside the `transformers` package.
+inputs the tracer needs; they plug into `optimum.exporters.onnx.export`. Importing this module
+(which `import hf_reason.export` does) registers them with Optimum's `TasksManager`, and the
+exporters obtain them back through `TasksManager.get_exporter_config_constructor` (`onnx_config`
+below), so the registration is what the export actually uses:
+
+| model type (TasksManager) | task                                             | graph                |
+|---------------------------|--------------------------------------------------|----------------------|
+| `trm`                     | `token-classification`                           | TRM supervision step |
+| `trm_solve`               | `token-classification`                           | TRM fixed-step solve |
+| `meta_attention`          | `text-generation`, `text-generation-with-past`   | decoder (+ KV cache) |
+| `crsm`                    | `text-generation`                                | CRSM single-token step |
+| `crsm_prefill`            | `text-generation`                                | CRSM prompt prefill  |
+
+The second graphs of TRM and CRSM have model types of their own because a TasksManager entry is
+one config per (model type, task) and Optimum's task names are a fixed list. `main_export` itself
+cannot be used: it refuses model classes outside the `transformers` package.
 """
 
 from collections import OrderedDict
@@ -86,6 +99,7 @@ class TRMStepOnnxConfig(OnnxConfig):
         return outputs
 
 
+@_register_onnx("trm_solve", "token-classification", library_name="transformers")
 class TRMSolveOnnxConfig(TRMStepOnnxConfig):
     """The whole fixed-step TRM solve (`TRMSolveForExport`): puzzles in, answers and step counts out."""
 
@@ -118,6 +132,15 @@ class MetaAttentionOnnxConfig(GPT2OnnxConfig):
     DEFAULT_ONNX_OPSET = DEFAULT_OPSET
     ATOL_FOR_VALIDATION = 1e-4
 
+    @property
+    def inputs(self):
+        # GPT-2's config adds a `position_ids` input for the text-generation task; the meta-attention
+        # model derives positions from `attention_mask` itself (exact under left padding), so the
+        # graph takes none and the wrappers never have to compute them.
+        inputs = super().inputs
+        inputs.pop("position_ids", None)
+        return inputs
+
 
 # ------------------------------------------------------------------------------------- CRSM
 
@@ -147,6 +170,7 @@ class CRSMDummyInputGenerator(DummyInputGenerator):
         return self.random_float_tensor(shape, min_value=-1, max_value=1, framework=framework, dtype=float_dtype)
 
 
+@_register_onnx("crsm_prefill", "text-generation", library_name="transformers")
 class CRSMPrefillOnnxConfig(OnnxConfig):
     """CRSM prompt prefill (`CRSMPrefillForExport`): left-padded tokens and mask in; logits, states,
     summary, value out. The prompt length is fixed at export (`sequence_length` of the dummy input):
@@ -183,7 +207,35 @@ class CRSMStepOnnxConfig(CRSMPrefillOnnxConfig):
     def inputs(self):
         batch = {0: "batch_size"}
         return OrderedDict(input_ids=batch, conv_states=batch, ssm_states=batch)
+# (model type, task) -> the config class registered for it: what `onnx_config` checks it got back.
+REGISTERED = {
+    ("trm", "token-classification"): TRMStepOnnxConfig,
+    ("trm_solve", "token-classification"): TRMSolveOnnxConfig,
+    ("meta_attention", "text-generation"): MetaAttentionOnnxConfig,
+    ("meta_attention", "text-generation-with-past"): MetaAttentionOnnxConfig,
+    ("crsm", "text-generation"): CRSMStepOnnxConfig,
+    ("crsm_prefill", "text-generation"): CRSMPrefillOnnxConfig,
+}
 
+
+def onnx_config(model_type: str, task: str, config, **kwargs) -> OnnxConfig:
+    """The registered ONNX config for `(model_type, task)`, built for `config` (kwargs go to its
+    constructor), looked up in Optimum's `TasksManager`.
+
+    TasksManager silently substitutes its default model type for an unknown one, so a lost
+    registration would export with a wrong config; this raises instead.
+    """
+    constructor = TasksManager.get_exporter_config_constructor(
+        "onnx", model_type=model_type, task=task, library_name="transformers", exporter_config_kwargs=kwargs or None
+    )
+    expected = REGISTERED.get((model_type, task))
+    found = getattr(constructor, "func", constructor)
+    while hasattr(found, "func"):  # partial of a partial when kwargs are given
+        found = found.func
+    if expected is None or found is not expected:
+        raise ValueError(f"Optimum's TasksManager has no hf-reason ONNX config for model type {model_type!r}, task "
+                         f"{task!r} (found {getattr(found, '__name__', found)!r}); known: {sorted(REGISTERED)}.")
+    return constructor(config)
 
 
 __all__ = [
@@ -194,4 +246,6 @@ __all__ = [
     "TRMDummyInputGenerator",
     "TRMSolveOnnxConfig",
     "TRMStepOnnxConfig",
+    "REGISTERED",
+    "onnx_config",
 ]

@@ -6,6 +6,12 @@ parity against PyTorch over several steps (not one forward), quantize if asked, 
 quantized graph's agreement with PyTorch, and write `export_report.json`. Every file is first
 written into a temporary folder inside `OUT_DIR` and moved into place with `os.replace`, the report
 last, so an interrupted export never leaves a half-written file under its final name.
+
+Re-exporting into a folder replaces the earlier export as a whole: its report goes first (the
+loaders refuse a folder without one), then graph files this export did not write (a stale
+`solve.onnx` from an export with `--trm-solve-graph` would otherwise sit next to the new
+`model.onnx`), then the new files move in and the new report is written last. The wrappers'
+`from_pretrained` load only the graphs the report lists.
 """
 
 import json
@@ -28,6 +34,10 @@ PathLike = Union[str, os.PathLike]
 EXPORTERS: dict[str, Callable] = {}
 MAX_PARITY_STEPS = 6
 TASKS: dict[str, tuple] = {}
+REPORT_NAME = "export_report.json"
+# Files an earlier export may have left that this one must not keep: ONNX graphs and their
+# external-data files (`onnx.save(..., save_as_external_data=True)` / Optimum's `model.onnx_data`).
+GRAPH_SUFFIXES = (".onnx", ".onnx_data", ".onnx.data")
 
 
 def _file_mib(path: Path) -> float:
@@ -159,8 +169,8 @@ def export_trm(
     fp32_dir: Optional[Path] = None,
 ) -> dict:
     """Exports a `TRMForPuzzleSolving` into `out_dir` (a fresh temporary folder); returns the report."""
-    from .configs import DEFAULT_OPSET, TRMSolveOnnxConfig, TRMStepOnnxConfig
-    from .ort import ORTTRMForPuzzleSolving, create_session
+    from .configs import DEFAULT_OPSET, onnx_config
+    from .ort import ORTTRMForPuzzleSolving
     from .trm import TRMSolveForExport, TRMStepForExport
 
     if task not in TASKS["trm"]:
@@ -176,11 +186,11 @@ def export_trm(
         # size stay FP32 and INT8 steps were ~10% slower (ORT profile, op shares).
         quantization["int8_keep_fp32"] = ("token_mixer",)
     model = model.eval().float()
-    graphs = [("model.onnx", TRMStepForExport(model), TRMStepOnnxConfig(model.config, task="token-classification"))]
+    graphs = [("model.onnx", TRMStepForExport(model), onnx_config("trm", "token-classification", model.config))]
     solve_info = None
     if solve_graph:
         solve_module = TRMSolveForExport(model, max_steps=solve_max_steps)
-        graphs.append(("solve.onnx", solve_module, TRMSolveOnnxConfig(model.config, task="token-classification")))
+        graphs.append(("solve.onnx", solve_module, onnx_config("trm_solve", "token-classification", model.config)))
         solve_info = {"max_steps": solve_module.max_steps, "use_halting": solve_module.use_halting}
     stages = ["export"] + (["quantize"] if precision != "fp32" else []) + ["parity"]
     bar = tqdm(total=len(graphs) * len(stages), desc=f"export trm ({precision})", disable=not progress)
@@ -199,11 +209,8 @@ def export_trm(
             bar.update()
         report["files"][name] = _file_mib(out_dir / name)
     bar.set_postfix_str("parity")
-    ort_model = ORTTRMForPuzzleSolving(
-        model.config, step_session=create_session(out_dir / "model.onnx", optimization_level),
-        solve_session=create_session(out_dir / "solve.onnx", optimization_level) if solve_graph else None,
-        solve_graph_info=solve_info,
-    )
+    ort_model = ORTTRMForPuzzleSolving.from_files(out_dir, report["files"], optimization_level, solve_info,
+                                                  config=model.config)
     report["parity"] = _trm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
     if solve_graph:
         with torch.no_grad():
@@ -239,7 +246,8 @@ def _meta_attention_parity(model, ort_model, num_samples: int, seed: int, fp32: 
     max_abs, top1 = 0.0, []
     with torch.no_grad():
         pt = model(ids, attention_mask=mask, use_cache=True)
-        logits, cache = ort_model(ids, attention_mask=mask)
+        ox = ort_model(ids, attention_mask=mask)
+        logits, cache = ox.logits, ox.past_key_values
         valid = mask.bool()
         max_abs = float((pt.logits - logits)[valid].abs().max())
         top1.append((pt.logits[valid].argmax(-1) == logits[valid].argmax(-1)).float().mean().item())
@@ -249,7 +257,8 @@ def _meta_attention_parity(model, ort_model, num_samples: int, seed: int, fp32: 
             mask = torch.cat([mask, torch.ones_like(token)], 1)
             pt = model(token, attention_mask=mask, past_key_values=past, use_cache=True)
             past = pt.past_key_values
-            logits, cache = ort_model(token, attention_mask=mask, past_key_values=cache)
+            ox = ort_model(token, attention_mask=mask, past_key_values=cache)
+            logits, cache = ox.logits, ox.past_key_values
             max_abs = max(max_abs, float((pt.logits - logits).abs().max()))
             top1.append((pt.logits[:, -1].argmax(-1) == logits[:, -1].argmax(-1)).float().mean().item())
         prompt, prompt_mask = ids[:, 2:], torch.ones_like(ids[:, 2:])
@@ -285,18 +294,17 @@ def export_meta_attention(
     fp32_dir: Optional[Path] = None,
 ) -> dict:
     """Exports a `MetaAttentionForCausalLM` (decoder with KV cache, meta-attention inside) to `out_dir`."""
-    from .configs import DEFAULT_OPSET, MetaAttentionOnnxConfig
+    from .configs import DEFAULT_OPSET, onnx_config
     from .ort import ORTMetaAttentionForCausalLM, create_session
 
     opset = opset or DEFAULT_OPSET
     model = model.eval().float()
-    onnx_config = MetaAttentionOnnxConfig(model.config, task="text-generation-with-past", use_past=True,
-                                          use_past_in_inputs=True)
+    decoder_config = onnx_config("meta_attention", "text-generation-with-past", model.config, use_past_in_inputs=True)
     bar = tqdm(total=3 if precision != "fp32" else 2, desc=f"export meta_attention ({precision})", disable=not progress)
     report = {"family": "meta_attention", "task": task, "precision": precision, "opset": opset, "files": {},
               "fp32_mib": {}, "optimization_level": optimization_level}
     fp32_path = out_dir / ("model.onnx" if precision == "fp32" else "model_fp32.onnx")
-    _fp32_graph(model, onnx_config, fp32_path, opset, "model.onnx", fp32_dir)
+    _fp32_graph(model, decoder_config, fp32_path, opset, "model.onnx", fp32_dir)
     report["fp32_mib"]["model.onnx"] = _file_mib(fp32_path)
     bar.update()
     if precision != "fp32":
@@ -380,7 +388,7 @@ def export_crsm(
 ) -> dict:
     """Exports a `CRSMForCausalLM`: `model.onnx` (single-token step, states in / out) and
     `prefill.onnx` (prompts up to `prefill_length` tokens, left-padded)."""
-    from .configs import DEFAULT_OPSET, CRSMPrefillOnnxConfig, CRSMStepOnnxConfig
+    from .configs import DEFAULT_OPSET, onnx_config
     from .crsm import CRSMPrefillForExport, CRSMStepForExport
     from .ort import ORTCRSMForCausalLM
 
@@ -388,8 +396,8 @@ def export_crsm(
         raise ValueError(f"`prefill_length` must be an integer >= 1, got {prefill_length!r}.")
     opset = opset or DEFAULT_OPSET
     model = model.eval().float()
-    graphs = [("model.onnx", CRSMStepForExport(model), CRSMStepOnnxConfig(model.config, task="text-generation"), {}),
-              ("prefill.onnx", CRSMPrefillForExport(model), CRSMPrefillOnnxConfig(model.config, task="text-generation"),
+    graphs = [("model.onnx", CRSMStepForExport(model), onnx_config("crsm", "text-generation", model.config), {}),
+              ("prefill.onnx", CRSMPrefillForExport(model), onnx_config("crsm_prefill", "text-generation", model.config),
                {"sequence_length": prefill_length})]
     stages = 2 if precision == "fp32" else 3
     bar = tqdm(total=len(graphs) * stages, desc=f"export crsm ({precision})", disable=not progress)
@@ -412,7 +420,7 @@ def export_crsm(
     for name in export_crsm_heads(model, out_dir, opset):
         report["files"][name] = report["fp32_mib"][name] = _file_mib(out_dir / name)
     bar.set_postfix_str("parity")
-    ort_model = ORTCRSMForCausalLM.from_pretrained(out_dir, optimization_level=optimization_level, config=model.config)
+    ort_model = ORTCRSMForCausalLM.from_files(out_dir, report["files"], optimization_level, config=model.config)
     report["parity"] = _crsm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
     bar.update(bar.total - bar.n)
     bar.close()
@@ -539,12 +547,31 @@ def export_pretrained(
         report["fp32_total_mib"] = round(sum(report["fp32_mib"].values()), 3)
         report["total_mib"] = round(sum(report["files"].values()), 3)
         report["size_ratio_vs_fp32"] = round(report["total_mib"] / report["fp32_total_mib"], 4)
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out_dir / path.name)
-        _write_json_atomic(report, out_dir / "export_report.json")
+        _commit_export(staging, out_dir, report)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def _commit_export(staging: Path, out_dir: Path, report: dict) -> None:
+    """Replaces the export in `out_dir` by the finished one in `staging` (see the module docstring).
+
+    Only the report and graph files are removed, so other files in `out_dir` survive; a crash
+    part-way leaves a folder without a report, which the wrappers refuse to load."""
+    report_path = out_dir / REPORT_NAME
+    report_path.unlink(missing_ok=True)
+    staged = {path.name for path in staging.iterdir()}
+    for path in out_dir.iterdir():
+        if path.is_file() and path.name not in staged and path.name.endswith(GRAPH_SUFFIXES):
+            path.unlink()
+    # Temporary files are created 0600; the export is meant to be shared (served, uploaded).
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in sorted(staged):
+        os.chmod(staging / name, 0o666 & ~umask)
+        os.replace(staging / name, out_dir / name)
+    _write_json_atomic(report, report_path)
+    os.chmod(report_path, 0o666 & ~umask)
 
 
 def _save_tokenizer(model_dir: Path, target: Path) -> bool:

@@ -1,8 +1,18 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """ONNX Runtime sessions and wrappers with the PyTorch models' interface.
 
-The wrappers take and return torch tensors and the same `ModelOutput` classes as the PyTorch
-models, so code written against `TRMForPuzzleSolving` runs on ONNX Runtime unchanged. Sessions
+- `ORTTRMForPuzzleSolving` takes torch tensors and returns the PyTorch model's own outputs
+  (`TRMPuzzleSolvingOutput`, `TRMSolveOutput`), so code written against `TRMForPuzzleSolving`
+  runs on ONNX Runtime unchanged.
+- `ORTMetaAttentionForCausalLM.forward` returns a `MetaAttentionCausalLMOutput` with torch logits;
+  its `past_key_values` is a list of numpy `(key, value)` pairs (fed straight back to the session)
+  rather than a transformers `Cache`.
+- `ORTCRSMForCausalLM.prefill` / `step` return dicts of numpy arrays: the recurrent states are
+  plain arrays so deliberation can copy and branch them freely.
+- Every `generate` returns a torch tensor of prompt + new tokens, as `model.generate(...)` does.
+
+`from_pretrained` loads exactly the graphs `export_report.json` lists (an earlier export's leftover
+file is never picked up) with the graph optimisation level the export was checked at. Sessions
 are called with numpy arrays directly (no IO binding): on CPU that is already zero-copy for
 contiguous arrays, and it keeps the per-call overhead to a few tens of microseconds.
 """
@@ -19,6 +29,7 @@ from ..models.trm import TRMCarry, TRMConfig, TRMPuzzleSolvingOutput, TRMSolveOu
 
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+REPORT_NAME = "export_report.json"
 
 PathLike = Union[str, os.PathLike]
 
@@ -71,6 +82,25 @@ def _np(tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor)
 
 
+def read_export_report(model_dir: PathLike, family: str) -> dict:
+    """`export_report.json` of an `hf-reason export` folder of `family`, with a clear error otherwise.
+
+    The report is written last, so a folder without one is not a finished export."""
+    path = Path(model_dir) / REPORT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} has no {REPORT_NAME}: not an `hf-reason export` folder, or an export "
+                                "that did not finish; run `hf-reason export` again.")
+    report = json.loads(path.read_text())
+    if report.get("family") != family:
+        raise ValueError(f"{model_dir} holds a {report.get('family')!r} export; this wrapper loads {family!r} exports.")
+    return report
+
+
+def _level(optimization_level: Optional[str], report: dict) -> str:
+    # The level the export's parity was checked at, unless the caller asks for another.
+    return optimization_level if optimization_level is not None else report.get("optimization_level", "all")
+
+
 class ORTTRMForPuzzleSolving:
     """`TRMForPuzzleSolving` on ONNX Runtime: `forward` (one supervision step) and `solve`.
 
@@ -86,30 +116,47 @@ class ORTTRMForPuzzleSolving:
     def __init__(self, config: TRMConfig, step_session=None, solve_session=None, solve_graph_info: Optional[dict] = None):
         if step_session is None and solve_session is None:
             raise ValueError("`ORTTRMForPuzzleSolving` needs a `step_session`, a `solve_session`, or both.")
+        if solve_session is not None and not {"max_steps", "use_halting"} <= set(solve_graph_info or {}):
+            # The fused graph's step budget and halting rule are baked in at export; without them a
+            # `solve(max_steps=...)` could not be checked against what the graph actually runs.
+            raise ValueError("`solve_graph_info` must give the one-graph solve's `max_steps` and `use_halting` "
+                             f"(the report's `solve_graph`); got {solve_graph_info!r}.")
         self.config = config
         self.step_session = step_session
         self.solve_session = solve_session
-        self.solve_graph_info = solve_graph_info or {}
+        self.solve_graph_info = dict(solve_graph_info or {}) if solve_session is not None else {}
         self.puzzle_prefix_len = config.puzzle_prefix_len
         self.recurrent_q_head = getattr(config, "q_head_type", "linear") == "gru"
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, optimization_level: str = "all", num_threads: Optional[int] = None,
-                        providers: Optional[list] = None) -> "ORTTRMForPuzzleSolving":
-        """Loads an `hf-reason export` folder (config.json + model.onnx and/or solve.onnx)."""
+    def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
+                        num_threads: Optional[int] = None, providers: Optional[list] = None) -> "ORTTRMForPuzzleSolving":
+        """Loads an `hf-reason export` folder: the graphs its `export_report.json` lists (`model.onnx`,
+        and `solve.onnx` when exported with `--trm-solve-graph`).
+
+        Args:
+            optimization_level: ONNX Runtime graph optimisations (default: the report's, the level
+                the export's parity was checked at).
+        """
         model_dir = Path(model_dir)
-        config = TRMConfig.from_pretrained(model_dir)
-        sessions = {}
-        for key, name in (("step", cls.step_file_name), ("solve", cls.solve_file_name)):
-            if (model_dir / name).exists():
-                sessions[key] = create_session(model_dir / name, optimization_level, num_threads, providers)
+        report = read_export_report(model_dir, "trm")
+        return cls.from_files(model_dir, report["files"], _level(optimization_level, report), report.get("solve_graph"),
+                              num_threads=num_threads, providers=providers)
+
+    @classmethod
+    def from_files(cls, model_dir: PathLike, files, optimization_level: str = "all",
+                   solve_graph_info: Optional[dict] = None, config: Optional[TRMConfig] = None,
+                   num_threads: Optional[int] = None, providers: Optional[list] = None) -> "ORTTRMForPuzzleSolving":
+        """Sessions for the named graph files of `model_dir` only (what `from_pretrained` and the
+        exporter's parity check use)."""
+        model_dir = Path(model_dir)
+        config = config if config is not None else TRMConfig.from_pretrained(model_dir)
+        sessions = {key: create_session(model_dir / name, optimization_level, num_threads, providers)
+                    for key, name in (("step", cls.step_file_name), ("solve", cls.solve_file_name)) if name in files}
         if not sessions:
-            raise FileNotFoundError(f"Neither {cls.step_file_name} nor {cls.solve_file_name} found in {model_dir}.")
-        info = {}
-        report = model_dir / "export_report.json"
-        if report.exists():
-            info = json.loads(report.read_text()).get("solve_graph", {}) or {}
-        return cls(config, sessions.get("step"), sessions.get("solve"), info)
+            raise FileNotFoundError(f"The export in {model_dir} lists neither {cls.step_file_name} nor "
+                                    f"{cls.solve_file_name}.")
+        return cls(config, sessions.get("step"), sessions.get("solve"), solve_graph_info)
 
     def halt_decision(self, q_halt_logits: torch.Tensor, q_continue_logits: torch.Tensor) -> torch.Tensor:
         if self.config.halting == "bce":
@@ -212,9 +259,9 @@ class ORTTRMForPuzzleSolving:
 
     def _solve_fused(self, input_ids, puzzle_identifiers, max_steps: int, use_halting: bool) -> TRMSolveOutput:
         if self.solve_session is None:
-            raise ValueError(f"This export has no one-graph solve ({self.solve_file_name}); export it with "
-                             "`--trm-solve-graph` or use `graph='step'`.")
-        exported = (self.solve_graph_info.get("max_steps", max_steps), self.solve_graph_info.get("use_halting", use_halting))
+            raise ValueError(f"This export has no one-graph solve ({self.solve_file_name}: the report's `solve_graph` "
+                             "is null); export it with `--trm-solve-graph` or use `graph='step'`.")
+        exported = (self.solve_graph_info["max_steps"], self.solve_graph_info["use_halting"])
         if exported != (max_steps, use_halting):
             raise ValueError(
                 f"The one-graph solve was exported with max_steps={exported[0]}, use_halting={exported[1]}; got "
@@ -255,13 +302,18 @@ class ORTMetaAttentionForCausalLM:
         self.min_keys = config.meta_top_k if getattr(config, "use_meta_attention", False) else 1
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, optimization_level: str = "all", num_threads: Optional[int] = None,
-                        providers: Optional[list] = None) -> "ORTMetaAttentionForCausalLM":
+    def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
+                        num_threads: Optional[int] = None, providers: Optional[list] = None) -> "ORTMetaAttentionForCausalLM":
+        """Loads an `hf-reason export` folder (`optimization_level` default: the report's)."""
         from ..models.meta_attention import MetaAttentionConfig
 
         model_dir = Path(model_dir)
+        report = read_export_report(model_dir, "meta_attention")
+        if cls.file_name not in report["files"]:
+            raise FileNotFoundError(f"The export in {model_dir} lists no {cls.file_name}.")
         config = MetaAttentionConfig.from_pretrained(model_dir)
-        return cls(config, create_session(model_dir / cls.file_name, optimization_level, num_threads, providers))
+        return cls(config, create_session(model_dir / cls.file_name, _level(optimization_level, report), num_threads,
+                                          providers))
 
     def empty_cache(self, batch_size: int) -> list:
         shape = (batch_size, self.num_heads, 0, self.head_dim)
@@ -271,10 +323,13 @@ class ORTMetaAttentionForCausalLM:
         return self.forward(*args, **kwargs)
 
     def forward(self, input_ids, attention_mask=None, past_key_values: Optional[list] = None):
-        """Logits `(batch, seq, vocab)` (torch) and the new cache (a list of numpy `(key, value)`).
+        """A `MetaAttentionCausalLMOutput`: `logits (batch, seq, vocab)` (torch) and `past_key_values`,
+        the new cache as a list of numpy `(key, value)` pairs of shape `(batch, heads, positions, head_dim)`.
 
         `attention_mask` covers the cached and the new positions (as in transformers).
         """
+        from ..models.meta_attention.modeling_meta_attention import MetaAttentionCausalLMOutput
+
         ids = _np(input_ids).astype(np.int64)
         batch_size = ids.shape[0]
         if past_key_values is None:
@@ -292,47 +347,48 @@ class ORTMetaAttentionForCausalLM:
             feed[f"past_key_values.{i}.value"] = value
         logits, *present = self.session.run(None, feed)
         cache = [(present[2 * i], present[2 * i + 1]) for i in range(self.num_layers)]
-        return torch.from_numpy(logits), cache
+        return MetaAttentionCausalLMOutput(logits=torch.from_numpy(logits), past_key_values=cache)
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
-                 pad_token_id: Optional[int] = None, seed: Optional[int] = None) -> torch.LongTensor:
+                 pad_token_id: Optional[int] = None, seed: Optional[int] = None, prefilled=None) -> torch.LongTensor:
         """Prompt + generated tokens `(batch, prompt + new)`, as `model.generate(...)` returns them.
 
         Finished rows (EOS) are filled with `pad_token_id`. Greedy decoding gives the PyTorch model's
         greedy tokens (up to float rounding at exact ties).
+
+        Args:
+            prefilled: this wrapper's output for the whole prompt (`self(input_ids, attention_mask)`):
+                decoding starts from its last logits and cache instead of running the prompt again
+                (branching several continuations off one prefill; timing decode alone).
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}.")
-        if do_sample and not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0 when sampling, got {temperature!r}.")
+        _check_generate_args(max_new_tokens, do_sample, temperature)
         ids = _np(input_ids).astype(np.int64)
         batch_size, prompt_len = ids.shape
         mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
-        pad = pad_token_id if pad_token_id is not None else (self.config.pad_token_id if self.config.pad_token_id is not None else eos)
-        extra = max(0, self.min_keys - prompt_len)
-        if extra:
-            # Left padding with mask 0 leaves the model's outputs unchanged (positions and the
-            # attention summaries count visible tokens only) and gives the top-k enough keys.
-            ids = np.concatenate([np.full((batch_size, extra), pad if pad is not None else 0, np.int64), ids], 1)
-            mask = np.concatenate([np.zeros((batch_size, extra), np.int64), mask], 1)
+        pad = _pad_id(pad_token_id, self.config, eos)
+        if prefilled is not None:
+            out = prefilled
+            cached = out.past_key_values[0][0].shape[2]
+            if out.logits.shape[0] != batch_size or mask.shape[1] != cached:
+                raise ValueError(
+                    f"`prefilled` must be this wrapper's output for `input_ids` / `attention_mask`: it holds "
+                    f"{out.logits.shape[0]} rows and {cached} cached positions, but the mask is {tuple(mask.shape)}."
+                )
+        else:
+            extra = max(0, self.min_keys - prompt_len)
+            if extra:
+                # Left padding with mask 0 leaves the model's outputs unchanged (positions and the
+                # attention summaries count visible tokens only) and gives the top-k enough keys.
+                ids = np.concatenate([np.full((batch_size, extra), pad if pad is not None else 0, np.int64), ids], 1)
+                mask = np.concatenate([np.zeros((batch_size, extra), np.int64), mask], 1)
+            out = self.forward(ids, mask)
         rng = np.random.default_rng(seed)
         finished = np.zeros(batch_size, dtype=bool)
         generated = []
-        logits, cache = self.forward(ids, mask)
-        for _ in range(max_new_tokens):
-            scores = logits[:, -1].numpy().astype(np.float64)
-            if do_sample:
-                scores = scores / temperature
-                if top_k:
-                    kth = np.sort(scores, axis=-1)[:, -top_k][:, None]
-                    scores = np.where(scores < kth, -np.inf, scores)
-                probs = np.exp(scores - scores.max(-1, keepdims=True))
-                probs /= probs.sum(-1, keepdims=True)
-                tokens = np.array([rng.choice(probs.shape[-1], p=row) for row in probs])
-            else:
-                tokens = scores.argmax(-1)
+        while True:
+            tokens = _next_tokens(out.logits[:, -1].numpy(), do_sample, temperature, top_k, rng)
             if eos is not None:
                 tokens = np.where(finished, pad, tokens)
                 finished |= tokens == eos
@@ -340,11 +396,25 @@ class ORTMetaAttentionForCausalLM:
             if finished.all() or len(generated) == max_new_tokens:
                 break
             mask = np.concatenate([mask, np.ones((batch_size, 1), np.int64)], 1)
-            logits, cache = self.forward(tokens[:, None], mask, cache)
+            out = self.forward(tokens[:, None], mask, out.past_key_values)
         return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64), np.stack(generated, 1)], 1))
 
 
+def _check_generate_args(max_new_tokens, do_sample: bool, temperature: float) -> None:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}.")
+    if do_sample and not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0 when sampling, got {temperature!r}.")
+
+
+def _pad_id(pad_token_id: Optional[int], config, eos: Optional[int]) -> Optional[int]:
+    if pad_token_id is not None:
+        return pad_token_id
+    return config.pad_token_id if config.pad_token_id is not None else eos
+
+
 def _next_tokens(logits: np.ndarray, do_sample: bool, temperature: float, top_k: int, rng) -> np.ndarray:
+    """Greedy or sampled (temperature, top-k) next tokens from last-position logits `(batch, vocab)`."""
     scores = logits.astype(np.float64)
     if not do_sample:
         return scores.argmax(-1)
@@ -383,16 +453,32 @@ class ORTCRSMForCausalLM:
         self.prefill_length = prefill_session.get_inputs()[0].shape[1]
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, optimization_level: str = "all", num_threads: Optional[int] = None,
-                        providers: Optional[list] = None, config=None) -> "ORTCRSMForCausalLM":
+    def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
+                        num_threads: Optional[int] = None, providers: Optional[list] = None) -> "ORTCRSMForCausalLM":
+        """Loads an `hf-reason export` folder: the graphs its report lists (`optimization_level`
+        default: the report's)."""
+        model_dir = Path(model_dir)
+        report = read_export_report(model_dir, "crsm")
+        return cls.from_files(model_dir, report["files"], _level(optimization_level, report), num_threads=num_threads,
+                              providers=providers)
+
+    @classmethod
+    def from_files(cls, model_dir: PathLike, files, optimization_level: str = "all", config=None,
+                   num_threads: Optional[int] = None, providers: Optional[list] = None) -> "ORTCRSMForCausalLM":
+        """Sessions for the named graph files of `model_dir` only (the step and prefill graphs are required)."""
         from ..models.crsm import CRSMConfig
 
         model_dir = Path(model_dir)
         config = config if config is not None else CRSMConfig.from_pretrained(model_dir)
-        heads = {name: create_session(model_dir / f"{name}.onnx", optimization_level, num_threads, providers)
-                 for name in cls.head_file_names if (model_dir / f"{name}.onnx").exists()}
-        return cls(config, create_session(model_dir / cls.step_file_name, optimization_level, num_threads, providers),
-                   create_session(model_dir / cls.prefill_file_name, optimization_level, num_threads, providers), heads)
+        for name in (cls.step_file_name, cls.prefill_file_name):
+            if name not in files:
+                raise FileNotFoundError(f"The export in {model_dir} lists no {name}.")
+
+        def session(name: str):
+            return create_session(model_dir / name, optimization_level, num_threads, providers)
+
+        heads = {name: session(f"{name}.onnx") for name in cls.head_file_names if f"{name}.onnx" in files}
+        return cls(config, session(cls.step_file_name), session(cls.prefill_file_name), heads)
 
     def step(self, input_ids, conv_states: np.ndarray, ssm_states: np.ndarray) -> dict:
         """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)`, the new
@@ -429,12 +515,16 @@ class ORTCRSMForCausalLM:
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
                  pad_token_id: Optional[int] = None, seed: Optional[int] = None, deliberation: Optional[str] = None,
-                 **mcts_kwargs):
+                 prefilled: Optional[dict] = None, **mcts_kwargs):
         """Prompt + generated tokens, as `CRSMForCausalLM.generate` returns them.
 
-        With `deliberation="mcts"`, the keyword arguments are `mcts_generate`'s (`num_simulations`,
-        `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`, `leaf_batch_size`,
-        `apply_state_delta`, `return_dict_in_generate`, ...).
+        Args:
+            prefilled: this wrapper's `prefill(input_ids, attention_mask)` (or a later `step`'s output
+                with last-position `logits`): decoding starts from its logits and states instead of
+                running the prompt again. Not with deliberation.
+            deliberation: `"mcts"`: the other keyword arguments are `mcts_generate`'s
+                (`num_simulations`, `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`,
+                `leaf_batch_size`, `apply_state_delta`, `return_dict_in_generate`, ...).
         """
         if deliberation is not None:
             if deliberation != "mcts":
@@ -443,20 +533,27 @@ class ORTCRSMForCausalLM:
             if missing:
                 raise ValueError(f"Deliberation needs the head graphs {missing} (exported by `hf-reason export` "
                                  "since this version); re-export the model.")
+            if prefilled is not None:
+                raise ValueError("`prefilled` cannot be combined with `deliberation`: the search prefills itself.")
             from ..models.crsm.mcts import mcts_generate
 
             return mcts_generate(_ORTCRSMSearchModel(self), torch.as_tensor(input_ids), attention_mask=attention_mask,
                                  max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
                                  **mcts_kwargs)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-            raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}.")
-        if do_sample and not temperature > 0:
-            raise ValueError(f"`temperature` must be > 0 when sampling, got {temperature!r}.")
+        _check_generate_args(max_new_tokens, do_sample, temperature)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
-        pad = pad_token_id if pad_token_id is not None else (self.config.pad_token_id if self.config.pad_token_id is not None else eos)
+        pad = _pad_id(pad_token_id, self.config, eos)
         rng = np.random.default_rng(seed)
-        out = self.prefill(input_ids, attention_mask)
-        finished = np.zeros(out["logits"].shape[0], dtype=bool)
+        batch_size = _np(input_ids).shape[0]
+        if prefilled is not None:
+            shapes = {key: getattr(prefilled.get(key), "shape", None) for key in ("logits", "conv_states", "ssm_states")}
+            if any(shape is None or shape[0] != batch_size for shape in shapes.values()) or len(shapes["logits"]) != 2:
+                raise ValueError("`prefilled` must be this wrapper's `prefill(input_ids)` output (last-position logits "
+                                 f"(batch, vocab) and the states, {batch_size} rows); got shapes {shapes}.")
+            out = prefilled
+        else:
+            out = self.prefill(input_ids, attention_mask)
+        finished = np.zeros(batch_size, dtype=bool)
         generated = []
         for _ in range(max_new_tokens):
             tokens = _next_tokens(out["logits"], do_sample, temperature, top_k, rng)

@@ -1,0 +1,153 @@
+"""ONNX export machinery shared by the families: Optimum registration, re-export into a used
+folder, what `from_pretrained` loads and at which optimisation level, CLI errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from hf_reason import TRMForPuzzleSolving
+from hf_reason.cli import build_parser
+from hf_reason.cli import main as cli_main
+from hf_reason.export import OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, export_pretrained, onnx_config
+
+from conftest import tiny_trm_config
+
+
+# (Optimum model type, task) -> hf-reason's ONNX config class registered for it.
+EXPECTED_REGISTRATIONS = {
+    ("trm", "token-classification"): "TRMStepOnnxConfig",
+    ("trm_solve", "token-classification"): "TRMSolveOnnxConfig",
+    ("meta_attention", "text-generation"): "MetaAttentionOnnxConfig",
+    ("meta_attention", "text-generation-with-past"): "MetaAttentionOnnxConfig",
+    ("crsm", "text-generation"): "CRSMStepOnnxConfig",
+    ("crsm_prefill", "text-generation"): "CRSMPrefillOnnxConfig",
+}
+
+
+def test_import_of_hf_reason_export_alone_registers_every_config_with_optimum():
+    # A fresh interpreter: in this one, earlier tests have already run the exporters.
+    script = f"""
+import json
+import hf_reason.export
+from optimum.exporters.tasks import TasksManager
+found = {{}}
+for model_type, task in {sorted(EXPECTED_REGISTRATIONS)!r}:
+    constructor = TasksManager.get_exporter_config_constructor(
+        "onnx", model_type=model_type, task=task, library_name="transformers")
+    found[model_type + "/" + task] = [constructor.func.__module__, constructor.func.__name__,
+                                      constructor.keywords.get("use_past", False)]
+print(json.dumps(found))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    for (model_type, task), name in EXPECTED_REGISTRATIONS.items():
+        module, cls, use_past = found[f"{model_type}/{task}"]
+        assert (module, cls) == ("hf_reason.export.configs", name), (model_type, task)
+        assert use_past == task.endswith("-with-past")
+
+
+def test_onnx_config_builds_from_the_registration_and_refuses_foreign_ones():
+    config = onnx_config("trm", "token-classification", tiny_trm_config(puzzle_emb_ndim=32))
+    assert type(config).__name__ == "TRMStepOnnxConfig" and config.task == "token-classification"
+    assert list(config.inputs) == ["input_ids", "carry_y", "carry_z", "carry_steps", "carry_halted",
+                                   "puzzle_identifiers"]
+    # Optimum knows gpt2, but not as an hf-reason graph: exporting with its config would be wrong.
+    with pytest.raises(ValueError, match="no hf-reason ONNX config for model type 'gpt2'"):
+        onnx_config("gpt2", "text-generation", None)
+
+
+def tiny_trm(seed: int = 0) -> TRMForPuzzleSolving:
+    # Two supervision steps, one H cycle: the smallest graphs (the fused solve unrolls every step).
+    torch.manual_seed(seed)
+    config = tiny_trm_config(mixer="mlp", pos_encodings="none", halt_max_steps=2, H_cycles=1, L_cycles=1)
+    return TRMForPuzzleSolving(config).eval()
+
+
+def test_reexport_replaces_the_earlier_export_and_loads_only_what_the_report_lists(tmp_path):
+    model = tiny_trm()
+    out = tmp_path / "onnx"
+    export_pretrained(model, out, trm_solve_graph=True, parity_samples=2, progress=False)
+    assert ORTTRMForPuzzleSolving.from_pretrained(out).solve_session is not None
+    (out / "notes.txt").write_text("kept: not an export file")
+    shutil.copyfile(out / "solve.onnx", tmp_path / "old_solve.onnx")
+
+    report = export_pretrained(model, out, trm_solve_graph=False, parity_samples=2, progress=False)
+    assert report["solve_graph"] is None and set(report["files"]) == {"model.onnx"}
+    assert not (out / "solve.onnx").exists(), "the earlier export's solve graph was left behind"
+    assert (out / "notes.txt").read_text() == "kept: not an export file"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "staging folder left behind"
+
+    # A graph the report does not list is never loaded, even when it sits in the folder.
+    shutil.copyfile(tmp_path / "old_solve.onnx", out / "solve.onnx")
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(out)
+    assert ort_model.solve_session is None
+    ids = torch.randint(1, 11, (2, 16), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="no one-graph solve .*`solve_graph` is null.*--trm-solve-graph"):
+        ort_model.solve(ids, graph="fused")
+    assert ort_model.solve(ids).predictions.shape == ids.shape  # the step graph still solves
+
+
+def test_loaders_refuse_folders_without_a_report_or_of_another_family(tmp_path):
+    model = tiny_trm()
+    export_pretrained(model, tmp_path, parity_samples=2, progress=False)
+    from hf_reason.export import ORTCRSMForCausalLM, ORTMetaAttentionForCausalLM
+
+    with pytest.raises(ValueError, match="holds a 'trm' export; this wrapper loads 'crsm'"):
+        ORTCRSMForCausalLM.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="holds a 'trm' export; this wrapper loads 'meta_attention'"):
+        ORTMetaAttentionForCausalLM.from_pretrained(tmp_path)
+    (tmp_path / "export_report.json").unlink()  # what an interrupted re-export leaves
+    with pytest.raises(FileNotFoundError, match="has no export_report.json"):
+        ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+
+
+def test_a_fused_session_needs_its_exported_budget(tmp_path):
+    model = tiny_trm()
+    export_pretrained(model, tmp_path, trm_solve_graph=True, parity_samples=2, progress=False)
+    session = ORTTRMForPuzzleSolving.from_pretrained(tmp_path).solve_session
+    with pytest.raises(ValueError, match="`solve_graph_info` must give the one-graph solve's `max_steps`"):
+        ORTTRMForPuzzleSolving(model.config, solve_session=session)
+
+
+@pytest.mark.parametrize("level", ["basic", "disable"])
+def test_wrappers_default_to_the_reports_optimization_level(level, tmp_path):
+    names = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    report = export_pretrained(tiny_trm(), tmp_path, trm_solve_graph=True, optimization_level=level,
+                               parity_samples=2, progress=False)
+    assert report["optimization_level"] == level
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+    for session in (ort_model.step_session, ort_model.solve_session):
+        assert session.get_session_options().graph_optimization_level == names[level]
+    override = ORTTRMForPuzzleSolving.from_pretrained(tmp_path, optimization_level="all")
+    assert override.step_session.get_session_options().graph_optimization_level == names["all"]
+
+
+def test_cli_optimization_level_choices_are_the_wrappers_levels(capsys):
+    export = next(action for action in build_parser()._subparsers._group_actions[0].choices["export"]._actions
+                  if action.dest == "optimization_level")
+    assert tuple(export.choices) == OPTIMIZATION_LEVELS
+    with pytest.raises(SystemExit) as excinfo:
+        cli_main(["export", "model", "out", "--optimization-level", "max"])
+    assert excinfo.value.code == 2
+    assert "invalid choice: 'max'" in capsys.readouterr().err
+
+
+def test_cli_export_prints_errors_without_a_traceback(tmp_path, capsys):
+    tiny_trm().save_pretrained(tmp_path / "trm")
+    out = tmp_path / "out"
+    assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int4", "--block-size", "48"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: `block_size` must be a power of two") and "Traceback" not in err
+    assert cli_main(["export", str(tmp_path / "no-such-model"), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no-such-model" in err and "Traceback" not in err
+    assert not out.exists(), "a refused export must not write anything"
