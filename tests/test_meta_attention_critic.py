@@ -7,7 +7,8 @@ from transformers import DataCollatorWithPadding
 from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM, MetaAttentionForSequenceScoring
 from hf_reason.data.text import build_tokenizer
 from hf_reason.evaluation.attention_plots import attention_matrix, save_attention_heatmap, section_token_positions
-from hf_reason.evaluation.self_critic import SelfCriticReward, critic_examples
+from hf_reason.evaluation.reports import ReportEvaluator
+from hf_reason.evaluation.self_critic import SelfCriticReward, critic_examples, critic_rows
 
 
 REPORT = "Plan: add the numbers.\nStep 1: 2 + 3 = 5.\nMonitor: the sum is checked.\nAnswer: 5\n"
@@ -77,6 +78,43 @@ def test_training_on_verdicts_reduces_the_loss_and_separates_episodes(tokenizer,
     assert min(scores[0], scores[2]) > max(scores[1], scores[3])
     with pytest.raises(ValueError, match="verdict"):
         critic_examples(prompts[:1], completions[:1], [2.0], tokenizer)
+
+
+ADD_TASK = {"id": "math-add", "category": "math", "prompt": "What is 2 + 3?\n",
+            "validator": {"kind": "numeric", "config": {"answer": 5}},
+            "introspection": {"focus_terms": ["2", "3"], "hints": []}}
+
+
+def test_critic_rows_come_from_evaluator_verdicts_and_train_the_critic(tokenizer):
+    evaluator = ReportEvaluator([ADD_TASK])
+    completions = [REPORT, BAD, REPORT.replace("= 5.", "= 5 ."), BAD.replace("7", "9")]
+    episodes = [{"task_id": "math-add", "completion": c} for c in completions]
+    rows = critic_rows(episodes, evaluator)
+    assert [r["label"] for r in rows] == [1.0, 0.0, 1.0, 0.0]  # the numeric validator's verdicts
+    assert rows[0]["prompt"] == ADD_TASK["prompt"] and rows[0]["text"] == ADD_TASK["prompt"] + REPORT
+    overall = critic_rows(episodes, evaluator, label="overall")
+    assert all(0.0 <= r["label"] <= 1.0 for r in overall) and overall[0]["label"] > overall[1]["label"]
+    scored = [evaluator.score(c, "math-add") for c in completions]
+    assert critic_rows(episodes, evaluator, results=scored, label="overall") == overall  # no second scoring
+    with pytest.raises(ValueError, match="no 'validator' score"):
+        critic_rows([{"task_id": "unknown", "completion": REPORT}], evaluator)
+    with pytest.raises(ValueError, match="label"):
+        critic_rows(episodes, evaluator, label="vibes")
+
+    # the rows train the critic toward the evaluator's verdicts
+    torch.manual_seed(0)
+    critic = MetaAttentionForSequenceScoring(tiny_config(tokenizer, critic_loss="bce")).train()
+    examples = critic_examples([r["prompt"] for r in rows], [r["completion"] for r in rows],
+                               [r["label"] for r in rows], tokenizer)
+    batch = DataCollatorWithPadding(tokenizer)(examples)
+    optimizer = torch.optim.AdamW(critic.parameters(), lr=3e-3)
+    for _ in range(15):
+        loss = critic(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    scores = SelfCriticReward(critic, tokenizer)([r["prompt"] for r in rows], [r["completion"] for r in rows])
+    assert min(scores[0], scores[2]) > max(scores[1], scores[3])
 
 
 def test_critic_starts_from_a_trained_causal_lm(tokenizer, tmp_path):

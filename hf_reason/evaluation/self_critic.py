@@ -112,4 +112,58 @@ def critic_examples(
     return rows
 
 
-__all__ = ["SelfCriticReward", "critic_examples"]
+def critic_rows(
+    episodes: Sequence[dict],
+    evaluator=None,
+    results: Optional[Sequence[dict]] = None,
+    label: str = "validator",
+) -> list[dict]:
+    """Critic training rows from `ReportEvaluator` verdicts: `{task_id, prompt, completion, text, label}`.
+
+    Args:
+        episodes (list of `dict`): reports in the evaluator's form, `{"completion", "task_id"?,
+            "prompt"?, "introspection"?}`; a missing prompt is the task's prompt.
+        evaluator (`ReportEvaluator`, *optional*): scores the episodes (`evaluator.score`); needed
+            unless `results` are given, and to look up prompts by `task_id`.
+        results (list of `dict`, *optional*): the evaluator's score dicts, one per episode, when they
+            were already computed (a validator that runs code in the sandbox is not re-run).
+        label (`str`, defaults to `"validator"`): the score that becomes the label: `"validator"`
+            (pass 1 / fail 0, for `critic_loss="bce"`) or `"overall"` / any other evaluator score (in
+            [0, 1], for `critic_loss="mse"`).
+
+    Feed the rows to the critic with `critic_examples([r["prompt"] ...], [r["completion"] ...],
+    [r["label"] ...], tokenizer)`; `text` is the episode exactly as `SelfCriticReward` scores it
+    (for tokenizers without a chat template). An episode whose score is absent (e.g. `validator`
+    for a report without a known task) is an error, not a silently dropped row.
+    """
+    from .reports import SCORE_NAMES
+
+    if label not in (*SCORE_NAMES, "overall"):
+        raise ValueError(f"`label` must be 'overall' or one of {list(SCORE_NAMES)}, got {label!r}")
+    if results is None and evaluator is None:
+        raise ValueError("pass `evaluator` (to score the episodes) or their `results`")
+    if results is not None and len(results) != len(episodes):
+        raise ValueError(f"got {len(results)} results for {len(episodes)} episodes")
+    tasks = getattr(evaluator, "tasks", {}) if evaluator is not None else {}
+    rows = []
+    for i, episode in enumerate(episodes):
+        if "completion" not in episode:
+            raise ValueError(f"episode {i} has no `completion` field (fields: {sorted(episode)})")
+        task_id = episode.get("task_id")
+        prompt = episode.get("prompt")
+        if prompt is None:
+            prompt = tasks.get(task_id, {}).get("prompt", "")
+        if results is not None:
+            scores = results[i]
+        else:
+            scores = evaluator.score(episode["completion"], task_id, prompt, episode.get("introspection"))
+        value = scores.get(label)
+        if value is None:
+            raise ValueError(f"episode {i} (task_id {task_id!r}) has no {label!r} score to learn from"
+                             + (" (unknown task)" if label == "validator" else ""))
+        rows.append({"task_id": task_id, "prompt": prompt, "completion": episode["completion"],
+                     "text": _episode_text(prompt, episode["completion"], None), "label": float(value)})
+    return rows
+
+
+__all__ = ["SelfCriticReward", "critic_examples", "critic_rows"]
