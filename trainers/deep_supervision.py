@@ -173,8 +173,9 @@ class DeepSupervisionTrainer(Trainer):
     continue from their carry. The loss is the model's (stablemax cross-entropy + halting losses).
 
     Logged during training (over the examples of each step): `lm_loss`, `q_halt_loss`,
-    `q_continue_loss`, `cell_accuracy`, `exact_accuracy` and `mean_steps` (of the examples that
-    halted), `halt_rate`, `halting_accuracy`. Evaluation (with the EMA weights) runs every
+    `q_continue_loss`, `cell_accuracy`, `exact_accuracy` and `mean_steps` (averaged over the examples
+    that halted since the previous log, on all processes; left out of a log when none halted),
+    `halt_rate`, `halting_accuracy`. Evaluation (with the EMA weights) runs every
     supervision step on each puzzle and reports `cell_accuracy`, `exact_accuracy` (at the learned
     halting step), `exact_accuracy_max_steps`, `mean_steps` and `halting_accuracy`.
     """
