@@ -559,3 +559,29 @@ def test_mcts_follows_the_value_head_away_from_greedy():
     assert searched.sequences[0, -1] == runner_up
     q = {token: value for token, _, value, _ in searched.search_stats[0][0]["children"]}
     assert q[runner_up] > q[greedy]
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_every_comparison_line():
+    """bench/crsm.py --quick (about 15 s): every measurement prints its `name: ours X, reference Y,
+    ratio Z` line, the state-delta rows and the streamed (asynchronous) comparison included."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TQDM_DISABLE": "1"}
+    result = subprocess.run([sys.executable, "bench/crsm.py", "--quick", "--state_delta", "prompt"], cwd=root, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = [m.group(1) for m in re.finditer(r"^(.+): ours \S+, reference \S+, ratio \S+", result.stdout, re.M)]
+    expected = ["perplexity (corpus test split) vs unigram"]
+    for b in (1, 4):
+        expected += [f"mcts-{b} accuracy vs greedy", f"mcts-{b} tokens/s vs greedy", f"mcts-{b} wall s vs greedy",
+                     f"mcts-{b} +state delta (prompt) accuracy vs mcts-{b}",
+                     f"mcts-{b} +state delta (prompt) tokens/s vs mcts-{b}"]
+    expected += ["mcts-4 streamed wall s, consumer 20 ms/token: threaded vs inline",
+                 "backbone training tokens/s vs MambaForCausalLM", "backbone decoding tokens/s vs MambaForCausalLM"]
+    assert names == expected, result.stdout
