@@ -72,7 +72,7 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
     tiny = ["--preset", "cpu", "--output_dir", str(out), "--n_embd", "32", "--n_layer", "1", "--n_head", "2",
             "--n_positions", "256", "--vocab_size", "300", "--generated_per_category", "2", "--max_eval_tasks", "2",
             "--max_new_tokens", "12", "--max_steps", "3", "--per_device_train_batch_size", "2",
-            "--logging_steps", "1", "--bootstrap_samples", "50", "--disable_tqdm", "true"]
+            "--logging_steps", "1", "--bootstrap_samples", "50", "--disable_tqdm", "true", "--critic_steps", "2"]
     result = subprocess.run([sys.executable, str(SCRIPT), *tiny], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -95,6 +95,12 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         losses = [loss for _, loss in arm["train_loss"]]
         assert len(losses) == 3 and all(math.isfinite(loss) and loss > 0 for loss in losses)
         assert [r["task_id"] for r in arm["reports_after"]] == results["eval_task_ids"]
+        # the self-critic learned the evaluator's verdicts of this arm's reports: one task's two reports
+        # for training, the other's held out
+        critic = arm["critic"]
+        assert critic["label"] == "overall" and critic["n_train"] == 2 and critic["n_eval"] == 2
+        assert len(critic["train_loss"]) == 2 and all(math.isfinite(x) for x in critic["train_loss"])
+        assert 0.0 <= critic["mse"] <= 1.0 and 0.0 <= critic["baseline_mse"] <= 1.0
         # a 3-step model writes no Step 1 yet: its whole first report is drawn instead
         heatmap = out / arm["heatmap"]["file"]
         assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
