@@ -381,6 +381,124 @@ def _training_section(training: Mapping, dataset_rows: Sequence[Mapping]) -> str
     return "\n".join(parts)
 
 
+# --------------------------------------------------------------------------- papers to cite
+# BibTeX of the training methods and PEFT methods a card may have to cite (entries as TRL's own
+# trainers cite them where TRL has one).
+CITATIONS = {
+    "grpo": """@article{shao2024deepseekmath,
+  title   = {DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models},
+  author  = {Shao, Zhihong and Wang, Peiyi and Zhu, Qihao and Xu, Runxin and Song, Junxiao and Zhang, Mingchuan
+             and Li, Y. K. and Wu, Y. and Guo, Daya},
+  journal = {arXiv preprint arXiv:2402.03300},
+  year    = {2024}
+}""",
+    "dpo": """@inproceedings{rafailov2023direct,
+  title     = {Direct Preference Optimization: Your Language Model is Secretly a Reward Model},
+  author    = {Rafailov, Rafael and Sharma, Archit and Mitchell, Eric and Manning, Christopher D. and Ermon, Stefano
+               and Finn, Chelsea},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year      = {2023}
+}""",
+    "ld-dpo": """@article{liu2024lddpo,
+  title   = {Length Desensitization in Direct Preference Optimization},
+  author  = {Liu, Wei and Bai, Yang and Han, Chengcheng and Weng, Rongxiang and Xu, Jun and Cao, Xuezhi
+             and Wang, Jingang and Cai, Xunliang},
+  journal = {arXiv preprint arXiv:2409.06411},
+  year    = {2024}
+}""",
+    "LORA": """@inproceedings{hu2022lora,
+  title     = {LoRA: Low-Rank Adaptation of Large Language Models},
+  author    = {Hu, Edward J. and Shen, Yelong and Wallis, Phillip and Allen-Zhu, Zeyuan and Li, Yuanzhi
+               and Wang, Shean and Wang, Lu and Chen, Weizhu},
+  booktitle = {International Conference on Learning Representations},
+  year      = {2022}
+}""",
+    "DORA": """@inproceedings{liu2024dora,
+  title     = {DoRA: Weight-Decomposed Low-Rank Adaptation},
+  author    = {Liu, Shih-Yang and Wang, Chien-Yi and Yin, Hongxu and Molchanov, Pavlo and Wang, Yu-Chiang Frank
+               and Cheng, Kwang-Ting and Chen, Min-Hung},
+  booktitle = {International Conference on Machine Learning},
+  year      = {2024}
+}""",
+    "ADALORA": """@inproceedings{zhang2023adalora,
+  title     = {Adaptive Budget Allocation for Parameter-Efficient Fine-Tuning},
+  author    = {Zhang, Qingru and Chen, Minshuo and Bukharin, Alexander and He, Pengcheng and Cheng, Yu
+               and Chen, Weizhu and Zhao, Tuo},
+  booktitle = {International Conference on Learning Representations},
+  year      = {2023}
+}""",
+    "IA3": """@inproceedings{liu2022ia3,
+  title     = {Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning},
+  author    = {Liu, Haokun and Tam, Derek and Muqeeth, Mohammed and Mohta, Jay and Huang, Tenghao and Bansal, Mohit
+               and Raffel, Colin},
+  booktitle = {Advances in Neural Information Processing Systems},
+  year      = {2022}
+}""",
+    "PREFIX_TUNING": """@inproceedings{li2021prefix,
+  title     = {Prefix-Tuning: Optimizing Continuous Prompts for Generation},
+  author    = {Li, Xiang Lisa and Liang, Percy},
+  booktitle = {Proceedings of the 59th Annual Meeting of the Association for Computational Linguistics},
+  year      = {2021}
+}""",
+    "PROMPT_TUNING": """@inproceedings{lester2021prompt,
+  title     = {The Power of Scale for Parameter-Efficient Prompt Tuning},
+  author    = {Lester, Brian and Al-Rfou, Rami and Constant, Noah},
+  booktitle = {Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing},
+  year      = {2021}
+}""",
+    "P_TUNING": """@article{liu2021ptuning,
+  title   = {GPT Understands, Too},
+  author  = {Liu, Xiao and Zheng, Yanan and Du, Zhengxiao and Ding, Ming and Qian, Yujie and Yang, Zhilin and Tang, Jie},
+  journal = {arXiv preprint arXiv:2103.10385},
+  year    = {2021}
+}""",
+    "VERA": """@inproceedings{kopiczko2024vera,
+  title     = {VeRA: Vector-based Random Matrix Adaptation},
+  author    = {Kopiczko, Dawid J. and Blankevoort, Tijmen and Asano, Yuki M.},
+  booktitle = {International Conference on Learning Representations},
+  year      = {2024}
+}""",
+    "LOHA": """@inproceedings{hyeonwoo2022fedpara,
+  title     = {FedPara: Low-Rank Hadamard Product for Communication-Efficient Federated Learning},
+  author    = {Hyeon-Woo, Nam and Ye-Bin, Moon and Oh, Tae-Hyun},
+  booktitle = {International Conference on Learning Representations},
+  year      = {2022}
+}""",
+}
+
+
+def training_methods(training: Optional[Mapping]) -> list[str]:
+    """The training methods to cite for a card's training summary (`training_summary`), by its config class.
+
+    GRPO for `GRPOConfig` and subclasses (ours: `ReasoningGRPOConfig`); DPO for `DPOConfig` and
+    subclasses, plus LD-DPO when stock `ld_alpha` is set or for `LengthBalancedDPOConfig` (its
+    segment-wise weights extend LD-DPO's). Summaries without a config class name cite nothing.
+    """
+    training = training or {}
+    config = str(training.get("trainer_config") or "")
+    methods = []
+    if config.endswith("GRPOConfig"):
+        methods.append("grpo")
+    elif config.endswith("DPOConfig"):
+        methods.append("dpo")
+        if config == "LengthBalancedDPOConfig" or training.get("ld_alpha") is not None:
+            methods.append("ld-dpo")
+    return methods
+
+
+def peft_methods(adapter_config: Mapping) -> list[str]:
+    """The PEFT method papers to cite for an adapter config: by `peft_type` (DoRA too when `use_dora`)."""
+    peft_type = str(adapter_config.get("peft_type") or "").upper()
+    methods = [peft_type] if peft_type in CITATIONS else []
+    if peft_type == "LORA" and adapter_config.get("use_dora"):
+        methods.append("DORA")
+    return methods
+
+
+def _citations(keys: Sequence[str]) -> str:
+    return "".join(CITATIONS[k] + "\n" for k in dict.fromkeys(keys))
+
+
 # --------------------------------------------------------------------------- model description
 _CONFIG_BOILERPLATE = {
     "architectures", "auto_map", "transformers_version", "torch_dtype", "dtype", "model_type", "_name_or_path",
@@ -466,6 +584,30 @@ def _model_loading_code(config: Mapping, model_id: str) -> str:
         f"model = {arch}.from_pretrained({model_id!r})\n"
         "```"
     )
+
+
+def _onnx_only_loading_code(config: Mapping, model_id: str, onnx_files: Sequence[str]) -> str:
+    """How to load a repository that holds only an ONNX export (no PyTorch weights to `from_pretrained`)."""
+    if not onnx_files:
+        raise ValueError("`onnx_only=True` needs the `onnx_files` of the export.")
+    import hf_reason.export
+
+    folder = str(Path(onnx_files[0]).parent).replace("\\", "/")
+    path = "path" if folder in ("", ".") else f"path + {'/' + folder!r}"
+    text = ("This repository holds an ONNX export only (no PyTorch weights). Where hf-reason is not installed, run it "
+            "with ONNX Runtime as shown under *ONNX Runtime* below.")
+    wrapper = f"ORT{_architecture(config)}"
+    if hasattr(hf_reason.export, wrapper):
+        text += (
+            " With hf-reason installed, its ONNX Runtime wrapper has the PyTorch model's interface:\n\n"
+            "```python\n"
+            "from huggingface_hub import snapshot_download\n\n"
+            f"from hf_reason.export import {wrapper}\n\n"
+            f"path = snapshot_download({model_id!r})\n"
+            f"model = {wrapper}.from_pretrained({path})\n"
+            "```"
+        )
+    return text
 
 
 def _onnx_section(onnx_files: Sequence[str], onnx_report: Optional[Mapping], model_id: str) -> str:
@@ -568,6 +710,7 @@ def build_model_card(
     onnx_files: Sequence[str] = (),
     onnx_report: Optional[Mapping] = None,
     model_summary: Optional[str] = None,
+    onnx_only: bool = False,
 ) -> ModelCard:
     """The model card of an hf-reason model, from its family's template in `model_cards/`.
 
@@ -579,6 +722,8 @@ def build_model_card(
         eval_results: `EvaluationResult`s (see `results_from_metrics` for a Trainer's metrics).
         base_model: Hub id this model was fine-tuned from.
         onnx_files / onnx_report: files of an included ONNX export and its `export_report.json`.
+        onnx_only: the repository holds the ONNX export and no PyTorch weights: the card loads it
+            with ONNX Runtime only.
     """
     config, counted = _config_dict(model)
     model_type = config.get("model_type")
@@ -603,10 +748,13 @@ def build_model_card(
         hf_reason_version=_version(),
         base_model=base_model,
         config_table=_config_table(config),
-        loading_code=_model_loading_code(config, model_id),
+        loading_code=_onnx_only_loading_code(config, model_id, onnx_files) if onnx_only else
+        _model_loading_code(config, model_id),
         onnx_section=_onnx_section(list(onnx_files), onnx_report, model_id),
         training_section=_training_section(training, dataset_rows),
         eval_table=_eval_table(results) if results else "",
+        method_citations=_citations(training_methods(training)),
+        onnx_only=onnx_only,
     )
 
 
@@ -645,6 +793,7 @@ def build_adapter_card(
     hub_task = family.task_type if family else (pipeline_tag or "other")
     results = _as_results(eval_results)
     dataset_rows = describe_datasets(datasets)
+    training = training_summary(training_args)
     model_id = repo_id or f"<your-org>/{base_model.split('/')[-1]}-{str(peft_type).lower()}"
     card_data = _metadata(
         model_name=model_id.split("/")[-1], library_name="peft",
@@ -684,8 +833,9 @@ def build_adapter_card(
         hf_reason_version=_version(),
         config_table="| field | value |\n| --- | --- |\n" + "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in shown.items()),
         loading_code=loading_code,
-        training_section=_training_section(training_summary(training_args), dataset_rows),
+        training_section=_training_section(training, dataset_rows),
         eval_table=_eval_table(results) if results else "",
+        method_citations=_citations(peft_methods(adapter_config) + training_methods(training)),
     )
 
 
@@ -1094,7 +1244,8 @@ def prepare_upload_folder(
         plan.card = build_model_card(
             config, repo_id=repo_id, base_model=base_model or saved.get("base_model"),
             num_parameters=count_safetensors_parameters(weights) if weights else None,
-            onnx_files=onnx_files, onnx_report=_read_json(report_path) if report_path else None, **inputs,
+            onnx_files=onnx_files, onnx_report=_read_json(report_path) if report_path else None,
+            onnx_only=onnx_only, **inputs,
         )
         if onnx_only:
             plan.kind = "onnx"

@@ -576,6 +576,8 @@ def test_trl_trainers_write_our_card_for_our_families_and_trls_otherwise(kind, t
     assert config_name in card.text and "from hf_reason import MetaAttentionForCausalLM" in card.text
     assert {"hf-reason", "meta-attention", "trl", kind} <= set(card.data.tags)
     assert "**train**: in-memory" in card.text
+    method = {"grpo": ["shao2024deepseekmath"], "dpo": ["rafailov2023direct", "liu2024lddpo"]}[kind]
+    assert _bibtex_keys(card.text) == ["radford2019gpt2", "vaswani2017attention"] + method
     # TRL calls create_model_card before every checkpoint and at push time
     (tmp_path / "ours" / "README.md").unlink()
     trainer.create_model_card(model_name="ours", dataset_name="pairs", tags=["extra"])
@@ -603,8 +605,63 @@ def test_a_peft_wrapped_family_model_gets_the_adapter_card(tmp_path):
     assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
     card = ModelCard.load(tmp_path / "run" / "README.md")
     assert card.data.library_name == "peft" and "lora" in card.data.tags and "ReasoningGRPOConfig" in card.text
+    assert _bibtex_keys(card.text) == ["hu2022lora", "shao2024deepseekmath", "peft"]
     assert "AutoModelForCausalLM.from_pretrained('<your-org>/meta-attention', trust_remote_code=True)" in card.text
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     assert f"| `adapter parameters` | `{trainable}` |" in card.text
     plan = prepare_upload_folder(tmp_path / "run", "org/meta-lora", tmp_path / "up", base_model="org/meta-base")
     assert plan.kind == "adapter" and "PeftModel.from_pretrained(base, 'org/meta-lora')" in str(plan.card)
+
+
+# --------------------------------------------------------------------------- papers cited for the training and PEFT methods
+def _bibtex_keys(card_text: str) -> list[str]:
+    (block,) = re.findall(r"```bibtex\n(.*?)```", card_text, flags=re.S)
+    return re.findall(r"^@\w+\{([^,]+),", block, flags=re.M)
+
+
+def test_cards_cite_the_training_method(tmp_path):
+    from trl import DPOConfig, GRPOConfig
+
+    from hf_reason.trainers import DeepSupervisionConfig, LengthBalancedDPOConfig, ReasoningGRPOConfig
+
+    common = dict(output_dir=str(tmp_path), report_to=[], bf16=False)
+    family = ["jolicoeur2025trm", "wang2025hrm", "prieto2025grokking"]
+    cases = [
+        (ReasoningGRPOConfig(**common), ["shao2024deepseekmath"]),
+        (GRPOConfig(**common), ["shao2024deepseekmath"]),
+        (DPOConfig(**common), ["rafailov2023direct"]),
+        (DPOConfig(ld_alpha=0.5, **common), ["rafailov2023direct", "liu2024lddpo"]),
+        (LengthBalancedDPOConfig(**common), ["rafailov2023direct", "liu2024lddpo"]),
+        (DeepSupervisionConfig(**common), []),
+        ({"learning_rate": 0.01}, []),  # a plain dict names no method
+    ]
+    for args, expected in cases:
+        card = build_model_card(tiny_trm_config(), repo_id="org/m", training_args=args)
+        assert _bibtex_keys(str(card)) == family + expected, type(args).__name__
+    # the method survives the save -> push round trip (the card is re-rendered from the saved inputs)
+    model = _tiny_trm()
+    model.save_pretrained(tmp_path / "saved")
+    write_model_card(tmp_path / "saved", model, training_args=LengthBalancedDPOConfig(**common))
+    plan = prepare_upload_folder(tmp_path / "saved", "org/m", tmp_path / "up")
+    assert _bibtex_keys(str(plan.card)) == family + ["rafailov2023direct", "liu2024lddpo"]
+
+
+def test_adapter_card_cites_its_peft_method():
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig
+
+    from hf_reason.hub import build_adapter_card
+
+    def keys(adapter, **kwargs):
+        adapter = adapter if isinstance(adapter, dict) else adapter.to_dict()
+        return _bibtex_keys(str(build_adapter_card(adapter, base_model="org/base", **kwargs)))
+
+    assert keys(LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM")) == ["hu2022lora", "peft"]
+    assert keys(LoraConfig(r=4, target_modules=["c_attn"], use_dora=True)) == ["hu2022lora", "liu2024dora", "peft"]
+    assert keys(IA3Config(target_modules=["c_attn"], feedforward_modules=[], task_type="CAUSAL_LM")) == \
+        ["liu2022ia3", "peft"]
+    assert keys(PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM")) == ["li2021prefix", "peft"]
+    # an adapter type without an entry cites PEFT only, never a wrong paper
+    assert keys({"peft_type": "BOFT", "task_type": "CAUSAL_LM"}) == ["peft"]
+    # and the training method, for an adapter trained with GRPO / DPO
+    assert keys(LoraConfig(r=4, target_modules=["c_attn"]), training_args={"trainer_config": "ReasoningGRPOConfig"}) \
+        == ["hu2022lora", "shao2024deepseekmath", "peft"]
