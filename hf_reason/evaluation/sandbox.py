@@ -364,7 +364,8 @@ def _command(plan: _Plan, workdir: str, uid: Optional[int], bootstrap: str, chil
     if plan.namespaces:
         stage1 = {"masks": list(_MASKED_DIRS), "name": os.path.basename(workdir), "workdir": workdir,
                   "exec": command, "setup_exit": _SETUP_EXIT}
-        command = _unshare_prefix() + [sys.executable, "-I", "-B", "-c", _STAGE1, json.dumps(stage1)]
+        # stage 1 needs no site-packages: -S saves its share of the start-up
+        command = _unshare_prefix() + [sys.executable, "-I", "-B", "-S", "-c", _STAGE1, json.dumps(stage1)]
     return command
 
 
