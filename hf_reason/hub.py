@@ -1062,7 +1062,9 @@ def _write_trainer_adapter_card(output_dir: Path, peft_model, base, *, repo_id, 
                   or f"<your-org>/{base_config['model_type'].replace('_', '-')}")
     trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
     inputs = {"training": training_summary(training_args), "datasets": describe_datasets(datasets),
-              "eval_results": [r.to_dict() for r in eval_results], "base_model": base_model}
+              "eval_results": [r.to_dict() for r in eval_results], "base_model": base_model,
+              # so that a later push knows the base needs trust_remote_code, with no base download
+              "base_config": _base_config_summary(base_config)}
     card = build_adapter_card(adapter_config, base_model=base_model, repo_id=repo_id, base_config=base_config,
                               training_args=inputs["training"], datasets=inputs["datasets"],
                               eval_results=eval_results, num_parameters=trainable, **card_kwargs)
@@ -1142,6 +1144,11 @@ def _code_files(folder: Path, source: Path, config: Mapping) -> None:
         pending.extend(get_relative_imports(origin))
 
 
+def _base_config_summary(config: Mapping) -> dict:
+    """What an adapter card needs of its base's config: the family, the remote-code map and the class."""
+    return {k: config[k] for k in ("model_type", "auto_map", "architectures") if config.get(k)}
+
+
 def _read_json(path: Path) -> Optional[dict]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
@@ -1191,7 +1198,9 @@ def prepare_upload_folder(
     (listed in `plan.excluded`); the `auto_map` code files are added when missing; the card is
     rendered for `repo_id` from the inputs `write_model_card` kept (explicit `card_kwargs`, e.g.
     `eval_results=...`, take precedence); `onnx_dir` (an `hf-reason export` folder) goes to `onnx/`
-    with its `export_report.json`.
+    with its `export_report.json`. An adapter card loads its base with `trust_remote_code=True` when
+    the base's config has an `auto_map`; that config comes from `card_kwargs["base_config"]`, the
+    saved card inputs, the base's folder or Hub cache, or PEFT's record of an hf-reason base class.
     """
     source = Path(source_dir)
     if not source.is_dir():
@@ -1209,6 +1218,7 @@ def prepare_upload_folder(
     inputs = {"training_args": saved.get("training") or None, "datasets": saved.get("datasets") or None,
               "eval_results": saved.get("eval_results") or None}
     inputs.update(card_kwargs)
+    explicit_base_config = inputs.pop("base_config", None)
 
     adapter_config = _read_json(folder / "adapter_config.json")
     config = _read_json(folder / "config.json")
@@ -1221,7 +1231,9 @@ def prepare_upload_folder(
         if not base:
             raise ValueError("`base_model` is needed for an adapter card: adapter_config.json names no base model.")
         weights = [folder / n for n in _ADAPTER_WEIGHT_FILES if (folder / n).is_file()]
-        plan.card = build_adapter_card(adapter_config, base_model=base, repo_id=repo_id, base_config=_base_config(base) or _base_config_from_adapter(adapter_config),
+        base_config = (explicit_base_config or saved.get("base_config") or _base_config(base)
+                       or _base_config_from_adapter(adapter_config))
+        plan.card = build_adapter_card(adapter_config, base_model=base, repo_id=repo_id, base_config=base_config,
                                        num_parameters=count_safetensors_parameters(weights), **inputs)
     elif config is not None:
         plan.kind = "model"
@@ -1299,6 +1311,10 @@ def push_to_hub(
             if not hasattr(source, "save_pretrained"):
                 raise ValueError(f"`source` must be a folder or have `save_pretrained`; got {type(source).__name__}.")
             source_dir = Path(tmp, "saved")
+            if hasattr(source, "get_base_model"):  # a PeftModel: its base tells whether loading needs remote code
+                base = source.get_base_model()
+                card_kwargs.setdefault("base_config", _base_config_summary(
+                    {**base.config.to_dict(), "architectures": [type(base).__name__]}))
             kwargs = {} if _is_tokenizer(source) else {"safe_serialization": True}
             source.save_pretrained(source_dir, **kwargs)
             if tokenizer is not None:

@@ -665,3 +665,144 @@ def test_adapter_card_cites_its_peft_method():
     # and the training method, for an adapter trained with GRPO / DPO
     assert keys(LoraConfig(r=4, target_modules=["c_attn"]), training_args={"trainer_config": "ReasoningGRPOConfig"}) \
         == ["hu2022lora", "shao2024deepseekmath", "peft"]
+
+
+# --------------------------------------------------------------------------- push: adapters and ONNX-only exports
+def _tiny_crsm(tokenizer):
+    from hf_reason import CRSMConfig, CRSMForCausalLM
+
+    torch.manual_seed(0)
+    return CRSMForCausalLM(CRSMConfig(vocab_size=len(tokenizer), hidden_size=32, state_size=8, num_hidden_layers=1,
+                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                      bos_token_id=tokenizer.bos_token_id))
+
+
+def test_push_to_hub_uploads_a_peft_adapter_folder_and_object(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    from peft import LoraConfig, get_peft_model
+
+    from hf_reason.data.text import build_tokenizer
+
+    tokenizer = build_tokenizer(vocab_size=300)
+    base = _tiny_meta_attention(tokenizer)
+    base.save_pretrained(tmp_path / "base")
+    peft_model = get_peft_model(base, LoraConfig(
+        r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True, task_type="CAUSAL_LM"))
+
+    # a PeftModel object is saved first, and its base tells the card that loading the base needs remote code;
+    # built in memory, it names no base repository, which must then be given
+    api = RecordingHfApi()
+    with pytest.raises(ValueError, match="`base_model` is needed"):
+        push_to_hub(peft_model, "org/meta-lora", api=api)
+    assert push_to_hub(peft_model, "org/meta-lora", private=True, base_model="org/meta-base", api=api) == "commit-info"
+    (create, repo_id, create_kwargs), (_, upload_kwargs, uploaded) = api.calls
+    assert (create, repo_id, create_kwargs) == ("create_repo", "org/meta-lora",
+                                                {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert upload_kwargs["repo_id"] == "org/meta-lora" and upload_kwargs["repo_type"] == "model"
+    assert upload_kwargs["commit_message"].startswith("Upload adapter with hf-reason")
+    assert sorted(uploaded) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    card = ModelCard(uploaded["README.md"].decode())
+    assert card.data.library_name == "peft" and card.data.base_model == "org/meta-base"
+    assert "PeftModel.from_pretrained(base, 'org/meta-lora')" in card.text
+    assert "AutoModelForCausalLM.from_pretrained('org/meta-base', trust_remote_code=True)" in card.text
+    assert "from hf_reason import MetaAttentionForCausalLM" in card.text
+
+    # a saved adapter folder (with a pickle left by training): the base's config is found in the Hub cache
+    adapter_dir = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+    torch.save({"step": 1}, adapter_dir / "training_args.bin")
+    base_plan = prepare_upload_folder(tmp_path / "base", "org/meta-base", tmp_path / "up-base")
+    make_hub_snapshot(base_plan.folder, tmp_path / "hub", "org/meta-base", "9" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    api = RecordingHfApi()
+    push_to_hub(adapter_dir, "org/meta-lora", base_model="org/meta-base", api=api)
+    _, (_, _, from_folder) = api.calls
+    assert sorted(from_folder) == sorted(uploaded)  # no pickle
+    assert from_folder["adapter_model.safetensors"] == (adapter_dir / "adapter_model.safetensors").read_bytes()
+    assert from_folder["README.md"] == uploaded["README.md"]
+
+
+@pytest.mark.slow
+def test_push_to_hub_uploads_an_onnx_only_export_whose_card_loads_it(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    model, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    onnx_dir = tmp_path / "export"
+    _real_onnx_export(model_dir, onnx_dir)
+    api = RecordingHfApi()
+    push_to_hub(onnx_dir, "org/trm-onnx", api=api)
+    _, (_, upload_kwargs, uploaded) = api.calls
+    assert upload_kwargs["commit_message"].startswith("Upload onnx with hf-reason")
+    exported = sorted(p.relative_to(onnx_dir).as_posix() for p in onnx_dir.rglob("*") if p.is_file())
+    assert {"model.onnx", "config.json", "export_report.json"} <= set(exported)
+    assert set(uploaded) == set(exported) | set(_expected_files()) - {"model.safetensors"}
+    assert not any(name.endswith(".safetensors") for name in uploaded)
+    card = uploaded["README.md"].decode()
+    # no PyTorch weights to load: every from_pretrained in the card is the ONNX Runtime wrapper's
+    assert "trust_remote_code" not in card
+    assert re.findall(r"(\w+)\.from_pretrained", card) == ["ORTTRMForPuzzleSolving"]
+    assert "an ONNX export only" in card and "## ONNX Runtime" in card
+
+    # the card's code, run against the upload laid out as a Hub snapshot, gives the PyTorch model's outputs
+    upload_dir = tmp_path / "as-uploaded"
+    for name, data in uploaded.items():
+        (upload_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (upload_dir / name).write_bytes(data)
+    make_hub_snapshot(upload_dir, tmp_path / "hub", "org/trm-onnx", "f" * 40)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    code = _code_blocks(card)[0]
+    assert "ORTTRMForPuzzleSolving.from_pretrained(path)" in code and "snapshot_download('org/trm-onnx')" in code
+    scope = {}
+    exec(code, scope)
+    input_ids = torch.randint(1, 11, (2, 16), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(scope["model"](input_ids).logits, model(input_ids).logits, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_pull_text_families_from_hub_cache_in_a_clean_process(tmp_path):
+    """CRSM and meta-attention: the card's trust_remote_code line, run where hf_reason is not installed, against
+    the upload folder laid out as a Hub snapshot, gives the same logits and greedy generations."""
+    from hf_reason.data.text import build_tokenizer
+
+    tokenizer = build_tokenizer(vocab_size=300)
+    cache = tmp_path / "hub"
+    input_ids = torch.tensor([tokenizer("Q: 2 + 3 = ?\nA:")["input_ids"]])
+    expected, codes = {}, {}
+    for family, build in {"crsm": _tiny_crsm, "meta_attention": _tiny_meta_attention}.items():
+        model = build(tokenizer).eval()
+        model.save_pretrained(tmp_path / family)
+        tokenizer.save_pretrained(tmp_path / family)
+        repo_id = f"org/{family.replace('_', '-')}-tiny"
+        plan = prepare_upload_folder(tmp_path / family, repo_id, tmp_path / f"up-{family}")
+        assert "tokenizer.json" in plan.files and not any(f.endswith(".bin") for f in plan.files)
+        make_hub_snapshot(plan.folder, cache, repo_id, ("1" if family == "crsm" else "2") * 40)
+        code = _code_blocks(str(plan.card))[0]
+        assert f"AutoModelForCausalLM.from_pretrained({repo_id!r}, trust_remote_code=True)" in code
+        (tmp_path / f"{family}_code.py").write_text(code)
+        with torch.no_grad():
+            expected[family] = {"logits": model(input_ids).logits, "generated": model.generate(
+                input_ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)}
+    torch.save({"input_ids": input_ids}, tmp_path / "inputs.pt")
+    run_without_hf_reason(
+        """
+        import torch
+        input_ids = torch.load("inputs.pt")["input_ids"]
+        out = {}
+        for family in ("crsm", "meta_attention"):
+            scope = {}
+            exec(open(f"{family}_code.py").read(), scope)
+            model = scope["model"].eval()
+            assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+            with torch.no_grad():
+                out[family] = {"logits": model(input_ids).logits, "generated": model.generate(
+                    input_ids, max_new_tokens=6, do_sample=False, pad_token_id=model.config.pad_token_id)}
+        torch.save(out, "out.pt")
+        """,
+        cwd=tmp_path,
+        env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"},
+    )
+    remote = torch.load(tmp_path / "out.pt")
+    for family in expected:
+        torch.testing.assert_close(remote[family]["logits"], expected[family]["logits"], rtol=0, atol=0)
+        assert torch.equal(remote[family]["generated"], expected[family]["generated"]), family
