@@ -247,7 +247,9 @@ class LengthBalancedDPOTrainer(DPOTrainer):
     """`trl.DPOTrainer` with segment-wise length desensitisation and length-balanced batches.
 
     Takes exactly `DPOTrainer`'s arguments, with `args` a [`LengthBalancedDPOConfig`]; see the
-    module docstring for the objective.
+    module docstring for the objective. A bitsandbytes 4-bit (QLoRA) model stays trainable across
+    evaluations during training (`keep_4bit_weights_trainable`); one already repacked for CPU
+    inference is refused when training starts (`check_4bit_weights_trainable`).
     """
 
     _tag_names = ["trl", "dpo", "hf-reason"]

@@ -143,7 +143,8 @@ class ReasoningGRPOTrainer(GRPOTrainer):
     """`trl.GRPOTrainer` whose generation prefills each prompt once per group (see the module docstring).
 
     Takes exactly `GRPOTrainer`'s arguments; `args` may be a [`ReasoningGRPOConfig`] (a plain
-    `GRPOConfig` means `share_prompt_prefill=True`).
+    `GRPOConfig` means `share_prompt_prefill=True`). bitsandbytes 4-bit models are kept trainable
+    across evaluations as in `LengthBalancedDPOTrainer` (see `check_4bit_weights_trainable`).
     """
 
     _tag_names = ["trl", "grpo", "hf-reason"]
