@@ -16,13 +16,14 @@ from conftest import tiny_trm_config
 
 
 FP32_ATOL = 1e-4
-# Measured on the trained tiny TRM below (hidden 64, 32 puzzles x 3 steps, seeds 0-2), with every
-# reuse of a weight quantized: INT8 top-1 agreement 0.980-0.990 and halting decisions 0.99-1.0;
-# INT4 (block 32, accuracy_level 4) top-1 0.884-0.942 and halting 0.896-0.958. The recursion applies
-# each quantized weight 12 times per step, so errors compound more than in a feed-forward LM.
-# Thresholds sit a margin below the lowest measurement.
-MIN_TOP1 = {"int8": 0.97, "int4": 0.85}
-MIN_HALTING = {"int8": 0.97, "int4": 0.85}
+# Measured on the trained tiny TRM below (hidden 64, 32 puzzles x 3 steps, every reuse of a weight
+# quantized), seeds 0 / 1 / 2: INT8 top-1 agreement 0.993 / 0.975 / 0.983, halting decisions
+# 0.990 / 0.969 / 0.990; INT4 (block 32, accuracy_level 4) top-1 0.954 / 0.859 / 0.913, halting
+# 0.979 / 0.948 / 0.969. The recursion applies each quantized weight 12 times per step, so errors
+# compound more than in a feed-forward LM. The tests run seed 0; the thresholds sit below the
+# lowest seed (docs/onnx.md keeps the table for every family).
+MIN_TOP1 = {"int8": 0.96, "int4": 0.83}
+MIN_HALTING = {"int8": 0.95, "int4": 0.92}
 # INT4 / FP32 step-graph file size of that model at block 32, measured 0.62: at hidden 64 the
 # unrolled recursion's graph structure and the FP32 norms are a large share of the file, and the
 # block scales add 1 bit per weight. The reference Sudoku size is where the 1/5 goal applies

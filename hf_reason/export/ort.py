@@ -165,18 +165,18 @@ class ORTTRMForPuzzleSolving:
 
     def _step_feed(self, input_ids, puzzle_identifiers, carry: TRMCarry) -> dict:
         feed = {
-            "input_ids": _np(input_ids).astype(np.int64),
-            "carry_y": _np(carry.y).astype(np.float32),
-            "carry_z": _np(carry.z).astype(np.float32),
-            "carry_steps": _np(carry.steps).astype(np.int64),
-            "carry_halted": _np(carry.halted).astype(bool),
+            "input_ids": _np(input_ids).astype(np.int64, copy=False),
+            "carry_y": _np(carry.y).astype(np.float32, copy=False),
+            "carry_z": _np(carry.z).astype(np.float32, copy=False),
+            "carry_steps": _np(carry.steps).astype(np.int64, copy=False),
+            "carry_halted": _np(carry.halted).astype(bool, copy=False),
         }
         if self.config.puzzle_emb_ndim:
             if puzzle_identifiers is None:
                 puzzle_identifiers = np.zeros(feed["input_ids"].shape[0], dtype=np.int64)
-            feed["puzzle_identifiers"] = _np(puzzle_identifiers).astype(np.int64)
+            feed["puzzle_identifiers"] = _np(puzzle_identifiers).astype(np.int64, copy=False)
         if self.recurrent_q_head:
-            feed["carry_q_hidden"] = _np(carry.q_hidden).astype(np.float32)
+            feed["carry_q_hidden"] = _np(carry.q_hidden).astype(np.float32, copy=False)
         return feed
 
     def initial_carry(self, batch_size: int) -> TRMCarry:
@@ -246,13 +246,14 @@ class ORTTRMForPuzzleSolving:
             q_halt[active] = out.q_halt_logits
             step_predictions.append(predictions.clone())
             step_q_halt.append(q_halt)
-            keep = torch.ones_like(active, dtype=torch.bool)
+            carry = out.carry
             if use_halting:
                 keep = ~self.halt_decision(out.q_halt_logits, out.q_continue_logits)
-            if not keep.any():
-                break
-            active = active[keep]
-            carry = out.carry.select(keep)
+                if not keep.any():
+                    break
+                if not keep.all():  # copying the carry costs a step's worth of memory traffic
+                    active = active[keep]
+                    carry = carry.select(keep)
             carry.halted = torch.zeros_like(carry.halted)
         return TRMSolveOutput(predictions=predictions, step_predictions=torch.stack(step_predictions),
                               steps=steps_used, q_halt_logits=torch.stack(step_q_halt))
@@ -267,11 +268,11 @@ class ORTTRMForPuzzleSolving:
                 f"The one-graph solve was exported with max_steps={exported[0]}, use_halting={exported[1]}; got "
                 f"max_steps={max_steps}, use_halting={use_halting}. Use `graph='step'` for other settings."
             )
-        feed = {"input_ids": _np(input_ids).astype(np.int64)}
+        feed = {"input_ids": _np(input_ids).astype(np.int64, copy=False)}
         if self.config.puzzle_emb_ndim:
             if puzzle_identifiers is None:
                 puzzle_identifiers = np.zeros(feed["input_ids"].shape[0], dtype=np.int64)
-            feed["puzzle_identifiers"] = _np(puzzle_identifiers).astype(np.int64)
+            feed["puzzle_identifiers"] = _np(puzzle_identifiers).astype(np.int64, copy=False)
         predictions, steps, step_predictions, q_halt = self.solve_session.run(None, feed)
         # `solve` stops once every puzzle halted; the graph always runs its budget: trim to match.
         num_run = int(steps.max()) if steps.size else 0
@@ -330,12 +331,12 @@ class ORTMetaAttentionForCausalLM:
         """
         from ..models.meta_attention.modeling_meta_attention import MetaAttentionCausalLMOutput
 
-        ids = _np(input_ids).astype(np.int64)
+        ids = _np(input_ids).astype(np.int64, copy=False)
         batch_size = ids.shape[0]
         if past_key_values is None:
             past_key_values = self.empty_cache(batch_size)
         past_len = past_key_values[0][0].shape[2]
-        mask = np.ones((batch_size, past_len + ids.shape[1]), np.int64) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        mask = np.ones((batch_size, past_len + ids.shape[1]), np.int64) if attention_mask is None else _np(attention_mask).astype(np.int64, copy=False)
         if past_len + ids.shape[1] < self.min_keys:
             raise ValueError(
                 f"The meta-attention graph needs at least meta_top_k={self.min_keys} positions; left-pad the "
@@ -363,9 +364,9 @@ class ORTMetaAttentionForCausalLM:
                 (branching several continuations off one prefill; timing decode alone).
         """
         _check_generate_args(max_new_tokens, do_sample, temperature)
-        ids = _np(input_ids).astype(np.int64)
+        ids = _np(input_ids).astype(np.int64, copy=False)
         batch_size, prompt_len = ids.shape
-        mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64, copy=False)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = _pad_id(pad_token_id, self.config, eos)
         if prefilled is not None:
@@ -397,7 +398,7 @@ class ORTMetaAttentionForCausalLM:
                 break
             mask = np.concatenate([mask, np.ones((batch_size, 1), np.int64)], 1)
             out = self.forward(tokens[:, None], mask, out.past_key_values)
-        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64), np.stack(generated, 1)], 1))
+        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64, copy=False), np.stack(generated, 1)], 1))
 
 
 def _check_generate_args(max_new_tokens, do_sample: bool, temperature: float) -> None:
@@ -484,7 +485,7 @@ class ORTCRSMForCausalLM:
         """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)`, the new
         states, `state_summary` and `value`."""
         names = ("logits", "conv_states", "ssm_states", "state_summary", "value")
-        feed = {"input_ids": _np(input_ids).astype(np.int64).reshape(-1, 1), "conv_states": conv_states,
+        feed = {"input_ids": _np(input_ids).astype(np.int64, copy=False).reshape(-1, 1), "conv_states": conv_states,
                 "ssm_states": ssm_states}
         return dict(zip(names, self.step_session.run(None, feed)))
 
@@ -493,8 +494,8 @@ class ORTCRSMForCausalLM:
 
         `attention_mask` (1 = token) marks left padding within `input_ids`.
         """
-        ids = _np(input_ids).astype(np.int64)
-        mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64)
+        ids = _np(input_ids).astype(np.int64, copy=False)
+        mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64, copy=False)
         batch_size, length = ids.shape
         head, tail = min(length, self.prefill_length), max(0, length - self.prefill_length)
         if tail and not mask[:, self.prefill_length:].all():
@@ -565,7 +566,7 @@ class ORTCRSMForCausalLM:
                 break
             out = self.step(tokens, out["conv_states"], out["ssm_states"])
             out["logits"] = out["logits"][:, -1]
-        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64), np.stack(generated, 1)], 1))
+        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64, copy=False), np.stack(generated, 1)], 1))
 
 
 class _ORTCRSMSearchModel:

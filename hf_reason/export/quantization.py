@@ -57,7 +57,24 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
                   keep_fp32: tuple = ()) -> Path:
     """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
 
+    Why dynamic and not calibrated static INT8 (`quantize_static`, QDQ): measured once, same run,
+    2 shared CPU cores, static with per-channel INT8 weights, symmetric INT8 activations calibrated
+    on 32 real task inputs and the same weights-only set of matmuls:
+
+    | model (briefly trained)                        | dynamic (shipped)        | static MinMax           |
+    |------------------------------------------------|--------------------------|-------------------------|
+    | TRM, MLP mixer, hidden 128, 81 cells           | top-1 0.963, 92 ms/step  | 0.941, 519 ms/step      |
+    | meta-attention, hidden 256, 4 layers, KV cache | top-1 1.000, 1.25 ms/tok | 1.000, 2.35 ms/tok      |
+
+    (top-1: agreement with FP32 over 64 held-out puzzles x 3 steps / 512 decode positions; FP32
+    was 285 ms/step and 3.97 ms/token.) Percentile calibration was no better on TRM (0.958,
+    543 ms) and fails on the KV-cache decoder (onnxruntime's histogram collector cannot stack
+    activations whose cache length varies). Static was slower than dynamic on both and slower than
+    FP32 on TRM, with no agreement gain, so it is not offered.
+
     Args:
+        per_channel: one scale per output channel (else per tensor).
+        reduce_range: 7-bit weights (onnxruntime: may help accuracy on CPUs without VNNI).
         keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
