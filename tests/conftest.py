@@ -37,6 +37,17 @@ def tiny_trm_config(**overrides) -> TRMConfig:
     return TRMConfig(**kwargs)
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Undoes what a test leaves in os.environ. TrainingArguments with bf16 (TRL configs default to
+    it) sets ACCELERATE_MIXED_PRECISION=bf16 for the whole process, so every later Trainer in the same
+    pytest worker would autocast, whatever its own arguments say."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def tiny_config():
     return tiny_trm_config()
