@@ -136,6 +136,11 @@ def main() -> None:
     parser.add_argument("--hidden_size", type=int, default=None, help="default 128 (quick 32)")
     parser.add_argument("--num_layers", type=int, default=None, help="default 2 (quick 1)")
     parser.add_argument("--samples", type=int, default=None, help="sampled generations per held-out prompt (default 2)")
+    parser.add_argument("--max_ops", type=int, default=3,
+                        help="most operators per problem (1..3). The right and wrong completions differ only in the "
+                             "last step's result, so with 2-3 operators a small model stays near chance on preference "
+                             "accuracy; --max_ops 1 --max_value 9 (243 problems, recurring in held-out pairs) is learnable")
+    parser.add_argument("--max_value", type=int, default=20, help="largest operand")
     a = parser.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -150,9 +155,10 @@ def main() -> None:
     max_new = 48 if a.quick else 128
     started = time.perf_counter()
 
-    train = generate_length_biased_preferences(n_train, bias=0.8, seed=0)
-    heldout = generate_length_biased_preferences(n_heldout, bias=0.5, seed=1)
-    sft_data = generate_length_biased_preferences(n_train, bias=0.5, seed=2)
+    problems = dict(max_ops=a.max_ops, max_value=a.max_value)
+    train = generate_length_biased_preferences(n_train, bias=0.8, seed=0, **problems)
+    heldout = generate_length_biased_preferences(n_heldout, bias=0.5, seed=1, **problems)
+    sft_data = generate_length_biased_preferences(n_train, bias=0.5, seed=2, **problems)
     texts = [p + c for p, c in zip(sft_data["prompt"], sft_data["chosen"])] + list(train["rejected"])
     tokenizer = build_tokenizer(vocab_size=512, texts=texts, extra_special_tokens=("<think>", "</think>"))
 

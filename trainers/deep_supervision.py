@@ -22,6 +22,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from hf_reason.evaluation.puzzles import run_supervision_steps, summarize
 from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding
+from ._model_card import ModelCardMixin
 
 
 STATE_FILE = "deep_supervision_state_rank{rank}.safetensors"
@@ -163,7 +164,7 @@ class _AfterOptimizerStep(TrainerCallback):
         self.trainer._after_optimizer_step()
 
 
-class DeepSupervisionTrainer(Trainer):
+class DeepSupervisionTrainer(ModelCardMixin, Trainer):
     """
     Trainer for [`TRMForPuzzleSolving`] with deep supervision.
 
@@ -359,11 +360,6 @@ class DeepSupervisionTrainer(Trainer):
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
         write_trainer_model_card(self, output_dir)  # README.md: a Hub model card for the saved model
-
-    def create_model_card(self, *args, **kwargs):
-        """Writes hf-reason's card; `push_to_hub` calls this, and Trainer's generic card would replace ours."""
-        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
-            super().create_model_card(*args, **kwargs)
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

@@ -36,8 +36,8 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch.utils.data import Sampler
 from trl import DPOConfig, DPOTrainer
+from ._model_card import ModelCardMixin
 
-from hf_reason.hub import write_trainer_model_card
 
 
 __all__ = [
@@ -243,7 +243,7 @@ class LengthBalancedSampler(Sampler[int]):
             yield index
 
 
-class LengthBalancedDPOTrainer(DPOTrainer):
+class LengthBalancedDPOTrainer(ModelCardMixin, DPOTrainer):
     """`trl.DPOTrainer` with segment-wise length desensitisation and length-balanced batches.
 
     Takes exactly `DPOTrainer`'s arguments, with `args` a [`LengthBalancedDPOConfig`]; see the
@@ -362,15 +362,7 @@ class LengthBalancedDPOTrainer(DPOTrainer):
         diffs = [len(c) - len(r) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
         return LengthBalancedSampler(diffs, batch_size=self.args.per_device_train_batch_size, seed=self.args.seed)
 
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
-        if not _internal_call:
-            write_trainer_model_card(self, output_dir)  # README.md: hf-reason's card for our model families
 
-    def create_model_card(self, *args, **kwargs):
-        """hf-reason's card for our model families (TRL's would replace it at checkpoint and push time); TRL's otherwise."""
-        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
-            super().create_model_card(*args, **kwargs)
 
 
 def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:

@@ -45,8 +45,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
-from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import IGNORE_INDEX
+from ._model_card import ModelCardMixin
 
 
 logger = logging.get_logger(__name__)
@@ -483,7 +483,7 @@ class _AfterOptimizerStep(TrainerCallback):
         soft_update(self.trainer.target_q_head, self.trainer.q_head, self.trainer.args.tau)
 
 
-class DQNHaltingTrainer(Trainer):
+class DQNHaltingTrainer(ModelCardMixin, Trainer):
     """
     Trains the halting Q-head of a [`TRMForPuzzleSolving`] with DQN (see the module docstring).
 
@@ -849,15 +849,6 @@ class DQNHaltingTrainer(Trainer):
         return metrics
 
     # ----------------------------------------------------------------- checkpoints
-    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
-        if not _internal_call:
-            write_trainer_model_card(self, output_dir)  # README.md: a Hub model card for the saved model
-
-    def create_model_card(self, *args, **kwargs):
-        """Writes hf-reason's card; `push_to_hub` calls this, and Trainer's generic card would replace ours."""
-        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
-            super().create_model_card(*args, **kwargs)
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

@@ -29,9 +29,9 @@ from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
-from hf_reason.hub import write_trainer_model_card
 
 from .dpo import check_4bit_weights_trainable, keep_4bit_weights_trainable
+from ._model_card import ModelCardMixin
 
 
 __all__ = ["ReasoningGRPOConfig", "ReasoningGRPOTrainer", "shared_prefill_generate"]
@@ -139,7 +139,7 @@ def shared_prefill_generate(model, input_ids, attention_mask, generation_config,
     )
 
 
-class ReasoningGRPOTrainer(GRPOTrainer):
+class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
     """`trl.GRPOTrainer` whose generation prefills each prompt once per group (see the module docstring).
 
     Takes exactly `GRPOTrainer`'s arguments; `args` may be a [`ReasoningGRPOConfig`] (a plain
@@ -227,12 +227,4 @@ class ReasoningGRPOTrainer(GRPOTrainer):
         self._metrics[mode]["generation/prefill_rows_saved"].append(float(len(prompt_ids) - unique))
         return completion_ids, None
 
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        super().save_model(output_dir, _internal_call)
-        if not _internal_call:
-            write_trainer_model_card(self, output_dir)  # README.md: hf-reason's card for our model families
 
-    def create_model_card(self, *args, **kwargs):
-        """hf-reason's card for our model families (TRL's would replace it at checkpoint and push time); TRL's otherwise."""
-        if write_trainer_model_card(self, self.args.output_dir, **kwargs) is None:
-            super().create_model_card(*args, **kwargs)
