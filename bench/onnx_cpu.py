@@ -136,9 +136,10 @@ def export_all(model, root: Path, block_size: int, **kwargs) -> dict:
     return reports
 
 
-def size_lines(family: str, root: Path, reports: dict, torch_mib: float, names=None) -> None:
+def size_lines(family: str, root: Path, reports: dict, torch_mib: float) -> None:
     for precision in PRECISIONS:
-        mib = dir_mib(root / precision, names or reports[precision]["files"])
+        # The report lists every file once (graphs and the weights file they share).
+        mib = dir_mib(root / precision, reports[precision]["files"])
         line(f"{family} size on disk ORT {precision} vs PyTorch safetensors (MiB, lower is better)", mib, torch_mib,
              "MiB", higher_is_better=False)
         RESULTS.setdefault(family, {})[f"{precision}_size"] = mib / torch_mib
@@ -223,8 +224,9 @@ def bench_trm(args, root: Path) -> None:
     # costs without a 16-step solve of every timed repeat at the reference size.
     config.halt_max_steps = steps = args.trm_solve_steps
     reports = export_all(model, root / "trm", args.block_size, trm_solve_graph=True)
-    # The step graph only: the optional fused solve graph holds a second copy of the weights.
-    size_lines("trm", root / "trm", reports, torch_mib(model, root / "trm"), names=["model.onnx"])
+    # Every file of the export, each once: the fused solve graph reads the step graph's weights
+    # from the shared weights file, so it adds only its graph structure.
+    size_lines("trm", root / "trm", reports, torch_mib(model, root / "trm"))
     results = RESULTS["trm"]
     pids = np.zeros(args.trm_batch, np.int64) if config.puzzle_emb_ndim else None
     ids = torch.randint(1, config.vocab_size, (args.trm_batch, config.seq_len), generator=torch.Generator().manual_seed(1))

@@ -6,14 +6,18 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from hf_reason import TRMForPuzzleSolving
 from hf_reason.cli import build_parser
 from hf_reason.cli import main as cli_main
-from hf_reason.export import OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, export_pretrained, onnx_config
+from hf_reason.export import (OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, create_session, export_pretrained,
+                              onnx_config, save_graphs)
 
 from conftest import tiny_trm_config
 
@@ -151,3 +155,42 @@ def test_cli_export_prints_errors_without_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no-such-model" in err and "Traceback" not in err
     assert not out.exists(), "a refused export must not write anything"
+
+
+def _linear_graph(weight_name: str, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    nodes = [helper.make_node("MatMul", ["x", weight_name], ["h"]), helper.make_node("Add", ["h", "bias"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", weight.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", weight.shape[1]])],
+        [numpy_helper.from_array(weight, weight_name), numpy_helper.from_array(bias, "bias")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_save_graphs_stores_each_distinct_weight_once_and_ort_reads_it(tmp_path):
+    rng = np.random.default_rng(0)
+    shared, other = rng.normal(size=(2, 64, 32)).astype(np.float32)
+    bias = rng.normal(size=32).astype(np.float32)  # 128 bytes: stays inside each graph
+    x = rng.normal(size=(3, 64)).astype(np.float32)
+    # The same weight under two names (as the tracer names one parameter in two graphs), and a third.
+    models = {"a.onnx": _linear_graph("w_a", shared, bias), "b.onnx": _linear_graph("w_b", shared, bias),
+              "c.onnx": _linear_graph("w_c", other, bias)}
+    sizes = save_graphs(models, tmp_path)
+    assert set(sizes) == {"a.onnx", "b.onnx", "c.onnx", "model.onnx_data"}
+    assert sizes["model.onnx_data"] == (tmp_path / "model.onnx_data").stat().st_size
+    assert 2 * shared.nbytes <= sizes["model.onnx_data"] < 2 * shared.nbytes + 4096  # two tensors, not three
+    for name, weight in (("a.onnx", shared), ("b.onnx", shared), ("c.onnx", other)):
+        session = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ weight + bias, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(numpy_helper.to_array(onnx.load(str(tmp_path / name)).graph.initializer[0]),
+                                      weight)
+    # One graph: one self-contained file, nothing to share.
+    (tmp_path / "single").mkdir()
+    single = save_graphs({"model.onnx": _linear_graph("w", other, bias)}, tmp_path / "single")
+    assert set(single) == {"model.onnx"} and not (tmp_path / "single" / "model.onnx_data").exists()
+    # A damaged weights file is a clear load error, not a crash.
+    data = (tmp_path / "model.onnx_data").read_bytes()
+    (tmp_path / "model.onnx_data").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError, match="b.onnx is not a loadable ONNX model"):
+        create_session(tmp_path / "b.onnx")
+    with pytest.raises(ValueError, match="`data_name` must end in '.onnx_data'"):
+        save_graphs(models, tmp_path, data_name="weights.bin")

@@ -116,10 +116,18 @@ def trained_export(tmp_path_factory):
     return model, out
 
 
-# INT4 / FP32 file size of the step and prefill graphs of this tiny model at block 16, measured
-# 0.55 and 0.67: FP32 block scales add 2 bits per weight, and at hidden 32 the FP32 leftovers (norms,
-# conv kernels, A / D, the prefill graph's unrolled scan constants) are a large share.
-MAX_INT4_SIZE_RATIO = {"model.onnx": 0.62, "prefill.onnx": 0.75}
+# Quantized / FP32 size of the shared weights file of this tiny model (INT4 at block 16), measured
+# INT8 0.315 and INT4 0.170: the FP32 leftovers (norms, conv kernels, A, the INT8 export's embedding
+# table, the value head) are a large share at hidden 32, and block scales add 2 bits per weight.
+MAX_WEIGHTS_RATIO = {"int8": 0.36, "int4": 0.21}
+QUANTIZED_OPS = {"int8": "MatMulInteger", "int4": "MatMulNBits"}
+
+
+def external_refs(path) -> dict:
+    """Initializer name -> (file, offset, length) of a graph's external-data tensors."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {t.name: tuple(entry.value for entry in t.external_data) for t in graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL}
 
 
 @pytest.mark.slow
@@ -129,21 +137,51 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
     report = export_pretrained(model, tmp_path, precision=precision, block_size=16, crsm_prefill_length=PREFILL,
                                parity_samples=8, progress=False, fp32_dir=fp32_dir)
     assert report["parity"]["top1_agreement"] >= MIN_TOP1[precision], report["parity"]
-    for name in ("model.onnx", "prefill.onnx"):
+    for name in ("model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx", "state_delta.onnx"):
         graph = onnx.load(str(tmp_path / name)).graph
         ops = {node.op_type for node in graph.node}
-        assert ("MatMulNBits" if precision == "int4" else "MatMulInteger") in ops, ops
-        # Every 2-D weight is quantized; the documented exception is a matmul with a vector weight
-        # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats).
+        if name != "value.onnx":
+            assert QUANTIZED_OPS[precision] in ops, (name, ops)
+        # Every 2-D weight is quantized; the documented exceptions are a matmul with a vector weight
+        # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats) and the
+        # value head (kept FP32 by design, in every graph).
         weights = {init.name: tuple(init.dims) for init in graph.initializer}
         left = [(n.name, weights[n.input[1]]) for n in graph.node
                 if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights]
-        assert all(len(dims) == 1 for _, dims in left), left
+        assert all(len(dims) == 1 or "value_head" in node for node, dims in left), (name, left)
         if precision == "int4":
             attributes = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                           for n in graph.node if n.op_type == "MatMulNBits"]
             assert all(a["block_size"] == 16 and a["accuracy_level"] == 4 for a in attributes), attributes
-            assert report["files"][name] <= MAX_INT4_SIZE_RATIO[name] * report["fp32_mib"][name], report
+    # The latent dynamics' token embedding (a vocabulary-sized table) is quantized at both precisions.
+    dynamics = onnx.load(str(tmp_path / "dynamics.onnx")).graph
+    tables = [n for n in dynamics.node if n.op_type in ("Gather", "GatherBlockQuantized") and "token_embedding" in n.input[0]]
+    assert tables and all(n.op_type == "GatherBlockQuantized" or n.input[0].endswith("_quantized") for n in tables)
+    ratio = (tmp_path / "model.onnx_data").stat().st_size / (fp32_dir / "model.onnx_data").stat().st_size
+    assert ratio <= MAX_WEIGHTS_RATIO[precision], ratio
+    assert report["total_mib"] == pytest.approx(sum(report["files"].values()), abs=1e-3)
+
+
+def test_graphs_share_one_copy_of_the_weights(exported):
+    """The step and prefill graphs (and the summarize / value heads, which the step graph also
+    computes) read the same bytes of one weights file: the export is about one model's size."""
+    model, out, report = exported
+    assert set(report["files"]) == {"model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx",
+                                    "state_delta.onnx", "model.onnx_data"}
+    refs = {name: set(external_refs(out / name).values()) for name in report["files"] if name.endswith(".onnx")}
+    assert refs["model.onnx"] and refs["model.onnx"] == refs["prefill.onnx"]
+    assert refs["summarize.onnx"] <= refs["model.onnx"] and refs["value.onnx"] <= refs["model.onnx"]
+    assert {location for graph in refs.values() for location, _, _ in graph} == {"model.onnx_data"}
+    # Each tensor once: the file holds the distinct ranges (plus alignment), far less than their
+    # sum over graphs; and no more than the PyTorch weights plus the transposed copy of the tied
+    # embedding that the traced LM head reads.
+    distinct = {ref for graph in refs.values() for ref in graph}
+    data = (out / "model.onnx_data").stat().st_size
+    assert sum(int(length) for _, _, length in distinct) <= data < 1.1 * sum(int(length) for _, _, length in distinct)
+    parameter_bytes = sum(p.numel() * 4 for p in model.parameters())  # tied weights counted once
+    assert data <= parameter_bytes + model.config.vocab_size * model.config.hidden_size * 4
+    separate = sum(int(length) for graph in refs.values() for _, _, length in graph)  # one file per graph
+    assert data < 0.55 * separate, (data, separate)
 
 
 @pytest.mark.slow
@@ -152,7 +190,8 @@ def test_cli_export_end_to_end(tmp_path, capsys):
     out = tmp_path / "onnx"
     assert cli_main(["export", str(tmp_path / "crsm"), str(out), "--crsm-prefill-length", "8"]) == 0
     assert set(json.loads(capsys.readouterr().out)["files"]) == {
-        "model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx", "state_delta.onnx"
+        "model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx", "state_delta.onnx",
+        "model.onnx_data",
     }
     report = json.loads((out / "export_report.json").read_text())
     assert report["family"] == "crsm" and report["prefill_length"] == 8

@@ -241,9 +241,14 @@ def test_cli_export_end_to_end(tmp_path, capsys):
     out = tmp_path / "onnx-int8"
     assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int8", "--trm-solve-graph"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert set(printed["files"]) == {"model.onnx", "solve.onnx"}
+    assert set(printed["files"]) == {"model.onnx", "solve.onnx", "model.onnx_data"}
     files = {p.name for p in out.iterdir()}
-    assert {"model.onnx", "solve.onnx", "config.json", "export_report.json"} <= files
+    assert {"model.onnx", "solve.onnx", "model.onnx_data", "config.json", "export_report.json"} <= files
+    # The fused solve repeats the step graph's weights: both read the same ranges of one file.
+    refs = {name: {tuple(e.value for e in t.external_data) for t in onnx.load(str(out / name), load_external_data=False)
+                   .graph.initializer if t.data_location == TensorProto.EXTERNAL} for name in ("model.onnx", "solve.onnx")}
+    assert refs["model.onnx"] and refs["solve.onnx"] == refs["model.onnx"]
+    assert (out / "model.onnx_data").stat().st_size < 1.1 * sum(int(length) for _, _, length in refs["model.onnx"])
     assert not any(name.startswith(".") or name.endswith(".tmp") for name in files), files  # staging removed
     report = json.loads((out / "export_report.json").read_text())
     assert report["precision"] == "int8" and report["family"] == "trm"

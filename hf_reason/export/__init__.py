@@ -8,6 +8,7 @@ works after `import hf_reason.export` alone.
 from . import configs  # noqa: F401  (registers the ONNX configs with Optimum's TasksManager)
 from .configs import onnx_config
 from .exporter import EXPORTERS, TASKS, export_pretrained
+from .external_data import save_graphs
 from .ort import (
     OPTIMIZATION_LEVELS,
     ORTCRSMForCausalLM,
@@ -34,4 +35,5 @@ __all__ = [
     "quantize_int8",
     "read_export_report",
     "rewrite_for_weight_only",
+    "save_graphs",
 ]

@@ -96,14 +96,11 @@ class CRSMHeadsForExport(nn.Module):
         return self.model.state_delta(inputs[0])
 
 
-def export_crsm_heads(model: CRSMForCausalLM, out_dir, opset: int) -> list:
-    """Writes `summarize.onnx`, `value.onnx`, `dynamics.onnx`, `state_delta.onnx` (FP32: together
-    they are a fraction of a percent of the model). Plain `torch.onnx.export`: each is a small
-    tensor function of a submodule, with nothing for Optimum's model patching to do."""
-    from pathlib import Path
-
+def export_crsm_head(model: CRSMForCausalLM, part: str, path, opset: int) -> None:
+    """Writes the FP32 graph of one head (`CRSMHeadsForExport.PARTS`) to `path`. Plain
+    `torch.onnx.export`: each is a small tensor function of a submodule, with nothing for Optimum's
+    model patching to do."""
     config = model.config
-    batch = {0: "batch_size"}
     ssm = torch.zeros(2, config.num_hidden_layers, config.intermediate_size, config.state_size)
     summary = torch.zeros(2, config.summary_size)
     specs = {
@@ -112,15 +109,26 @@ def export_crsm_heads(model: CRSMForCausalLM, out_dir, opset: int) -> list:
         "dynamics": ((summary, torch.zeros(2, dtype=torch.long)), ["state_summary", "tokens"], ["next_summary"]),
         "state_delta": ((summary,), ["state_summary"], ["correction"]),
     }
+    if part not in specs:
+        raise ValueError(f"`part` must be one of {tuple(specs)}; got {part!r}.")
+    args, inputs, outputs = specs[part]
+    batch = {0: "batch_size"}
+    with torch.no_grad():
+        torch.onnx.export(CRSMHeadsForExport(model, part).eval(), args, str(path), input_names=inputs,
+                          output_names=outputs, dynamic_axes={name: batch for name in inputs + outputs},
+                          opset_version=opset, dynamo=False)
+
+
+def export_crsm_heads(model: CRSMForCausalLM, out_dir, opset: int) -> list:
+    """Writes `summarize.onnx`, `value.onnx`, `dynamics.onnx`, `state_delta.onnx` (FP32) into
+    `out_dir`; returns their names. (`export_pretrained` writes them at the export's precision.)"""
+    from pathlib import Path
+
     written = []
-    for part, (args, inputs, outputs) in specs.items():
-        path = Path(out_dir) / f"{part}.onnx"
-        with torch.no_grad():
-            torch.onnx.export(CRSMHeadsForExport(model, part).eval(), args, str(path), input_names=inputs,
-                              output_names=outputs, dynamic_axes={name: batch for name in inputs + outputs},
-                              opset_version=opset, dynamo=False)
-        written.append(path.name)
+    for part in CRSMHeadsForExport.PARTS:
+        export_crsm_head(model, part, Path(out_dir) / f"{part}.onnx", opset)
+        written.append(f"{part}.onnx")
     return written
 
 
-__all__ = ["CRSMHeadsForExport", "CRSMPrefillForExport", "CRSMStepForExport", "export_crsm_heads"]
+__all__ = ["CRSMHeadsForExport", "CRSMPrefillForExport", "CRSMStepForExport", "export_crsm_head", "export_crsm_heads"]

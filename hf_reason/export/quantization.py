@@ -54,7 +54,7 @@ def save_onnx_atomic(model: onnx.ModelProto, path: PathLike) -> None:
 
 
 def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, reduce_range: bool = False,
-                  keep_fp32: tuple = ()) -> Path:
+                  keep_fp32: tuple = (), quantize_gather: bool = False) -> Path:
     """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
 
     Why dynamic and not calibrated static INT8 (`quantize_static`, QDQ): measured once, same run,
@@ -76,6 +76,8 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
         per_channel: one scale per output channel (else per tensor).
         reduce_range: 7-bit weights (onnxruntime: may help accuracy on CPUs without VNNI).
         keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
+        quantize_gather: also store embedding tables (`Gather` of a constant) as UINT8, one scale per
+            table (onnxruntime's dynamic `Gather` quantization has no per-channel mode).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -95,7 +97,7 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
         quantize_dynamic(
             model,
             tmp,
-            op_types_to_quantize=["MatMul", "Gemm"],
+            op_types_to_quantize=["MatMul", "Gemm"] + (["Gather"] if quantize_gather else []),
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
