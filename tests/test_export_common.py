@@ -194,3 +194,48 @@ def test_save_graphs_stores_each_distinct_weight_once_and_ort_reads_it(tmp_path)
         create_session(tmp_path / "b.onnx")
     with pytest.raises(ValueError, match="`data_name` must end in '.onnx_data'"):
         save_graphs(models, tmp_path, data_name="weights.bin")
+
+
+def _tied_head_graph(embedding: np.ndarray) -> onnx.ModelProto:
+    """Gather(E) for the input and MatMul(h, Transpose(E)) for the LM head: one tied embedding."""
+    vocab, hidden = embedding.shape
+    nodes = [helper.make_node("Gather", ["embedding", "ids"], ["embedded"], name="embed"),
+             helper.make_node("Transpose", ["embedding"], ["embedding_t"], perm=[1, 0], name="transpose"),
+             helper.make_node("MatMul", ["h", "embedding_t"], ["logits"], name="lm_head")]
+    graph = helper.make_graph(
+        nodes, "tied", [helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+                        helper.make_tensor_value_info("h", TensorProto.FLOAT, [None, hidden])],
+        [helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [None, hidden]),
+         helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, vocab])],
+        [numpy_helper.from_array(embedding, "embedding")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("hidden", [64, 48])
+def test_int4_tied_embedding_is_stored_once_and_reads_the_heads_weights(hidden, tmp_path):
+    from hf_reason.export import quantize_int4
+
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(40, hidden)).astype(np.float32)
+    onnx.save(_tied_head_graph(embedding), str(tmp_path / "fp32.onnx"))
+    # accuracy_level 0: FP32 activations, so the head's logits are exactly h @ dequantized(W)^T.
+    _, counts = quantize_int4(tmp_path / "fp32.onnx", tmp_path / "int4.onnx", block_size=32, accuracy_level=0)
+    model = onnx.load(str(tmp_path / "int4.onnx"))
+    inits = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    head = next(n for n in model.graph.node if n.op_type == "MatMulNBits")
+    packed, scales = inits[head.input[1]], inits[head.input[2]].reshape(40, -1)
+    nibbles = np.stack([packed & 0xF, packed >> 4], -1).reshape(40, -1)[:, :hidden].astype(np.float32)
+    dequantized = (nibbles - 8) * np.repeat(scales, 32, axis=1)[:, :hidden]
+    ids, h = np.array([0, 7, 39]), rng.normal(size=(2, hidden)).astype(np.float32)
+    embedded, logits = ort.InferenceSession(str(tmp_path / "int4.onnx")).run(None, {"ids": ids, "h": h})
+    np.testing.assert_allclose(logits, h @ dequantized.T, rtol=1e-4, atol=1e-4)
+    assert np.abs(dequantized - embedding).mean() < 0.15 * np.abs(embedding).mean()
+    four_bit = [name for name, array in inits.items() if array.size >= 40 * hidden // 2 and name != head.input[1]]
+    if hidden % 32 == 0:
+        # One 4-bit copy: the Gather reads the head's packed weights (reshaped), dequantized alike.
+        assert counts["tied_embedding_shared"] == 1 and not four_bit, four_bit
+        np.testing.assert_array_equal(embedded, dequantized[ids])
+    else:
+        # The head's blocks are padded past the hidden size: the layouts differ, both are kept.
+        assert counts["tied_embedding_shared"] == 0 and len(four_bit) == 1
+        assert np.abs(embedded - embedding[ids]).mean() < 0.15 * np.abs(embedding).mean()

@@ -103,7 +103,7 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
             # Weights only: attention's activation x activation matmuls stay FP32 (better agreement).
-            extra_options={"MatMulConstBOnly": True},
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         os.replace(tmp, target)
     finally:
@@ -210,6 +210,87 @@ def rewrite_for_weight_only(model: onnx.ModelProto) -> tuple[onnx.ModelProto, di
     return model, counts
 
 
+def _tied_embedding_pairs(model: onnx.ModelProto) -> list:
+    """(Gather node, MatMul node) names whose weights are one tied embedding: the MatMul weight is the
+    Gather table transposed (the tracer stores the LM head of a tied model as its own transposed
+    copy, or `rewrite_for_weight_only` made it one)."""
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    tables = {}
+    for node in graph.node:
+        axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
+        if (node.op_type == "Gather" and node.name and axis == 0 and node.input[0] in initializers
+                and len(initializers[node.input[0]].dims) == 2):
+            tables.setdefault(tuple(initializers[node.input[0]].dims), []).append(node)
+    pairs, arrays = [], {}
+
+    def array(name: str) -> np.ndarray:
+        if name not in arrays:
+            arrays[name] = numpy_helper.to_array(initializers[name])
+        return arrays[name]
+
+    for node in graph.node:
+        if node.op_type != "MatMul" or not node.name or node.input[1] not in initializers:
+            continue
+        dims = tuple(initializers[node.input[1]].dims)
+        if len(dims) != 2:
+            continue
+        for gather in tables.get((dims[1], dims[0]), []):
+            if np.array_equal(array(node.input[1]), array(gather.input[0]).T):
+                pairs.append((gather.name, node.name))
+                break
+    return pairs
+
+
+def _share_tied_embeddings(model: onnx.ModelProto, pairs: list) -> int:
+    """Points each tied embedding's `GatherBlockQuantized` at its LM head's `MatMulNBits` weights.
+
+    `MatMulNBits` stores `W^T` as `W`'s rows in blocks along the hidden size, 4-bit values packed two
+    per byte with the implicit symmetric zero point 8: exactly what `GatherBlockQuantized` reads as
+    packed UINT8 data with `bits=4` (default zero point 8) once reshaped to `(vocab, hidden / 2)`.
+    So the table is stored once instead of twice (the Gather's own INT4 copy is dropped); the
+    dequantized values of the two are identical. Needs the hidden size to be a multiple of the
+    block size (else the head's blocks are padded); returns the number of tables shared.
+    """
+    graph = model.graph
+    nodes = {node.name: node for node in graph.node}
+    initializers = {init.name: init for init in graph.initializer}
+    shared, dropped = 0, set()
+    for gather_name, matmul_name in pairs:
+        gather, matmul = nodes.get(f"{gather_name}_Q4"), nodes.get(f"{matmul_name}_Q4")
+        if gather is None or matmul is None or gather.op_type != "GatherBlockQuantized" or matmul.op_type != "MatMulNBits":
+            continue
+        g_attrs = {a.name: helper.get_attribute_value(a) for a in gather.attribute}
+        m_attrs = {a.name: helper.get_attribute_value(a) for a in matmul.attribute}
+        hidden, vocab, block = m_attrs["K"], m_attrs["N"], m_attrs["block_size"]
+        if (len(matmul.input) > 3 or len(gather.input) > 3 or m_attrs.get("bits", 4) != 4 or hidden % block
+                or g_attrs.get("block_size") != block or g_attrs.get("quantize_axis") != 1
+                or g_attrs.get("gather_axis", 0) != 0):
+            continue
+        data_shape, scales_shape = f"{gather.name}_packed_shape", f"{gather.name}_scales_shape"
+        graph.initializer.extend([numpy_helper.from_array(np.array([vocab, hidden // 2], np.int64), data_shape),
+                                  numpy_helper.from_array(np.array([vocab, hidden // block], np.int64), scales_shape)])
+        data, scales = f"{gather.name}_packed", f"{gather.name}_scales"
+        reshapes = [helper.make_node("Reshape", [matmul.input[1], data_shape], [data], name=f"{gather.name}_Reshape"),
+                    helper.make_node("Reshape", [matmul.input[2], scales_shape], [scales],
+                                     name=f"{gather.name}_Reshape_scales")]
+        dropped.update(name for name in (gather.input[0], gather.input[2]) if name in initializers)
+        position = list(graph.node).index(gather)
+        replacement = helper.make_node("GatherBlockQuantized", [data, gather.input[1], scales], list(gather.output),
+                                       name=gather.name, domain="com.microsoft", bits=4, block_size=block,
+                                       gather_axis=0, quantize_axis=1)
+        graph.node.remove(gather)
+        for offset, node in enumerate(reshapes + [replacement]):
+            graph.node.insert(position + offset, node)
+        shared += 1
+    if dropped:
+        used = {name for node in graph.node for name in node.input}
+        kept = [init for init in graph.initializer if init.name not in dropped or init.name in used]
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+    return shared
+
+
 def quantize_int4(
     source: PathLike,
     target: PathLike,
@@ -227,7 +308,8 @@ def quantize_int4(
             was faster than INT8 on CPU here, 0 / 1 keep FP32 activations (more accurate).
         is_symmetric: symmetric blocks (no zero point).
         quantize_gather: also store embedding tables (`Gather`) in 4 bits; otherwise a large
-            vocabulary keeps the file far above 1/5 of FP32.
+            vocabulary keeps the file far above 1/5 of FP32. A table tied to a quantized LM head (its
+            weight is the table transposed) is then read from the head's 4-bit weights, stored once.
         keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
 
     Returns the target path and the rewrite counts.
@@ -239,6 +321,7 @@ def quantize_int4(
     op_types = ("MatMul", "Gather") if quantize_gather else ("MatMul",)
     exclude = [node.name for node in model.graph.node
                if node.op_type == "MatMul" and any(key in node.name for key in keep_fp32)]
+    tied = [pair for pair in _tied_embedding_pairs(model) if pair[1] not in exclude] if quantize_gather else []
     algo_config = DefaultWeightOnlyQuantConfig(
         block_size=block_size,
         is_symmetric=is_symmetric,
@@ -257,6 +340,7 @@ def quantize_int4(
         nodes_to_exclude=exclude,
     )
     quantizer.process()
+    counts["tied_embedding_shared"] = _share_tied_embeddings(quantizer.model.model, tied)
     save_onnx_atomic(quantizer.model.model, target)
     return Path(target), counts
 
