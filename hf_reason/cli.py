@@ -46,6 +46,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             quantize_gather=not args.no_quantize_gather, optimization_level=args.optimization_level,
             trm_solve_graph=args.trm_solve_graph, crsm_prefill_length=args.crsm_prefill_length,
             parity_samples=args.parity_samples, trm_int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
+            meta_attention_fusions=not args.no_meta_attention_fusions,
         )
     except (ValueError, OSError) as error:
         # A bad option value or an unreadable model folder is the user's to fix: the message, not a
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "as solve.onnx.")
     export.add_argument("--trm-int8-quantize-token-mixer", action="store_true", help="TRM with the MLP mixer, INT8: "
                         "quantize the token-mixing matmuls too (faster, lower agreement; default keeps them FP32).")
+    export.add_argument("--no-meta-attention-fusions", action="store_true", help="Meta-attention: skip "
+                        "onnxruntime.transformers' GPT-2 fusions (SkipLayerNorm, FastGelu, shape subgraphs) of the graph.")
     export.add_argument("--crsm-prefill-length", type=int, default=128, help="CRSM: prompt length of prefill.onnx "
                         "(shorter prompts are left-padded, longer ones continue token by token).")
     export.add_argument("--parity-samples", type=int, default=8, help="Examples in the PyTorch-vs-ORT parity check.")

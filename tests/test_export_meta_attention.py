@@ -36,6 +36,10 @@ def test_fp32_prefill_and_cached_decode_match_pytorch(tmp_path):
     assert report["parity"]["max_abs_diff_logits"] < FP32_ATOL
     assert report["parity"]["decode_steps"] >= 4
     graph = onnx.load(str(tmp_path / "model.onnx"))
+    # The graph checked here is the fused one (onnxruntime.transformers' GPT-2 fusions, the default).
+    assert report["fusions"] is True and report["fused_ops"].get("SkipLayerNormalization", 0) >= 2, report
+    ops = {node.op_type for node in graph.graph.node}
+    assert {"SkipLayerNormalization", "FastGelu"} <= ops, ops
     inputs = {i.name for i in graph.graph.input}
     assert {"input_ids", "attention_mask", "past_key_values.0.key", "past_key_values.1.value"} <= inputs
     assert "present.1.value" in {o.name for o in graph.graph.output}
@@ -211,3 +215,14 @@ def test_cli_export_int4_with_tokenizer(tmp_path, capsys):
     ort_model = ORTMetaAttentionForCausalLM.from_pretrained(out)
     ids = tokenizer("w1 w2 w3 w4", return_tensors="pt").input_ids
     assert ort_model.generate(ids, max_new_tokens=3).shape[1] <= ids.shape[1] + 3
+
+
+def test_fusions_can_be_turned_off_and_an_fp32_dir_must_match(tmp_path):
+    model = tiny_model()
+    report = export_pretrained(model, tmp_path / "plain", precision="fp32", meta_attention_fusions=False,
+                               parity_samples=2, progress=False)
+    assert report["fusions"] is False and "fused_ops" not in report
+    assert report["parity"]["max_abs_diff_logits"] < FP32_ATOL
+    assert "SkipLayerNormalization" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node}
+    with pytest.raises(ValueError, match="`fp32_dir` .* holds a different export .*fusions"):
+        export_pretrained(model, tmp_path / "int8", precision="int8", fp32_dir=tmp_path / "plain", progress=False)

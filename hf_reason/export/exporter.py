@@ -76,6 +76,42 @@ def _optimum_trace(module: torch.nn.Module, onnx_config, opset: int, input_shape
     return trace
 
 
+def _gpt2_fusions(trace: Callable, config, fused: dict) -> Callable:
+    """`trace`, then onnxruntime.transformers' GPT-2 fusions on the FP32 graph (before quantizing).
+
+    What it fuses here: LayerNormalization + residual Add (+ bias) into `SkipLayerNormalization`,
+    GPT-2's tanh GELU into `FastGelu`, and shape-computation subgraphs (`Reshape` / `Shape`), which
+    ONNX Runtime's own session-level fusions leave alone: 1266 instead of 1744 nodes per decode step
+    at GPT-2-small shape. Its attention fusion never matches meta-attention's attention (summaries of
+    the attention rows are read out) and is off. `opt_level=0`: only these graph rewrites, nothing
+    specific to this machine's CPU, so the file stays portable. The counts go into `fused`.
+    """
+
+    def fused_trace(path: Path) -> None:
+        import logging
+
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        trace(path)
+        options = FusionOptions("gpt2")
+        options.enable_attention = False
+        # Symbolic shape inference warns about every dynamic index it cannot bound (harmless here).
+        shape_logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+        level = shape_logger.level
+        shape_logger.setLevel(logging.ERROR)
+        try:
+            optimized = optimize_model(str(path), model_type="gpt2", num_heads=config.n_head,
+                                       hidden_size=config.n_embd, optimization_options=options, opt_level=0,
+                                       use_gpu=False)
+        finally:
+            shape_logger.setLevel(level)
+        fused.update({op: count for op, count in optimized.get_fused_operator_statistics().items() if count})
+        optimized.save_model_to_file(str(path))
+
+    return fused_trace
+
+
 def _build_graphs(out_dir: Path, graphs: dict, precision: str, quantization: dict, fp32_dir: Optional[Path],
                   bar, per_graph: Optional[dict] = None) -> dict:
     """Writes the export's graphs into `out_dir`; returns the report's `files`, `fp32_mib` and `quantization`.
@@ -345,8 +381,10 @@ def export_meta_attention(
     optimization_level: str = "all",
     progress: bool = True,
     fp32_dir: Optional[Path] = None,
+    fusions: bool = True,
 ) -> dict:
-    """Exports a `MetaAttentionForCausalLM` (decoder with KV cache, meta-attention inside) to `out_dir`."""
+    """Exports a `MetaAttentionForCausalLM` (decoder with KV cache, meta-attention inside) to `out_dir`;
+    `fusions`: apply onnxruntime.transformers' GPT-2 fusions to the FP32 graph (`_gpt2_fusions`)."""
     from .configs import DEFAULT_OPSET, onnx_config
     from .ort import ORTMetaAttentionForCausalLM, create_session
 
@@ -355,9 +393,15 @@ def export_meta_attention(
     decoder_config = onnx_config("meta_attention", "text-generation-with-past", model.config, use_past_in_inputs=True)
     bar = tqdm(total=3 if precision != "fp32" else 2, desc=f"export meta_attention ({precision})", disable=not progress)
     report = {"family": "meta_attention", "task": task, "precision": precision, "opset": opset,
-              "optimization_level": optimization_level}
-    report.update(_build_graphs(out_dir, {"model.onnx": _optimum_trace(model, decoder_config, opset)}, precision,
-                                quantization, fp32_dir, bar))
+              "optimization_level": optimization_level, "fusions": fusions}
+    trace = _optimum_trace(model, decoder_config, opset)
+    fused = {}
+    if fusions:
+        trace = _gpt2_fusions(trace, model.config, fused)
+    report.update(_build_graphs(out_dir, {"model.onnx": trace}, precision, quantization, fp32_dir, bar))
+    if fusions:
+        # Traced now, or by the FP32 export this one quantizes (which recorded what it fused).
+        report["fused_ops"] = fused if fp32_dir is None else json.loads((fp32_dir / REPORT_NAME).read_text())["fused_ops"]
     ort_model = ORTMetaAttentionForCausalLM(model.config, create_session(out_dir / "model.onnx", optimization_level))
     report["parity"] = _meta_attention_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
     bar.update()
@@ -525,6 +569,7 @@ def export_pretrained(
     optimization_level: str = "all",
     trm_solve_graph: bool = False,
     trm_int8_fp32_token_mixer: bool = True,
+    meta_attention_fusions: bool = True,
     crsm_prefill_length: int = 128,
     parity_samples: int = 8,
     seed: int = 0,
@@ -547,6 +592,9 @@ def export_pretrained(
         optimization_level: ONNX Runtime graph optimisations used for the parity check and recorded
             for the wrappers (`"disable"`, `"basic"`, `"extended"`, `"all"`).
         trm_solve_graph: TRM only: also export the whole fixed-step solve as `solve.onnx`.
+        meta_attention_fusions: meta-attention only: fuse the FP32 graph with onnxruntime.transformers'
+            GPT-2 fusions (SkipLayerNormalization, FastGelu, shape subgraphs) before quantizing; exact
+            within float rounding and measured ~10% faster decoding at GPT-2-small shape (docs/onnx.md).
         crsm_prefill_length: CRSM only: prompt length of `prefill.onnx` (shorter prompts are
             left-padded, longer ones continue with single-token steps).
         parity_samples: examples in the parity check.
@@ -579,6 +627,8 @@ def export_pretrained(
         kwargs = {"solve_graph": trm_solve_graph}
     elif family == "crsm":
         kwargs = {"prefill_length": crsm_prefill_length}
+    elif family == "meta_attention":
+        kwargs = {"fusions": meta_attention_fusions}
     if fp32_dir is not None:
         from .configs import DEFAULT_OPSET
 
@@ -588,6 +638,8 @@ def export_pretrained(
                                        if trm_solve_graph else None)
         elif family == "crsm":
             expected["prefill_length"] = crsm_prefill_length
+        elif family == "meta_attention":
+            expected["fusions"] = meta_attention_fusions
         kwargs["fp32_dir"] = _check_fp32_dir(fp32_dir, family, expected)
 
     out_dir = Path(out_dir)
