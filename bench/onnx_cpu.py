@@ -14,6 +14,7 @@ verdicts (PASS / FAIL per family).
     python bench/onnx_cpu.py                       # realistic sizes (estimated ~15 min on 2 quiet cores)
     python bench/onnx_cpu.py --quick               # tiny sizes, a smoke run (~1 min quiet, 3 under load)
     python bench/onnx_cpu.py --families trm,meta_attention --trm-dir runs/trm-sudoku
+    python bench/onnx_cpu.py --trm-agreement-dir outputs/demo/trm-sudoku   # TRM agreement of a trained model
 
 Sizes: TRM at the reference Sudoku configuration (hidden 512, 2 layers, H=3, L=6, MLP mixer, 81
 cells + 16 puzzle-embedding positions); meta-attention at GPT-2-small shape (124M); CRSM ~50M
@@ -24,7 +25,12 @@ LMs: counting upwards) and are scored on fresh draws of the same distribution (a
 `--trm-dir` checkpoint of Sudoku shape (81 cells) is scored on freshly generated Sudoku puzzles;
 `--meta-dir` / `--crsm-dir` checkpoints with a tokenizer on the test split of hf-reason's text
 corpus (disjoint from its training split); other checkpoints on their training rule's
-distribution is unknown, so on random tokens (the line says so).
+distribution is unknown, so on random tokens (the line says so). `--trm-agreement-dir` (a trained
+Sudoku TRM, e.g. `make demo`'s `outputs/demo/trm-sudoku`) takes the TRM agreement lines from that
+model's own export, solving freshly generated Sudoku with its full budget and learned halting,
+while the TRM speed lines stay at the reference size (then untrained: speed does not depend on
+the weights). TRM's verdicts show the issue's base goal (INT8 >= 2.5x) and, labelled as such, the
+LM decode goals.
 
 What keeps the full run short: each family is traced once at FP32 and INT8 / INT4 quantize that
 graph (`export_pretrained(fp32_dir=...)`) with a 2-sample parity sanity check (the agreement lines
@@ -36,7 +42,6 @@ medians of `--repeats` (3) runs after one warm-up.
 """
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -51,6 +56,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from hf_reason import TRMConfig, TRMForPuzzleSolving  # noqa: E402
+from hf_reason.evaluation.statistics import wilson_interval  # noqa: E402
 from hf_reason.export import (  # noqa: E402
     ORTCRSMForCausalLM,
     ORTMetaAttentionForCausalLM,
@@ -68,7 +74,9 @@ PRECISIONS = ("fp32", "int8", "int4")
 # steps at ~2x a step), ORT ~34 per precision. Printed at start as a guide.
 EXPECTED_MIN = {"trm": 5, "meta_attention": 3, "crsm": 3}
 TRAIN_MIN = {"trm": 2, "meta_attention": 1, "crsm": 1}
-GOALS = {"int8_speedup": 4.5, "int4_speedup": 6.0, "int4_size": 0.2, "int8_top1": 0.99, "overhead_ms": 2.0}
+# The issue's base goal (INT8 >= 2.5x), then the goals it set from measured LM decode speeds.
+GOALS = {"int8_speedup_base": 2.5, "int8_speedup": 4.5, "int4_speedup": 6.0, "int4_size": 0.2, "int8_top1": 0.99,
+         "overhead_ms": 2.0}
 RESULTS: dict = {}
 
 
@@ -103,18 +111,8 @@ def line(name: str, ours: float, reference: float, unit: str, higher_is_better: 
     print(f"{name}: ours {ours:.4g} {unit}, reference {reference:.4g} {unit}, ratio {ratio:.2f}x", flush=True)
 
 
-def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (sound near 0 and 1, unlike the normal one)."""
-    if total == 0:
-        return 0.0, 1.0
-    p = successes / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def agreement_line(name: str, successes: int, total: int, unit: str) -> tuple[float, float]:
-    low, high = wilson(successes, total)
+    low, high = wilson_interval(successes, total)
     rate = successes / total
     print(f"{name}: {rate:.4f} ({successes}/{total} {unit}; 95% Wilson [{low:.4f}, {high:.4f}])", flush=True)
     return rate, low
@@ -172,18 +170,64 @@ def trm_rule_inputs(config, batch: int, generator: torch.Generator) -> torch.Ten
     return torch.randint(1, config.vocab_size - 1, (batch, config.seq_len), generator=generator)
 
 
+def sudoku_heldout(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Puzzles, their solutions and what they are (a seed no training script uses)."""
+    from hf_reason.data import generate_sudoku
+
+    puzzles = generate_sudoku(n, min_givens=45, seed=10_001, progress=False)
+    return (torch.tensor(puzzles["input_ids"]), torch.tensor(puzzles["labels"]),
+            "freshly generated 45-given Sudoku puzzles")
+
+
 def trm_heldout(args, config) -> tuple[torch.Tensor, str]:
     """Held-out inputs of the task the TRM was trained on, and what they are."""
     n = args.agreement_samples
     if not args.trm_dir:
         return trm_rule_inputs(config, n, torch.Generator().manual_seed(10_001)), "held-out draws of the training rule"
     if config.seq_len == 81:
-        from hf_reason.data import generate_sudoku
-
-        puzzles = generate_sudoku(n, min_givens=45, seed=10_001, progress=False)
-        return torch.tensor(puzzles["input_ids"]), "freshly generated 45-given Sudoku puzzles"
+        puzzles, _, kind = sudoku_heldout(n)
+        return puzzles, kind
     gen = torch.Generator().manual_seed(10_001)
     return torch.randint(1, config.vocab_size, (n, config.seq_len), generator=gen), "random tokens (task unknown)"
+
+
+def trm_agreement_lines(name: str, model, ort_model, heldout: torch.Tensor, heldout_kind: str, max_steps: int,
+                        expected=None):
+    """Solve agreement of an ORT export with its PyTorch model: cells, whole puzzles, halting step."""
+    if expected is None:
+        with torch.no_grad():
+            expected = model.solve(heldout, max_steps=max_steps)
+    actual = ort_model.solve(heldout, max_steps=max_steps)
+    cells = expected.predictions == actual.predictions
+    rate, low = agreement_line(f"{name} solve agreement with PyTorch on {len(heldout)} {heldout_kind} (cells)",
+                               int(cells.sum()), cells.numel(), "cells")
+    agreement_line(f"{name} whole puzzles identical", int(cells.all(-1).sum()), len(heldout), "puzzles")
+    agreement_line(f"{name} halting step equal", int((expected.steps == actual.steps).sum()), len(heldout), "puzzles")
+    return rate, low
+
+
+def trm_trained_agreement(args, root: Path) -> None:
+    """`--trm-agreement-dir`: agreement of a trained Sudoku TRM's own export (speed stays measured at
+    the reference size): the checkpoint's full supervision budget with its learned halting."""
+    model = TRMForPuzzleSolving.from_pretrained(args.trm_agreement_dir).eval()
+    config = model.config
+    if config.seq_len != 81:
+        raise SystemExit(f"--trm-agreement-dir: expected a 9x9 Sudoku TRM (seq_len 81), got seq_len {config.seq_len}.")
+    export_all(model, root / "trm_agreement", args.block_size)
+    heldout, solutions, kind = sudoku_heldout(args.agreement_samples)
+    with torch.no_grad():
+        expected = model.solve(heldout)
+    solved = (expected.predictions == solutions).all(-1)
+    print(f"trm agreement model {args.trm_agreement_dir}: hidden {config.hidden_size}, {config.L_layers} layers, "
+          f"H={config.H_cycles} L={config.L_cycles}, up to {config.halt_max_steps} steps; PyTorch solves "
+          f"{int(solved.sum())}/{len(solved)} of the {kind}", flush=True)
+    results = RESULTS.setdefault("trm", {})
+    for precision in PRECISIONS:
+        ort_model = ORTTRMForPuzzleSolving.from_pretrained(root / "trm_agreement" / precision, num_threads=args.threads)
+        rate, low = trm_agreement_lines(f"trm (trained, {Path(args.trm_agreement_dir).name}) {precision}", model,
+                                        ort_model, heldout, kind, config.halt_max_steps, expected)
+        results[f"{precision}_top1"], results[f"{precision}_top1_low"] = rate, low
+    results["agreement_model"] = str(args.trm_agreement_dir)
 
 
 def raw_trm_loop(ort_model, ids: np.ndarray, pids, steps: int) -> None:
@@ -218,7 +262,9 @@ def bench_trm(args, root: Path) -> None:
                 ids = trm_rule_inputs(config, args.trm_batch, gen)
                 yield {"input_ids": ids, "labels": ids + 1}
 
-        model = train(model, batches(), args.train_steps, 1e-3, "train trm")
+        # With --trm-agreement-dir the agreement comes from that trained model: the reference-size
+        # model only sets the speed, for which its weights do not matter.
+        model = train(model, batches(), 0 if args.trm_agreement_dir else args.train_steps, 1e-3, "train trm")
     config = model.config
     # The solve budget of the benchmark (and of the fused graph): enough steps to show the per-step
     # costs without a 16-step solve of every timed repeat at the reference size.
@@ -232,9 +278,11 @@ def bench_trm(args, root: Path) -> None:
     ids = torch.randint(1, config.vocab_size, (args.trm_batch, config.seq_len), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         reference = args.trm_batch / median_time(lambda: model.solve(ids, use_halting=False), args.repeats)
-    heldout, heldout_kind = trm_heldout(args, config)
-    with torch.no_grad():
-        expected = model.solve(heldout, max_steps=steps)
+    expected = None
+    if not args.trm_agreement_dir:
+        heldout, heldout_kind = trm_heldout(args, config)
+        with torch.no_grad():
+            expected = model.solve(heldout, max_steps=steps)
     tag = f"solve {steps} steps batch {args.trm_batch}"
     for precision in PRECISIONS:
         ort_model = ORTTRMForPuzzleSolving.from_pretrained(root / "trm" / precision, num_threads=args.threads)
@@ -262,14 +310,11 @@ def bench_trm(args, root: Path) -> None:
               f"({max(fused_pps, step_pps) / min(fused_pps, step_pps):.2f}x); with halting the step loop runs "
               f"{halting_steps:.2f} of {steps} steps per puzzle on average, the fused graph always {steps}", flush=True)
 
-        actual = ort_model.solve(heldout, max_steps=steps)
-        cells = expected.predictions == actual.predictions
-        rate, low = agreement_line(f"trm {precision} solve agreement with PyTorch on {len(heldout)} {heldout_kind} "
-                                   "(cells)", int(cells.sum()), cells.numel(), "cells")
-        agreement_line(f"trm {precision} whole puzzles identical", int(cells.all(-1).sum()), len(heldout), "puzzles")
-        agreement_line(f"trm {precision} halting step equal", int((expected.steps == actual.steps).sum()), len(heldout),
-                       "puzzles")
-        results[f"{precision}_top1"], results[f"{precision}_top1_low"] = rate, low
+        if expected is not None:
+            rate, low = trm_agreement_lines(f"trm {precision}", model, ort_model, heldout, heldout_kind, steps, expected)
+            results[f"{precision}_top1"], results[f"{precision}_top1_low"] = rate, low
+    if args.trm_agreement_dir:
+        trm_trained_agreement(args, root)
 
 
 # ------------------------------------------------------------------------------ language models
@@ -476,14 +521,24 @@ def verdicts(families) -> None:
     for family in families:
         res = RESULTS.get(family, {})
         unit = "puzzles/s (faster of step / fused graph)" if family == "trm" else "decode tok/s"
-        if "int8_speedup" in res:
+        if "int8_speedup" in res and family == "trm":
+            # The issue's base goal is INT8 >= 2.5x; the 4.5x / 6x goals were set from LM decode
+            # measurements (a KV-cache / state step per token), shown here for comparison only.
+            verdict(f"trm INT8 {unit} / PyTorch FP32 (issue's base goal)", res["int8_speedup"],
+                    GOALS["int8_speedup_base"], True)
+            verdict(f"trm INT8 {unit} / PyTorch FP32 (LM decode goal, for comparison)", res["int8_speedup"],
+                    GOALS["int8_speedup"], True)
+            verdict(f"trm INT4 {unit} / PyTorch FP32 (LM decode goal, for comparison)", res["int4_speedup"],
+                    GOALS["int4_speedup"], True)
+        elif "int8_speedup" in res:
             verdict(f"{family} INT8 {unit} / PyTorch FP32", res["int8_speedup"], GOALS["int8_speedup"], True)
             verdict(f"{family} INT4 {unit} / PyTorch FP32", res["int4_speedup"], GOALS["int4_speedup"], True)
         if "int4_size" in res:
             verdict(f"{family} INT4 size / PyTorch FP32 size", res["int4_size"], GOALS["int4_size"], False, "{:.3f}")
         if "int8_top1" in res:
-            verdict(f"{family} INT8 top-1 agreement with PyTorch", res["int8_top1"], GOALS["int8_top1"], True, "{:.4f}",
-                    f" [95% lower bound {res['int8_top1_low']:.4f}]")
+            trained = f" (trained model {res['agreement_model']})" if "agreement_model" in res else ""
+            verdict(f"{family} INT8 top-1 agreement with PyTorch{trained}", res["int8_top1"], GOALS["int8_top1"], True,
+                    "{:.4f}", f" [95% lower bound {res['int8_top1_low']:.4f}]")
         if "int8_overhead_ms" in res:
             worst = max(res[f"{p}_overhead_ms"] for p in PRECISIONS)
             verdict(f"{family} wrapper overhead vs a raw session (ms/token, worst precision)", worst,
@@ -511,6 +566,10 @@ def main(argv=None) -> int:
     parser.add_argument("--crsm-prefill-graph-len", type=int, default=32,
                         help="Tokens of CRSM's prefill graph; longer prompts continue through the step graph.")
     parser.add_argument("--trm-dir", default=None, help="A trained TRMForPuzzleSolving instead of brief training.")
+    parser.add_argument("--trm-agreement-dir", default=None,
+                        help="A trained 9x9 Sudoku TRM (e.g. outputs/demo/trm-sudoku from `make demo`) whose own "
+                             "export gives the TRM agreement lines, on freshly generated Sudoku; speed stays measured "
+                             "on the reference-size (or --trm-dir) model, which is then not trained.")
     parser.add_argument("--meta-dir", default=None, help="A trained MetaAttentionForCausalLM.")
     parser.add_argument("--crsm-dir", default=None, help="A trained CRSMForCausalLM.")
     args = parser.parse_args(argv)
@@ -533,7 +592,7 @@ def main(argv=None) -> int:
     for name in ("crsm_prefill_graph_len", "agreement_samples", "agreement_prompt_len", "trm_solve_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    given = {"trm": args.trm_dir, "meta_attention": args.meta_dir, "crsm": args.crsm_dir}
+    given = {"trm": args.trm_dir or args.trm_agreement_dir, "meta_attention": args.meta_dir, "crsm": args.crsm_dir}
     for family in families:
         minutes = "~1" if quick else f"~{EXPECTED_MIN[family] + (0 if given[family] else TRAIN_MIN[family])}"
         print(f"{family}: expected {minutes} min on 2 quiet cores"
