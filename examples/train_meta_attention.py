@@ -51,7 +51,13 @@ from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
 from hf_reason.data.curated_tasks import generated_entries, load_curated_tasks
 from hf_reason.data.text import build_tokenizer
 from hf_reason.evaluation.attention_plots import save_attention_heatmap, section_token_positions
-from hf_reason.evaluation.reports import SCORE_NAMES, ReportEvaluator, parse_report, reflection_alignment
+from hf_reason.evaluation.reports import (
+    REQUIRED_SECTIONS,
+    SCORE_NAMES,
+    ReportEvaluator,
+    parse_report,
+    reflection_alignment,
+)
 from hf_reason.evaluation.statistics import wilson_interval
 
 
@@ -238,7 +244,15 @@ def summarise_rows(rows, samples: int) -> dict:
              for name in (*SCORE_NAMES, "overall")}
     table["focus_match"] = summarise([r["focus_match"] for r in rows], False, samples)
     table["reports_with_focus_claims"] = summarise([float(r["num_citations"] > 0) for r in rows], True, samples)
+    for kind in REQUIRED_SECTIONS:  # per section: share of reports that have it with a non-empty body
+        table[f"has_{kind.lower()}"] = summarise([float(section_present(r["completion"], kind)) for r in rows], True,
+                                                 samples)
     return table
+
+
+def section_present(report: str, kind: str) -> bool:
+    return any((name.startswith("Step") if kind == "Step" else name == kind) and body.strip()
+               for name, body in parse_report(report).sections)
 
 
 def atomic_write(path: str, text: str) -> None:
@@ -362,7 +376,8 @@ def main():
                                                "file": name}
 
     if results["arms"]:
-        names = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims"]
+        names = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims",
+                 *(f"has_{kind.lower()}" for kind in REQUIRED_SECTIONS)]
         header = "| score | " + " | ".join(f"{arm} before | {arm} after" for arm in results["arms"]) + " |"
         lines = [header, "|" + "---|" * (1 + 2 * len(results["arms"]))]
         for name in names:
