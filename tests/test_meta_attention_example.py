@@ -17,7 +17,8 @@ from hf_reason.evaluation.reports import SCORE_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "train_meta_attention.py"
-ROW_NAMES = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims"]
+ROW_NAMES = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims",
+             "has_plan", "has_step", "has_monitor", "has_diagnosis", "has_reflection", "has_answer"]
 
 
 @pytest.fixture(scope="module")
