@@ -239,3 +239,15 @@ def test_int4_tied_embedding_is_stored_once_and_reads_the_heads_weights(hidden, 
         # The head's blocks are padded past the hidden size: the layouts differ, both are kept.
         assert counts["tied_embedding_shared"] == 0 and len(four_bit) == 1
         assert np.abs(embedded - embedding[ids]).mean() < 0.15 * np.abs(embedding).mean()
+
+
+def test_spinning_can_be_turned_off_for_shared_cores(tmp_path):
+    export_pretrained(tiny_trm(), tmp_path, parity_samples=2, progress=False)
+    key = "session.intra_op.allow_spinning"
+    quiet = ORTTRMForPuzzleSolving.from_pretrained(tmp_path, num_threads=2, allow_spinning=False)
+    assert quiet.step_session.get_session_options().get_session_config_entry(key) == "0"
+    spinning = create_session(tmp_path / "model.onnx", allow_spinning=True)
+    assert spinning.get_session_options().get_session_config_entry(key) == "1"
+    ids = torch.randint(1, 11, (2, 16), generator=torch.Generator().manual_seed(0))
+    default = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+    assert torch.equal(quiet.solve(ids).predictions, default.solve(ids).predictions)
