@@ -170,6 +170,15 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
         # The tied embedding is stored once: the Gather reads the LM head's 4-bit weights.
         for name in ("model.onnx", "prefill.onnx"):
             assert report["quantization"]["graphs"][name]["rewrites"]["tied_embedding_shared"] == 1, report
+    # Deliberation on the quantized heads: on this confident model MCTS picks PyTorch's tokens
+    # (measured: same tokens and visit counts, seeds 0-2, both rollouts, INT8 and INT4).
+    ort_model = ORTCRSMForCausalLM.from_pretrained(tmp_path)
+    ids = (torch.randint(0, 60, (3, 1), generator=torch.Generator().manual_seed(7)) + torch.arange(5)) % 60 + 3
+    for rollout in ("value", "dynamics"):
+        kwargs = dict(max_new_tokens=4, num_simulations=6, top_k_expansion=4, rollout=rollout, leaf_batch_size=3,
+                      apply_state_delta=True, return_dict_in_generate=True)
+        expected = model.generate(ids, deliberation="mcts", **kwargs)
+        assert torch.equal(ort_model.generate(ids, deliberation="mcts", **kwargs).sequences, expected.sequences)
     ratio = (tmp_path / "model.onnx_data").stat().st_size / (fp32_dir / "model.onnx_data").stat().st_size
     assert ratio <= MAX_WEIGHTS_RATIO[precision], ratio
     assert report["total_mib"] == pytest.approx(sum(report["files"].values()), abs=1e-3)
