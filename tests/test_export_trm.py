@@ -318,3 +318,18 @@ def test_int4_keep_fp32_leaves_the_named_matmuls_unquantized(tmp_path):
     nodes = onnx.load(str(tmp_path / "int4.onnx")).graph.node
     assert {n.op_type for n in nodes if "token_mixer" in n.name and "MatMul" in n.op_type} == {"MatMul"}
     assert {n.op_type for n in nodes if "/mlp/" in n.name and "MatMul" in n.op_type} == {"MatMulNBits"}
+
+
+def test_int4_with_zero_initialised_puzzle_embedding_and_halting_head(tmp_path):
+    # A fresh TRM's puzzle embedding and halting-head weight are both zero matrices of transposed
+    # shapes: equal by content, yet not a tied embedding (this crashed the INT4 export once).
+    torch.manual_seed(0)
+    config = tiny_trm_config(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=32, num_puzzle_identifiers=2)
+    model = TRMForPuzzleSolving(config).eval()
+    assert not model.model.puzzle_embedding.weight.any() and not model.q_head.proj.weight.any()
+    report = export_pretrained(model, tmp_path / "int4", precision="int4", block_size=16, parity_samples=2,
+                               progress=False)
+    assert report["quantization"]["rewrites"]["tied_embedding_shared"] == 0
+    ids, pids = puzzles(config, batch_size=4)
+    ort_model = ORTTRMForPuzzleSolving.from_pretrained(tmp_path / "int4")
+    assert ort_model.solve(ids, puzzle_identifiers=pids).predictions.shape == ids.shape

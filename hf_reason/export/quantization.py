@@ -262,7 +262,7 @@ def _tied_embedding_pairs(model: onnx.ModelProto) -> list:
         if (node.op_type == "Gather" and node.name and axis == 0 and node.input[0] in initializers
                 and len(initializers[node.input[0]].dims) == 2):
             tables.setdefault(tuple(initializers[node.input[0]].dims), []).append(node)
-    pairs, arrays = [], {}
+    pairs, arrays, paired = [], {}, set()
 
     def array(name: str) -> np.ndarray:
         if name not in arrays:
@@ -276,8 +276,14 @@ def _tied_embedding_pairs(model: onnx.ModelProto) -> list:
         if len(dims) != 2:
             continue
         for gather in tables.get((dims[1], dims[0]), []):
-            if np.array_equal(array(node.input[1]), array(gather.input[0]).T):
+            table = array(gather.input[0])
+            # A constant table (e.g. TRM's zero-initialised puzzle embedding next to its zero-initialised
+            # halting head) equals any other constant matrix of its shape without being tied to it.
+            if gather.name in paired or table.min() == table.max():
+                continue
+            if np.array_equal(array(node.input[1]), table.T):
                 pairs.append((gather.name, node.name))
+                paired.add(gather.name)
                 break
     return pairs
 
