@@ -140,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "quantize the token-mixing matmuls too (faster, lower agreement; default keeps them FP32).")
     export.add_argument("--no-meta-attention-fusions", action="store_true", help="Meta-attention: skip "
                         "onnxruntime.transformers' GPT-2 fusions (SkipLayerNorm, FastGelu, shape subgraphs) of the graph.")
-    export.add_argument("--crsm-prefill-length", type=int, default=128, help="CRSM: prompt length of prefill.onnx "
-                        "(shorter prompts are left-padded, longer ones continue token by token).")
+    export.add_argument("--crsm-prefill-length", type=int, default=32, help="CRSM: chunk length of prefill.onnx "
+                        "(a prompt runs through it chunk after chunk, left-padded to a whole number of chunks).")
     export.add_argument("--parity-samples", type=int, default=8, help="Examples in the PyTorch-vs-ORT parity check.")
     export.set_defaults(func=_cmd_export)
 

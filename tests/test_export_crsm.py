@@ -42,8 +42,9 @@ def test_fp32_states_logits_and_values_match_pytorch_over_decode_steps(exported)
         assert diff < FP32_ATOL, (key, diff)
     ort_model = ORTCRSMForCausalLM.from_pretrained(out)
     assert ort_model.prefill_length == PREFILL
-    # Prompts shorter than, equal to and longer than the prefill graph (the last continue by steps).
-    for length in (3, PREFILL, PREFILL + 4):
+    # Prompts shorter than, equal to and longer than the prefill graph's chunk (the last run chunk
+    # after chunk, each from the states the previous one returned).
+    for length in (3, PREFILL, PREFILL + 4, 3 * PREFILL):
         ids = torch.randint(3, 64, (2, length), generator=torch.Generator().manual_seed(length))
         with torch.no_grad():
             pt = model(ids, use_cache=True, return_value=True)
@@ -59,6 +60,46 @@ def test_fp32_states_logits_and_values_match_pytorch_over_decode_steps(exported)
                 cache, position = pt.cache_params, position + 1
                 ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"])
                 torch.testing.assert_close(torch.from_numpy(ox["logits"]), pt.logits, rtol=0, atol=FP32_ATOL)
+
+
+def test_chunked_prefill_with_left_padding_longer_than_a_chunk(exported):
+    """A batch of prompts of different lengths, left-padded to the longest: the padding of the short
+    one spans whole chunks, and each row equals its own unpadded prefill."""
+    model, out, _ = exported
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    gen = torch.Generator().manual_seed(3)
+    long, short = torch.randint(3, 64, (1, 2 * PREFILL + 5), generator=gen), torch.randint(3, 64, (1, 4), generator=gen)
+    pad = long.shape[1] - short.shape[1]
+    ids = torch.cat([long, torch.cat([torch.full((1, pad), 2), short], 1)])
+    mask = torch.cat([torch.ones_like(long), torch.cat([torch.zeros(1, pad, dtype=torch.long),
+                                                        torch.ones_like(short)], 1)])
+    batch = ort_model.prefill(ids, mask)
+    for row, prompt in enumerate((long, short)):
+        alone = ort_model.prefill(prompt)
+        with torch.no_grad():
+            pt = model(prompt, use_cache=True)
+        for key in ("logits", "conv_states", "ssm_states", "value"):
+            np.testing.assert_allclose(batch[key][row], alone[key][0], atol=FP32_ATOL, err_msg=key)
+        np.testing.assert_allclose(alone["ssm_states"][0], torch.stack(pt.cache_params.ssm_states, 1)[0].numpy(),
+                                   atol=FP32_ATOL)
+    with pytest.raises(ValueError, match="padding on the left"):
+        ort_model.prefill(ids, mask.flip(1))
+
+
+def test_prefill_graph_without_state_inputs_is_refused(exported, tmp_path):
+    """An older prefill graph (tokens and mask only) gets an error that says to re-export."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", PREFILL])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", PREFILL])
+    logits = helper.make_tensor_value_info("logits", TensorProto.INT64, ["batch", PREFILL])
+    graph = helper.make_graph([helper.make_node("Add", ["input_ids", "attention_mask"], ["logits"])], "old",
+                              [ids, mask], [logits])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "prefill.onnx")
+    model, out, _ = exported
+    with pytest.raises(ValueError, match="re-export the model"):
+        ORTCRSMForCausalLM(model.config, None, ort.InferenceSession(str(tmp_path / "prefill.onnx")))
 
 
 def test_states_are_plain_arrays_that_branch(exported):

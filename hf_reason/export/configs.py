@@ -172,9 +172,10 @@ class CRSMDummyInputGenerator(DummyInputGenerator):
 
 @_register_onnx("crsm_prefill", "text-generation", library_name="transformers")
 class CRSMPrefillOnnxConfig(OnnxConfig):
-    """CRSM prompt prefill (`CRSMPrefillForExport`): left-padded tokens and mask in; logits, states,
-    summary, value out. The prompt length is fixed at export (`sequence_length` of the dummy input):
-    the CPU selective scan is a Python loop, unrolled by the tracer."""
+    """CRSM prompt prefill (`CRSMPrefillForExport`): a chunk of left-padded tokens, its mask and the
+    states to continue from in; the last position's logits, the states, summary and value out. The
+    chunk length is fixed at export (`sequence_length` of the dummy input): the CPU selective scan
+    is a Python loop, unrolled by the tracer; longer prompts run chunk after chunk."""
 
     NORMALIZED_CONFIG_CLASS = NormalizedConfig
     DUMMY_INPUT_GENERATOR_CLASSES = (CRSMDummyInputGenerator,)
@@ -183,7 +184,8 @@ class CRSMPrefillOnnxConfig(OnnxConfig):
 
     @property
     def inputs(self):
-        return OrderedDict(input_ids={0: "batch_size"}, attention_mask={0: "batch_size"})
+        batch = {0: "batch_size"}
+        return OrderedDict(input_ids=batch, attention_mask=batch, conv_states=batch, ssm_states=batch)
 
     @property
     def outputs(self):

@@ -26,13 +26,53 @@ def _outputs(model: CRSMForCausalLM, logits: torch.Tensor, cache: CRSMCache) -> 
     }
 
 
-class CRSMPrefillForExport(nn.Module):
-    """Runs a left-padded prompt from empty states (Mamba's prefill path); returns logits and states.
+def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor,
+                        attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`MambaMixer.slow_forward` for a chunk of tokens that continues from saved states.
 
-    The graph has a fixed prompt length: Mamba's CPU selective scan is a Python loop over the
-    sequence, which the tracer unrolls. Left padding with `attention_mask = 0` is exact here: the
+    transformers' prefill path convolves a chunk as if nothing came before it (the conv state is
+    overwritten, not read), so a chunk is only exact from empty states; the single-token path reads
+    both states but takes one token. Written here (the same operations, in the same order, as
+    `slow_forward`) so the prefill graph can run a prompt of any length in fixed-size chunks: the
+    chunk is convolved after the last `conv_kernel - 1` inputs kept in `conv_state`, and the scan
+    starts from `ssm_state`. Returns the mixer output and the two new states.
+    """
+    dtype = hidden_states.dtype
+    seq_len = hidden_states.shape[1]
+    hidden_states, gate = mixer.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)
+    mask = attention_mask.unsqueeze(1).to(hidden_states.dtype)
+    hidden_states = hidden_states * mask
+    extended = torch.cat([conv_state[..., 1:], hidden_states], dim=-1)  # (batch, intermediate, k - 1 + seq_len)
+    new_conv_state = extended[..., -mixer.conv_kernel_size:]
+    hidden_states = nn.functional.conv1d(extended, mixer.conv1d.weight, mixer.conv1d.bias, groups=mixer.intermediate_size)
+    hidden_states = mixer.act(hidden_states) * mask
+
+    time_step, B, C = torch.split(mixer.x_proj(hidden_states.transpose(1, 2)),
+                                  [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+    discrete_time_step = nn.functional.softplus(mixer.dt_proj(time_step)).transpose(1, 2)
+    A = -torch.exp(mixer.A_log.float())
+    discrete_A = torch.exp(A[None, :, None, :] * discrete_time_step[:, :, :, None])
+    deltaB_u = discrete_time_step[:, :, :, None] * B[:, None, :, :].float() * hidden_states[:, :, :, None].float()
+    scan_outputs = []
+    for i in range(seq_len):  # unrolled by the tracer: the graph's chunk length is fixed
+        ssm_state = discrete_A[:, :, i, :] * ssm_state + deltaB_u[:, :, i, :]
+        scan_outputs.append(torch.matmul(ssm_state.to(dtype), C[:, i, :].unsqueeze(-1))[:, :, 0])
+    scan_output = torch.stack(scan_outputs, dim=-1) + hidden_states * mixer.D[None, :, None]
+    scan_output = scan_output * mixer.act(gate)
+    return mixer.out_proj(scan_output.transpose(1, 2)), new_conv_state, ssm_state
+
+
+class CRSMPrefillForExport(nn.Module):
+    """Runs a chunk of prompt tokens from given states; returns the last position's logits and the
+    new states.
+
+    The graph has a fixed chunk length: Mamba's CPU selective scan is a Python loop over the
+    sequence, which the tracer unrolls. A longer prompt runs chunk after chunk, each from the states
+    the previous one returned (empty states for the first); `ORTCRSMForCausalLM.prefill` left-pads
+    the prompt to a whole number of chunks. Left padding with `attention_mask = 0` is exact: the
     mixer zeroes the padded inputs before the convolution and the scan, so states that start at
-    zero stay zero until the first real token.
+    zero stay zero until the first real token. Only the last position's logits are computed (the
+    LM head is as large as the rest of a 50M CRSM's step).
     """
 
     def __init__(self, model: CRSMForCausalLM):
@@ -40,12 +80,22 @@ class CRSMPrefillForExport(nn.Module):
         self.model = model
         self.config = model.config
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.LongTensor) -> dict:
-        cache = self.model.backbone.new_cache(input_ids.shape[0])
-        position = torch.arange(self.config.conv_kernel, device=input_ids.device)
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, cache_params=cache,
-                         cache_position=position, use_cache=True)
-        return _outputs(self.model, out.logits, out.cache_params)
+    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.LongTensor, conv_states: torch.Tensor,
+                ssm_states: torch.Tensor) -> dict:
+        backbone = self.model.backbone
+        hidden_states = backbone.embeddings(input_ids)
+        cache = backbone.new_cache(input_ids.shape[0])
+        for index, block in enumerate(backbone.layers):  # `MambaBlock.forward`, with the chunk mixer
+            residual = hidden_states
+            hidden_states = block.norm(hidden_states.to(dtype=block.norm.weight.dtype))
+            if block.residual_in_fp32:
+                residual = residual.to(torch.float32)
+            mixed, cache.conv_states[index], cache.ssm_states[index] = mixer_chunk_forward(
+                block.mixer, hidden_states, conv_states[:, index], ssm_states[:, index], attention_mask)
+            hidden_states = residual + mixed
+        hidden_states = backbone.norm_f(hidden_states[:, -1:])
+        logits = self.model.lm_head(hidden_states.to(self.model.lm_head.weight.dtype)).float()
+        return _outputs(self.model, logits, cache)
 
 
 class CRSMStepForExport(nn.Module):
@@ -131,4 +181,11 @@ def export_crsm_heads(model: CRSMForCausalLM, out_dir, opset: int) -> list:
     return written
 
 
-__all__ = ["CRSMHeadsForExport", "CRSMPrefillForExport", "CRSMStepForExport", "export_crsm_head", "export_crsm_heads"]
+__all__ = [
+    "CRSMHeadsForExport",
+    "CRSMPrefillForExport",
+    "CRSMStepForExport",
+    "export_crsm_head",
+    "export_crsm_heads",
+    "mixer_chunk_forward",
+]

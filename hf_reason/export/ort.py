@@ -441,9 +441,9 @@ def _next_tokens(logits: np.ndarray, do_sample: bool, temperature: float, top_k:
 class ORTCRSMForCausalLM:
     """`CRSMForCausalLM` on ONNX Runtime: prefill, single-token steps with explicit states, `generate`.
 
-    `prefill.onnx` has a fixed prompt length (`prefill_length`): shorter prompts are left-padded
-    (exact for Mamba, see `CRSMPrefillForExport`), longer ones are prefilled up to that length and
-    continued token by token with the step graph. States are numpy arrays `conv_states (batch,
+    `prefill.onnx` takes a fixed chunk of `prefill_length` tokens and the states to continue from:
+    a prompt of any length runs chunk after chunk, left-padded to a whole number of chunks (exact
+    for Mamba, see `CRSMPrefillForExport`). States are numpy arrays `conv_states (batch,
     layers, intermediate, conv_kernel)` and `ssm_states (batch, layers, intermediate, state_size)`,
     so a caller can copy or branch them freely.
 
@@ -462,11 +462,15 @@ class ORTCRSMForCausalLM:
         self.prefill_session = prefill_session
         self.head_sessions = head_sessions or {}
         self.prefill_length = prefill_session.get_inputs()[0].shape[1]
+        inputs = [i.name for i in prefill_session.get_inputs()]
+        if inputs != ["input_ids", "attention_mask", "conv_states", "ssm_states"]:
+            raise ValueError(f"prefill.onnx takes {inputs}; this wrapper needs the chunked prefill graph (input_ids, "
+                             "attention_mask, conv_states, ssm_states): re-export the model with `hf-reason export`.")
 
     @classmethod
     def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
                         num_threads: Optional[int] = None, providers: Optional[list] = None,
-                        allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
+                   allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
         """Loads an `hf-reason export` folder: the graphs its report lists (`optimization_level`
         default: the report's)."""
         model_dir = Path(model_dir)
@@ -477,7 +481,7 @@ class ORTCRSMForCausalLM:
     @classmethod
     def from_files(cls, model_dir: PathLike, files, optimization_level: str = "all", config=None,
                    num_threads: Optional[int] = None, providers: Optional[list] = None,
-                        allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
+                   allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
         """Sessions for the named graph files of `model_dir` only (the step and prefill graphs are required)."""
         from ..models.crsm import CRSMConfig
 
@@ -504,26 +508,32 @@ class ORTCRSMForCausalLM:
     def prefill(self, input_ids, attention_mask=None) -> dict:
         """The prompt from empty states; `logits` are those of the last position `(batch, vocab)`.
 
-        `attention_mask` (1 = token) marks left padding within `input_ids`.
+        `attention_mask` (1 = token) marks left padding within `input_ids`. The prompt runs through
+        `prefill.onnx` in chunks of `prefill_length` tokens, each from the states the previous one
+        returned; it is left-padded to a whole number of chunks (exact, see `CRSMPrefillForExport`).
         """
         ids = _np(input_ids).astype(np.int64, copy=False)
         mask = np.ones_like(ids) if attention_mask is None else _np(attention_mask).astype(np.int64, copy=False)
-        batch_size, length = ids.shape
-        head, tail = min(length, self.prefill_length), max(0, length - self.prefill_length)
-        if tail and not mask[:, self.prefill_length:].all():
-            raise ValueError("Padding is only supported on the left, within the first `prefill_length` tokens.")
-        pad = self.prefill_length - head
+        if mask.shape != ids.shape:
+            raise ValueError(f"`attention_mask` must have the shape of `input_ids` {ids.shape}; got {mask.shape}.")
+        if (np.diff(mask, axis=1) < 0).any():
+            raise ValueError("`attention_mask` may only mark padding on the left (zeros, then ones, in each row).")
+        chunk = self.prefill_length
+        pad = -ids.shape[1] % chunk
         pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
-        feed = {
-            "input_ids": np.concatenate([np.full((batch_size, pad), pad_id, np.int64), ids[:, :head]], 1),
-            "attention_mask": np.concatenate([np.zeros((batch_size, pad), np.int64), mask[:, :head]], 1),
-        }
-        logits, conv, ssm, summary, value = self.prefill_session.run(None, feed)
-        out = {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm, "state_summary": summary, "value": value}
-        for position in range(self.prefill_length, length):  # prompts longer than the prefill graph
-            out = self.step(ids[:, position], out["conv_states"], out["ssm_states"])
-            out["logits"] = out["logits"][:, -1]
-        return out
+        ids = np.concatenate([np.full((ids.shape[0], pad), pad_id, np.int64), ids], 1)
+        mask = np.concatenate([np.zeros((ids.shape[0], pad), np.int64), mask], 1)
+        config = self.config
+        conv = np.zeros((ids.shape[0], config.num_hidden_layers, config.intermediate_size, config.conv_kernel),
+                        np.float32)
+        ssm = np.zeros((ids.shape[0], config.num_hidden_layers, config.intermediate_size, config.state_size),
+                       np.float32)
+        for start in range(0, ids.shape[1], chunk):
+            feed = {"input_ids": ids[:, start:start + chunk], "attention_mask": mask[:, start:start + chunk],
+                    "conv_states": conv, "ssm_states": ssm}
+            logits, conv, ssm, summary, value = self.prefill_session.run(None, feed)
+        return {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm, "state_summary": summary,
+                "value": value}
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
