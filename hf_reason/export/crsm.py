@@ -5,29 +5,33 @@ states as plain tensors.
 transformers' `MambaCache` cannot cross a graph boundary (and Mamba's fixed-size states do not fit
 Optimum's KV-cache classes), so the per-layer conv / SSM states are stacked into two tensors,
 `conv_states (batch, layers, intermediate, conv_kernel)` and `ssm_states (batch, layers,
-intermediate, state_size)`, rebuilt into a `CRSMCache` inside the traced forward. Both graphs also
+intermediate, state_size)`, that `mixer_chunk_forward` reads and returns. Both graphs also
 return the state summary and the value head's estimate, which deliberation reads at every node.
 """
+
+from functools import partial
+from typing import Optional
 
 import torch
 from torch import nn
 
-from ..models.crsm import CRSMCache, CRSMForCausalLM
+from ..models.crsm import CRSMForCausalLM
 
 
-def _outputs(model: CRSMForCausalLM, logits: torch.Tensor, cache: CRSMCache) -> dict:
-    summary, _ = model.summarize(cache)
+def _outputs(model: CRSMForCausalLM, logits: torch.Tensor, conv_states: list, ssm_states: list) -> dict:
+    ssm_states = torch.stack(ssm_states, dim=1)
+    summary, _ = model.summarize(ssm_states)
     return {
         "logits": logits,
-        "conv_states_out": torch.stack(cache.conv_states, dim=1),
-        "ssm_states_out": torch.stack(cache.ssm_states, dim=1),
+        "conv_states_out": torch.stack(conv_states, dim=1),
+        "ssm_states_out": ssm_states,
         "state_summary": summary,
         "value": model.predict_value(summary),
     }
 
 
 def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor,
-                        attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                        attention_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`MambaMixer.slow_forward` for a chunk of tokens that continues from saved states.
 
     transformers' prefill path convolves a chunk as if nothing came before it (the conv state is
@@ -35,17 +39,21 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     both states but takes one token. Written here (the same operations, in the same order, as
     `slow_forward`) so the prefill graph can run a prompt of any length in fixed-size chunks: the
     chunk is convolved after the last `conv_kernel - 1` inputs kept in `conv_state`, and the scan
-    starts from `ssm_state`. Returns the mixer output and the two new states.
+    starts from `ssm_state`. Returns the mixer output and the two new states. A chunk of one token
+    is the single-token step (`attention_mask=None`: no padding).
     """
     dtype = hidden_states.dtype
     seq_len = hidden_states.shape[1]
     hidden_states, gate = mixer.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)
-    mask = attention_mask.unsqueeze(1).to(hidden_states.dtype)
-    hidden_states = hidden_states * mask
+    mask = None if attention_mask is None else attention_mask.unsqueeze(1).to(hidden_states.dtype)
+    if mask is not None:
+        hidden_states = hidden_states * mask
     extended = torch.cat([conv_state[..., 1:], hidden_states], dim=-1)  # (batch, intermediate, k - 1 + seq_len)
     new_conv_state = extended[..., -mixer.conv_kernel_size:]
     hidden_states = nn.functional.conv1d(extended, mixer.conv1d.weight, mixer.conv1d.bias, groups=mixer.intermediate_size)
-    hidden_states = mixer.act(hidden_states) * mask
+    hidden_states = mixer.act(hidden_states)
+    if mask is not None:
+        hidden_states = hidden_states * mask
 
     time_step, B, C = torch.split(mixer.x_proj(hidden_states.transpose(1, 2)),
                                   [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
@@ -60,6 +68,28 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     scan_output = torch.stack(scan_outputs, dim=-1) + hidden_states * mixer.D[None, :, None]
     scan_output = scan_output * mixer.act(gate)
     return mixer.out_proj(scan_output.transpose(1, 2)), new_conv_state, ssm_state
+
+
+def mixer_step_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor,
+                       ssm_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`mixer_chunk_forward` for one token per row `(batch, 1, hidden)`, in `(batch, channels)`
+    layout: Mamba's single-token path (its convolution as a weighted sum over the conv state) with
+    no sequence axis to transpose around, about half the nodes per layer of the chunk form."""
+    hidden_states, gate = mixer.in_proj(hidden_states[:, 0]).chunk(2, dim=-1)  # (batch, intermediate)
+    conv_state = torch.cat([conv_state[..., 1:], hidden_states.unsqueeze(-1)], dim=-1)
+    hidden_states = (conv_state * mixer.conv1d.weight[:, 0, :]).sum(-1)
+    if mixer.use_conv_bias:
+        hidden_states = hidden_states + mixer.conv1d.bias
+    hidden_states = mixer.act(hidden_states)
+    time_step, B, C = torch.split(mixer.x_proj(hidden_states),
+                                  [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+    discrete_time_step = nn.functional.softplus(mixer.dt_proj(time_step))  # (batch, intermediate)
+    A = -torch.exp(mixer.A_log.float())
+    discrete_A = torch.exp(A * discrete_time_step[..., None])  # (batch, intermediate, state)
+    ssm_state = discrete_A * ssm_state + (discrete_time_step * hidden_states)[..., None] * B[:, None, :]
+    scan_output = (ssm_state * C[:, None, :]).sum(-1) + hidden_states * mixer.D
+    scan_output = scan_output * mixer.act(gate)
+    return mixer.out_proj(scan_output)[:, None], conv_state, ssm_state
 
 
 class CRSMPrefillForExport(nn.Module):
@@ -82,20 +112,47 @@ class CRSMPrefillForExport(nn.Module):
 
     def forward(self, input_ids: torch.LongTensor, attention_mask: torch.LongTensor, conv_states: torch.Tensor,
                 ssm_states: torch.Tensor) -> dict:
-        backbone = self.model.backbone
-        hidden_states = backbone.embeddings(input_ids)
-        cache = backbone.new_cache(input_ids.shape[0])
-        for index, block in enumerate(backbone.layers):  # `MambaBlock.forward`, with the chunk mixer
-            residual = hidden_states
-            hidden_states = block.norm(hidden_states.to(dtype=block.norm.weight.dtype))
-            if block.residual_in_fp32:
-                residual = residual.to(torch.float32)
-            mixed, cache.conv_states[index], cache.ssm_states[index] = mixer_chunk_forward(
-                block.mixer, hidden_states, conv_states[:, index], ssm_states[:, index], attention_mask)
-            hidden_states = residual + mixed
-        hidden_states = backbone.norm_f(hidden_states[:, -1:])
-        logits = self.model.lm_head(hidden_states.to(self.model.lm_head.weight.dtype)).float()
-        return _outputs(self.model, logits, cache)
+        return _run_chunk(self.model, input_ids, conv_states, ssm_states, attention_mask)
+
+
+class _ChunkStates:
+    """Per-layer states that the chunk mixers read and replace, passed as `cache_params` (stands in
+    for the `CRSMCache` the traced forward cannot take)."""
+
+    def __init__(self, conv_states: torch.Tensor, ssm_states: torch.Tensor):
+        self.conv_states = list(conv_states.unbind(1))
+        self.ssm_states = list(ssm_states.unbind(1))
+
+
+def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position=None, attention_mask=None):
+    index = mixer.layer_idx
+    if hidden_states.shape[1] == 1 and attention_mask is None:  # the step graph
+        out, cache_params.conv_states[index], cache_params.ssm_states[index] = mixer_step_forward(
+            mixer, hidden_states, cache_params.conv_states[index], cache_params.ssm_states[index])
+    else:
+        out, cache_params.conv_states[index], cache_params.ssm_states[index] = mixer_chunk_forward(
+            mixer, hidden_states, cache_params.conv_states[index], cache_params.ssm_states[index], attention_mask)
+    return out
+
+
+def _run_chunk(model: CRSMForCausalLM, input_ids: torch.LongTensor, conv_states: torch.Tensor,
+               ssm_states: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> dict:
+    """The model's own forward (embeddings, `MambaBlock`s, final norm, LM head at the last position)
+    with each mixer running `mixer_chunk_forward` on the given states; the mixers are swapped only for
+    this call, so the traced node names stay the model's (`/model/backbone/layers.0/mixer/out_proj/...`),
+    which the quantization options match on."""
+    mixers = [block.mixer for block in model.backbone.layers]
+    states = _ChunkStates(conv_states, ssm_states)
+    for mixer in mixers:
+        mixer.forward = partial(_chunk_mixer_forward, mixer)
+    try:
+        # Any `cache_position`: the chunk mixers do not read it.
+        out = model(input_ids=input_ids, attention_mask=attention_mask, cache_params=states, use_cache=True,
+                    cache_position=torch.zeros(1, dtype=torch.long), logits_to_keep=1)
+    finally:
+        for mixer in mixers:
+            del mixer.forward  # back to the class's forward
+    return _outputs(model, out.logits, states.conv_states, states.ssm_states)
 
 
 class CRSMStepForExport(nn.Module):
@@ -107,16 +164,9 @@ class CRSMStepForExport(nn.Module):
         self.config = model.config
 
     def forward(self, input_ids: torch.LongTensor, conv_states: torch.Tensor, ssm_states: torch.Tensor) -> dict:
-        cache = self.model.backbone.new_cache(input_ids.shape[0])
-        cache.conv_states = list(conv_states.unbind(1))
-        cache.ssm_states = list(ssm_states.unbind(1))
-        # Any position >= conv_kernel - 1 selects the same (last) conv slot; only its shape matters
-        # to the mixer's branch (one position: the single-token path).
-        position = torch.full((1,), self.config.conv_kernel, dtype=torch.long, device=input_ids.device)
-        out = self.model(input_ids=input_ids, cache_params=cache, cache_position=position, use_cache=True)
-        return _outputs(self.model, out.logits, out.cache_params)
-
-
+        # A one-token chunk: the same arithmetic as Mamba's single-token path, traced without its
+        # in-place cache updates (roll, index assignment), which left ~1300 nodes per step.
+        return _run_chunk(self.model, input_ids, conv_states, ssm_states, None)
 
 
 class CRSMHeadsForExport(nn.Module):
@@ -188,4 +238,5 @@ __all__ = [
     "export_crsm_head",
     "export_crsm_heads",
     "mixer_chunk_forward",
+    "mixer_step_forward",
 ]
