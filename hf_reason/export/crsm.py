@@ -36,11 +36,11 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
 
     transformers' prefill path convolves a chunk as if nothing came before it (the conv state is
     overwritten, not read), so a chunk is only exact from empty states; the single-token path reads
-    both states but takes one token. Written here (the same operations, in the same order, as
-    `slow_forward`) so the prefill graph can run a prompt of any length in fixed-size chunks: the
-    chunk is convolved after the last `conv_kernel - 1` inputs kept in `conv_state`, and the scan
-    starts from `ssm_state`. Returns the mixer output and the two new states. A chunk of one token
-    is the single-token step (`attention_mask=None`: no padding).
+    both states but takes one token. Written here (`slow_forward`'s arithmetic; the read-out by `C`
+    runs after the scan loop instead of inside it) so the prefill graph can run a prompt of any
+    length in fixed-size chunks: the chunk is convolved after the last `conv_kernel - 1` inputs kept
+    in `conv_state`, and the scan starts from `ssm_state`. Returns the mixer output and the two new
+    states.
     """
     dtype = hidden_states.dtype
     seq_len = hidden_states.shape[1]
@@ -132,12 +132,12 @@ class _ChunkStates:
 
 def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position=None, attention_mask=None):
     index = mixer.layer_idx
-    if hidden_states.shape[1] == 1 and attention_mask is None:  # the step graph
-        out, cache_params.conv_states[index], cache_params.ssm_states[index] = mixer_step_forward(
-            mixer, hidden_states, cache_params.conv_states[index], cache_params.ssm_states[index])
+    states = (cache_params.conv_states[index], cache_params.ssm_states[index])
+    if attention_mask is None and hidden_states.shape[1] == 1:  # the step graph
+        out, *states = mixer_step_forward(mixer, hidden_states, *states)
     else:
-        out, cache_params.conv_states[index], cache_params.ssm_states[index] = mixer_chunk_forward(
-            mixer, hidden_states, cache_params.conv_states[index], cache_params.ssm_states[index], attention_mask)
+        out, *states = mixer_chunk_forward(mixer, hidden_states, *states, attention_mask)
+    cache_params.conv_states[index], cache_params.ssm_states[index] = states
     return out
 
 
@@ -225,24 +225,11 @@ def export_crsm_head(model: CRSMForCausalLM, part: str, path, opset: int) -> Non
                           opset_version=opset, dynamo=False)
 
 
-def export_crsm_heads(model: CRSMForCausalLM, out_dir, opset: int) -> list:
-    """Writes `summarize.onnx`, `value.onnx`, `dynamics.onnx`, `state_delta.onnx` (FP32) into
-    `out_dir`; returns their names. (`export_pretrained` writes them at the export's precision.)"""
-    from pathlib import Path
-
-    written = []
-    for part in CRSMHeadsForExport.PARTS:
-        export_crsm_head(model, part, Path(out_dir) / f"{part}.onnx", opset)
-        written.append(f"{part}.onnx")
-    return written
-
-
 __all__ = [
     "CRSMHeadsForExport",
     "CRSMPrefillForExport",
     "CRSMStepForExport",
     "export_crsm_head",
-    "export_crsm_heads",
     "mixer_chunk_forward",
     "mixer_step_forward",
 ]
