@@ -32,7 +32,7 @@ import onnx
 import torch
 from tqdm.auto import tqdm
 
-from .external_data import save_graphs
+from .external_data import atomic_write, save_graphs
 from .quantization import (BLOCKWISE_8BIT_BLOCK_SIZE, PRECISIONS, check_int4_options, check_precision,
                            has_fast_8bit_blocks, quantize_int4, quantize_int8)
 
@@ -54,15 +54,8 @@ def _mib(size: int) -> float:
 
 
 def _write_json_atomic(data: dict, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _optimum_trace(module: torch.nn.Module, onnx_config, opset: int, input_shapes: Optional[dict] = None) -> Callable:

@@ -60,7 +60,10 @@ def _raw_bytes(tensor: TensorProto) -> bytes:
     return raw
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: PathLike, write) -> None:
+    """Writes `path` through a temporary file in the same folder (`write(handle)` fills it, binary),
+    then renames it: a reader sees the old file or the whole new one, never a part."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -69,6 +72,11 @@ def _atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_onnx_atomic(model: onnx.ModelProto, path: PathLike) -> None:
+    """Writes `model` (self-contained) to `path` atomically (`atomic_write`)."""
+    atomic_write(path, lambda handle: handle.write(model.SerializeToString()))
 
 
 def save_graphs(models: dict, out_dir: PathLike, data_name: str = WEIGHTS_FILE_NAME) -> dict:
@@ -86,7 +94,7 @@ def save_graphs(models: dict, out_dir: PathLike, data_name: str = WEIGHTS_FILE_N
     sizes = {}
     if len(models) == 1:
         (name, model), = models.items()
-        _atomic_write(out_dir / name, lambda handle: handle.write(model.SerializeToString()))
+        save_onnx_atomic(model, out_dir / name)
         return {name: (out_dir / name).stat().st_size}
 
     placed: dict = {}  # sha256 of the bytes -> (offset, length)
@@ -116,12 +124,12 @@ def save_graphs(models: dict, out_dir: PathLike, data_name: str = WEIGHTS_FILE_N
                     entry.key, entry.value = entry_key, value
                 tensor.data_location = TensorProto.EXTERNAL
 
-    _atomic_write(out_dir / data_name, write_weights)
+    atomic_write(out_dir / data_name, write_weights)
     for name, model in models.items():
-        _atomic_write(out_dir / name, lambda handle: handle.write(model.SerializeToString()))
+        save_onnx_atomic(model, out_dir / name)
         sizes[name] = (out_dir / name).stat().st_size
     sizes[data_name] = (out_dir / data_name).stat().st_size
     return sizes
 
 
-__all__ = ["EXTERNAL_MIN_BYTES", "WEIGHTS_FILE_NAME", "save_graphs"]
+__all__ = ["EXTERNAL_MIN_BYTES", "WEIGHTS_FILE_NAME", "atomic_write", "save_graphs", "save_onnx_atomic"]

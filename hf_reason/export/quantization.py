@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from .external_data import save_onnx_atomic
+
 
 PRECISIONS = ("fp32", "int8", "int4")
 ACCURACY_LEVELS = (0, 1, 2, 3, 4)
@@ -38,19 +40,6 @@ def check_int4_options(block_size: int, accuracy_level: int) -> None:
             f"`accuracy_level` must be one of {ACCURACY_LEVELS} (0: unset, 1: fp32, 2: fp16, 3: bf16, 4: int8 "
             f"compute); got {accuracy_level!r}."
         )
-
-
-def save_onnx_atomic(model: onnx.ModelProto, path: PathLike) -> None:
-    """Writes `model` to `path` through a temporary file in the same folder, then renames it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # onnxruntime's MatMulNBits has fast 8-bit kernels (int8 compute) on x86 since 1.22 and on ARM64
