@@ -281,10 +281,9 @@ def bench_trm(args, root: Path) -> None:
     # costs without a 16-step solve of every timed repeat at the reference size.
     config.halt_max_steps = steps = args.trm_solve_steps
     reports = export_all(model, root / "trm", args.block_size, trm_solve_graph=True)
-    # Every file of the export, each once: the fused solve graph reads the step graph's weights
-    # from the shared weights file, so it adds only its graph structure.
-    # The fused solve graph is opt-in (`--trm-solve-graph`): its unrolled structure (1.4 MiB at 4 steps,
-    # node names mostly) would be counted in the goal otherwise, though its weights are shared.
+    # The fused solve graph is opt-in (`--trm-solve-graph`) and reads the step graph's weights from
+    # the shared weights file; its unrolled structure (1.4 MiB at 4 steps, node names mostly) gets
+    # a line of its own instead of counting in the size goal.
     size_lines("trm", root / "trm", reports, torch_mib(model, root / "trm"), optional=("solve.onnx",))
     results = RESULTS["trm"]
     pids = np.zeros(args.trm_batch, np.int64) if config.puzzle_emb_ndim else None
@@ -410,8 +409,8 @@ def bench_lm(family: str, args, root: Path, model, ort_cls, torch_step, ort_step
         return time.perf_counter() - start
 
     # PyTorch decode is timed before the ONNX Runtime sessions exist and again after them; the
-    # speedups are taken against the faster of the two (the speed of this shared machine drifts
-    # within a run: PyTorch CRSM decode measured 36-48 tok/s in separate runs).
+    # speedups are taken against the faster of the two (this shared machine's speed drifts: PyTorch
+    # GPT-2-small decode measured 15 and 24 tok/s before and after within one run).
     pt_before = new / statistics.median(pt_decode() for _ in range(args.repeats))
     speeds = {}
     results = RESULTS.setdefault(family, {})
@@ -430,7 +429,6 @@ def bench_lm(family: str, args, root: Path, model, ort_cls, torch_step, ort_step
         # Decode alone, from one prefilled state: `generate(prefilled=..., max_new_tokens=new + 1)`
         # runs exactly `new` single-token session calls, as does the bare loop.
         state = prefill_fn(prompt)
-
         wrapper_s, raw_s, diff_s = paired_times(
             lambda: ort_model.generate(prompt, prefilled=state, max_new_tokens=new + 1, eos_token_id=-1),
             lambda: raw_decode(ort_model, state, new), args.overhead_repeats)

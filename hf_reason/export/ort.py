@@ -155,7 +155,7 @@ class ORTTRMForPuzzleSolving:
     def from_files(cls, model_dir: PathLike, files, optimization_level: str = "all",
                    solve_graph_info: Optional[dict] = None, config: Optional[TRMConfig] = None,
                    num_threads: Optional[int] = None, providers: Optional[list] = None,
-                        allow_spinning: Optional[bool] = None) -> "ORTTRMForPuzzleSolving":
+                   allow_spinning: Optional[bool] = None) -> "ORTTRMForPuzzleSolving":
         """Sessions for the named graph files of `model_dir` only (what `from_pretrained` and the
         exporter's parity check use)."""
         model_dir = Path(model_dir)
@@ -470,7 +470,7 @@ class ORTCRSMForCausalLM:
     @classmethod
     def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
                         num_threads: Optional[int] = None, providers: Optional[list] = None,
-                   allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
+                        allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
         """Loads an `hf-reason export` folder: the graphs its report lists (`optimization_level`
         default: the report's)."""
         model_dir = Path(model_dir)
