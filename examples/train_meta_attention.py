@@ -56,6 +56,7 @@ from hf_reason.evaluation.reports import (
     SCORE_NAMES,
     ReportEvaluator,
     parse_report,
+    present_sections,
     reflection_alignment,
 )
 from hf_reason.evaluation.statistics import wilson_interval
@@ -244,15 +245,10 @@ def summarise_rows(rows, samples: int) -> dict:
              for name in (*SCORE_NAMES, "overall")}
     table["focus_match"] = summarise([r["focus_match"] for r in rows], False, samples)
     table["reports_with_focus_claims"] = summarise([float(r["num_citations"] > 0) for r in rows], True, samples)
+    present = [present_sections(r["completion"]) for r in rows]
     for kind in REQUIRED_SECTIONS:  # per section: share of reports that have it with a non-empty body
-        table[f"has_{kind.lower()}"] = summarise([float(section_present(r["completion"], kind)) for r in rows], True,
-                                                 samples)
+        table[f"has_{kind.lower()}"] = summarise([float(kind in p) for p in present], True, samples)
     return table
-
-
-def section_present(report: str, kind: str) -> bool:
-    return any((name.startswith("Step") if kind == "Step" else name == kind) and body.strip()
-               for name, body in parse_report(report).sections)
 
 
 def atomic_write(path: str, text: str) -> None:

@@ -18,6 +18,7 @@ from hf_reason.evaluation.reports import (
     coverage_score,
     parse_report,
     prefix_quality,
+    present_sections,
     reflection_alignment,
     repetition_score,
     tool_sanity,
@@ -119,6 +120,8 @@ def test_coverage_and_repetition():
     assert coverage_score(GOOD) == 1.0
     partial = "Plan: do it.\nStep 1: did it.\nAnswer: 3"
     assert coverage_score(partial) == pytest.approx(3 / 6)
+    assert present_sections(partial) == {"Plan", "Step", "Answer"}
+    assert present_sections("Plan:\nStep 2: x\nMonitor:   \n") == {"Step"}  # empty bodies do not count
     assert repetition_score(GOOD) == 1.0
     looping = GOOD.replace("Monitor: Sally did not see the move.",
                            "Monitor: check the move check the move check the move check the move.\nMonitor: again.")

@@ -46,6 +46,7 @@ __all__ = [
     "introspection_num_layers",
     "parse_report",
     "prefix_quality",
+    "present_sections",
     "reflection_alignment",
     "repetition_score",
     "tool_sanity",
@@ -174,9 +175,15 @@ def prefix_quality(report: str, prompt: str = "", lm=None, tokenizer=None, dista
     return float(score)
 
 
+def present_sections(report: str) -> set[str]:
+    """The section kinds (`Plan`, `Step` for any `Step N`, `Monitor`, ...) that `report` has with a
+    non-empty body."""
+    return {_section_kind(name) for name, body in parse_report(report).sections if body}
+
+
 def coverage_score(report: str, required: Sequence[str] = REQUIRED_SECTIONS) -> float:
     """Fraction of the `required` section kinds present with a non-empty body."""
-    present = {_section_kind(name) for name, body in parse_report(report).sections if body}
+    present = present_sections(report)
     return sum(kind in present for kind in required) / len(required)
 
 
