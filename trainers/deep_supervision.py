@@ -22,6 +22,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from hf_reason.evaluation.puzzles import run_supervision_steps, summarize
 from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding
+
 from ._model_card import ModelCardMixin
 
 
@@ -349,9 +350,7 @@ class DeepSupervisionTrainer(ModelCardMixin, Trainer):
         # `save_model(_internal_call=True)` without one, and what it uploads must be the EMA model.
         is_checkpoint = _internal_call and output_dir is not None
         if is_checkpoint or self.ema is None:
-            super().save_model(output_dir, _internal_call)
-            if not _internal_call:
-                write_trainer_model_card(self, output_dir)
+            super().save_model(output_dir, _internal_call)  # ModelCardMixin writes the card of a final save
             return
         output_dir = output_dir or self.args.output_dir
         if self.args.should_save:

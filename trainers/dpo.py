@@ -36,8 +36,8 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch.utils.data import Sampler
 from trl import DPOConfig, DPOTrainer
-from ._model_card import ModelCardMixin
 
+from ._model_card import ModelCardMixin
 
 
 __all__ = [
@@ -361,8 +361,6 @@ class LengthBalancedDPOTrainer(ModelCardMixin, DPOTrainer):
             return super()._get_train_sampler(train_dataset)
         diffs = [len(c) - len(r) for c, r in zip(dataset["chosen_ids"], dataset["rejected_ids"], strict=True)]
         return LengthBalancedSampler(diffs, batch_size=self.args.per_device_train_batch_size, seed=self.args.seed)
-
-
 
 
 def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:

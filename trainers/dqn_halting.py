@@ -46,6 +46,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from hf_reason.models.trm.modeling_trm import IGNORE_INDEX
+
 from ._model_card import ModelCardMixin
 
 
@@ -849,7 +850,6 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         return metrics
 
     # ----------------------------------------------------------------- checkpoints
-
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")

@@ -29,9 +29,8 @@ from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
-
-from .dpo import check_4bit_weights_trainable, keep_4bit_weights_trainable
 from ._model_card import ModelCardMixin
+from .dpo import check_4bit_weights_trainable, keep_4bit_weights_trainable
 
 
 __all__ = ["ReasoningGRPOConfig", "ReasoningGRPOTrainer", "shared_prefill_generate"]
@@ -226,5 +225,3 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
         unique = len({tuple(p) for p in prompt_ids})
         self._metrics[mode]["generation/prefill_rows_saved"].append(float(len(prompt_ids) - unique))
         return completion_ids, None
-
-
