@@ -83,3 +83,20 @@ def run_without_hf_reason(script: str, cwd, env=None, timeout: int = 300) -> sub
                             timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def accelerate_launch(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`accelerate launch` with the shipped 2-process CPU config on a free port (fixed ports collided
+    when two of these tests ran at once under pytest-xdist)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+           str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", str(port), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,28 +1,15 @@
 """2-process CPU runs under `accelerate launch` with the shipped config (slow: ~20 s each)."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ACCELERATE = str(Path(sys.executable).parent / "accelerate")
-CONFIG = str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml")
-
-
-def launch(port: int, *args: str, cwd=REPO_ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    cmd = [ACCELERATE, "launch", "--config_file", CONFIG, "--main_process_port", str(port), *args]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+from conftest import REPO_ROOT, accelerate_launch
 
 
 @pytest.mark.slow
 def test_two_processes_agree_on_the_weights_after_training(tmp_path):
-    result = launch(29631, str(REPO_ROOT / "tests" / "scripts" / "ddp_weights_check.py"), str(tmp_path))
+    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "ddp_weights_check.py"), str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
@@ -36,8 +23,7 @@ def test_two_processes_agree_on_the_weights_after_training(tmp_path):
 @pytest.mark.slow
 def test_sudoku_example_runs_under_accelerate_launch(tmp_path):
     out = tmp_path / "run"
-    result = launch(
-        29632,
+    result = accelerate_launch(
         "examples/train_trm_sudoku.py",
         "--output_dir", str(out), "--max_steps", "2", "--num_train_puzzles", "40", "--num_eval_puzzles", "8",
         "--min_givens", "50", "--hidden_size", "32", "--num_heads", "2", "--L_layers", "1", "--H_cycles", "1",
@@ -54,7 +40,7 @@ def test_logging_works_when_one_process_had_no_halted_example(tmp_path):
     # Before a fixed metric key list, rank 0 (halted rows: 8 metrics) and rank 1 (none halted: 5)
     # all-reduced tensors of different lengths and the job crashed or hung.
     # a hang would otherwise hold the suite for the default 10 minutes
-    result = launch(29633, str(REPO_ROOT / "tests" / "scripts" / "ds_logging_check.py"), str(tmp_path), timeout=240)
+    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "ds_logging_check.py"), str(tmp_path), timeout=240)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

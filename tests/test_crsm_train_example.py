@@ -4,8 +4,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,8 @@ import pytest
 import torch
 
 from hf_reason import CRSMForCausalLM
+
+from conftest import accelerate_launch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "train_crsm.py"
@@ -122,11 +122,7 @@ def test_bad_stage_names_are_rejected(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_average_gradients_like_ddp_and_end_with_identical_weights(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-           str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29641",
-           str(REPO_ROOT / "tests" / "scripts" / "crsm_ddp_check.py"), str(tmp_path)]
-    result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "crsm_ddp_check.py"), str(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

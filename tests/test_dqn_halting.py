@@ -26,7 +26,7 @@ from hf_reason.trainers.dqn_halting import (
     soft_update,
 )
 
-from conftest import tiny_trm_config
+from conftest import REPO_ROOT, accelerate_launch, tiny_trm_config
 
 
 def dqn_args(tmp_path, **overrides) -> DQNHaltingConfig:
@@ -480,16 +480,8 @@ def test_two_processes_average_the_q_head_gradients_and_agree_on_the_weights(tmp
     """Table mode averages the Q-head's gradients by hand (the head runs outside DDP's forward);
     joint training leaves it to DDP; the example runs under `accelerate launch` too."""
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-           str(root / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29651",
-           str(root / "tests" / "scripts" / "dqn_ddp_check.py"), str(tmp_path)]
-    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "dqn_ddp_check.py"), str(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

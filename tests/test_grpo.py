@@ -144,19 +144,10 @@ def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
 @pytest.mark.slow
 def test_two_process_accelerate_run(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    cmd = [
-        str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-        str(root / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", "29641",
-        str(root / "tests" / "scripts" / "grpo_ddp_check.py"), str(tmp_path),
-    ]
-    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    from conftest import REPO_ROOT, accelerate_launch
+
+    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "grpo_ddp_check.py"), str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
