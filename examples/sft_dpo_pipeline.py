@@ -47,6 +47,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
 from datasets import Dataset, load_from_disk  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed  # noqa: E402
@@ -530,3 +531,5 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

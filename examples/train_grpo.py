@@ -18,6 +18,7 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic  # noqa: E402
@@ -136,3 +137,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

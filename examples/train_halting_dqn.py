@@ -20,6 +20,7 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
+from accelerate import PartialState  # noqa: E402
 from transformers import HfArgumentParser  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving  # noqa: E402
@@ -81,3 +82,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from transformers import HfArgumentParser, StoppingCriteria, StoppingCriteriaList
 from trl import SFTConfig, SFTTrainer
 
@@ -414,3 +415,5 @@ def save_loss_curves(losses: dict, path: str) -> None:
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

@@ -12,6 +12,7 @@ Every flag is listed by --help.
 import json
 from dataclasses import dataclass, field
 
+from accelerate import PartialState
 from datasets import concatenate_datasets
 from trm_common import build_model, parse_args, train
 
@@ -64,3 +65,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

@@ -10,6 +10,7 @@ defaults here are `--mixer attention --pos_encodings rope`). Every flag is liste
 from dataclasses import dataclass, field
 from typing import Optional
 
+from accelerate import PartialState
 from trm_common import build_model, parse_args, train
 
 from hf_reason.data.maze import MAZE_VOCAB_SIZE, augment_maze_dataset, generate_mazes
@@ -50,3 +51,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

@@ -11,6 +11,7 @@ Every flag is listed by --help (script, model and DeepSupervisionConfig / Traini
 from dataclasses import dataclass, field
 from typing import Optional
 
+from accelerate import PartialState
 from trm_common import build_model, parse_args, train
 
 from hf_reason.data.sudoku import augment_sudoku_dataset, generate_sudoku, sudoku_vocab_size
@@ -47,3 +48,5 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

@@ -7,6 +7,7 @@ import os
 import sys
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 
 from hf_reason import TRMConfig, TRMForPuzzleSolving
@@ -43,3 +44,5 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

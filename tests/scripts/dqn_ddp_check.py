@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset
 
 from hf_reason import TRMConfig, TRMForPuzzleSolving
@@ -112,3 +113,5 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()

@@ -8,6 +8,7 @@ import os
 import sys
 
 import torch
+from accelerate import PartialState
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from hf_reason.data import build_tokenizer, generate_arithmetic
@@ -67,3 +68,5 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    PartialState().destroy_process_group()
