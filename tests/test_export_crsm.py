@@ -196,13 +196,17 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
                           for n in graph.node if n.op_type == "MatMulNBits"]
             assert all(a["block_size"] == 16 and a["accuracy_level"] == 4 for a in attributes), attributes
     if precision == "int8" and has_fast_8bit_blocks():
-        # The mixers' output projections: 8-bit MatMulNBits (weights and activations per block of 32).
+        # The mixers' matmuls and the LM head: 8-bit MatMulNBits (weights and activations per block of
+        # 16). dt_proj (with its bias) is a Gemm in the single-token graph, which stays dynamic INT8.
         graph = onnx.load(str(tmp_path / "model.onnx")).graph
         blocked = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                    for n in graph.node if n.op_type == "MatMulNBits"}
-        assert len(blocked) == model.config.num_hidden_layers and all("out_proj" in name for name in blocked), blocked
-        assert all(a["bits"] == 8 and a["block_size"] == 32 and a["accuracy_level"] == 4 for a in blocked.values())
-        assert report["quantization"]["blockwise_8bit"] == ["mixer/out_proj"]
+        projections = sorted(name.split("mixer/")[1].split("/")[0] for name in blocked if "mixer/" in name)
+        expected = sorted(["in_proj", "x_proj", "out_proj"] * model.config.num_hidden_layers)
+        assert projections == expected and sum("lm_head" in name for name in blocked) == 1, sorted(blocked)
+        assert all(a["bits"] == 8 and a["block_size"] == 16 and a["accuracy_level"] == 4 for a in blocked.values())
+        assert report["quantization"]["blockwise_8bit"] == ["mixer/", "lm_head"]
+        assert report["quantization"]["blockwise_8bit_block_size"] == 16
     # The latent dynamics' token embedding (a vocabulary-sized table) is quantized at both precisions.
     dynamics = onnx.load(str(tmp_path / "dynamics.onnx")).graph
     tables = [n for n in dynamics.node if n.op_type in ("Gather", "GatherBlockQuantized") and "token_embedding" in n.input[0]]
