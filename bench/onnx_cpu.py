@@ -525,7 +525,7 @@ def bench_crsm(args, root: Path) -> None:
     def raw_decode(ort_model, prefilled, new):
         token, conv, ssm = prefilled["logits"].argmax(-1)[:, None], prefilled["conv_states"], prefilled["ssm_states"]
         for _ in range(new):
-            logits, conv, ssm, _, _ = ort_model.step_session.run(
+            logits, conv, ssm = ort_model.step_session.run(
                 None, {"input_ids": token, "conv_states": conv, "ssm_states": ssm})
             token = logits[:, -1].argmax(-1)[:, None]
 

@@ -58,7 +58,7 @@ def test_fp32_states_logits_and_values_match_pytorch_over_decode_steps(exported)
                 token = pt.logits[:, -1:].argmax(-1)
                 pt = model(token, cache_params=cache, cache_position=position, use_cache=True, return_value=True)
                 cache, position = pt.cache_params, position + 1
-                ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"])
+                ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"], return_value=True)
                 torch.testing.assert_close(torch.from_numpy(ox["logits"]), pt.logits, rtol=0, atol=FP32_ATOL)
 
 
@@ -100,6 +100,28 @@ def test_prefill_graph_without_state_inputs_is_refused(exported, tmp_path):
     model, out, _ = exported
     with pytest.raises(ValueError, match="re-export the model"):
         ORTCRSMForCausalLM(model.config, None, ort.InferenceSession(str(tmp_path / "prefill.onnx")))
+
+
+def test_step_graph_leaves_the_value_to_the_head_graphs(exported):
+    """The step graph returns logits and states only; `step(return_value=True)` adds the summary and
+    value through the `summarize` / `value` graphs, equal to PyTorch's `return_value=True`, and says
+    which graphs are missing when an export lacks them."""
+    model, out, report = exported
+    step_outputs = [o.name for o in onnx.load(str(out / "model.onnx"), load_external_data=False).graph.output]
+    assert step_outputs == ["logits", "conv_states_out", "ssm_states_out"]
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(4))
+    root = ort_model.prefill(ids)
+    token = torch.tensor([[7], [11]])
+    assert set(ort_model.step(token, root["conv_states"], root["ssm_states"])) == {"logits", "conv_states", "ssm_states"}
+    ox = ort_model.step(token, root["conv_states"], root["ssm_states"], return_value=True)
+    with torch.no_grad():
+        pt = model(torch.cat([ids, token], 1), return_value=True)
+    np.testing.assert_allclose(ox["value"], pt.value.numpy(), atol=FP32_ATOL)
+    np.testing.assert_allclose(ox["state_summary"], pt.state_summary.numpy(), atol=FP32_ATOL)
+    lean = ORTCRSMForCausalLM.from_files(out, ["model.onnx", "prefill.onnx"], config=model.config)
+    with pytest.raises(ValueError, match=r"\['summarize', 'value'\]"):
+        lean.step(token, root["conv_states"], root["ssm_states"], return_value=True)
 
 
 def test_states_are_plain_arrays_that_branch(exported):
@@ -230,14 +252,16 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
 
 
 def test_graphs_share_one_copy_of_the_weights(exported):
-    """The step and prefill graphs (and the summarize / value heads, which the step graph also
-    computes) read the same bytes of one weights file: the export is about one model's size."""
+    """The step and prefill graphs read the same backbone bytes of one weights file, and the
+    summarize / value heads (which the prefill graph also computes) the prefill graph's: the export
+    is about one model's size."""
     model, out, report = exported
     assert set(report["files"]) == {"model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx",
                                     "state_delta.onnx", "model.onnx_data"}
     refs = {name: set(external_refs(out / name).values()) for name in report["files"] if name.endswith(".onnx")}
-    assert refs["model.onnx"] and refs["model.onnx"] == refs["prefill.onnx"]
-    assert refs["summarize.onnx"] <= refs["model.onnx"] and refs["value.onnx"] <= refs["model.onnx"]
+    assert refs["model.onnx"] and refs["model.onnx"] < refs["prefill.onnx"]
+    heads = refs["summarize.onnx"] | refs["value.onnx"]
+    assert heads <= refs["prefill.onnx"] and refs["prefill.onnx"] - refs["model.onnx"] <= heads
     assert {location for graph in refs.values() for location, _, _ in graph} == {"model.onnx_data"}
     # Each tensor once: the file holds the distinct ranges (plus alignment), far less than their
     # sum over graphs; and no more than the PyTorch weights plus the transposed copy of the tied
@@ -247,8 +271,9 @@ def test_graphs_share_one_copy_of_the_weights(exported):
     assert sum(int(length) for _, _, length in distinct) <= data < 1.1 * sum(int(length) for _, _, length in distinct)
     parameter_bytes = sum(p.numel() * 4 for p in model.parameters())  # tied weights counted once
     assert data <= parameter_bytes + model.config.vocab_size * model.config.hidden_size * 4
-    separate = sum(int(length) for graph in refs.values() for _, _, length in graph)  # one file per graph
-    assert data < 0.55 * separate, (data, separate)
+    # One file per graph would store the backbone twice (measured: shared file 0.60 of that).
+    separate = sum(int(length) for graph in refs.values() for _, _, length in graph)
+    assert data < 0.65 * separate, (data, separate)
 
 
 @pytest.mark.slow

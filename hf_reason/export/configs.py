@@ -201,7 +201,8 @@ class CRSMStepDummyInputGenerator(CRSMDummyInputGenerator):
 
 @_register_onnx("crsm", "text-generation", library_name="transformers")
 class CRSMStepOnnxConfig(CRSMPrefillOnnxConfig):
-    """CRSM single-token step (`CRSMStepForExport`): token + states in, the same outputs as the prefill."""
+    """CRSM single-token step (`CRSMStepForExport`): token + states in, logits and states out (the
+    summary and value come from the `summarize` / `value` graphs when asked for)."""
 
     DUMMY_INPUT_GENERATOR_CLASSES = (CRSMStepDummyInputGenerator,)
 
@@ -209,6 +210,11 @@ class CRSMStepOnnxConfig(CRSMPrefillOnnxConfig):
     def inputs(self):
         batch = {0: "batch_size"}
         return OrderedDict(input_ids=batch, conv_states=batch, ssm_states=batch)
+
+    @property
+    def outputs(self):
+        batch = {0: "batch_size"}
+        return OrderedDict(logits=batch, conv_states_out=batch, ssm_states_out=batch)
 # (model type, task) -> the config class registered for it: what `onnx_config` checks it got back.
 REGISTERED = {
     ("trm", "token-classification"): TRMStepOnnxConfig,

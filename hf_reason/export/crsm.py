@@ -5,8 +5,11 @@ states as plain tensors.
 transformers' `MambaCache` cannot cross a graph boundary (and Mamba's fixed-size states do not fit
 Optimum's KV-cache classes), so the per-layer conv / SSM states are stacked into two tensors,
 `conv_states (batch, layers, intermediate, conv_kernel)` and `ssm_states (batch, layers,
-intermediate, state_size)`, that `mixer_chunk_forward` reads and returns. Both graphs also
-return the state summary and the value head's estimate, which deliberation reads at every node.
+intermediate, state_size)`, that `mixer_chunk_forward` reads and returns. The prefill graph also
+returns the state summary and the value head's estimate; the step graph does not (decoding runs it
+once per token, and the two heads were ~10% of its time at 50M): deliberation reads them from the
+separate `summarize` / `value` graphs, as the PyTorch forward computes them only with
+`return_value=True`.
 """
 
 from functools import partial
@@ -18,16 +21,14 @@ from torch import nn
 from ..models.crsm import CRSMForCausalLM
 
 
-def _outputs(model: CRSMForCausalLM, logits: torch.Tensor, conv_states: list, ssm_states: list) -> dict:
-    ssm_states = torch.stack(ssm_states, dim=1)
-    summary, _ = model.summarize(ssm_states)
-    return {
-        "logits": logits,
-        "conv_states_out": torch.stack(conv_states, dim=1),
-        "ssm_states_out": ssm_states,
-        "state_summary": summary,
-        "value": model.predict_value(summary),
-    }
+def _outputs(model: CRSMForCausalLM, logits: torch.Tensor, conv_states: list, ssm_states: list,
+             return_value: bool) -> dict:
+    outputs = {"logits": logits, "conv_states_out": torch.stack(conv_states, dim=1),
+               "ssm_states_out": torch.stack(ssm_states, dim=1)}
+    if return_value:
+        outputs["state_summary"], _ = model.summarize(outputs["ssm_states_out"])
+        outputs["value"] = model.predict_value(outputs["state_summary"])
+    return outputs
 
 
 def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor,
@@ -158,7 +159,8 @@ def _run_chunk(model: CRSMForCausalLM, input_ids: torch.LongTensor, conv_states:
     finally:
         for mixer in mixers:
             del mixer.forward  # back to the class's forward
-    return _outputs(model, out.logits, states.conv_states, states.ssm_states)
+    # The step graph (no mask) leaves the summary and value to the head graphs (module docstring).
+    return _outputs(model, out.logits, states.conv_states, states.ssm_states, return_value=attention_mask is not None)
 
 
 class CRSMStepForExport(nn.Module):

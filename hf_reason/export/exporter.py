@@ -446,7 +446,7 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
             cache, position = pt.cache_params, position + 1
             # ORT continues from its own states, as in deployment (the recurrence is contractive:
             # rounding does not grow over steps the way it does through TRM's recursion).
-            ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"])
+            ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"], return_value=True)
             ox["logits"] = ox["logits"][:, -1]
             compare(pt.logits[:, -1], cache, pt.value, ox)
         greedy_pt = model.generate(ids, max_new_tokens=decode_steps, do_sample=False,
@@ -532,7 +532,7 @@ def export_crsm(
     bar = tqdm(total=len(graphs) * stages, desc=f"export crsm ({precision})", disable=not progress)
     report = {"family": "crsm", "task": task, "precision": precision, "opset": opset,
               "prefill_length": prefill_length, "optimization_level": optimization_level}
-    # The step and prefill graphs hold the same backbone, and the step graph's outputs (summary,
+    # The step and prefill graphs hold the same backbone, and the prefill graph's outputs (summary,
     # value) repeat the summarize / value heads: written together, every weight is stored once.
     report.update(_build_graphs(out_dir, graphs, precision, quantization, fp32_dir, bar,
                                 per_graph=_crsm_head_quantization(precision)))

@@ -497,13 +497,22 @@ class ORTCRSMForCausalLM:
         heads = {name: session(f"{name}.onnx") for name in cls.head_file_names if f"{name}.onnx" in files}
         return cls(config, session(cls.step_file_name), session(cls.prefill_file_name), heads)
 
-    def step(self, input_ids, conv_states: np.ndarray, ssm_states: np.ndarray) -> dict:
-        """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)`, the new
-        states, `state_summary` and `value`."""
+    def step(self, input_ids, conv_states: np.ndarray, ssm_states: np.ndarray, return_value: bool = False) -> dict:
+        """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)` and the new
+        states; with `return_value=True` also `state_summary` and `value` of the new state (through the
+        `summarize` and `value` graphs, as `CRSMForCausalLM.forward(return_value=True)`)."""
         names = ("logits", "conv_states", "ssm_states", "state_summary", "value")
         feed = {"input_ids": _np(input_ids).astype(np.int64, copy=False).reshape(-1, 1), "conv_states": conv_states,
                 "ssm_states": ssm_states}
-        return dict(zip(names, self.step_session.run(None, feed)))
+        # Older exports' step graphs return the summary and value themselves.
+        out = dict(zip(names, self.step_session.run(None, feed)))
+        if return_value and "value" not in out:
+            missing = [name for name in ("summarize", "value") if name not in self.head_sessions]
+            if missing:
+                raise ValueError(f"`return_value=True` needs the head graphs {missing}; re-export the model.")
+            out["state_summary"] = self.head_sessions["summarize"].run(None, {"ssm_states": out["ssm_states"]})[0]
+            out["value"] = self.head_sessions["value"].run(None, {"state_summary": out["state_summary"]})[0]
+        return out
 
     def prefill(self, input_ids, attention_mask=None) -> dict:
         """The prompt from empty states; `logits` are those of the last position `(batch, vocab)`.
