@@ -7,6 +7,20 @@ import pytest
 from conftest import REPO_ROOT, accelerate_launch
 
 
+def test_every_multiprocess_script_destroys_its_process_group():
+    """A script that exits with the gloo group alive can abort in interpreter teardown (rank 1,
+    SIGABRT, "terminate called without an active exception"; pytorch/pytorch#179291), which once
+    failed CI here: every script that runs under `accelerate launch` destroys it after `main()`."""
+    examples = REPO_ROOT / "examples"
+    scripts = [*sorted((REPO_ROOT / "tests" / "scripts").glob("*.py")), *sorted(examples.glob("train_*.py")),
+               examples / "sft_dpo_pipeline.py"]
+    assert len(scripts) >= 13
+    ending = 'if __name__ == "__main__":'
+    missing = [path.name for path in scripts
+               if "PartialState().destroy_process_group()" not in path.read_text().split(ending)[-1]]
+    assert not missing, missing
+
+
 @pytest.mark.slow
 def test_two_processes_agree_on_the_weights_after_training(tmp_path):
     result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "ddp_weights_check.py"), str(tmp_path))
