@@ -48,7 +48,7 @@ def test_fp32_states_logits_and_values_match_pytorch_over_decode_steps(exported)
         ids = torch.randint(3, 64, (2, length), generator=torch.Generator().manual_seed(length))
         with torch.no_grad():
             pt = model(ids, use_cache=True, return_value=True)
-            ox = ort_model.prefill(ids)
+            ox = ort_model.prefill(ids, return_value=True)
             cache, position = pt.cache_params, torch.tensor([model.config.conv_kernel])
             torch.testing.assert_close(torch.from_numpy(ox["logits"]), pt.logits[:, -1], rtol=0, atol=FP32_ATOL)
             for _ in range(4):
@@ -78,7 +78,7 @@ def test_chunked_prefill_with_left_padding_longer_than_a_chunk(exported):
         alone = ort_model.prefill(prompt)
         with torch.no_grad():
             pt = model(prompt, use_cache=True)
-        for key in ("logits", "conv_states", "ssm_states", "value"):
+        for key in ("logits", "conv_states", "ssm_states"):
             np.testing.assert_allclose(batch[key][row], alone[key][0], atol=FP32_ATOL, err_msg=key)
         np.testing.assert_allclose(alone["ssm_states"][0], torch.stack(pt.cache_params.ssm_states, 1)[0].numpy(),
                                    atol=FP32_ATOL)
@@ -86,8 +86,9 @@ def test_chunked_prefill_with_left_padding_longer_than_a_chunk(exported):
         ort_model.prefill(ids, mask.flip(1))
 
 
-def test_prefill_graph_without_state_inputs_is_refused(exported, tmp_path):
-    """An older prefill graph (tokens and mask only) gets an error that says to re-export."""
+def test_graphs_of_an_older_export_are_refused(exported, tmp_path):
+    """An older prefill graph (tokens and mask only) or step graph (summary and value outputs) gets an
+    error that says to re-export."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -100,26 +101,43 @@ def test_prefill_graph_without_state_inputs_is_refused(exported, tmp_path):
     model, out, _ = exported
     with pytest.raises(ValueError, match="re-export the model"):
         ORTCRSMForCausalLM(model.config, None, ort.InferenceSession(str(tmp_path / "prefill.onnx")))
+    # A step graph that still returns the summary and value (before the head graphs took them over).
+    names = ["input_ids", "conv_states", "ssm_states"]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch"]) for n in names]
+    outputs = ["logits", "conv_states_out", "ssm_states_out", "state_summary", "value"]
+    nodes = [helper.make_node("Identity", [names[i % 3]], [o]) for i, o in enumerate(outputs)]
+    graph = helper.make_graph(nodes, "old_step", inputs,
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch"]) for o in outputs])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
+    with pytest.raises(ValueError, match=r"model.onnx returns .*'value'.*re-export the model"):
+        ORTCRSMForCausalLM(model.config, ort.InferenceSession(str(tmp_path / "model.onnx")),
+                           ort.InferenceSession(str(out / "prefill.onnx")))
 
 
-def test_step_graph_leaves_the_value_to_the_head_graphs(exported):
-    """The step graph returns logits and states only; `step(return_value=True)` adds the summary and
-    value through the `summarize` / `value` graphs, equal to PyTorch's `return_value=True`, and says
-    which graphs are missing when an export lacks them."""
+def test_graphs_leave_the_value_to_the_head_graphs(exported):
+    """The step and prefill graphs return logits and states only; `return_value=True` adds the
+    summary and value through the `summarize` / `value` graphs, equal to PyTorch's
+    `return_value=True`, and says which graphs are missing when an export lacks them."""
     model, out, report = exported
-    step_outputs = [o.name for o in onnx.load(str(out / "model.onnx"), load_external_data=False).graph.output]
-    assert step_outputs == ["logits", "conv_states_out", "ssm_states_out"]
+    for name in ("model.onnx", "prefill.onnx"):
+        outputs = [o.name for o in onnx.load(str(out / name), load_external_data=False).graph.output]
+        assert outputs == ["logits", "conv_states_out", "ssm_states_out"], (name, outputs)
     ort_model = ORTCRSMForCausalLM.from_pretrained(out)
     ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(4))
     root = ort_model.prefill(ids)
     token = torch.tensor([[7], [11]])
-    assert set(ort_model.step(token, root["conv_states"], root["ssm_states"])) == {"logits", "conv_states", "ssm_states"}
-    ox = ort_model.step(token, root["conv_states"], root["ssm_states"], return_value=True)
+    assert set(root) == set(ort_model.step(token, root["conv_states"], root["ssm_states"])) == {
+        "logits", "conv_states", "ssm_states"}
     with torch.no_grad():
-        pt = model(torch.cat([ids, token], 1), return_value=True)
-    np.testing.assert_allclose(ox["value"], pt.value.numpy(), atol=FP32_ATOL)
-    np.testing.assert_allclose(ox["state_summary"], pt.state_summary.numpy(), atol=FP32_ATOL)
+        for ox, prompt in ((ort_model.prefill(ids, return_value=True), ids),
+                           (ort_model.step(token, root["conv_states"], root["ssm_states"], return_value=True),
+                            torch.cat([ids, token], 1))):
+            pt = model(prompt, return_value=True)
+            np.testing.assert_allclose(ox["value"], pt.value.numpy(), atol=FP32_ATOL)
+            np.testing.assert_allclose(ox["state_summary"], pt.state_summary.numpy(), atol=FP32_ATOL)
     lean = ORTCRSMForCausalLM.from_files(out, ["model.onnx", "prefill.onnx"], config=model.config)
+    with pytest.raises(ValueError, match=r"\['summarize', 'value'\]"):
+        lean.prefill(ids, return_value=True)
     with pytest.raises(ValueError, match=r"\['summarize', 'value'\]"):
         lean.step(token, root["conv_states"], root["ssm_states"], return_value=True)
 
@@ -205,7 +223,9 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
         graph = onnx.load(str(tmp_path / name)).graph
         ops = {node.op_type for node in graph.node}
         if name != "value.onnx":
-            assert QUANTIZED_OPS[precision] in ops, (name, ops)
+            # INT8 backbone graphs: every matmul 8-bit MatMulNBits but the step graph's dt_proj (below).
+            blockwise = precision == "int8" and name == "prefill.onnx" and has_fast_8bit_blocks()
+            assert ("MatMulNBits" if blockwise else QUANTIZED_OPS[precision]) in ops, (name, ops)
         # Every 2-D weight is quantized; the documented exceptions are a matmul with a vector weight
         # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats) and the
         # value head (kept FP32 by design, in every graph).
@@ -252,16 +272,13 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
 
 
 def test_graphs_share_one_copy_of_the_weights(exported):
-    """The step and prefill graphs read the same backbone bytes of one weights file, and the
-    summarize / value heads (which the prefill graph also computes) the prefill graph's: the export
-    is about one model's size."""
+    """The step and prefill graphs read the same bytes of one weights file (the backbone, stored
+    once), and the head graphs their own: the export is about one model's size."""
     model, out, report = exported
     assert set(report["files"]) == {"model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx",
                                     "state_delta.onnx", "model.onnx_data"}
     refs = {name: set(external_refs(out / name).values()) for name in report["files"] if name.endswith(".onnx")}
-    assert refs["model.onnx"] and refs["model.onnx"] < refs["prefill.onnx"]
-    heads = refs["summarize.onnx"] | refs["value.onnx"]
-    assert heads <= refs["prefill.onnx"] and refs["prefill.onnx"] - refs["model.onnx"] <= heads
+    assert refs["model.onnx"] and refs["model.onnx"] == refs["prefill.onnx"]
     assert {location for graph in refs.values() for location, _, _ in graph} == {"model.onnx_data"}
     # Each tensor once: the file holds the distinct ranges (plus alignment), far less than their
     # sum over graphs; and no more than the PyTorch weights plus the transposed copy of the tied
@@ -271,9 +288,9 @@ def test_graphs_share_one_copy_of_the_weights(exported):
     assert sum(int(length) for _, _, length in distinct) <= data < 1.1 * sum(int(length) for _, _, length in distinct)
     parameter_bytes = sum(p.numel() * 4 for p in model.parameters())  # tied weights counted once
     assert data <= parameter_bytes + model.config.vocab_size * model.config.hidden_size * 4
-    # One file per graph would store the backbone twice (measured: shared file 0.60 of that).
+    # One file per graph would store the backbone twice (measured: shared file 0.66 of that).
     separate = sum(int(length) for graph in refs.values() for _, _, length in graph)
-    assert data < 0.65 * separate, (data, separate)
+    assert data < 0.7 * separate, (data, separate)
 
 
 @pytest.mark.slow

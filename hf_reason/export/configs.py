@@ -173,7 +173,7 @@ class CRSMDummyInputGenerator(DummyInputGenerator):
 @_register_onnx("crsm_prefill", "text-generation", library_name="transformers")
 class CRSMPrefillOnnxConfig(OnnxConfig):
     """CRSM prompt prefill (`CRSMPrefillForExport`): a chunk of left-padded tokens, its mask and the
-    states to continue from in; the last position's logits, the states, summary and value out. The
+    states to continue from in; the last position's logits and the new states out. The
     chunk length is fixed at export (`sequence_length` of the dummy input): the CPU selective scan
     is a Python loop, unrolled by the tracer; longer prompts run chunk after chunk."""
 
@@ -190,8 +190,7 @@ class CRSMPrefillOnnxConfig(OnnxConfig):
     @property
     def outputs(self):
         batch = {0: "batch_size"}
-        return OrderedDict(logits=batch, conv_states_out=batch,
-                           ssm_states_out=batch, state_summary=batch, value=batch)
+        return OrderedDict(logits=batch, conv_states_out=batch, ssm_states_out=batch)
 
 
 class CRSMStepDummyInputGenerator(CRSMDummyInputGenerator):
@@ -201,8 +200,7 @@ class CRSMStepDummyInputGenerator(CRSMDummyInputGenerator):
 
 @_register_onnx("crsm", "text-generation", library_name="transformers")
 class CRSMStepOnnxConfig(CRSMPrefillOnnxConfig):
-    """CRSM single-token step (`CRSMStepForExport`): token + states in, logits and states out (the
-    summary and value come from the `summarize` / `value` graphs when asked for)."""
+    """CRSM single-token step (`CRSMStepForExport`): token + states in, the prefill's outputs out."""
 
     DUMMY_INPUT_GENERATOR_CLASSES = (CRSMStepDummyInputGenerator,)
 
@@ -210,11 +208,6 @@ class CRSMStepOnnxConfig(CRSMPrefillOnnxConfig):
     def inputs(self):
         batch = {0: "batch_size"}
         return OrderedDict(input_ids=batch, conv_states=batch, ssm_states=batch)
-
-    @property
-    def outputs(self):
-        batch = {0: "batch_size"}
-        return OrderedDict(logits=batch, conv_states_out=batch, ssm_states_out=batch)
 # (model type, task) -> the config class registered for it: what `onnx_config` checks it got back.
 REGISTERED = {
     ("trm", "token-classification"): TRMStepOnnxConfig,

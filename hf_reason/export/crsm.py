@@ -5,11 +5,11 @@ states as plain tensors.
 transformers' `MambaCache` cannot cross a graph boundary (and Mamba's fixed-size states do not fit
 Optimum's KV-cache classes), so the per-layer conv / SSM states are stacked into two tensors,
 `conv_states (batch, layers, intermediate, conv_kernel)` and `ssm_states (batch, layers,
-intermediate, state_size)`, that `mixer_chunk_forward` reads and returns. The prefill graph also
-returns the state summary and the value head's estimate; the step graph does not (decoding runs it
-once per token, and the two heads were ~10% of its time at 50M): deliberation reads them from the
-separate `summarize` / `value` graphs, as the PyTorch forward computes them only with
-`return_value=True`.
+intermediate, state_size)`, that `mixer_chunk_forward` reads and returns. Both graphs return the
+logits and the states only: the state summary and the value head's estimate come from the separate
+`summarize` / `value` graphs when asked for, as the PyTorch forward computes them only with
+`return_value=True` (computed in the step graph, they were ~10% of a 50M decode step; in the
+prefill graph, work repeated for every chunk).
 """
 
 from functools import partial
@@ -19,16 +19,6 @@ import torch
 from torch import nn
 
 from ..models.crsm import CRSMForCausalLM
-
-
-def _outputs(model: CRSMForCausalLM, logits: torch.Tensor, conv_states: list, ssm_states: list,
-             return_value: bool) -> dict:
-    outputs = {"logits": logits, "conv_states_out": torch.stack(conv_states, dim=1),
-               "ssm_states_out": torch.stack(ssm_states, dim=1)}
-    if return_value:
-        outputs["state_summary"], _ = model.summarize(outputs["ssm_states_out"])
-        outputs["value"] = model.predict_value(outputs["state_summary"])
-    return outputs
 
 
 def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor,
@@ -159,8 +149,8 @@ def _run_chunk(model: CRSMForCausalLM, input_ids: torch.LongTensor, conv_states:
     finally:
         for mixer in mixers:
             del mixer.forward  # back to the class's forward
-    # The step graph (no mask) leaves the summary and value to the head graphs (module docstring).
-    return _outputs(model, out.logits, states.conv_states, states.ssm_states, return_value=attention_mask is not None)
+    return {"logits": out.logits, "conv_states_out": torch.stack(states.conv_states, dim=1),
+            "ssm_states_out": torch.stack(states.ssm_states, dim=1)}
 
 
 class CRSMStepForExport(nn.Module):

@@ -437,7 +437,7 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
 
     with torch.no_grad():
         pt = model(ids, use_cache=True, return_value=True)
-        ox = ort_model.prefill(ids)
+        ox = ort_model.prefill(ids, return_value=True)
         compare(pt.logits[:, -1], pt.cache_params, pt.value, ox)
         cache, position = pt.cache_params, torch.tensor([config.conv_kernel])
         for _ in range(decode_steps):
@@ -471,9 +471,10 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
 # measured on a random-weight CRSM (hidden 512, 2 layers), quantizing it gave a relative value
 # error of 0.018 at INT8 and 0.10 at INT4.
 CRSM_KEEP_FP32 = ("value_head",)
-# INT8: every matmul of the mixers and the LM head is 8-bit MatMulNBits, which quantizes weights and
-# activations per block of 16 input channels; dynamic INT8 has one activation scale per tensor, and
-# a few outlier channels stretch it (most of all in the gated SSM output that out_proj reads).
+# INT8: the mixers' matmuls and the LM head are 8-bit MatMulNBits, which quantizes weights and
+# activations per block of 16 input channels (dt_proj, a Gemm in the step graph, stays dynamic INT8
+# there); dynamic INT8 has one activation scale per tensor, and a few outlier channels stretch it
+# (most of all in the gated SSM output that out_proj reads).
 # Measured (docs/onnx.md "CRSM INT8"), top-1 agreement with PyTorch, dynamic INT8 with out_proj
 # blockwise at 32 (the previous default) -> this: issue 5's trained CRSM 0.9857 -> 0.9926 (256
 # prompts x 41 positions); a briefly trained 50M CRSM 0.9931 -> 0.9962 (64 x 41); decode and prefill
@@ -532,8 +533,7 @@ def export_crsm(
     bar = tqdm(total=len(graphs) * stages, desc=f"export crsm ({precision})", disable=not progress)
     report = {"family": "crsm", "task": task, "precision": precision, "opset": opset,
               "prefill_length": prefill_length, "optimization_level": optimization_level}
-    # The step and prefill graphs hold the same backbone, and the prefill graph's outputs (summary,
-    # value) repeat the summarize / value heads: written together, every weight is stored once.
+    # The step and prefill graphs hold the same backbone: written together, every weight is stored once.
     report.update(_build_graphs(out_dir, graphs, precision, quantization, fp32_dir, bar,
                                 per_graph=_crsm_head_quantization(precision)))
     bar.set_postfix_str("parity")

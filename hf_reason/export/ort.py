@@ -455,6 +455,7 @@ class ORTCRSMForCausalLM:
     step_file_name = "model.onnx"
     prefill_file_name = "prefill.onnx"
     head_file_names = ("summarize", "value", "dynamics", "state_delta")
+    _OUTPUTS = ["logits", "conv_states_out", "ssm_states_out"]
 
     def __init__(self, config, step_session, prefill_session, head_sessions: Optional[dict] = None):
         self.config = config
@@ -466,6 +467,11 @@ class ORTCRSMForCausalLM:
         if inputs != ["input_ids", "attention_mask", "conv_states", "ssm_states"]:
             raise ValueError(f"prefill.onnx takes {inputs}; this wrapper needs the chunked prefill graph (input_ids, "
                              "attention_mask, conv_states, ssm_states): re-export the model with `hf-reason export`.")
+        for name, session in (("model.onnx", step_session), ("prefill.onnx", prefill_session)):
+            outputs = [o.name for o in session.get_outputs()] if session is not None else self._OUTPUTS
+            if outputs != self._OUTPUTS:
+                raise ValueError(f"{name} returns {outputs}; this wrapper needs {self._OUTPUTS} (the summary and "
+                                 "value come from the head graphs): re-export the model with `hf-reason export`.")
 
     @classmethod
     def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
@@ -501,21 +507,23 @@ class ORTCRSMForCausalLM:
         """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)` and the new
         states; with `return_value=True` also `state_summary` and `value` of the new state (through the
         `summarize` and `value` graphs, as `CRSMForCausalLM.forward(return_value=True)`)."""
-        names = ("logits", "conv_states", "ssm_states", "state_summary", "value")
         feed = {"input_ids": _np(input_ids).astype(np.int64, copy=False).reshape(-1, 1), "conv_states": conv_states,
                 "ssm_states": ssm_states}
-        # Older exports' step graphs return the summary and value themselves.
-        out = dict(zip(names, self.step_session.run(None, feed)))
-        if return_value and "value" not in out:
-            missing = [name for name in ("summarize", "value") if name not in self.head_sessions]
-            if missing:
-                raise ValueError(f"`return_value=True` needs the head graphs {missing}; re-export the model.")
-            out["state_summary"] = self.head_sessions["summarize"].run(None, {"ssm_states": out["ssm_states"]})[0]
-            out["value"] = self.head_sessions["value"].run(None, {"state_summary": out["state_summary"]})[0]
+        out = dict(zip(("logits", "conv_states", "ssm_states"), self.step_session.run(None, feed)))
+        return self._add_value(out) if return_value else out
+
+    def _add_value(self, out: dict) -> dict:
+        """Adds `state_summary` and `value` of `out["ssm_states"]` (the `summarize` / `value` graphs)."""
+        missing = [name for name in ("summarize", "value") if name not in self.head_sessions]
+        if missing:
+            raise ValueError(f"`return_value=True` needs the head graphs {missing}; re-export the model.")
+        out["state_summary"] = self.head_sessions["summarize"].run(None, {"ssm_states": out["ssm_states"]})[0]
+        out["value"] = self.head_sessions["value"].run(None, {"state_summary": out["state_summary"]})[0]
         return out
 
-    def prefill(self, input_ids, attention_mask=None) -> dict:
-        """The prompt from empty states; `logits` are those of the last position `(batch, vocab)`.
+    def prefill(self, input_ids, attention_mask=None, return_value: bool = False) -> dict:
+        """The prompt from empty states; `logits` are those of the last position `(batch, vocab)`,
+        then the states (and, with `return_value=True`, `state_summary` and `value`, as `step`).
 
         `attention_mask` (1 = token) marks left padding within `input_ids`. The prompt runs through
         `prefill.onnx` in chunks of `prefill_length` tokens, each from the states the previous one
@@ -540,9 +548,9 @@ class ORTCRSMForCausalLM:
         for start in range(0, ids.shape[1], chunk):
             feed = {"input_ids": ids[:, start:start + chunk], "attention_mask": mask[:, start:start + chunk],
                     "conv_states": conv, "ssm_states": ssm}
-            logits, conv, ssm, summary, value = self.prefill_session.run(None, feed)
-        return {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm, "state_summary": summary,
-                "value": value}
+            logits, conv, ssm = self.prefill_session.run(None, feed)
+        out = {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm}
+        return self._add_value(out) if return_value else out
 
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
                  temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
