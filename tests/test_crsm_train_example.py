@@ -4,7 +4,6 @@ import importlib.util
 import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,8 @@ import torch
 
 from hf_reason import CRSMForCausalLM
 
-from conftest import accelerate_launch
+from conftest import REPO_ROOT, accelerate_launch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "train_crsm.py"
 TINY = [
     "--hidden_size", "32", "--num_hidden_layers", "1", "--state_size", "4", "--vocab_size", "300",

@@ -11,6 +11,8 @@ from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 from hf_reason.trainers.grpo import can_share_prefill, shared_prefill_generate
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward
 
+from conftest import REPO_ROOT, accelerate_launch
+
 
 @pytest.fixture(scope="module")
 def tokenizer():
@@ -144,8 +146,6 @@ def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
 @pytest.mark.slow
 def test_two_process_accelerate_run(tmp_path):
     import json
-
-    from conftest import REPO_ROOT, accelerate_launch
 
     result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "grpo_ddp_check.py"), str(tmp_path))
     assert result.returncode == 0, result.stderr[-4000:]
