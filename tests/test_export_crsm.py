@@ -142,6 +142,31 @@ def test_graphs_leave_the_value_to_the_head_graphs(exported):
         lean.step(token, root["conv_states"], root["ssm_states"], return_value=True)
 
 
+def test_backbone_graphs_avoid_the_slow_cpu_kernels(exported):
+    """ONNX Runtime's CPU `Softplus` is scalar, and its `Mul` broadcasting a last axis of 1 against a
+    longer one is ~10x slower than a same-shape multiply (docs/onnx.md, "CRSM decode step"): the
+    step and prefill graphs compute softplus from `Exp` / `Log` (finite for large inputs, as torch's
+    threshold keeps it) and the SSM discretization's outer products as matmuls."""
+    from hf_reason.export.crsm import _softplus
+
+    x = torch.linspace(-30, 200, 2301)
+    torch.testing.assert_close(_softplus(x), torch.nn.functional.softplus(x), atol=1e-6, rtol=1e-6)
+    model, out, report = exported
+    for name in ("model.onnx", "prefill.onnx"):
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(out / name))).graph
+        assert "Softplus" not in {node.op_type for node in graph.node}, name
+        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+                  for v in list(graph.value_info) + list(graph.input)}
+        shapes.update({t.name: list(t.dims) for t in graph.initializer})
+        slow = []  # in the mixers (the RMS norms' broadcast Mul is fused into one norm op by ONNX Runtime)
+        for node in graph.node:
+            if node.op_type == "Mul" and "/mixer/" in node.name and all(i in shapes and shapes[i] for i in node.input):
+                last = sorted(shapes[i][-1] for i in node.input)
+                if last[0] == 1 and last[1] not in (1, None):
+                    slow.append((node.name, [shapes[i] for i in node.input]))
+        assert not slow, (name, slow)
+
+
 def test_states_are_plain_arrays_that_branch(exported):
     """What deliberation needs: one state copied into several rows, each advanced differently."""
     model, out, _ = exported
@@ -223,8 +248,8 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
         graph = onnx.load(str(tmp_path / name)).graph
         ops = {node.op_type for node in graph.node}
         if name != "value.onnx":
-            # INT8 backbone graphs: every matmul 8-bit MatMulNBits but the step graph's dt_proj (below).
-            blockwise = precision == "int8" and name == "prefill.onnx" and has_fast_8bit_blocks()
+            # INT8 backbone graphs: every matmul 8-bit MatMulNBits (the heads' graphs: dynamic INT8).
+            blockwise = precision == "int8" and name in ("model.onnx", "prefill.onnx") and has_fast_8bit_blocks()
             assert ("MatMulNBits" if blockwise else QUANTIZED_OPS[precision]) in ops, (name, ops)
         # Every 2-D weight is quantized; the documented exceptions are a matmul with a vector weight
         # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats) and the
@@ -238,13 +263,12 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
                           for n in graph.node if n.op_type == "MatMulNBits"]
             assert all(a["block_size"] == 16 and a["accuracy_level"] == 4 for a in attributes), attributes
     if precision == "int8" and has_fast_8bit_blocks():
-        # The mixers' matmuls and the LM head: 8-bit MatMulNBits (weights and activations per block of
-        # 16). dt_proj (with its bias) is a Gemm in the single-token graph, which stays dynamic INT8.
+        # Every mixer matmul and the LM head: 8-bit MatMulNBits (weights and activations per block of 16).
         graph = onnx.load(str(tmp_path / "model.onnx")).graph
         blocked = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                    for n in graph.node if n.op_type == "MatMulNBits"}
         projections = sorted(name.split("mixer/")[1].split("/")[0] for name in blocked if "mixer/" in name)
-        expected = sorted(["in_proj", "x_proj", "out_proj"] * model.config.num_hidden_layers)
+        expected = sorted(["in_proj", "x_proj", "dt_proj", "out_proj"] * model.config.num_hidden_layers)
         assert projections == expected and sum("lm_head" in name for name in blocked) == 1, sorted(blocked)
         assert all(a["bits"] == 8 and a["block_size"] == 16 and a["accuracy_level"] == 4 for a in blocked.values())
         assert report["quantization"]["blockwise_8bit"] == ["mixer/", "lm_head"]

@@ -472,9 +472,8 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
 # error of 0.018 at INT8 and 0.10 at INT4.
 CRSM_KEEP_FP32 = ("value_head",)
 # INT8: the mixers' matmuls and the LM head are 8-bit MatMulNBits, which quantizes weights and
-# activations per block of 16 input channels (dt_proj, a Gemm in the step graph, stays dynamic INT8
-# there); dynamic INT8 has one activation scale per tensor, and a few outlier channels stretch it
-# (most of all in the gated SSM output that out_proj reads).
+# activations per block of 16 input channels; dynamic INT8 has one activation scale per tensor, and
+# a few outlier channels stretch it (most of all in the gated SSM output that out_proj reads).
 # Measured (docs/onnx.md "CRSM INT8"), top-1 agreement with PyTorch, dynamic INT8 with out_proj
 # blockwise at 32 (the previous default) -> this: issue 5's trained CRSM 0.9857 -> 0.9926 (256
 # prompts x 41 positions); a briefly trained 50M CRSM 0.9931 -> 0.9962 (64 x 41); decode and prefill
