@@ -38,7 +38,9 @@ are this script's own); the CRSM prefill graph takes chunks of `--crsm-prefill-g
 tokens, so the 128-token prompt runs as 4 chunks (Mamba's CPU scan is unrolled by the tracer: a
 128-token graph takes 2.4x as long to trace and prefilled no faster, measured); the briefly
 trained models train for `--train-steps` (40) steps unless a checkpoint is passed; timings are
-medians of `--repeats` (3) runs after one warm-up.
+medians of `--repeats` (3) runs after one warm-up, except LM decode: `--decode-rounds` (9) rounds
+each decode with PyTorch and every precision once (the order reversed every other round), and a
+speedup is the median of the rounds' PyTorch / ORT time ratios, printed with their range.
 """
 
 import argparse
@@ -408,16 +410,12 @@ def bench_lm(family: str, args, root: Path, model, ort_cls, torch_step, ort_step
                 logits, state = torch_step(logits[:, -1:].argmax(-1), state)
         return time.perf_counter() - start
 
-    # PyTorch decode is timed before the ONNX Runtime sessions exist and again after them; the
-    # speedups are taken against the faster of the two (this shared machine's speed drifts: PyTorch
-    # GPT-2-small decode measured 15 and 24 tok/s before and after within one run).
-    pt_before = new / statistics.median(pt_decode() for _ in range(args.repeats))
-    speeds = {}
     results = RESULTS.setdefault(family, {})
     prefill_note = ""
     if family == "crsm" and args.prompt_len > args.crsm_prefill_graph_len:
         chunks = -(-args.prompt_len // args.crsm_prefill_graph_len)
         prefill_note = f" ({chunks} chunks of {args.crsm_prefill_graph_len} tokens through prefill.onnx)"
+    decoders = {"PyTorch": pt_decode}
     for precision in PRECISIONS:
         ort_model = ort_cls.from_pretrained(root / family / precision, num_threads=args.threads,
                                             allow_spinning=args.allow_spinning)
@@ -429,23 +427,41 @@ def bench_lm(family: str, args, root: Path, model, ort_cls, torch_step, ort_step
         # Decode alone, from one prefilled state: `generate(prefilled=..., max_new_tokens=new + 1)`
         # runs exactly `new` single-token session calls, as does the bare loop.
         state = prefill_fn(prompt)
-        wrapper_s, raw_s, diff_s = paired_times(
-            lambda: ort_model.generate(prompt, prefilled=state, max_new_tokens=new + 1, eos_token_id=-1),
-            lambda: raw_decode(ort_model, state, new), args.overhead_repeats)
-        speeds[precision] = new / wrapper_s
+
+        def ort_decode(ort_model=ort_model, state=state):
+            start = time.perf_counter()
+            ort_model.generate(prompt, prefilled=state, max_new_tokens=new + 1, eos_token_id=-1)
+            return time.perf_counter() - start
+
+        decoders[precision] = ort_decode
+        _, raw_s, diff_s = paired_times(ort_decode, lambda: raw_decode(ort_model, state, new),
+                                                args.overhead_repeats)
         overhead = 1000 * diff_s / new
         print(f"{family} {precision} wrapper overhead: ours {overhead:.3f} ms/token over a bare session loop "
               f"({1000 * raw_s / new:.2f} ms/token)", flush=True)
         results[f"{precision}_overhead_ms"] = overhead
         rate, low = lm_agreement(family, precision, torch_step, ort_step, ort_model, heldout, args.agreement_decode_steps)
         results[f"{precision}_top1"], results[f"{precision}_top1_low"] = rate, low
-    pt_after = new / statistics.median(pt_decode() for _ in range(args.repeats))
-    print(f"{family} PyTorch FP32 eager decode: {pt_before:.4g} tok/s before the ONNX Runtime runs, "
-          f"{pt_after:.4g} after; the faster is the reference", flush=True)
-    for precision, tok_s in speeds.items():
-        line(f"{family} decode ORT {precision} generate vs PyTorch FP32 eager (tok/s)", tok_s,
-             max(pt_before, pt_after), "tok/s")
-        results[f"{precision}_speedup"] = tok_s / max(pt_before, pt_after)
+
+    # Decode speed: rounds that each time PyTorch and the three precisions once, in an order reversed
+    # every other round; a speedup is the median over rounds of that round's PyTorch / ORT time, so a
+    # slow patch of this shared machine (decode speeds drifted 1.6x between runs, and within one run)
+    # falls on both sides of a ratio alike.
+    times = {name: [] for name in decoders}
+    for name, fn in decoders.items():  # warm-up
+        fn()
+    for round_ in tqdm(range(args.decode_rounds), desc=f"{family} decode rounds", leave=False):
+        for name in (list(decoders) if round_ % 2 == 0 else list(decoders)[::-1]):
+            times[name].append(decoders[name]())
+    reference = new / statistics.median(times["PyTorch"])
+    for precision in PRECISIONS:
+        ratios = [pt / ort for pt, ort in zip(times["PyTorch"], times[precision])]
+        speedup = statistics.median(ratios)
+        print(f"{family} decode ORT {precision} generate vs PyTorch FP32 eager (tok/s): ours "
+              f"{new / statistics.median(times[precision]):.4g} tok/s, reference {reference:.4g} tok/s, ratio "
+              f"{speedup:.2f}x (median of {len(ratios)} interleaved rounds' ratios, range {min(ratios):.2f}-"
+              f"{max(ratios):.2f})", flush=True)
+        results[f"{precision}_speedup"] = speedup
 
 
 def _copy_state(state):
@@ -579,6 +595,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-steps", type=int, default=None,
                         help="Brief training of models not passed as a checkpoint (default 40; --quick 150; 0: none).")
     parser.add_argument("--repeats", type=int, default=None, help="Timed repeats (median; default 3, --quick 1).")
+    parser.add_argument("--decode-rounds", type=int, default=None,
+                        help="Interleaved decode rounds (PyTorch and each precision once per round; default 9, --quick 2).")
     parser.add_argument("--prompt-len", type=int, default=None, help="Prompt tokens (default 128, --quick 16).")
     parser.add_argument("--new-tokens", type=int, default=None, help="Decoded tokens (default 32, --quick 8).")
     parser.add_argument("--trm-batch", type=int, default=None, help="Puzzles per timed TRM solve (default 4, --quick 8).")
@@ -605,7 +623,7 @@ def main(argv=None) -> int:
     quick = args.quick
     # --quick trains longer than the full run: the tiny models learn their rule in seconds, and an
     # under-trained model's near-uniform logits make the agreement lines meaningless.
-    defaults = dict(train_steps=(150, 40), repeats=(1, 3), prompt_len=(16, 128), new_tokens=(8, 32),
+    defaults = dict(train_steps=(150, 40), repeats=(1, 3), decode_rounds=(2, 9), prompt_len=(16, 128), new_tokens=(8, 32),
                     trm_batch=(8, 4), block_size=(32, 128))
     for name, (small, full) in defaults.items():
         if getattr(args, name) is None:
@@ -618,7 +636,8 @@ def main(argv=None) -> int:
     unknown = [f for f in families if f not in runners]
     if unknown:
         parser.error(f"--families: unknown {unknown}; choose from {', '.join(runners)}")
-    for name in ("crsm_prefill_graph_len", "agreement_samples", "agreement_prompt_len", "trm_solve_steps"):
+    for name in ("crsm_prefill_graph_len", "agreement_samples", "agreement_prompt_len", "trm_solve_steps",
+                 "decode_rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     given = {"trm": args.trm_dir or args.trm_agreement_dir, "meta_attention": args.meta_dir, "crsm": args.crsm_dir}
