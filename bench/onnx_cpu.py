@@ -39,8 +39,9 @@ tokens, so the 128-token prompt runs as 4 chunks (Mamba's CPU scan is unrolled b
 128-token graph takes 2.4x as long to trace and prefilled no faster, measured); the briefly
 trained models train for `--train-steps` (40) steps unless a checkpoint is passed; timings are
 medians of `--repeats` (3) runs after one warm-up, except LM decode: `--decode-rounds` (9) rounds
-each decode with PyTorch and every precision once (the order reversed every other round), and a
-speedup is the median of the rounds' PyTorch / ORT time ratios, printed with their range.
+each decode with PyTorch and every precision once (the order reversed every other round, 50 ms
+between decodes so one session's spinning threads do not slow the next), and a speedup is the
+median of the rounds' PyTorch / ORT time ratios, printed with their range.
 """
 
 import argparse
@@ -83,6 +84,7 @@ TRAIN_MIN = {"trm": 2, "meta_attention": 1, "crsm": 1}
 GOALS = {"int8_speedup_base": 2.5, "int8_speedup": 4.5, "int4_speedup": 6.0, "int4_size": 0.2, "int8_top1": 0.99,
          "overhead_ms": 2.0}
 RESULTS: dict = {}
+DECODE_PAUSE_S = 0.05
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -446,12 +448,15 @@ def bench_lm(family: str, args, root: Path, model, ort_cls, torch_step, ort_step
     # Decode speed: rounds that each time PyTorch and the three precisions once, in an order reversed
     # every other round; a speedup is the median over rounds of that round's PyTorch / ORT time, so a
     # slow patch of this shared machine (decode speeds drifted 1.6x between runs, and within one run)
-    # falls on both sides of a ratio alike.
+    # falls on both sides of a ratio alike. Each decode starts DECODE_PAUSE_S after the previous one:
+    # a session's intra-op threads keep spinning for a while after its last run, and back to back,
+    # INT8 decode right after INT4 measured 5.26 ms/token against 4.53 alone (4.26 after a 50 ms pause).
     times = {name: [] for name in decoders}
     for name, fn in decoders.items():  # warm-up
         fn()
     for round_ in tqdm(range(args.decode_rounds), desc=f"{family} decode rounds", leave=False):
         for name in (list(decoders) if round_ % 2 == 0 else list(decoders)[::-1]):
+            time.sleep(DECODE_PAUSE_S)
             times[name].append(decoders[name]())
     reference = new / statistics.median(times["PyTorch"])
     for precision in PRECISIONS:
