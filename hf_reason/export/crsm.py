@@ -143,10 +143,11 @@ class _ChunkStates:
         self.ssm_states = list(ssm_states.split(1, dim=1))
 
 
-def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position=None, attention_mask=None):
+def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position=None, attention_mask=None, *,
+                         step: bool = False):
     index = mixer.layer_idx
     states = (cache_params.conv_states[index], cache_params.ssm_states[index])
-    if attention_mask is None and hidden_states.shape[1] == 1:  # the step graph
+    if step:  # the step graph (one token, no mask); chosen in Python, not from a traced shape
         out, *states = mixer_step_forward(mixer, hidden_states, *states)
     else:
         out, *states = mixer_chunk_forward(mixer, hidden_states, *(s.squeeze(1) for s in states), attention_mask)
@@ -164,7 +165,7 @@ def _run_chunk(model: CRSMForCausalLM, input_ids: torch.LongTensor, conv_states:
     mixers = [block.mixer for block in model.backbone.layers]
     states = _ChunkStates(conv_states, ssm_states)
     for mixer in mixers:
-        mixer.forward = partial(_chunk_mixer_forward, mixer)
+        mixer.forward = partial(_chunk_mixer_forward, mixer, step=attention_mask is None)
     try:
         # Any `cache_position`: the chunk mixers do not read it.
         out = model(input_ids=input_ids, attention_mask=attention_mask, cache_params=states, use_cache=True,
