@@ -34,6 +34,7 @@ new model gets a tokenizer trained locally on the SFT texts instead.
         --num_pool 2000 --dpo_steps 500 --num_eval 1000 --hidden_size 256 --num_layers 4   # a real run
 """
 
+import gc
 import argparse
 import datetime
 import hashlib
@@ -531,5 +532,8 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

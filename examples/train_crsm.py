@@ -32,6 +32,7 @@ processes compare weight digests (written to `final/processes.json`) and stop if
         --lm_steps 4 --value_steps 2 --dynamics_steps 2 --joint_steps 2 --batch_size 2 --seq_len 32
 """
 
+import gc
 import hashlib
 import json
 import os
@@ -509,5 +510,8 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

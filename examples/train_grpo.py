@@ -11,6 +11,7 @@ exact-answer checker plus the format reward, combined with weights. Optional LoR
 Every `ReasoningGRPOConfig` / `GRPOConfig` option is a flag too (`--help`).
 """
 
+import gc
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -137,5 +138,8 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

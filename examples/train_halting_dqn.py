@@ -13,6 +13,7 @@ the model with `halting="dqn"`, so `model.solve(...)` stops where the head says.
 Every flag is listed by --help (script flags, then DQNHaltingConfig / TrainingArguments flags).
 """
 
+import gc
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -82,5 +83,8 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

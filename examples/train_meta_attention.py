@@ -35,6 +35,7 @@ one thread). Flags given after it on the command line override it:
     OMP_NUM_THREADS=1 python examples/train_meta_attention.py --preset cpu --output_dir runs/meta-attention
 """
 
+import gc
 import json
 import os
 import random
@@ -415,5 +416,8 @@ def save_loss_curves(losses: dict, path: str) -> None:
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

@@ -9,6 +9,7 @@ one position; 0 turns it off). The model defaults here are `--mixer attention --
 Every flag is listed by --help.
 """
 
+import gc
 import json
 from dataclasses import dataclass, field
 
@@ -65,5 +66,8 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

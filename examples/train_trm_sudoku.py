@@ -8,6 +8,7 @@ Every flag is listed by --help (script, model and DeepSupervisionConfig / Traini
 `--resume_from_checkpoint last` continues from the newest complete checkpoint in --output_dir.
 """
 
+import gc
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -48,5 +49,8 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

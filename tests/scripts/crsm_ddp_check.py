@@ -2,6 +2,7 @@
 averaging on parameters used on both, one or no process, then trains a tiny CRSM through all four
 stages and writes what each rank saw to `OUT_DIR/rank<r>.json`."""
 
+import gc
 import importlib.util
 import json
 import os
@@ -50,5 +51,8 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

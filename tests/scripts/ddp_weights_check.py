@@ -1,6 +1,7 @@
 """Run under `accelerate launch` (2 processes): trains a tiny TRM a few steps with the
 DeepSupervisionTrainer and writes each rank's weight checksum, data and carry to JSON."""
 
+import gc
 import hashlib
 import json
 import os
@@ -44,5 +45,8 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()

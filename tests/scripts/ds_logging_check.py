@@ -2,6 +2,7 @@
 example while rank 0 halts every example. Both processes must log the same metrics (the averages
 over rank 0's halted examples), not hang or crash on all-reduces of different lengths."""
 
+import gc
 import json
 import os
 import sys
@@ -42,5 +43,8 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown if the group still exists
+    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
+    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
+    # holds the group), then destroy the group while the interpreter is fully alive.
+    gc.collect()
     PartialState().destroy_process_group()
