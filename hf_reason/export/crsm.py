@@ -30,8 +30,9 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     both states but takes one token. Written here (`slow_forward`'s arithmetic; the read-out by `C`
     runs after the scan loop instead of inside it) so the prefill graph can run a prompt of any
     length in fixed-size chunks: the chunk is convolved after the last `conv_kernel - 1` inputs kept
-    in `conv_state`, and the scan starts from `ssm_state`. Returns the mixer output and the two new
-    states.
+    in `conv_state`, and the scan starts from `ssm_state`. The states are one layer's slices of the
+    stacked graph inputs, `(batch, 1, intermediate, conv_kernel)` and `(batch, 1, intermediate,
+    state)`, as in `mixer_step_forward`; returns the mixer output and the two new states, alike.
     """
     seq_len = hidden_states.shape[1]
     intermediate = mixer.intermediate_size
@@ -40,8 +41,8 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     hidden_states = hidden_states.transpose(1, 2)  # (batch, intermediate, seq_len) for the convolution
     if mask is not None:
         hidden_states = hidden_states * mask
-    extended = torch.cat([conv_state[..., 1:], hidden_states], dim=-1)  # (batch, intermediate, k - 1 + seq_len)
-    new_conv_state = extended[..., -mixer.conv_kernel_size:]
+    extended = torch.cat([conv_state[:, 0, :, 1:], hidden_states], dim=-1)  # (batch, intermediate, k - 1 + seq_len)
+    new_conv_state = extended[:, None, :, -mixer.conv_kernel_size:]
     hidden_states = nn.functional.conv1d(extended, mixer.conv1d.weight, mixer.conv1d.bias, groups=intermediate)
     hidden_states = mixer.act(hidden_states)
     if mask is not None:
@@ -56,8 +57,7 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     discrete_time_step = _softplus(mixer.dt_proj(time_step))  # (batch, seq_len, intermediate)
     discrete_A, deltaB_u = _discretize(mixer, discrete_time_step, hidden_states, B)
     # Unrolled by the tracer (the graph's chunk length is fixed): two nodes per token and layer, with
-    # the read-out by C once after the loop.
-    ssm_state = ssm_state.unsqueeze(1)  # (batch, 1, intermediate, state)
+    # the read-out by C once after the loop. `ssm_state` (batch, 1, intermediate, state) is one token's slice.
     states = []
     for i in range(seq_len):
         ssm_state = discrete_A[:, i:i + 1] * ssm_state + deltaB_u[:, i:i + 1]
@@ -65,7 +65,7 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     scan_output = (torch.cat(states, dim=1) @ C[..., None]).squeeze(-1)  # (batch, seq_len, intermediate)
     scan_output = scan_output + hidden_states * mixer.D
     scan_output = scan_output * mixer.act(gate)
-    return mixer.out_proj(scan_output), new_conv_state, ssm_state.squeeze(1)
+    return mixer.out_proj(scan_output), new_conv_state, ssm_state
 
 
 def _discretize(mixer, discrete_time_step: torch.Tensor, hidden_states: torch.Tensor, B: torch.Tensor):
@@ -150,8 +150,7 @@ def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position
     if step:  # the step graph (one token, no mask); chosen in Python, not from a traced shape
         out, *states = mixer_step_forward(mixer, hidden_states, *states)
     else:
-        out, *states = mixer_chunk_forward(mixer, hidden_states, *(s.squeeze(1) for s in states), attention_mask)
-        states = [s.unsqueeze(1) for s in states]
+        out, *states = mixer_chunk_forward(mixer, hidden_states, *states, attention_mask)
     cache_params.conv_states[index], cache_params.ssm_states[index] = states
     return out
 
