@@ -478,9 +478,10 @@ CRSM_KEEP_FP32 = ("value_head",)
 # blockwise it gave 0.9931 instead of 0.9954 on issue 5's CRSM (64 text prompts x 41), and 0.9924 vs
 # 0.9922 on 256 random prompts (it is one small matmul per layer: speed not measured apart).
 # Measured (docs/onnx.md "CRSM INT8"), top-1 agreement with PyTorch, dynamic INT8 with out_proj
-# blockwise at 32 (the previous default) -> this: issue 5's trained CRSM 0.9857 -> 0.9926 (256
-# prompts x 41 positions); a briefly trained 50M CRSM 0.9931 -> 0.9962 (64 x 41); decode and prefill
-# speed unchanged (interleaved: 0.99x, 0.98x), INT8 file +6%.
+# blockwise at 32 (the stop-13 default) -> this: issue 5's trained CRSM 0.9857 -> 0.9922 (256
+# prompts x 41 positions), 0.9897 -> 0.9954 (64 text prompts x 41); the bench's briefly trained
+# 50M CRSM 0.9931 -> 0.9958 (64 x 41, bench/onnx_cpu.py runs J-M); decode and prefill speed
+# unchanged (interleaved: 0.99x, 0.98x), INT8 file +6%.
 CRSM_INT8_BLOCKWISE = ("mixer/in_proj", "mixer/x_proj", "mixer/out_proj", "lm_head")
 
 
