@@ -34,7 +34,6 @@ new model gets a tokenizer trained locally on the SFT texts instead.
         --num_pool 2000 --dpo_steps 500 --num_eval 1000 --hidden_size 256 --num_layers 4   # a real run
 """
 
-import gc
 import argparse
 import datetime
 import hashlib
@@ -48,7 +47,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from accelerate import PartialState  # noqa: E402
 from datasets import Dataset, load_from_disk  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed  # noqa: E402
@@ -61,6 +59,7 @@ from hf_reason.data import (  # noqa: E402
     generate_arithmetic,
     is_correct,
 )
+from hf_reason.distributed import end_distributed  # noqa: E402
 from hf_reason.evaluation.statistics import (  # noqa: E402
     benjamini_hochberg,
     cohens_h,
@@ -532,8 +531,4 @@ def main(argv=None) -> dict:
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

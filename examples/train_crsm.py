@@ -32,7 +32,6 @@ processes compare weight digests (written to `final/processes.json`) and stop if
         --lm_steps 4 --value_steps 2 --dynamics_steps 2 --joint_steps 2 --batch_size 2 --seq_len 32
 """
 
-import gc
 import hashlib
 import json
 import os
@@ -45,13 +44,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from accelerate import Accelerator, PartialState  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 from transformers import AutoTokenizer, HfArgumentParser  # noqa: E402
 from transformers.utils.import_utils import is_mambapy_available  # noqa: E402
 
 from hf_reason import CRSMConfig, CRSMForCausalLM  # noqa: E402
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct, load_text_corpus  # noqa: E402
+from hf_reason.distributed import end_distributed  # noqa: E402
 
 
 STAGES = ("lm", "value", "dynamics", "joint")
@@ -510,8 +510,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

@@ -11,7 +11,6 @@ exact-answer checker plus the format reward, combined with weights. Optional LoR
 Every `ReasoningGRPOConfig` / `GRPOConfig` option is a flag too (`--help`).
 """
 
-import gc
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -19,10 +18,10 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from accelerate import PartialState  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic  # noqa: E402
+from hf_reason.distributed import end_distributed  # noqa: E402
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, CombinedReward, FormatReward  # noqa: E402
 
@@ -138,8 +137,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

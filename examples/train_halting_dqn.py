@@ -13,7 +13,6 @@ the model with `halting="dqn"`, so `model.solve(...)` stops where the head says.
 Every flag is listed by --help (script flags, then DQNHaltingConfig / TrainingArguments flags).
 """
 
-import gc
 import os
 from dataclasses import dataclass, field
 from typing import Optional
@@ -21,11 +20,11 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from accelerate import PartialState  # noqa: E402
 from transformers import HfArgumentParser  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving  # noqa: E402
 from hf_reason.data.sudoku import generate_sudoku  # noqa: E402
+from hf_reason.distributed import end_distributed  # noqa: E402
 from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
 from hf_reason.trainers import DQNHaltingConfig, DQNHaltingTrainer  # noqa: E402
 
@@ -83,8 +82,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

@@ -35,7 +35,6 @@ one thread). Flags given after it on the command line override it:
     OMP_NUM_THREADS=1 python examples/train_meta_attention.py --preset cpu --output_dir runs/meta-attention
 """
 
-import gc
 import json
 import os
 import random
@@ -45,13 +44,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from accelerate import PartialState
 from transformers import HfArgumentParser, StoppingCriteria, StoppingCriteriaList
 from trl import SFTConfig, SFTTrainer
 
 from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
 from hf_reason.data.curated_tasks import generated_entries, load_curated_tasks
 from hf_reason.data.text import build_tokenizer
+from hf_reason.distributed import end_distributed
 from hf_reason.evaluation.attention_plots import save_attention_heatmap, section_token_positions
 from hf_reason.evaluation.reports import (
     REQUIRED_SECTIONS,
@@ -416,8 +415,4 @@ def save_loss_curves(losses: dict, path: str) -> None:
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

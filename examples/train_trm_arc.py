@@ -9,15 +9,14 @@ one position; 0 turns it off). The model defaults here are `--mixer attention --
 Every flag is listed by --help.
 """
 
-import gc
 import json
 from dataclasses import dataclass, field
 
-from accelerate import PartialState
 from datasets import concatenate_datasets
 from trm_common import build_model, parse_args, train
 
 from hf_reason.data.arc import ARC_IDENTITY_AUGMENTATION, ARC_SEQ_LEN, ARC_VOCAB_SIZE, load_arc
+from hf_reason.distributed import end_distributed
 
 
 ARC_MODEL_DEFAULTS = dict(mixer="attention", pos_encodings="rope", puzzle_emb_ndim=None)
@@ -66,8 +65,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

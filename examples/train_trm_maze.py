@@ -7,14 +7,13 @@ The method's maze setting is a 30x30 maze with attention and RoPE (`--maze_size 
 defaults here are `--mixer attention --pos_encodings rope`). Every flag is listed by --help.
 """
 
-import gc
 from dataclasses import dataclass, field
 from typing import Optional
 
-from accelerate import PartialState
 from trm_common import build_model, parse_args, train
 
 from hf_reason.data.maze import MAZE_VOCAB_SIZE, augment_maze_dataset, generate_mazes
+from hf_reason.distributed import end_distributed
 
 
 MAZE_MODEL_DEFAULTS = dict(mixer="attention", pos_encodings="rope")
@@ -52,8 +51,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

@@ -8,14 +8,13 @@ Every flag is listed by --help (script, model and DeepSupervisionConfig / Traini
 `--resume_from_checkpoint last` continues from the newest complete checkpoint in --output_dir.
 """
 
-import gc
 from dataclasses import dataclass, field
 from typing import Optional
 
-from accelerate import PartialState
 from trm_common import build_model, parse_args, train
 
 from hf_reason.data.sudoku import augment_sudoku_dataset, generate_sudoku, sudoku_vocab_size
+from hf_reason.distributed import end_distributed
 
 
 @dataclass
@@ -49,8 +48,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

@@ -2,7 +2,6 @@
 averaging on parameters used on both, one or no process, then trains a tiny CRSM through all four
 stages and writes what each rank saw to `OUT_DIR/rank<r>.json`."""
 
-import gc
 import importlib.util
 import json
 import os
@@ -10,7 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
+
+from hf_reason.distributed import end_distributed
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "train_crsm.py"
@@ -51,8 +52,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

@@ -9,7 +9,6 @@ Q-head gradient averaging of DQNHaltingTrainer and writes what each rank ended w
 - examples/train_halting_dqn.py end to end on a saved tiny TRM (its evaluation metrics).
 """
 
-import gc
 import hashlib
 import importlib.util
 import json
@@ -18,10 +17,10 @@ import sys
 from pathlib import Path
 
 import torch
-from accelerate import PartialState
 from datasets import Dataset
 
 from hf_reason import TRMConfig, TRMForPuzzleSolving
+from hf_reason.distributed import end_distributed
 from hf_reason.trainers import DQNHaltingConfig, DQNHaltingTrainer
 
 
@@ -114,8 +113,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

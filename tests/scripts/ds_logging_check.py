@@ -2,16 +2,15 @@
 example while rank 0 halts every example. Both processes must log the same metrics (the averages
 over rank 0's halted examples), not hang or crash on all-reduces of different lengths."""
 
-import gc
 import json
 import os
 import sys
 
 import torch
-from accelerate import PartialState
 from datasets import Dataset
 
 from hf_reason import TRMConfig, TRMForPuzzleSolving
+from hf_reason.distributed import end_distributed
 from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer
 
 
@@ -43,8 +42,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()

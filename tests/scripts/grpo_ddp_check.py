@@ -2,17 +2,16 @@
 writes each rank's weight checksums (at init and after training), the prompts it generated for and
 the logged metrics to JSON."""
 
-import gc
 import hashlib
 import json
 import os
 import sys
 
 import torch
-from accelerate import PartialState
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from hf_reason.data import build_tokenizer, generate_arithmetic
+from hf_reason.distributed import end_distributed
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 
 
@@ -69,8 +68,4 @@ def main(out_dir: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
-    # gloo's worker threads can abort a process (SIGABRT) at interpreter teardown while they still hold
-    # work (pytorch/pytorch#179291): collect what main() left in reference cycles (a trainer's DDP model
-    # holds the group), then destroy the group while the interpreter is fully alive.
-    gc.collect()
-    PartialState().destroy_process_group()
+    end_distributed()
