@@ -18,6 +18,8 @@ from hf_reason.cli import build_parser
 from hf_reason.cli import main as cli_main
 from hf_reason.export import (OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, create_session, export_pretrained,
                               onnx_config, save_graphs)
+from hf_reason.export.quantization import (BLOCKWISE_8BIT_BLOCK_SIZE, blockwise_8bit_blocks, has_fast_8bit_blocks,
+                                           quantize_int8)
 
 from conftest import tiny_trm_config
 
@@ -151,6 +153,11 @@ def test_cli_export_prints_errors_without_a_traceback(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int4", "--block-size", "48"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: `block_size` must be a power of two") and "Traceback" not in err
+    for value, message in (("lm_head=24", "`blockwise['lm_head']` (an 8-bit block size) must be a power of two"),
+                           ("lm_head", "`--int8-blockwise` takes SUBSTRING=BLOCK")):
+        assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int8", "--int8-blockwise", value]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {message}") and "Traceback" not in err, err
     assert cli_main(["export", str(tmp_path / "no-such-model"), str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "no-such-model" in err and "Traceback" not in err
@@ -251,3 +258,46 @@ def test_spinning_can_be_turned_off_for_shared_cores(tmp_path):
     ids = torch.randint(1, 11, (2, 16), generator=torch.Generator().manual_seed(0))
     default = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
     assert torch.equal(quiet.solve(ids).predictions, default.solve(ids).predictions)
+
+
+@pytest.mark.skipif(not has_fast_8bit_blocks(), reason="this onnxruntime has no fast 8-bit MatMulNBits kernels")
+def test_int8_blockwise_block_sizes_per_matmul(tmp_path):
+    """`quantize_int8(blockwise=...)`: a mapping sets each matmul's 8-bit block (the first matching
+    substring wins; capped at the weight's input channels), a tuple takes the default block, and a
+    bad size names the entry."""
+    rng = np.random.default_rng(0)
+    weights = {"first/proj": rng.normal(size=(256, 64)), "second/proj": rng.normal(size=(64, 256)),
+               "third/other": rng.normal(size=(256, 32))}
+    nodes = [helper.make_node("MatMul", ["x", "first/proj.w"], ["a"], name="first/proj/MatMul"),
+             helper.make_node("MatMul", ["a", "second/proj.w"], ["b"], name="second/proj/MatMul"),
+             helper.make_node("MatMul", ["b", "third/other.w"], ["y"], name="third/other/MatMul")]
+    graph = helper.make_graph(
+        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])],
+        [numpy_helper.from_array((w * 0.05).astype(np.float32), f"{name}.w") for name, w in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "fp32.onnx")
+    x = rng.normal(size=(3, 256)).astype(np.float32)
+    expected = ort.InferenceSession(str(tmp_path / "fp32.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    def quantized(blockwise, name):
+        quantize_int8(tmp_path / "fp32.onnx", tmp_path / name, blockwise=blockwise)
+        model = onnx.load(str(tmp_path / name))
+        blocks = {n.name: {a.name: helper.get_attribute_value(a) for a in n.attribute}["block_size"]
+                  for n in model.graph.node if n.op_type == "MatMulNBits"}
+        others = {n.name: n.op_type for n in model.graph.node if n.op_type != "MatMulNBits"}
+        out = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        np.testing.assert_allclose(out, expected, rtol=0.05, atol=0.05 * np.abs(expected).max())
+        return blocks, others
+
+    # "proj" matches both projections, "first" comes first for first/proj (256 input channels: block
+    # 32); second/proj takes "proj"'s 128, capped at its 64 input channels; third/other stays dynamic.
+    blocks, others = quantized({"first": 32, "proj": 128}, "mapping.onnx")
+    assert blocks == {"first/proj/MatMul_Q8": 32, "second/proj/MatMul_Q8": 64}, blocks
+    assert "MatMulInteger" in others.values() or "DynamicQuantizeMatMul" in others.values(), others  # dynamic INT8
+    blocks, _ = quantized(("third",), "tuple.onnx")
+    assert blocks == {"third/other/MatMul_Q8": BLOCKWISE_8BIT_BLOCK_SIZE}, blocks
+    assert blockwise_8bit_blocks(("a", "b")) == {"a": BLOCKWISE_8BIT_BLOCK_SIZE, "b": BLOCKWISE_8BIT_BLOCK_SIZE}
+    for bad in (24, 8, True, "16"):
+        with pytest.raises(ValueError, match=r"`blockwise\['proj'\]` \(an 8-bit block size\) must be a power of two"):
+            quantize_int8(tmp_path / "fp32.onnx", tmp_path / "bad.onnx", blockwise={"proj": bad})
+    assert not (tmp_path / "bad.onnx").exists()

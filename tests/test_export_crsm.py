@@ -252,28 +252,38 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
             blockwise = precision == "int8" and name in ("model.onnx", "prefill.onnx") and has_fast_8bit_blocks()
             assert ("MatMulNBits" if blockwise else QUANTIZED_OPS[precision]) in ops, (name, ops)
         # Every 2-D weight is quantized; the documented exceptions are a matmul with a vector weight
-        # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats) and the
-        # value head (kept FP32 by design, in every graph).
+        # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats), the
+        # value head (kept FP32 by design, in every graph) and, at INT8, the mixers' dt_proj.
         weights = {init.name: tuple(init.dims) for init in graph.initializer}
         left = [(n.name, weights[n.input[1]]) for n in graph.node
                 if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights]
-        assert all(len(dims) == 1 or "value_head" in node for node, dims in left), (name, left)
+        kept = ("value_head", "mixer/dt_proj") if precision == "int8" else ("value_head",)
+        assert all(len(dims) == 1 or any(key in node for key in kept) for node, dims in left), (name, left)
+        if precision == "int8" and name in ("model.onnx", "prefill.onnx"):
+            fp32 = sorted(node.split("mixer/")[1].split("/")[0] for node, _ in left if "mixer/" in node)
+            assert fp32 == ["dt_proj"] * model.config.num_hidden_layers, (name, left)
         if precision == "int4":
             attributes = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                           for n in graph.node if n.op_type == "MatMulNBits"]
             assert all(a["block_size"] == 16 and a["accuracy_level"] == 4 for a in attributes), attributes
     if precision == "int8" and has_fast_8bit_blocks():
         # The mixers' matmuls but dt_proj, and the LM head: 8-bit MatMulNBits (weights and activations per
-        # block of 16); dt_proj stays dynamic INT8.
+        # block of input channels: 16 for out_proj / x_proj, 128 for in_proj / the head, here capped
+        # at their 32 input channels: one block per output channel).
         graph = onnx.load(str(tmp_path / "model.onnx")).graph
         blocked = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
                    for n in graph.node if n.op_type == "MatMulNBits"}
         projections = sorted(name.split("mixer/")[1].split("/")[0] for name in blocked if "mixer/" in name)
         expected = sorted(["in_proj", "x_proj", "out_proj"] * model.config.num_hidden_layers)
         assert projections == expected and sum("lm_head" in name for name in blocked) == 1, sorted(blocked)
-        assert all(a["bits"] == 8 and a["block_size"] == 16 and a["accuracy_level"] == 4 for a in blocked.values())
-        assert report["quantization"]["blockwise_8bit"] == ["mixer/in_proj", "mixer/x_proj", "mixer/out_proj", "lm_head"]
-        assert report["quantization"]["blockwise_8bit_block_size"] == 16
+        hidden = model.config.hidden_size
+        sizes = {"in_proj": hidden, "lm_head": hidden, "x_proj": 16, "out_proj": 16}
+        for name, attributes in blocked.items():
+            key = next(key for key in sizes if key in name)
+            assert (attributes["bits"], attributes["block_size"], attributes["accuracy_level"]) == (8, sizes[key], 4), \
+                (name, attributes)
+        assert report["quantization"]["blockwise_8bit"] == {"mixer/in_proj": 128, "mixer/x_proj": 16,
+                                                            "mixer/out_proj": 16, "lm_head": 128}
     # The latent dynamics' token embedding (a vocabulary-sized table) is quantized at both precisions.
     dynamics = onnx.load(str(tmp_path / "dynamics.onnx")).graph
     tables = [n for n in dynamics.node if n.op_type in ("Gather", "GatherBlockQuantized") and "token_embedding" in n.input[0]]
@@ -294,6 +304,28 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
     ratio = (tmp_path / "model.onnx_data").stat().st_size / (fp32_dir / "model.onnx_data").stat().st_size
     assert ratio <= MAX_WEIGHTS_RATIO[precision], ratio
     assert report["total_mib"] == pytest.approx(sum(report["files"].values()), abs=1e-3)
+
+
+@pytest.mark.skipif(not has_fast_8bit_blocks(), reason="this onnxruntime has no fast 8-bit MatMulNBits kernels")
+def test_int8_blockwise_option_replaces_the_default(trained_export, tmp_path):
+    model, fp32_dir = trained_export
+    report = export_pretrained(model, tmp_path / "out_proj", precision="int8", crsm_prefill_length=PREFILL,
+                               parity_samples=2, progress=False, fp32_dir=fp32_dir,
+                               int8_blockwise={"mixer/out_proj": 32})
+    assert report["quantization"]["blockwise_8bit"] == {"mixer/out_proj": 32}
+    for name in ("model.onnx", "prefill.onnx"):
+        graph = onnx.load(str(tmp_path / "out_proj" / name)).graph
+        blocked = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}["block_size"]
+                   for n in graph.node if n.op_type == "MatMulNBits"}
+        assert len(blocked) == model.config.num_hidden_layers and all("mixer/out_proj" in n for n in blocked), blocked
+        assert set(blocked.values()) == {32}
+    # {}: every matmul dynamic INT8, as before blockwise INT8 existed.
+    report = export_pretrained(model, tmp_path / "dynamic", precision="int8", crsm_prefill_length=PREFILL,
+                               parity_samples=2, progress=False, fp32_dir=fp32_dir, int8_blockwise={})
+    graph = onnx.load(str(tmp_path / "dynamic" / "model.onnx")).graph
+    assert "MatMulNBits" not in {n.op_type for n in graph.node} and "blockwise_8bit" not in report["quantization"]
+    with pytest.raises(ValueError, match="`int8_blockwise` must map node-name substrings"):
+        export_pretrained(model, tmp_path / "bad", precision="int8", int8_blockwise=("lm_head",))
 
 
 def test_graphs_share_one_copy_of_the_weights(exported):

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -33,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .external_data import atomic_write, save_graphs
-from .quantization import (BLOCKWISE_8BIT_BLOCK_SIZE, PRECISIONS, check_int4_options, check_precision,
+from .quantization import (PRECISIONS, blockwise_8bit_blocks, check_int4_options, check_precision,
                            has_fast_8bit_blocks, quantize_int4, quantize_int8)
 
 
@@ -182,17 +183,17 @@ def _quantize(source: Path, target: Path, precision: str, options: dict) -> dict
     if precision == "int8":
         keep = tuple(options.get("int8_keep_fp32", ()))
         gather = bool(options.get("int8_quantize_gather", False))
-        blockwise = tuple(options.get("int8_blockwise", ())) if has_fast_8bit_blocks() else ()
+        blocks = blockwise_8bit_blocks(options.get("int8_blockwise", ())) if has_fast_8bit_blocks() else {}
         quantize_int8(source, target, per_channel=options["per_channel"], keep_fp32=keep, quantize_gather=gather,
-                      blockwise=blockwise)
+                      blockwise=blocks)
         info = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
                 "per_channel": options["per_channel"], "weights_only": True, "kept_fp32": list(keep),
                 "quantize_gather": gather}
         if options.get("int8_blockwise"):
-            # The matmuls named here are 8-bit MatMulNBits (blockwise weights and activations), or
-            # dynamic INT8 as the rest where this onnxruntime lacks the fast 8-bit kernels.
-            info["blockwise_8bit"] = list(blockwise)
-            info["blockwise_8bit_block_size"] = BLOCKWISE_8BIT_BLOCK_SIZE
+            # The matmuls named here (node-name substring -> block size) are 8-bit MatMulNBits
+            # (blockwise weights and activations), or dynamic INT8 as the rest where this
+            # onnxruntime lacks the fast 8-bit kernels (then empty).
+            info["blockwise_8bit"] = blocks
         return info
     keep = tuple(options.get("int4_keep_fp32", ()))
     _, counts = quantize_int4(source, target, block_size=options["block_size"],
@@ -472,17 +473,17 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
 # error of 0.018 at INT8 and 0.10 at INT4.
 CRSM_KEEP_FP32 = ("value_head",)
 # INT8: the mixers' in_proj, x_proj, out_proj and the LM head are 8-bit MatMulNBits, which
-# quantizes weights and activations per block of 16 input channels; dynamic INT8 has one activation
+# quantizes weights and activations per block of input channels; dynamic INT8 has one activation
 # scale per tensor, and a few outlier channels stretch it (most of all in the gated SSM output that
-# out_proj reads). dt_proj (input: time_step_rank channels, 8 in issue 5's CRSM) stays dynamic INT8:
-# blockwise it gave 0.9931 instead of 0.9954 on issue 5's CRSM (64 text prompts x 41), and 0.9924 vs
-# 0.9922 on 256 random prompts (it is one small matmul per layer: speed not measured apart).
-# Measured (docs/onnx.md "CRSM INT8"), top-1 agreement with PyTorch, dynamic INT8 with out_proj
-# blockwise at 32 (the stop-13 default) -> this: issue 5's trained CRSM 0.9857 -> 0.9922 (256
-# prompts x 41 positions), 0.9897 -> 0.9954 (64 text prompts x 41); the bench's briefly trained
-# 50M CRSM 0.9931 -> 0.9958 (64 x 41, bench/onnx_cpu.py runs J-M); decode and prefill speed
-# unchanged (interleaved: 0.99x, 0.98x), INT8 file +6%.
-CRSM_INT8_BLOCKWISE = ("mixer/in_proj", "mixer/x_proj", "mixer/out_proj", "lm_head")
+# out_proj reads). out_proj and x_proj (the SSM output and the convolved input) keep blocks of 16;
+# in_proj (reads the normalized residual stream) and the LM head (the final norm's output), half of a
+# 50M CRSM's weight bytes, take blocks of 128: a decode step 1.17x faster than all at 16 (fewer
+# activation scales; 50M, interleaved sessions, median of 25 rounds), for top-1 agreement within the
+# measurement's noise (docs/onnx.md "CRSM INT8"). dt_proj (input: time_step_rank channels, 8 in issue
+# 5's CRSM) stays FP32 at INT8: 0.5M weights in a 50M CRSM (2 MiB), no measurable speed difference
+# against dynamic INT8 (1.01x), and blockwise it lost agreement.
+CRSM_INT8_BLOCKWISE = {"mixer/in_proj": 128, "mixer/x_proj": 16, "mixer/out_proj": 16, "lm_head": 128}
+CRSM_INT8_KEEP_FP32 = CRSM_KEEP_FP32 + ("mixer/dt_proj",)
 
 
 def _crsm_head_quantization(precision: str) -> dict:
@@ -519,7 +520,7 @@ def export_crsm(
         raise ValueError(f"`prefill_length` must be an integer >= 1, got {prefill_length!r}.")
     opset = opset or DEFAULT_OPSET
     quantization = dict(quantization or {})
-    quantization.setdefault("int8_keep_fp32", CRSM_KEEP_FP32)
+    quantization.setdefault("int8_keep_fp32", CRSM_INT8_KEEP_FP32)
     quantization.setdefault("int4_keep_fp32", CRSM_KEEP_FP32)
     quantization.setdefault("int8_blockwise", CRSM_INT8_BLOCKWISE)
     model = model.eval().float()
@@ -585,6 +586,7 @@ def export_pretrained(
     trm_int8_fp32_token_mixer: bool = True,
     meta_attention_fusions: bool = True,
     crsm_prefill_length: int = 32,
+    int8_blockwise: Optional[Mapping[str, int]] = None,
     parity_samples: int = 8,
     seed: int = 0,
     progress: bool = True,
@@ -611,6 +613,11 @@ def export_pretrained(
             within float rounding and measured ~10% faster decoding at GPT-2-small shape (docs/onnx.md).
         crsm_prefill_length: CRSM only: chunk length of `prefill.onnx`; a prompt runs through it
             chunk after chunk, left-padded to a whole number of chunks.
+        int8_blockwise: INT8: `{node-name substring: block size}` of the matmuls that become 8-bit
+            `MatMulNBits` (weights and activations quantized per block of input channels) instead
+            of dynamic INT8, e.g. `{"mixer/in_proj": 16, "mixer/x_proj": 16, "mixer/out_proj": 16,
+            "lm_head": 16}` (CRSM's most accurate, slower setting). Default: the family's
+            (`CRSM_INT8_BLOCKWISE`; none for TRM and meta-attention). `{}`: all dynamic INT8.
         parity_samples: examples in the parity check.
         fp32_dir: a folder written by an earlier `precision="fp32"` export of this same model (same
             graph options): INT8 / INT4 quantize its graphs instead of tracing the model again.
@@ -621,6 +628,11 @@ def export_pretrained(
     check_precision(precision)
     if precision == "int4":
         check_int4_options(block_size, accuracy_level)
+    if int8_blockwise is not None:
+        if not isinstance(int8_blockwise, Mapping) or not all(isinstance(k, str) and k for k in int8_blockwise):
+            raise ValueError("`int8_blockwise` must map node-name substrings (non-empty strings, e.g. 'mixer/in_proj') "
+                             f"to 8-bit block sizes; got {int8_blockwise!r}.")
+        blockwise_8bit_blocks(int8_blockwise)
     if optimization_level not in OPTIMIZATION_LEVELS:
         raise ValueError(f"`optimization_level` must be one of {', '.join(repr(o) for o in OPTIMIZATION_LEVELS)}; "
                          f"got {optimization_level!r}.")
@@ -663,7 +675,8 @@ def export_pretrained(
         report = EXPORTERS[family](
             model, staging, precision=precision, task=task, opset=opset,
             quantization={"per_channel": per_channel, "block_size": block_size, "accuracy_level": accuracy_level,
-                          "quantize_gather": quantize_gather, "trm_int8_fp32_token_mixer": trm_int8_fp32_token_mixer},
+                          "quantize_gather": quantize_gather, "trm_int8_fp32_token_mixer": trm_int8_fp32_token_mixer,
+                          **({} if int8_blockwise is None else {"int8_blockwise": dict(int8_blockwise)})},
             parity_samples=parity_samples, seed=seed, optimization_level=optimization_level, progress=progress,
             **kwargs,
         )

@@ -11,6 +11,7 @@ after a small graph rewrite, because it only handles `MatMul` with a constant ri
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Union
 
 import numpy as np
@@ -58,8 +59,37 @@ def has_fast_8bit_blocks() -> bool:
     return version >= MIN_ORT_FOR_8BIT_BLOCKS
 
 
+def blockwise_8bit_blocks(blockwise: Union[tuple, Mapping[str, int]]) -> dict:
+    """`{node-name substring: block size}` from `quantize_int8`'s `blockwise` (substrings alone take
+    `BLOCKWISE_8BIT_BLOCK_SIZE`); checks each block size."""
+    blocks = dict(blockwise) if isinstance(blockwise, Mapping) else dict.fromkeys(blockwise, BLOCKWISE_8BIT_BLOCK_SIZE)
+    for key, block in blocks.items():
+        if isinstance(block, bool) or not isinstance(block, int) or block < 16 or block & (block - 1):
+            raise ValueError(f"`blockwise[{key!r}]` (an 8-bit block size) must be a power of two >= 16 (e.g. 16, 32, "
+                             f"128); got {block!r}.")
+    return blocks
+
+
+def parse_blockwise(text: Union[str, None], option: str = "int8_blockwise") -> Union[dict, None]:
+    """A command line's `'mixer/in_proj=128,lm_head=128'` -> `{"mixer/in_proj": 128, "lm_head": 128}`
+    (`'none'`: `{}`, every matmul dynamic INT8); None stays None (the family's default)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return {}
+    blocks = {}
+    for entry in text.split(","):
+        key, sep, block = entry.partition("=")
+        if not sep or not key.strip() or not block.strip().isdigit():
+            raise ValueError(f"`{option}` takes SUBSTRING=BLOCK[,SUBSTRING=BLOCK...] (e.g. "
+                             f"'mixer/in_proj=128,lm_head=128') or 'none'; got entry {entry!r}.")
+        blocks[key.strip()] = int(block)
+    return blockwise_8bit_blocks(blocks)
+
+
 def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, reduce_range: bool = False,
-                  keep_fp32: tuple = (), quantize_gather: bool = False, blockwise: tuple = ()) -> Path:
+                  keep_fp32: tuple = (), quantize_gather: bool = False,
+                  blockwise: Union[tuple, Mapping[str, int]] = ()) -> Path:
     """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
 
     Why dynamic and not calibrated static INT8 (`quantize_static`, QDQ): measured once, same run,
@@ -83,11 +113,13 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
         keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
         quantize_gather: also store embedding tables (`Gather` of a constant) as UINT8, one scale per
             table (onnxruntime's dynamic `Gather` quantization has no per-channel mode).
-        blockwise: node-name substrings whose `MatMul`s get 8-bit weights in blocks of
-            `BLOCKWISE_8BIT_BLOCK_SIZE` input channels as `MatMulNBits` (bits 8, accuracy level 4:
-            the activations are quantized per block too) instead of `quantize_dynamic`'s one
-            activation scale per tensor, which a few outlier channels stretch (CRSM's gated SSM output
-            into `out_proj`, docs/onnx.md). Same speed, a few % larger.
+        blockwise: node-name substrings whose `MatMul`s get 8-bit weights in blocks of input
+            channels as `MatMulNBits` (bits 8, accuracy level 4: the activations are quantized per
+            block too) instead of `quantize_dynamic`'s one activation scale per tensor, which a few
+            outlier channels stretch (CRSM's gated SSM output into `out_proj`, docs/onnx.md). A
+            mapping `{substring: block size}` sets each one's block (the first substring a node
+            name contains wins); a tuple of substrings takes `BLOCKWISE_8BIT_BLOCK_SIZE`. Smaller
+            blocks follow outliers more closely; larger ones are faster (fewer activation scales).
             Ignored (dynamic INT8 as the rest) where `has_fast_8bit_blocks()` is false.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -102,10 +134,14 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
     exclude = [node.name for node in graph.node
                if node.op_type in ("MatMul", "Gemm")
                and (ranks.get(node.input[1], 2) != 2 or any(key in node.name for key in keep_fp32))]
-    blocked = []
-    if blockwise and has_fast_8bit_blocks():
-        blocked = [node.name for node in graph.node if node.op_type == "MatMul" and node.name not in exclude
-                   and ranks.get(node.input[1]) == 2 and any(key in node.name for key in blockwise)]
+    blocks = blockwise_8bit_blocks(blockwise)
+    blocked = {}  # node name -> block size
+    if blocks and has_fast_8bit_blocks():
+        for node in graph.node:
+            if node.op_type == "MatMul" and node.name not in exclude and ranks.get(node.input[1]) == 2:
+                block = next((size for key, size in blocks.items() if key in node.name), None)
+                if block is not None:
+                    blocked[node.name] = block
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
@@ -116,7 +152,7 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
             per_channel=per_channel,
             reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude + blocked,
+            nodes_to_exclude=exclude + list(blocked),
             # Weights only: attention's activation x activation matmuls stay FP32 (better agreement).
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -129,18 +165,27 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
     return target
 
 
-def _blockwise_8bit(path: str, names: list) -> None:
-    """Quantizes the `MatMul`s named `names` of the graph at `path` to 8-bit `MatMulNBits`, in place."""
+def _blockwise_8bit(path: str, blocks: dict) -> None:
+    """Quantizes the `MatMul`s of the graph at `path` named in `blocks` (name -> block size) to 8-bit
+    `MatMulNBits`, in place: one quantizer pass per block size (the quantizer takes one)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     model = onnx.load(path)
-    others = [node.name for node in model.graph.node if node.op_type == "MatMul" and node.name not in names]
-    options = dict(block_size=BLOCKWISE_8BIT_BLOCK_SIZE, is_symmetric=True, accuracy_level=4,
-                   op_types_to_quantize=("MatMul",), quant_axes=(("MatMul", 0),))
-    quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=others,
-                                     algo_config=DefaultWeightOnlyQuantConfig(bits=8, **options), **options)
-    quantizer.process()
-    onnx.save(quantizer.model.model, path)
+    rows = {init.name: init.dims[0] for init in model.graph.initializer if len(init.dims) == 2}
+    # A block as large as a weight's input channels is one block per output channel: larger ones
+    # would only pad (the same quantization, more bytes).
+    blocks = {node.name: min(blocks[node.name], max(16, 1 << (rows[node.input[1]] - 1).bit_length()))
+              for node in model.graph.node if node.name in blocks}
+    for block in sorted(set(blocks.values())):
+        names = {name for name, size in blocks.items() if size == block}
+        others = [node.name for node in model.graph.node if node.op_type == "MatMul" and node.name not in names]
+        options = dict(block_size=block, is_symmetric=True, accuracy_level=4,
+                       op_types_to_quantize=("MatMul",), quant_axes=(("MatMul", 0),))
+        quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=others,
+                                         algo_config=DefaultWeightOnlyQuantConfig(bits=8, **options), **options)
+        quantizer.process()
+        model = quantizer.model.model
+    onnx.save(model, path)
 
 
 def inline_weight_identities(model: onnx.ModelProto) -> int:
@@ -385,11 +430,13 @@ def quantize_int4(
 __all__ = [
     "ACCURACY_LEVELS",
     "BLOCKWISE_8BIT_BLOCK_SIZE",
+    "blockwise_8bit_blocks",
     "has_fast_8bit_blocks",
     "PRECISIONS",
     "check_int4_options",
     "check_precision",
     "inline_weight_identities",
+    "parse_blockwise",
     "quantize_int4",
     "quantize_int8",
     "rewrite_for_weight_only",
