@@ -15,6 +15,8 @@ verdicts (PASS / FAIL per family).
     python bench/onnx_cpu.py --quick               # tiny sizes, a smoke run (~1 min quiet, 3 under load)
     python bench/onnx_cpu.py --families trm,meta_attention --trm-dir runs/trm-sudoku
     python bench/onnx_cpu.py --trm-agreement-dir outputs/demo/trm-sudoku   # TRM agreement of a trained model (~14 min)
+    python bench/onnx_cpu.py --families crsm --crsm-int8-blockwise 'mixer/in_proj=16,mixer/x_proj=16,mixer/out_proj=16,lm_head=16'
+                                                   # CRSM with other INT8 blocks (docs/onnx.md "a block size per matmul")
 
 Sizes: TRM at the reference Sudoku configuration (hidden 512, 2 layers, H=3, L=6, MLP mixer, 81
 cells + 16 puzzle-embedding positions); meta-attention at GPT-2-small shape (124M); CRSM ~50M
@@ -66,6 +68,7 @@ from hf_reason.export import (  # noqa: E402
     ORTTRMForPuzzleSolving,
     export_pretrained,
 )
+from hf_reason.export.quantization import parse_blockwise  # noqa: E402
 
 
 PRECISIONS = ("fp32", "int8", "int4")
@@ -550,8 +553,11 @@ def bench_crsm(args, root: Path) -> None:
                 None, {"input_ids": token, "conv_states": conv, "ssm_states": ssm})
             token = logits[:, -1].argmax(-1)[:, None]
 
-    bench_lm("crsm", args, root, model, ORTCRSMForCausalLM, torch_step, ort_step, raw_decode,
-             {"crsm_prefill_length": min(args.prompt_len, args.crsm_prefill_graph_len)}, args.crsm_dir)
+    export_kwargs = {"crsm_prefill_length": min(args.prompt_len, args.crsm_prefill_graph_len)}
+    if args.crsm_int8_blockwise is not None:
+        export_kwargs["int8_blockwise"] = args.crsm_int8_blockwise  # parsed in main()
+    bench_lm("crsm", args, root, model, ORTCRSMForCausalLM, torch_step, ort_step, raw_decode, export_kwargs,
+             args.crsm_dir)
 
 
 def verdicts(families) -> None:
@@ -623,6 +629,9 @@ def main(argv=None) -> int:
                              "on the reference-size (or --trm-dir) model, which is then not trained.")
     parser.add_argument("--meta-dir", default=None, help="A trained MetaAttentionForCausalLM.")
     parser.add_argument("--crsm-dir", default=None, help="A trained CRSMForCausalLM.")
+    parser.add_argument("--crsm-int8-blockwise", default=None, metavar="SUBSTRING=BLOCK,...",
+                        help="CRSM INT8: `hf-reason export --int8-blockwise` (default: CRSM_INT8_BLOCKWISE), e.g. "
+                             "'mixer/in_proj=16,mixer/x_proj=16,mixer/out_proj=16,lm_head=16' for the stop-15 default.")
     args = parser.parse_args(argv)
     args.allow_spinning = False if args.no_spinning else None
     quick = args.quick
@@ -645,6 +654,10 @@ def main(argv=None) -> int:
                  "decode_rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    try:
+        args.crsm_int8_blockwise = parse_blockwise(args.crsm_int8_blockwise, "--crsm-int8-blockwise")
+    except ValueError as error:
+        parser.error(str(error))
     given = {"trm": args.trm_dir or args.trm_agreement_dir, "meta_attention": args.meta_dir, "crsm": args.crsm_dir}
     for family in families:
         minutes = "~1" if quick else f"~{EXPECTED_MIN[family] + (0 if given[family] else TRAIN_MIN[family])}"

@@ -38,6 +38,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from hf_reason.export import export_pretrained
+    from hf_reason.export.quantization import parse_blockwise
 
     try:
         report = export_pretrained(
@@ -47,6 +48,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             trm_solve_graph=args.trm_solve_graph, crsm_prefill_length=args.crsm_prefill_length,
             parity_samples=args.parity_samples, trm_int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
             meta_attention_fusions=not args.no_meta_attention_fusions,
+            int8_blockwise=parse_blockwise(args.int8_blockwise, "--int8-blockwise"),
         )
     except (ValueError, OSError) as error:
         # A bad option value or an unreadable model folder is the user's to fix: the message, not a
@@ -142,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "onnxruntime.transformers' GPT-2 fusions (SkipLayerNorm, FastGelu, shape subgraphs) of the graph.")
     export.add_argument("--crsm-prefill-length", type=int, default=32, help="CRSM: chunk length of prefill.onnx "
                         "(a prompt runs through it chunk after chunk, left-padded to a whole number of chunks).")
+    export.add_argument("--int8-blockwise", default=None, metavar="SUBSTRING=BLOCK,...",
+                        help="INT8: matmuls (node-name substrings) quantized as 8-bit MatMulNBits with that block "
+                             "size instead of dynamic INT8, e.g. 'mixer/in_proj=16,mixer/x_proj=16,mixer/out_proj=16,"
+                             "lm_head=16' (CRSM, more accurate, slower); 'none': all dynamic. Default: the family's.")
     export.add_argument("--parity-samples", type=int, default=8, help="Examples in the PyTorch-vs-ORT parity check.")
     export.set_defaults(func=_cmd_export)
 
