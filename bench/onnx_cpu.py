@@ -333,6 +333,11 @@ def bench_trm(args, root: Path) -> None:
         if expected is not None:
             rate, low = trm_agreement_lines(f"trm {precision}", model, ort_model, heldout, heldout_kind, steps, expected)
             results[f"{precision}_top1"], results[f"{precision}_top1_low"] = rate, low
+    if expected is not None and not args.trm_dir and not args.trm_agreement_dir:
+        # 40 steps leave the reference-size TRM short of its rule (INT8 agreement 0.5993 in stops 13
+        # and 16: quantization flips its near-tie cells); the goal is read on a trained TRM.
+        results["agreement_note"] = (f" (briefly trained, {args.train_steps} steps, not the trained model the goal is "
+                                     "for: pass --trm-agreement-dir)")
     if args.trm_agreement_dir:
         trm_trained_agreement(args, root)
 
@@ -588,6 +593,7 @@ def verdicts(families) -> None:
             verdict(f"{family} INT4 size / PyTorch FP32 size", res["int4_size"], GOALS["int4_size"], False, "{:.3f}")
         if "int8_top1" in res:
             trained = f" (trained model {res['agreement_model']})" if "agreement_model" in res else ""
+            trained = trained or res.get("agreement_note", "")
             verdict(f"{family} INT8 top-1 agreement with PyTorch{trained}", res["int8_top1"], GOALS["int8_top1"], True,
                     "{:.4f}", f" [95% lower bound {res['int8_top1_low']:.4f}]")
         if "int8_overhead_ms" in res:
