@@ -476,10 +476,11 @@ CRSM_KEEP_FP32 = ("value_head",)
 # quantizes weights and activations per block of input channels; dynamic INT8 has one activation
 # scale per tensor, and a few outlier channels stretch it (most of all in the gated SSM output that
 # out_proj reads). out_proj and x_proj (the SSM output and the convolved input) keep blocks of 16;
-# in_proj (reads the normalized residual stream) and the LM head (the final norm's output), half of a
-# 50M CRSM's weight bytes, take blocks of 128: a decode step 1.17x faster than all at 16 (fewer
-# activation scales; 50M, interleaved sessions, median of 25 rounds), for top-1 agreement within the
-# measurement's noise (docs/onnx.md "CRSM INT8"). dt_proj (input: time_step_rank channels, 8 in issue
+# in_proj (reads the normalized residual stream) and the LM head (the final norm's output), 42.5M of
+# a 50M CRSM's 52M blockwise weights, take blocks of 128 (fewer activation scales): with dt_proj
+# below, a 50M decode step 1.19x faster than all at 16 (interleaved sessions, median of 31 rounds),
+# for top-1 agreement within the measurement's noise (docs/onnx.md "CRSM INT8: a block size per
+# matmul"; `int8_blockwise=` chooses another set). dt_proj (input: time_step_rank channels, 8 in issue
 # 5's CRSM) stays FP32 at INT8: 0.5M weights in a 50M CRSM (2 MiB), no measurable speed difference
 # against dynamic INT8 (1.01x), and blockwise it lost agreement.
 CRSM_INT8_BLOCKWISE = {"mixer/in_proj": 128, "mixer/x_proj": 16, "mixer/out_proj": 16, "lm_head": 128}

@@ -10,8 +10,8 @@ after a small graph rewrite, because it only handles `MatMul` with a constant ri
 
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Union
 
 import numpy as np
