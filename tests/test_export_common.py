@@ -19,7 +19,7 @@ from hf_reason.cli import main as cli_main
 from hf_reason.export import (OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, create_session, export_pretrained,
                               onnx_config, save_graphs)
 from hf_reason.export.quantization import (BLOCKWISE_8BIT_BLOCK_SIZE, blockwise_8bit_blocks, has_fast_8bit_blocks,
-                                           quantize_int8)
+                                           parse_blockwise, quantize_int8)
 
 from conftest import tiny_trm_config
 
@@ -297,6 +297,9 @@ def test_int8_blockwise_block_sizes_per_matmul(tmp_path):
     blocks, _ = quantized(("third",), "tuple.onnx")
     assert blocks == {"third/other/MatMul_Q8": BLOCKWISE_8BIT_BLOCK_SIZE}, blocks
     assert blockwise_8bit_blocks(("a", "b")) == {"a": BLOCKWISE_8BIT_BLOCK_SIZE, "b": BLOCKWISE_8BIT_BLOCK_SIZE}
+    # The command-line form (`--int8-blockwise`).
+    assert parse_blockwise("mixer/in_proj=128, lm_head=16") == {"mixer/in_proj": 128, "lm_head": 16}
+    assert parse_blockwise("none") == {} and parse_blockwise(None) is None
     for bad in (24, 8, True, "16"):
         with pytest.raises(ValueError, match=r"`blockwise\['proj'\]` \(an 8-bit block size\) must be a power of two"):
             quantize_int8(tmp_path / "fp32.onnx", tmp_path / "bad.onnx", blockwise={"proj": bad})
