@@ -18,8 +18,7 @@ from hf_reason.cli import build_parser
 from hf_reason.cli import main as cli_main
 from hf_reason.export import (OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, create_session, export_pretrained,
                               onnx_config, save_graphs)
-from hf_reason.export.quantization import (BLOCKWISE_8BIT_BLOCK_SIZE, blockwise_8bit_blocks, has_fast_8bit_blocks,
-                                           parse_blockwise, quantize_int8)
+from hf_reason.export.quantization import blockwise_8bit_blocks, has_fast_8bit_blocks, parse_blockwise, quantize_int8
 
 from conftest import tiny_trm_config
 
@@ -153,7 +152,7 @@ def test_cli_export_prints_errors_without_a_traceback(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int4", "--block-size", "48"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: `block_size` must be a power of two") and "Traceback" not in err
-    for value, message in (("lm_head=24", "`blockwise['lm_head']` (an 8-bit block size) must be a power of two"),
+    for value, message in (("lm_head=24", "`--int8-blockwise`: the 8-bit block size of 'lm_head' must be a power of two"),
                            ("lm_head", "`--int8-blockwise` takes SUBSTRING=BLOCK")):
         assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int8", "--int8-blockwise", value]) == 2
         err = capsys.readouterr().err
@@ -262,9 +261,8 @@ def test_spinning_can_be_turned_off_for_shared_cores(tmp_path):
 
 @pytest.mark.skipif(not has_fast_8bit_blocks(), reason="this onnxruntime has no fast 8-bit MatMulNBits kernels")
 def test_int8_blockwise_block_sizes_per_matmul(tmp_path):
-    """`quantize_int8(blockwise=...)`: a mapping sets each matmul's 8-bit block (the first matching
-    substring wins; capped at the weight's input channels), a tuple takes the default block, and a
-    bad size names the entry."""
+    """`quantize_int8(blockwise=...)`: `{substring: block}` sets each matching matmul's 8-bit block (the
+    first matching substring wins; capped at the weight's input channels); a bad entry is named."""
     rng = np.random.default_rng(0)
     weights = {"first/proj": rng.normal(size=(256, 64)), "second/proj": rng.normal(size=(64, 256)),
                "third/other": rng.normal(size=(256, 32))}
@@ -294,13 +292,15 @@ def test_int8_blockwise_block_sizes_per_matmul(tmp_path):
     blocks, others = quantized({"first": 32, "proj": 128}, "mapping.onnx")
     assert blocks == {"first/proj/MatMul_Q8": 32, "second/proj/MatMul_Q8": 64}, blocks
     assert "MatMulInteger" in others.values() or "DynamicQuantizeMatMul" in others.values(), others  # dynamic INT8
-    blocks, _ = quantized(("third",), "tuple.onnx")
-    assert blocks == {"third/other/MatMul_Q8": BLOCKWISE_8BIT_BLOCK_SIZE}, blocks
-    assert blockwise_8bit_blocks(("a", "b")) == {"a": BLOCKWISE_8BIT_BLOCK_SIZE, "b": BLOCKWISE_8BIT_BLOCK_SIZE}
+    blocks, _ = quantized({"third": 16}, "third.onnx")
+    assert blocks == {"third/other/MatMul_Q8": 16}, blocks
+    for bad in (("third",), {"": 16}, {3: 16}):
+        with pytest.raises(ValueError, match="`blockwise` must map node-name substrings"):
+            blockwise_8bit_blocks(bad)
     # The command-line form (`--int8-blockwise`).
     assert parse_blockwise("mixer/in_proj=128, lm_head=16") == {"mixer/in_proj": 128, "lm_head": 16}
     assert parse_blockwise("none") == {} and parse_blockwise(None) is None
     for bad in (24, 8, True, "16"):
-        with pytest.raises(ValueError, match=r"`blockwise\['proj'\]` \(an 8-bit block size\) must be a power of two"):
+        with pytest.raises(ValueError, match="`blockwise`: the 8-bit block size of 'proj' must be a power of two"):
             quantize_int8(tmp_path / "fp32.onnx", tmp_path / "bad.onnx", blockwise={"proj": bad})
     assert not (tmp_path / "bad.onnx").exists()

@@ -326,6 +326,9 @@ def test_int8_blockwise_option_replaces_the_default(trained_export, tmp_path):
     assert "MatMulNBits" not in {n.op_type for n in graph.node} and "blockwise_8bit" not in report["quantization"]
     with pytest.raises(ValueError, match="`int8_blockwise` must map node-name substrings"):
         export_pretrained(model, tmp_path / "bad", precision="int8", int8_blockwise=("lm_head",))
+    with pytest.raises(ValueError, match="`int8_blockwise`: the 8-bit block size of 'lm_head' must be a power of two"):
+        export_pretrained(model, tmp_path / "bad", precision="int8", int8_blockwise={"lm_head": 24})
+    assert not (tmp_path / "bad").exists(), "refused before tracing: nothing written"
 
 
 def test_graphs_share_one_copy_of_the_weights(exported):

@@ -183,7 +183,7 @@ def _quantize(source: Path, target: Path, precision: str, options: dict) -> dict
     if precision == "int8":
         keep = tuple(options.get("int8_keep_fp32", ()))
         gather = bool(options.get("int8_quantize_gather", False))
-        blocks = blockwise_8bit_blocks(options.get("int8_blockwise", ())) if has_fast_8bit_blocks() else {}
+        blocks = dict(options.get("int8_blockwise", {})) if has_fast_8bit_blocks() else {}
         quantize_int8(source, target, per_channel=options["per_channel"], keep_fp32=keep, quantize_gather=gather,
                       blockwise=blocks)
         info = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
@@ -630,10 +630,7 @@ def export_pretrained(
     if precision == "int4":
         check_int4_options(block_size, accuracy_level)
     if int8_blockwise is not None:
-        if not isinstance(int8_blockwise, Mapping) or not all(isinstance(k, str) and k for k in int8_blockwise):
-            raise ValueError("`int8_blockwise` must map node-name substrings (non-empty strings, e.g. 'mixer/in_proj') "
-                             f"to 8-bit block sizes; got {int8_blockwise!r}.")
-        blockwise_8bit_blocks(int8_blockwise)
+        int8_blockwise = blockwise_8bit_blocks(int8_blockwise, "int8_blockwise")  # checked before tracing
     if optimization_level not in OPTIMIZATION_LEVELS:
         raise ValueError(f"`optimization_level` must be one of {', '.join(repr(o) for o in OPTIMIZATION_LEVELS)}; "
                          f"got {optimization_level!r}.")
@@ -677,7 +674,7 @@ def export_pretrained(
             model, staging, precision=precision, task=task, opset=opset,
             quantization={"per_channel": per_channel, "block_size": block_size, "accuracy_level": accuracy_level,
                           "quantize_gather": quantize_gather, "trm_int8_fp32_token_mixer": trm_int8_fp32_token_mixer,
-                          **({} if int8_blockwise is None else {"int8_blockwise": dict(int8_blockwise)})},
+                          **({} if int8_blockwise is None else {"int8_blockwise": int8_blockwise})},
             parity_samples=parity_samples, seed=seed, optimization_level=optimization_level, progress=progress,
             **kwargs,
         )

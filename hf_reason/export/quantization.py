@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import onnx
@@ -46,9 +46,6 @@ def check_int4_options(block_size: int, accuracy_level: int) -> None:
 # onnxruntime's MatMulNBits has fast 8-bit kernels (int8 compute) on x86 since 1.22 and on ARM64
 # since 1.23; before, 8-bit weights went through a dequantize-then-FP32 path (measured ~16x slower).
 MIN_ORT_FOR_8BIT_BLOCKS = (1, 23)
-# Blocks of 16 input channels: measured against 32 on CRSM (docs/onnx.md), better top-1 agreement at the
-# same decode and prefill speed (+3% INT8 size).
-BLOCKWISE_8BIT_BLOCK_SIZE = 16
 
 
 def has_fast_8bit_blocks() -> bool:
@@ -59,13 +56,16 @@ def has_fast_8bit_blocks() -> bool:
     return version >= MIN_ORT_FOR_8BIT_BLOCKS
 
 
-def blockwise_8bit_blocks(blockwise: Union[tuple, Mapping[str, int]]) -> dict:
-    """`{node-name substring: block size}` from `quantize_int8`'s `blockwise` (substrings alone take
-    `BLOCKWISE_8BIT_BLOCK_SIZE`); checks each block size."""
-    blocks = dict(blockwise) if isinstance(blockwise, Mapping) else dict.fromkeys(blockwise, BLOCKWISE_8BIT_BLOCK_SIZE)
+def blockwise_8bit_blocks(blockwise: Mapping[str, int], name: str = "blockwise") -> dict:
+    """Checks `quantize_int8`'s `blockwise`, `{node-name substring: 8-bit block size}` (`name`: the
+    option as the caller's user knows it, for the error); returns it as a dict."""
+    if not isinstance(blockwise, Mapping) or not all(isinstance(key, str) and key for key in blockwise):
+        raise ValueError(f"`{name}` must map node-name substrings (non-empty strings, e.g. 'mixer/in_proj') to "
+                         f"8-bit block sizes; got {blockwise!r}.")
+    blocks = dict(blockwise)
     for key, block in blocks.items():
         if isinstance(block, bool) or not isinstance(block, int) or block < 16 or block & (block - 1):
-            raise ValueError(f"`blockwise[{key!r}]` (an 8-bit block size) must be a power of two >= 16 (e.g. 16, 32, "
+            raise ValueError(f"`{name}`: the 8-bit block size of {key!r} must be a power of two >= 16 (e.g. 16, 32, "
                              f"128); got {block!r}.")
     return blocks
 
@@ -84,12 +84,12 @@ def parse_blockwise(text: Union[str, None], option: str = "int8_blockwise") -> U
             raise ValueError(f"`{option}` takes SUBSTRING=BLOCK[,SUBSTRING=BLOCK...] (e.g. "
                              f"'mixer/in_proj=128,lm_head=128') or 'none'; got entry {entry!r}.")
         blocks[key.strip()] = int(block)
-    return blockwise_8bit_blocks(blocks)
+    return blockwise_8bit_blocks(blocks, option)
 
 
 def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, reduce_range: bool = False,
                   keep_fp32: tuple = (), quantize_gather: bool = False,
-                  blockwise: Union[tuple, Mapping[str, int]] = ()) -> Path:
+                  blockwise: Optional[Mapping[str, int]] = None) -> Path:
     """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
 
     Why dynamic and not calibrated static INT8 (`quantize_static`, QDQ): measured once, same run,
@@ -113,13 +113,13 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
         keep_fp32: node-name substrings (e.g. `"token_mixer"`) whose matmuls stay FP32.
         quantize_gather: also store embedding tables (`Gather` of a constant) as UINT8, one scale per
             table (onnxruntime's dynamic `Gather` quantization has no per-channel mode).
-        blockwise: node-name substrings whose `MatMul`s get 8-bit weights in blocks of input
-            channels as `MatMulNBits` (bits 8, accuracy level 4: the activations are quantized per
-            block too) instead of `quantize_dynamic`'s one activation scale per tensor, which a few
-            outlier channels stretch (CRSM's gated SSM output into `out_proj`, docs/onnx.md). A
-            mapping `{substring: block size}` sets each one's block (the first substring a node
-            name contains wins); a tuple of substrings takes `BLOCKWISE_8BIT_BLOCK_SIZE`. Smaller
-            blocks follow outliers more closely; larger ones are faster (fewer activation scales).
+        blockwise: `{node-name substring: block size}`: the `MatMul`s whose names contain a
+            substring (the first that matches sets the block) get 8-bit weights in blocks of that
+            many input channels as `MatMulNBits` (bits 8, accuracy level 4: the activations are
+            quantized per block too) instead of `quantize_dynamic`'s one activation scale per
+            tensor, which a few outlier channels stretch (CRSM's gated SSM output into `out_proj`,
+            docs/onnx.md). Smaller blocks follow outliers more closely; larger ones are faster
+            (fewer activation scales).
             Ignored (dynamic INT8 as the rest) where `has_fast_8bit_blocks()` is false.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -134,7 +134,7 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
     exclude = [node.name for node in graph.node
                if node.op_type in ("MatMul", "Gemm")
                and (ranks.get(node.input[1], 2) != 2 or any(key in node.name for key in keep_fp32))]
-    blocks = blockwise_8bit_blocks(blockwise)
+    blocks = blockwise_8bit_blocks(blockwise or {})
     blocked = {}  # node name -> block size
     if blocks and has_fast_8bit_blocks():
         for node in graph.node:
@@ -429,7 +429,6 @@ def quantize_int4(
 
 __all__ = [
     "ACCURACY_LEVELS",
-    "BLOCKWISE_8BIT_BLOCK_SIZE",
     "blockwise_8bit_blocks",
     "has_fast_8bit_blocks",
     "PRECISIONS",
