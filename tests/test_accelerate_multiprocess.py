@@ -24,10 +24,15 @@ def test_every_multiprocess_script_destroys_its_process_group():
 
 
 def test_end_distributed_is_a_no_op_in_a_single_process():
+    """Scripts call it unconditionally: without `accelerate launch` it must neither fail nor leave a
+    process group behind (twice: a script's own teardown may have run already)."""
+    import torch.distributed as dist
+
     from hf_reason.distributed import end_distributed
 
     end_distributed()
     end_distributed()
+    assert not (dist.is_available() and dist.is_initialized())
 
 
 @pytest.mark.slow
