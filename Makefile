@@ -16,7 +16,7 @@ TORCH_INDEX_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX))
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test quality style bench clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,15 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadfile -q
+
+# Lint and format checks (CI runs them); `make style` applies the fixes.
+quality: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+style: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -36,6 +36,7 @@ import threading
 import time
 from collections import Counter
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
@@ -59,8 +60,12 @@ def load(args):
     tokenizer = build_tokenizer(vocab_size=args.vocab_size)
     torch.manual_seed(0)
     config = CRSMConfig(
-        vocab_size=len(tokenizer), hidden_size=args.hidden_size, num_hidden_layers=args.num_layers,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=args.hidden_size,
+        num_hidden_layers=args.num_layers,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     return CRSMForCausalLM(config).eval(), tokenizer
 
@@ -102,8 +107,10 @@ def accuracy_run(model, tokenizer, problems, max_new_tokens: int, **generate_kwa
         desc += f" +delta({generate_kwargs['apply_state_delta']})"
     for prompt, answer in tqdm(list(zip(problems["prompt"], problems["answer"])), desc=desc, leave=False):
         ids = torch.tensor([tokenizer(prompt).input_ids])
-        out = model.generate(ids, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **generate_kwargs)
-        new = out[0, ids.shape[1]:]
+        out = model.generate(
+            ids, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **generate_kwargs
+        )
+        new = out[0, ids.shape[1] :]
         generated += len(new)
         correct.append(is_correct(tokenizer.decode(new, skip_special_tokens=True), answer))
     return sum(correct), len(correct), generated, time.perf_counter() - start
@@ -116,13 +123,29 @@ def fmt_ci(k: int, n: int) -> str:
 
 def mamba_twin(model) -> MambaForCausalLM:
     c = model.config
-    twin = MambaForCausalLM(MambaConfig(
-        vocab_size=c.vocab_size, hidden_size=c.hidden_size, state_size=c.state_size, num_hidden_layers=c.num_hidden_layers,
-        expand=c.expand, conv_kernel=c.conv_kernel, time_step_rank=c.time_step_rank, use_bias=c.use_bias,
-        use_conv_bias=c.use_conv_bias, layer_norm_epsilon=c.layer_norm_epsilon, residual_in_fp32=c.residual_in_fp32,
-        pad_token_id=c.pad_token_id, eos_token_id=c.eos_token_id, bos_token_id=c.bos_token_id,
-    ))
-    backbone = {k: v for k, v in model.state_dict().items() if k.startswith(("backbone.", "lm_head.")) and ".aggregator." not in k}
+    twin = MambaForCausalLM(
+        MambaConfig(
+            vocab_size=c.vocab_size,
+            hidden_size=c.hidden_size,
+            state_size=c.state_size,
+            num_hidden_layers=c.num_hidden_layers,
+            expand=c.expand,
+            conv_kernel=c.conv_kernel,
+            time_step_rank=c.time_step_rank,
+            use_bias=c.use_bias,
+            use_conv_bias=c.use_conv_bias,
+            layer_norm_epsilon=c.layer_norm_epsilon,
+            residual_in_fp32=c.residual_in_fp32,
+            pad_token_id=c.pad_token_id,
+            eos_token_id=c.eos_token_id,
+            bos_token_id=c.bos_token_id,
+        )
+    )
+    backbone = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k.startswith(("backbone.", "lm_head.")) and ".aggregator." not in k
+    }
     twin.load_state_dict(backbone, strict=True)
     return twin.eval()
 
@@ -174,7 +197,9 @@ class ConsumerStreamer(BaseStreamer):
         return count
 
 
-def streaming_wall(model, tokenizer, prompts, consumer_ms: float, threaded: bool, max_new_tokens: int, **kwargs) -> float:
+def streaming_wall(
+    model, tokenizer, prompts, consumer_ms: float, threaded: bool, max_new_tokens: int, **kwargs
+) -> float:
     start = time.perf_counter()
     for prompt in prompts:
         ids = torch.tensor([tokenizer(prompt).input_ids])
@@ -199,7 +224,9 @@ def main():
     parser.add_argument("--vocab_size", type=int, default=1024, help="Tokenizer size of the fresh model.")
     parser.add_argument("--num_problems", type=int, default=200, help="Held-out arithmetic problems for the ablation.")
     parser.add_argument("--budgets", default="1,4,16,64", help="Comma-separated MCTS simulation budgets.")
-    parser.add_argument("--rollout", default="value", choices=("value", "dynamics", "model"), help="MCTS leaf evaluation.")
+    parser.add_argument(
+        "--rollout", default="value", choices=("value", "dynamics", "model"), help="MCTS leaf evaluation."
+    )
     parser.add_argument("--top_k_expansion", type=int, default=8, help="Candidate tokens per node.")
     parser.add_argument("--c_puct", type=float, default=1.5, help="PUCT exploration weight.")
     parser.add_argument("--max_new_tokens", type=int, default=32, help="Answer length limit.")
@@ -207,13 +234,34 @@ def main():
     parser.add_argument("--speed_batch", type=int, default=8, help="Batch of the speed comparison.")
     parser.add_argument("--speed_seq_len", type=int, default=128, help="Training-step sequence length.")
     parser.add_argument("--decode_tokens", type=int, default=64, help="Tokens generated per decoding measurement.")
-    parser.add_argument("--repeats", type=int, default=3, help="Alternating repetitions of each speed measurement (best kept).")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Alternating repetitions of each speed measurement (best kept)."
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads.")
     parser.add_argument("--max_ops", type=int, default=2, help="Most operators of the held-out arithmetic problems.")
-    parser.add_argument("--max_value", type=int, default=20, help="Largest operand of the held-out problems (match the training run's).")
-    parser.add_argument("--skip_speed", action="store_true", help="Leave out the wall-clock parts: the MCTS cost lines and the backbone speed comparison.")
-    parser.add_argument("--state_delta", default="off", choices=("off", "prompt", "token"), help="Also run every budget with the state delta on: 'prompt' (one correction after the prompt, as train_crsm.py trains it) or 'token' (after every committed token).")
-    parser.add_argument("--stream_consumer_ms", type=float, default=20.0, help="Consumer time per token of the asynchronous (streamed) mode measurement; 0 leaves it out.")
+    parser.add_argument(
+        "--max_value",
+        type=int,
+        default=20,
+        help="Largest operand of the held-out problems (match the training run's).",
+    )
+    parser.add_argument(
+        "--skip_speed",
+        action="store_true",
+        help="Leave out the wall-clock parts: the MCTS cost lines and the backbone speed comparison.",
+    )
+    parser.add_argument(
+        "--state_delta",
+        default="off",
+        choices=("off", "prompt", "token"),
+        help="Also run every budget with the state delta on: 'prompt' (one correction after the prompt, as train_crsm.py trains it) or 'token' (after every committed token).",
+    )
+    parser.add_argument(
+        "--stream_consumer_ms",
+        type=float,
+        default=20.0,
+        help="Consumer time per token of the asynchronous (streamed) mode measurement; 0 leaves it out.",
+    )
     parser.add_argument("--stream_budget", type=int, default=16, help="MCTS simulations of the streaming measurement.")
     parser.add_argument("--stream_problems", type=int, default=20, help="Problems of the streaming measurement.")
     args = parser.parse_args()
@@ -231,34 +279,74 @@ def main():
     if args.quick:
         test_texts, train_texts = test_texts[:4], train_texts[:50]
     ours = perplexity(model, tokenizer, test_texts, args.ppl_max_len)
-    line("perplexity (corpus test split) vs unigram", ours, unigram_perplexity(tokenizer, train_texts, test_texts, args.ppl_max_len), "{:.2f}")
+    line(
+        "perplexity (corpus test split) vs unigram",
+        ours,
+        unigram_perplexity(tokenizer, train_texts, test_texts, args.ppl_max_len),
+        "{:.2f}",
+    )
 
     problems = generate_arithmetic(args.num_problems, max_ops=args.max_ops, max_value=args.max_value, seed=987654)
     k0, n0, tokens0, wall0 = accuracy_run(model, tokenizer, problems, args.max_new_tokens)
     greedy_rate = tokens0 / wall0
     search = dict(deliberation="mcts", top_k_expansion=args.top_k_expansion, c_puct=args.c_puct, rollout=args.rollout)
     for budget in budgets:
-        k, n, tokens, wall = accuracy_run(model, tokenizer, problems, args.max_new_tokens, num_simulations=budget, **search)
-        line(f"mcts-{budget} accuracy vs greedy", k / n, k0 / n0, extra=f"  (ours {fmt_ci(k, n)}, greedy {fmt_ci(k0, n0)}, n={n})")
+        k, n, tokens, wall = accuracy_run(
+            model, tokenizer, problems, args.max_new_tokens, num_simulations=budget, **search
+        )
+        line(
+            f"mcts-{budget} accuracy vs greedy",
+            k / n,
+            k0 / n0,
+            extra=f"  (ours {fmt_ci(k, n)}, greedy {fmt_ci(k0, n0)}, n={n})",
+        )
         if not args.skip_speed:
             line(f"mcts-{budget} tokens/s vs greedy", tokens / wall, greedy_rate, "{:.1f}")
             line(f"mcts-{budget} wall s vs greedy", wall, wall0, "{:.1f}")
         if args.state_delta != "off":
             kd, nd, tokens_d, wall_d = accuracy_run(
-                model, tokenizer, problems, args.max_new_tokens, num_simulations=budget,
-                apply_state_delta=args.state_delta, **search,
+                model,
+                tokenizer,
+                problems,
+                args.max_new_tokens,
+                num_simulations=budget,
+                apply_state_delta=args.state_delta,
+                **search,
             )
-            line(f"mcts-{budget} +state delta ({args.state_delta}) accuracy vs mcts-{budget}", kd / nd, k / n,
-                 extra=f"  (ours {fmt_ci(kd, nd)}, without {fmt_ci(k, n)}, n={nd})")
+            line(
+                f"mcts-{budget} +state delta ({args.state_delta}) accuracy vs mcts-{budget}",
+                kd / nd,
+                k / n,
+                extra=f"  (ours {fmt_ci(kd, nd)}, without {fmt_ci(k, n)}, n={nd})",
+            )
             if not args.skip_speed:
-                line(f"mcts-{budget} +state delta ({args.state_delta}) tokens/s vs mcts-{budget}", tokens_d / wall_d, tokens / wall, "{:.1f}")
+                line(
+                    f"mcts-{budget} +state delta ({args.state_delta}) tokens/s vs mcts-{budget}",
+                    tokens_d / wall_d,
+                    tokens / wall,
+                    "{:.1f}",
+                )
 
     if args.stream_consumer_ms > 0:
         prompts = problems["prompt"][: args.stream_problems]
-        walls = [streaming_wall(model, tokenizer, prompts, args.stream_consumer_ms, threaded, args.max_new_tokens,
-                                num_simulations=args.stream_budget, **search) for threaded in (True, False)]
-        line(f"mcts-{args.stream_budget} streamed wall s, consumer {args.stream_consumer_ms:g} ms/token: threaded vs inline",
-             *walls, "{:.2f}")
+        walls = [
+            streaming_wall(
+                model,
+                tokenizer,
+                prompts,
+                args.stream_consumer_ms,
+                threaded,
+                args.max_new_tokens,
+                num_simulations=args.stream_budget,
+                **search,
+            )
+            for threaded in (True, False)
+        ]
+        line(
+            f"mcts-{args.stream_budget} streamed wall s, consumer {args.stream_consumer_ms:g} ms/token: threaded vs inline",
+            *walls,
+            "{:.2f}",
+        )
 
     if args.skip_speed:
         return

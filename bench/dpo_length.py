@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -42,8 +43,9 @@ from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
 from hf_reason.trainers import LengthBalancedDPOConfig, LengthBalancedDPOTrainer  # noqa: E402
 
 
-COMMON = dict(report_to=[], save_strategy="no", use_cpu=True, bf16=False, logging_steps=50,
-              gradient_checkpointing=False)
+COMMON = dict(
+    report_to=[], save_strategy="no", use_cpu=True, bf16=False, logging_steps=50, gradient_checkpointing=False
+)
 
 
 def quiet(trainer):
@@ -97,10 +99,15 @@ def generated_lengths(model, tokenizer, prompts, max_new_tokens, do_sample, seed
     for s in range(0, len(prompts), 32):
         batch = tokenizer(prompts[s : s + 32], return_tensors="pt", padding=True, padding_side="left")
         sampling = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if do_sample else dict(do_sample=False)
-        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id, **sampling)
-        for row in out[:, batch["input_ids"].size(1):].tolist():
+        out = model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **sampling,
+        )
+        for row in out[:, batch["input_ids"].size(1) :].tolist():
             lengths.append(row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row))
     return lengths
 
@@ -130,16 +137,26 @@ def main() -> None:
     parser.add_argument("--num_heldout", type=int, default=None, help="held-out pairs (default 400; quick 32)")
     parser.add_argument("--sft_steps", type=int, default=None, help="default 600 (quick 10)")
     parser.add_argument("--dpo_steps", type=int, default=None, help="default 250 (quick 8)")
-    parser.add_argument("--dpo_lr", type=float, default=None,
-                        help="DPO learning rate, full fine-tuning (default 1e-4; at 5e-4 every method degenerates to the cap)")
+    parser.add_argument(
+        "--dpo_lr",
+        type=float,
+        default=None,
+        help="DPO learning rate, full fine-tuning (default 1e-4; at 5e-4 every method degenerates to the cap)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="model init and training order (the data are fixed)")
     parser.add_argument("--hidden_size", type=int, default=None, help="default 128 (quick 32)")
     parser.add_argument("--num_layers", type=int, default=None, help="default 2 (quick 1)")
-    parser.add_argument("--samples", type=int, default=None, help="sampled generations per held-out prompt (default 2)")
-    parser.add_argument("--max_ops", type=int, default=3,
-                        help="most operators per problem (1..3). The right and wrong completions differ only in the "
-                             "last step's result, so with 2-3 operators a small model stays near chance on preference "
-                             "accuracy; --max_ops 1 --max_value 9 (243 problems, recurring in held-out pairs) is learnable")
+    parser.add_argument(
+        "--samples", type=int, default=None, help="sampled generations per held-out prompt (default 2)"
+    )
+    parser.add_argument(
+        "--max_ops",
+        type=int,
+        default=3,
+        help="most operators per problem (1..3). The right and wrong completions differ only in the "
+        "last step's result, so with 2-3 operators a small model stays near chance on preference "
+        "accuracy; --max_ops 1 --max_value 9 (243 problems, recurring in held-out pairs) is learnable",
+    )
     parser.add_argument("--max_value", type=int, default=20, help="largest operand")
     a = parser.parse_args()
     if a.threads:
@@ -166,21 +183,44 @@ def main() -> None:
         return statistics.fmean(len(tokenizer(t)["input_ids"]) + 1 for t in texts)  # + EOS
 
     torch.manual_seed(a.seed)
-    start = GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tokenizer), n_positions=256, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-        **shape,
-    ))
-    log(f"GPT-2 {shape}; {n_train} train pairs (chosen longer in {sum(train['chosen_longer'])}), {n_heldout} held-out "
-        f"pairs (chosen longer in {sum(heldout['chosen_longer'])}); SFT {sft_steps} steps, DPO {dpo_steps} steps", started)
+    start = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=256,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            **shape,
+        )
+    )
+    log(
+        f"GPT-2 {shape}; {n_train} train pairs (chosen longer in {sum(train['chosen_longer'])}), {n_heldout} held-out "
+        f"pairs (chosen longer in {sum(heldout['chosen_longer'])}); SFT {sft_steps} steps, DPO {dpo_steps} steps",
+        started,
+    )
     with tempfile.TemporaryDirectory() as tmp:
-        sft = quiet(SFTTrainer(
-            model=start, processing_class=tokenizer,
-            train_dataset=Dataset.from_dict({"prompt": sft_data["prompt"], "completion": sft_data["chosen"]}),
-            args=SFTConfig(output_dir=os.path.join(tmp, "sft"), max_steps=sft_steps, learning_rate=2e-3,
-                           lr_scheduler_type="cosine", warmup_steps=min(100, sft_steps // 10),
-                           per_device_train_batch_size=16, completion_only_loss=True, disable_tqdm=a.quick, seed=a.seed, **COMMON),
-        ))
+        sft = quiet(
+            SFTTrainer(
+                model=start,
+                processing_class=tokenizer,
+                train_dataset=Dataset.from_dict({"prompt": sft_data["prompt"], "completion": sft_data["chosen"]}),
+                args=SFTConfig(
+                    output_dir=os.path.join(tmp, "sft"),
+                    max_steps=sft_steps,
+                    learning_rate=2e-3,
+                    lr_scheduler_type="cosine",
+                    warmup_steps=min(100, sft_steps // 10),
+                    per_device_train_batch_size=16,
+                    completion_only_loss=True,
+                    disable_tqdm=a.quick,
+                    seed=a.seed,
+                    **COMMON,
+                ),
+            )
+        )
         sft.train()
         # every run loads the start from disk: TRL patches `model.forward` with a closure over the model
         # object, so a deepcopy of a trained model would still compute with the original's weights
@@ -191,60 +231,99 @@ def main() -> None:
 
         start = load_start()
         base = length_summary(start, tokenizer, heldout["prompt"], max_new, samples)
-        log(f"SFT start: sampled length {base['sampled']:.1f} tokens ({base['capped']:.1%} hit the {max_new}-token cap), "
-            f"greedy {base['greedy']:.1f}; SFT data completions {token_len(sft_data['chosen']):.1f} tokens", started)
+        log(
+            f"SFT start: sampled length {base['sampled']:.1f} tokens ({base['capped']:.1%} hit the {max_new}-token cap), "
+            f"greedy {base['greedy']:.1f}; SFT data completions {token_len(sft_data['chosen']):.1f} tokens",
+            started,
+        )
         if base["capped"] > 0.1:
-            print(f"WARNING: {base['capped']:.0%} of the SFT start's generations hit the cap: it has not learned to "
-                  "stop, so length drift is not measurable; train it longer (--sft_steps)", flush=True)
+            print(
+                f"WARNING: {base['capped']:.0%} of the SFT start's generations hit the cap: it has not learned to "
+                "stop, so length drift is not measurable; train it longer (--sft_steps)",
+                flush=True,
+            )
 
         pairs = train.select_columns(["prompt", "chosen", "rejected"])
-        dpo_common = dict(max_steps=dpo_steps, learning_rate=a.dpo_lr or (1e-3 if a.quick else 1e-4), beta=a.beta,
-                          lr_scheduler_type="constant_with_warmup", warmup_steps=min(20, dpo_steps // 10),
-                          per_device_train_batch_size=8, disable_tqdm=a.quick, seed=a.seed, **COMMON)
+        dpo_common = dict(
+            max_steps=dpo_steps,
+            learning_rate=a.dpo_lr or (1e-3 if a.quick else 1e-4),
+            beta=a.beta,
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=min(20, dpo_steps // 10),
+            per_device_train_batch_size=8,
+            disable_tqdm=a.quick,
+            seed=a.seed,
+            **COMMON,
+        )
         runs = {
             "stock": (DPOTrainer, DPOConfig(output_dir=os.path.join(tmp, "stock"), **dpo_common)),
             "ld": (DPOTrainer, DPOConfig(output_dir=os.path.join(tmp, "ld"), ld_alpha=a.alpha, **dpo_common)),
-            "ours": (LengthBalancedDPOTrainer, LengthBalancedDPOConfig(
-                output_dir=os.path.join(tmp, "ours"), think_alpha=a.alpha, **dpo_common)),
+            "ours": (
+                LengthBalancedDPOTrainer,
+                LengthBalancedDPOConfig(output_dir=os.path.join(tmp, "ours"), think_alpha=a.alpha, **dpo_common),
+            ),
         }
         results = {}
         for name, (cls, args) in runs.items():
             torch.manual_seed(a.seed)
-            trainer = quiet(cls(model=load_start(), ref_model=load_start(), args=args,
-                                train_dataset=pairs, processing_class=tokenizer))
+            trainer = quiet(
+                cls(
+                    model=load_start(),
+                    ref_model=load_start(),
+                    args=args,
+                    train_dataset=pairs,
+                    processing_class=tokenizer,
+                )
+            )
             trainer.train()
             wins, n = preference_accuracy(trainer.model, start, tokenizer, heldout)
             results[name] = (wins, length_summary(trainer.model, tokenizer, heldout["prompt"], max_new, samples))
             log(f"{name}: done", started)
 
     labels = {"stock": "DPO (sigmoid)", "ld": f"DPO ld_alpha={a.alpha}", "ours": f"LengthBalancedDPO a={a.alpha}"}
-    print(f"\nheld-out: {n} pairs without length bias; lengths: {len(heldout) * samples} sampled generations "
-          f"(temperature 1) and {len(heldout)} greedy, tokens incl. EOS, cap {max_new}")
-    header = (f"{'method':<28} {'held-out pref. accuracy':<28} {'sampled len':>11} {'drift':>13} {'greedy len':>10} "
-              f"{'drift':>7} {'capped':>7}")
+    print(
+        f"\nheld-out: {n} pairs without length bias; lengths: {len(heldout) * samples} sampled generations "
+        f"(temperature 1) and {len(heldout)} greedy, tokens incl. EOS, cap {max_new}"
+    )
+    header = (
+        f"{'method':<28} {'held-out pref. accuracy':<28} {'sampled len':>11} {'drift':>13} {'greedy len':>10} "
+        f"{'drift':>7} {'capped':>7}"
+    )
     print(header)
-    print(f"{'SFT start':<28} {'-':<28} {base['sampled']:>11.1f} {'':>13} {base['greedy']:>10.1f} {'':>7} "
-          f"{base['capped']:>7.1%}")
+    print(
+        f"{'SFT start':<28} {'-':<28} {base['sampled']:>11.1f} {'':>13} {base['greedy']:>10.1f} {'':>7} "
+        f"{base['capped']:>7.1%}"
+    )
     for name, (wins, summary) in results.items():
         drift = summary["sampled"] - base["sampled"]
         se = (summary["sampled_se"] ** 2 + base["sampled_se"] ** 2) ** 0.5
-        print(f"{labels[name]:<28} {format_proportion(wins, n):<28} {summary['sampled']:>11.1f} "
-              f"{f'{drift:+.1f} +- {se:.1f}':>13} {summary['greedy']:>10.1f} {summary['greedy'] - base['greedy']:>+7.1f} "
-              f"{summary['capped']:>7.1%}")
+        print(
+            f"{labels[name]:<28} {format_proportion(wins, n):<28} {summary['sampled']:>11.1f} "
+            f"{f'{drift:+.1f} +- {se:.1f}':>13} {summary['greedy']:>10.1f} {summary['greedy'] - base['greedy']:>+7.1f} "
+            f"{summary['capped']:>7.1%}"
+        )
     drift = {k: v[1]["sampled"] - base["sampled"] for k, v in results.items()}
     acc = {k: v[0] / n for k, v in results.items()}
 
     def ratio(x, y):
         return f"{x / y:.2f}" if y else "n/a"
 
-    print(f"length drift vs stock DPO: ours {drift['ours']:+.1f}, reference {drift['stock']:+.1f}, "
-          f"ratio {ratio(abs(drift['ours']), abs(drift['stock']))}")
-    print(f"length drift vs ld_alpha: ours {drift['ours']:+.1f}, reference {drift['ld']:+.1f}, "
-          f"ratio {ratio(abs(drift['ours']), abs(drift['ld']))}")
-    print(f"held-out accuracy vs stock DPO: ours {acc['ours']:.3f}, reference {acc['stock']:.3f}, "
-          f"ratio {ratio(acc['ours'], acc['stock'])}")
-    print(f"held-out accuracy vs ld_alpha: ours {acc['ours']:.3f}, reference {acc['ld']:.3f}, "
-          f"ratio {ratio(acc['ours'], acc['ld'])}")
+    print(
+        f"length drift vs stock DPO: ours {drift['ours']:+.1f}, reference {drift['stock']:+.1f}, "
+        f"ratio {ratio(abs(drift['ours']), abs(drift['stock']))}"
+    )
+    print(
+        f"length drift vs ld_alpha: ours {drift['ours']:+.1f}, reference {drift['ld']:+.1f}, "
+        f"ratio {ratio(abs(drift['ours']), abs(drift['ld']))}"
+    )
+    print(
+        f"held-out accuracy vs stock DPO: ours {acc['ours']:.3f}, reference {acc['stock']:.3f}, "
+        f"ratio {ratio(acc['ours'], acc['stock'])}"
+    )
+    print(
+        f"held-out accuracy vs ld_alpha: ours {acc['ours']:.3f}, reference {acc['ld']:.3f}, "
+        f"ratio {ratio(acc['ours'], acc['ld'])}"
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import statistics
 import tempfile
 import time
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -88,14 +89,29 @@ def make_prompts(tokenizer, lengths: list[int]) -> list[str]:
 
 def build(cls, config_cls, model, tokenizer, prompts, args_ns, out_dir, timer):
     args = config_cls(
-        output_dir=out_dir, per_device_train_batch_size=args_ns.group_size, num_generations=args_ns.group_size,
-        max_completion_length=args_ns.completion_length, max_steps=len(prompts), learning_rate=1e-5,
-        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0, disable_tqdm=False,
-        gradient_checkpointing=False, shuffle_dataset=False,  # one prompt per step, in the order given
+        output_dir=out_dir,
+        per_device_train_batch_size=args_ns.group_size,
+        num_generations=args_ns.group_size,
+        max_completion_length=args_ns.completion_length,
+        max_steps=len(prompts),
+        learning_rate=1e-5,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        disable_tqdm=False,
+        gradient_checkpointing=False,
+        shuffle_dataset=False,  # one prompt per step, in the order given
     )
     trainer = cls(
-        model=model, reward_funcs=length_reward, args=args, train_dataset=Dataset.from_dict({"prompt": prompts}),
-        processing_class=tokenizer, callbacks=[timer],
+        model=model,
+        reward_funcs=length_reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=tokenizer,
+        callbacks=[timer],
     )
     trainer.remove_callback(PrinterCallback)  # one comparison line per setting, not the per-step logs
     timer.wrap_generation(trainer)
@@ -110,8 +126,12 @@ def main() -> None:
     parser.add_argument("--completion_length", type=int, default=None, help="new tokens (default 32; quick 8)")
     parser.add_argument("--repeats", type=int, default=1, help="timed steps per prompt length (median; >= 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--vocab_size", type=int, default=None,
-                        help="rows of the model's LM head (default: GPT-2 small's 50257; quick: the tokenizer's)")
+    parser.add_argument(
+        "--vocab_size",
+        type=int,
+        default=None,
+        help="rows of the model's LM head (default: GPT-2 small's 50257; quick: the tokenizer's)",
+    )
     a = parser.parse_args()
     if a.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {a.repeats}")
@@ -128,9 +148,15 @@ def main() -> None:
     torch.manual_seed(0)
     base = GPT2LMHeadModel(
         GPT2Config(
-            vocab_size=vocab_size, n_positions=max(a.prompt_lengths) + a.completion_length + 8,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id, **shape,
+            vocab_size=vocab_size,
+            n_positions=max(a.prompt_lengths) + a.completion_length + 8,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            **shape,
         )
     )
     # One trainer per implementation runs every setting: step 0 is a warm-up (first-call costs), then
@@ -138,17 +164,22 @@ def main() -> None:
     # warm-up each, which at 1024 tokens costs as much as the timed step.
     lengths = [min(a.prompt_lengths)] + [n for n in a.prompt_lengths for _ in range(a.repeats)]
     prompts = make_prompts(tokenizer, lengths)
-    print(f"model: GPT-2 {shape}, vocab {vocab_size}, G={a.group_size}, {a.completion_length} new tokens, {a.repeats} timed step(s) "
-          f"per prompt length after 1 warm-up step, threads={torch.get_num_threads()}", flush=True)
+    print(
+        f"model: GPT-2 {shape}, vocab {vocab_size}, G={a.group_size}, {a.completion_length} new tokens, {a.repeats} timed step(s) "
+        f"per prompt length after 1 warm-up step, threads={torch.get_num_threads()}",
+        flush=True,
+    )
     timers = {}
     with tempfile.TemporaryDirectory() as tmp:
         # one trainer at a time: two GPT-2-small copies with Adam states would double the memory
         for name, (cls, config_cls) in {
-            "ours": (ReasoningGRPOTrainer, ReasoningGRPOConfig), "reference": (GRPOTrainer, GRPOConfig),
+            "ours": (ReasoningGRPOTrainer, ReasoningGRPOConfig),
+            "reference": (GRPOTrainer, GRPOConfig),
         }.items():
             timers[name] = StepTimer()
-            trainer = build(cls, config_cls, copy.deepcopy(base), tokenizer, prompts, a, os.path.join(tmp, name),
-                            timers[name])
+            trainer = build(
+                cls, config_cls, copy.deepcopy(base), tokenizer, prompts, a, os.path.join(tmp, name), timers[name]
+            )
             torch.manual_seed(0)
             trainer.train()
             del trainer
@@ -159,11 +190,17 @@ def main() -> None:
         step = {n: statistics.median(t.step_times[i] for i in steps) for n, t in timers.items()}
         same = all(timers["ours"].completions[i] == timers["reference"].completions[i] for i in steps)
         real_len = len(tokenizer(prompts[steps[0]])["input_ids"])
-        print(f"gen@{length}: ours {gen['ours']:.3f} s, reference {gen['reference']:.3f} s, "
-              f"ratio {gen['reference'] / gen['ours']:.2f} (prompt {real_len} tokens, "
-              f"identical completions: {same})", flush=True)
-        print(f"step@{length}: ours {step['ours']:.3f} s, reference {step['reference']:.3f} s, "
-              f"ratio {step['reference'] / step['ours']:.2f}", flush=True)
+        print(
+            f"gen@{length}: ours {gen['ours']:.3f} s, reference {gen['reference']:.3f} s, "
+            f"ratio {gen['reference'] / gen['ours']:.2f} (prompt {real_len} tokens, "
+            f"identical completions: {same})",
+            flush=True,
+        )
+        print(
+            f"step@{length}: ours {step['ours']:.3f} s, reference {step['reference']:.3f} s, "
+            f"ratio {step['reference'] / step['ours']:.2f}",
+            flush=True,
+        )
         gen_ratio[length] = gen["reference"] / gen["ours"]
     goal = f"goal (issue 7): >= {GOAL_RATIO:g}x faster generation at {GOAL_LENGTH} prompt tokens, GPT-2-small shape"
     if GOAL_LENGTH not in gen_ratio:

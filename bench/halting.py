@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
@@ -64,22 +65,53 @@ def parse_args():
 
 
 def common_args(output_dir: str, seed: int, **kwargs) -> dict:
-    return dict(output_dir=output_dir, save_strategy="no", report_to="none", use_cpu=True, seed=seed,
-                data_seed=seed, disable_tqdm=False, **kwargs)
+    return dict(
+        output_dir=output_dir,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=seed,
+        data_seed=seed,
+        disable_tqdm=False,
+        **kwargs,
+    )
 
 
 def train_trm(args, train_ds) -> TRMForPuzzleSolving:
     config = TRMConfig(  # the demo's config (examples/demo.py)
-        vocab_size=sudoku_vocab_size(9), seq_len=81, hidden_size=64, num_heads=2, expansion=2.0, L_layers=2,
-        H_cycles=2, L_cycles=3, halt_max_steps=args.halt_max_steps, halt_exploration_prob=0.1, mixer="mlp",
-        pos_encodings="none", puzzle_emb_ndim=64, puzzle_emb_len=1, num_puzzle_identifiers=1,
+        vocab_size=sudoku_vocab_size(9),
+        seq_len=81,
+        hidden_size=64,
+        num_heads=2,
+        expansion=2.0,
+        L_layers=2,
+        H_cycles=2,
+        L_cycles=3,
+        halt_max_steps=args.halt_max_steps,
+        halt_exploration_prob=0.1,
+        mixer="mlp",
+        pos_encodings="none",
+        puzzle_emb_ndim=64,
+        puzzle_emb_len=1,
+        num_puzzle_identifiers=1,
     )
     model = TRMForPuzzleSolving(config)
-    training_args = DeepSupervisionConfig(**common_args(
-        str(Path(args.output_dir) / "trm_run"), args.seed, per_device_train_batch_size=64, max_steps=args.trm_steps,
-        learning_rate=2e-3, warmup_steps=30, weight_decay=0.1, ema_decay=0.99, logging_steps=50))
-    trainer = DeepSupervisionTrainer(model=model, args=training_args, train_dataset=train_ds,
-                                     callbacks=[TimeBudget(args.trm_minutes * 60)])
+    training_args = DeepSupervisionConfig(
+        **common_args(
+            str(Path(args.output_dir) / "trm_run"),
+            args.seed,
+            per_device_train_batch_size=64,
+            max_steps=args.trm_steps,
+            learning_rate=2e-3,
+            warmup_steps=30,
+            weight_decay=0.1,
+            ema_decay=0.99,
+            logging_steps=50,
+        )
+    )
+    trainer = DeepSupervisionTrainer(
+        model=model, args=training_args, train_dataset=train_ds, callbacks=[TimeBudget(args.trm_minutes * 60)]
+    )
     trainer.train()
     trained = trainer.evaluation_model()
     trained.save_pretrained(Path(args.output_dir) / "trm")
@@ -93,10 +125,19 @@ def train_q_learning_head(args, trm, train_ds) -> TRMForPuzzleSolving:
     model.replace_q_head("linear")
     model.requires_grad_(False)
     model.q_head.requires_grad_(True)
-    training_args = DeepSupervisionConfig(**common_args(
-        str(Path(args.output_dir) / "qlearn_run"), args.seed, per_device_train_batch_size=64,
-        max_steps=args.qlearn_steps, learning_rate=1e-3, warmup_steps=10, weight_decay=0.0, ema_decay=0.0,
-        logging_steps=50))
+    training_args = DeepSupervisionConfig(
+        **common_args(
+            str(Path(args.output_dir) / "qlearn_run"),
+            args.seed,
+            per_device_train_batch_size=64,
+            max_steps=args.qlearn_steps,
+            learning_rate=1e-3,
+            warmup_steps=10,
+            weight_decay=0.0,
+            ema_decay=0.0,
+            logging_steps=50,
+        )
+    )
     DeepSupervisionTrainer(model=model, args=training_args, train_dataset=train_ds).train()
     return model.eval()
 
@@ -104,9 +145,17 @@ def train_q_learning_head(args, trm, train_ds) -> TRMForPuzzleSolving:
 def train_dqn_head(args, trm, train_ds) -> TRMForPuzzleSolving:
     model = copy.deepcopy(trm)
     model.replace_q_head(args.q_head_type)
-    training_args = DQNHaltingConfig(**common_args(
-        str(Path(args.output_dir) / "dqn_run"), args.seed, per_device_train_batch_size=128, max_steps=args.dqn_steps,
-        epsilon_steps=max(1, args.dqn_steps // 2), reward_step_cost=args.step_cost, logging_steps=100))
+    training_args = DQNHaltingConfig(
+        **common_args(
+            str(Path(args.output_dir) / "dqn_run"),
+            args.seed,
+            per_device_train_batch_size=128,
+            max_steps=args.dqn_steps,
+            epsilon_steps=max(1, args.dqn_steps // 2),
+            reward_step_cost=args.step_cost,
+            logging_steps=100,
+        )
+    )
     DQNHaltingTrainer(model=model, args=training_args, train_dataset=train_ds).train()
     return model.eval()
 
@@ -125,7 +174,9 @@ def main() -> None:
     if args.model_dir:
         trm = AutoModelForPuzzleSolving.from_pretrained(args.model_dir)
         if trm.config.halting != "bce":
-            raise ValueError(f"--model_dir must hold a TRM trained with BCE halting, got halting={trm.config.halting!r}.")
+            raise ValueError(
+                f"--model_dir must hold a TRM trained with BCE halting, got halting={trm.config.halting!r}."
+            )
     else:
         stage("training the TRM (BCE halting)")
         trm = train_trm(args, train_ds)
@@ -145,23 +196,29 @@ def main() -> None:
     reference = results["bce_halting"]  # the same TRM body: its last-step accuracy is the max-steps policy
     n, ref_exact = reference["num_puzzles"], reference["num_exact_max_steps"]
     ref_text = f"{format_proportion(ref_exact, n)} exact in {max_steps} steps"
-    print(f"\nHalting policies on {n} held-out Sudoku puzzles ({args.givens} givens), one TRM "
-          f"(hidden {trm.config.hidden_size}, halt_max_steps {max_steps}); reference = always {max_steps} steps")
+    print(
+        f"\nHalting policies on {n} held-out Sudoku puzzles ({args.givens} givens), one TRM "
+        f"(hidden {trm.config.hidden_size}, halt_max_steps {max_steps}); reference = always {max_steps} steps"
+    )
     print(f"max_steps: ours {ref_text}, reference {ref_text}, ratio accuracy 1.000 steps 1.000")
     for name, r in results.items():
         assert r["exact_accuracy_max_steps"] == reference["exact_accuracy_max_steps"]  # same TRM body
         acc_ratio = r["exact_accuracy"] / reference["exact_accuracy_max_steps"] if ref_exact else float("nan")
-        print(f"{name}: ours {format_proportion(r['num_exact'], n)} exact in {r['mean_steps']:.2f} steps "
-              f"(premature halts {r['premature_halt_rate']:.3f}), reference {ref_text}, "
-              f"ratio accuracy {acc_ratio:.3f} steps {r['mean_steps'] / max_steps:.3f}")
+        print(
+            f"{name}: ours {format_proportion(r['num_exact'], n)} exact in {r['mean_steps']:.2f} steps "
+            f"(premature halts {r['premature_halt_rate']:.3f}), reference {ref_text}, "
+            f"ratio accuracy {acc_ratio:.3f} steps {r['mean_steps'] / max_steps:.3f}"
+        )
     dqn_result = results[f"dqn_halting_{args.q_head_type}"]
     gap = 100 * (reference["exact_accuracy_max_steps"] - dqn_result["exact_accuracy"])
     share = dqn_result["mean_steps"] / max_steps
     verdict = "met" if gap <= 1.0 and share <= 0.4 else "not met"
     if ref_exact == 0:
         verdict = "not measurable (the TRM solves no held-out puzzle in its step budget)"
-    print(f"goal (DQN within 1 point of max-steps accuracy using <= 40% of its steps): "
-          f"{verdict} (gap {gap:+.1f} points, {share:.0%} of the steps)")
+    print(
+        f"goal (DQN within 1 point of max-steps accuracy using <= 40% of its steps): "
+        f"{verdict} (gap {gap:+.1f} points, {share:.0%} of the steps)"
+    )
     print(f"total wall time {(time.monotonic() - start) / 60:.1f} min")
 
 

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
@@ -47,9 +48,22 @@ FLOP_PER_SAMPLE = 43e9
 
 
 def reference_config() -> TRMConfig:
-    return TRMConfig(vocab_size=11, seq_len=81, hidden_size=512, num_heads=8, expansion=4, L_layers=2, H_cycles=3,
-                     L_cycles=6, halt_max_steps=16, mixer="mlp", pos_encodings="none", puzzle_emb_ndim=512,
-                     puzzle_emb_len=16, num_puzzle_identifiers=2)
+    return TRMConfig(
+        vocab_size=11,
+        seq_len=81,
+        hidden_size=512,
+        num_heads=8,
+        expansion=4,
+        L_layers=2,
+        H_cycles=3,
+        L_cycles=6,
+        halt_max_steps=16,
+        mixer="mlp",
+        pos_encodings="none",
+        puzzle_emb_ndim=512,
+        puzzle_emb_len=16,
+        num_puzzle_identifiers=2,
+    )
 
 
 def peak_rss_gb() -> float:
@@ -90,10 +104,15 @@ def measure(batch: int, dtype: str, mode: str, steps: int, warmup: int, profile:
     for _ in range(steps):
         step()
     elapsed = time.perf_counter() - start
-    result = {"steps_per_s": steps / elapsed, "warmup_s": warmup_s, "peak_rss_gb": peak_rss_gb(),
-              "start_rss_gb": start_rss_gb}
+    result = {
+        "steps_per_s": steps / elapsed,
+        "warmup_s": warmup_s,
+        "peak_rss_gb": peak_rss_gb(),
+        "start_rss_gb": start_rss_gb,
+    }
     if profile:
-        from torch.profiler import ProfilerActivity, profile as torch_profile
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
 
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
@@ -121,8 +140,21 @@ def main():
             for mode in args.mode:
                 # A fresh process per setting: peak memory is per setting, and compiled code and
                 # allocator caches of one setting do not help the next.
-                cmd = [sys.executable, __file__, "--single", "--batch", str(batch), "--dtype", dtype, "--mode", mode,
-                       "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--profile"] if args.profile else [])
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--single",
+                    "--batch",
+                    str(batch),
+                    "--dtype",
+                    dtype,
+                    "--mode",
+                    mode,
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                ] + (["--profile"] if args.profile else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
                     print(f"trm_throughput batch={batch} {dtype} {mode}: failed: {proc.stderr.strip()[-500:]}")
@@ -133,13 +165,22 @@ def main():
                 reference = REFERENCE_STEPS_PER_S.get((batch, dtype))
                 gflops = r["steps_per_s"] * batch * FLOP_PER_SAMPLE / 1e9
                 ref_mem = REFERENCE_PEAK_GB.get((batch, dtype))
-                ref_text = (f"reference(eager) {reference:.2f} steps/s"
-                            + (f" / {ref_mem:.1f} GB peak" if ref_mem else "")
-                            + f", ratio {r['steps_per_s'] / reference:.2f}") if reference else "reference not measured"
-                print(f"trm_throughput batch={batch} {dtype} {mode}: ours {r['steps_per_s']:.3f} steps/s "
-                      f"({gflops:.0f} GFLOP/s, process peak RSS {r['peak_rss_gb']:.1f} GB "
-                      f"[{r['start_rss_gb']:.1f} GB at start], warm-up {r['warmup_s']:.0f} s), "
-                      f"{ref_text}", flush=True)
+                ref_text = (
+                    (
+                        f"reference(eager) {reference:.2f} steps/s"
+                        + (f" / {ref_mem:.1f} GB peak" if ref_mem else "")
+                        + f", ratio {r['steps_per_s'] / reference:.2f}"
+                    )
+                    if reference
+                    else "reference not measured"
+                )
+                print(
+                    f"trm_throughput batch={batch} {dtype} {mode}: ours {r['steps_per_s']:.3f} steps/s "
+                    f"({gflops:.0f} GFLOP/s, process peak RSS {r['peak_rss_gb']:.1f} GB "
+                    f"[{r['start_rss_gb']:.1f} GB at start], warm-up {r['warmup_s']:.0f} s), "
+                    f"{ref_text}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

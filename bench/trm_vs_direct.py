@@ -21,14 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn  # noqa: E402
-from trm_common import TimeBudget  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from trm_common import TimeBudget  # noqa: E402
 
 from hf_reason import TRMConfig, TRMForPuzzleSolving  # noqa: E402
 from hf_reason.data.sudoku import generate_sudoku, sudoku_vocab_size  # noqa: E402
@@ -84,20 +85,47 @@ def compare(args, givens: int) -> str:
     train_ds = generate_sudoku(args.num_train, min_givens=givens, seed=args.seed, progress=False)
     eval_ds = generate_sudoku(args.num_eval, min_givens=givens, seed=args.seed + 10_000, progress=False)
     eval_inputs, eval_labels = torch.tensor(eval_ds["input_ids"]), torch.tensor(eval_ds["labels"])
-    config = TRMConfig(vocab_size=sudoku_vocab_size(9), seq_len=81, hidden_size=64, num_heads=2, expansion=2.0,
-                       L_layers=2, H_cycles=2, L_cycles=3, halt_max_steps=6, mixer="mlp", pos_encodings="none")
+    config = TRMConfig(
+        vocab_size=sudoku_vocab_size(9),
+        seq_len=81,
+        hidden_size=64,
+        num_heads=2,
+        expansion=2.0,
+        L_layers=2,
+        H_cycles=2,
+        L_cycles=3,
+        halt_max_steps=6,
+        mixer="mlp",
+        pos_encodings="none",
+    )
     # Identical optimisation for both: AdamW(beta2=0.95), warm-up then constant, no clipping (as
     # the TRM recipe), same batches, EMA weights scored.
-    common = dict(per_device_train_batch_size=64, learning_rate=2e-3, warmup_steps=30, weight_decay=0.1,
-                  adam_beta2=0.95, lr_scheduler_type="constant_with_warmup", dataloader_drop_last=True,
-                  max_grad_norm=0.0, max_steps=100_000, logging_steps=100, save_strategy="no", report_to="none",
-                  use_cpu=True, disable_tqdm=True, seed=args.seed, data_seed=args.seed)
+    common = dict(
+        per_device_train_batch_size=64,
+        learning_rate=2e-3,
+        warmup_steps=30,
+        weight_decay=0.1,
+        adam_beta2=0.95,
+        lr_scheduler_type="constant_with_warmup",
+        dataloader_drop_last=True,
+        max_grad_norm=0.0,
+        max_steps=100_000,
+        logging_steps=100,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=args.seed,
+        data_seed=args.seed,
+    )
     budget = args.minutes * 60
 
     torch.manual_seed(args.seed)
     trm = TRMForPuzzleSolving(config)
     trm_args = DeepSupervisionConfig(output_dir="outputs/bench_trm", ema_decay=EMA_DECAY, **common)
-    trm_trainer = DeepSupervisionTrainer(model=trm, args=trm_args, train_dataset=train_ds, callbacks=[TimeBudget(budget)])
+    trm_trainer = DeepSupervisionTrainer(
+        model=trm, args=trm_args, train_dataset=train_ds, callbacks=[TimeBudget(budget)]
+    )
     start = time.monotonic()
     trm_trainer.train()
     trm_time = time.monotonic() - start
@@ -109,8 +137,9 @@ def compare(args, givens: int) -> str:
     direct = DirectPuzzleModel(config)
     direct_ema = EMACallback(direct, EMA_DECAY)
     direct_args = TrainingArguments(output_dir="outputs/bench_direct", **common)
-    direct_trainer = Trainer(model=direct, args=direct_args, train_dataset=train_ds,
-                             callbacks=[TimeBudget(budget), direct_ema])
+    direct_trainer = Trainer(
+        model=direct, args=direct_args, train_dataset=train_ds, callbacks=[TimeBudget(budget), direct_ema]
+    )
     start = time.monotonic()
     direct_trainer.train()
     direct_time = time.monotonic() - start
@@ -139,8 +168,13 @@ def compare(args, givens: int) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=4.0, help="Training wall time per model.")
-    parser.add_argument("--givens", type=int, nargs="+", default=[40],
-                        help="Givens per puzzle (fewer = harder); several values give one line each.")
+    parser.add_argument(
+        "--givens",
+        type=int,
+        nargs="+",
+        default=[40],
+        help="Givens per puzzle (fewer = harder); several values give one line each.",
+    )
     parser.add_argument("--num_train", type=int, default=3000)
     parser.add_argument("--num_eval", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)

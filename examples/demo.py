@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import matplotlib  # noqa: E402
+
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -55,8 +57,16 @@ def plot_refinement(puzzle, solution, step_predictions, steps_used, path: Path) 
                 if not right:
                     ax.add_patch(plt.Rectangle((c, 8 - r), 1, 1, color="#f6c7c7"))
                 colour = "black" if given else ("#1f5fbf" if right else "#c00000")
-                ax.text(c + 0.5, 8.5 - r, str(prediction[r, c]), ha="center", va="center", fontsize=8,
-                        color=colour, fontweight="bold" if given else "normal")
+                ax.text(
+                    c + 0.5,
+                    8.5 - r,
+                    str(prediction[r, c]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color=colour,
+                    fontweight="bold" if given else "normal",
+                )
         for i in range(10):
             width = 1.6 if i % 3 == 0 else 0.4
             ax.plot([i, i], [0, 9], color="black", lw=width)
@@ -94,32 +104,63 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
 
-    print(f"Generating {args.num_train} training and {args.num_eval} held-out 9x9 Sudoku puzzles "
-          f"({args.givens} givens, unique solutions)...")
+    print(
+        f"Generating {args.num_train} training and {args.num_eval} held-out 9x9 Sudoku puzzles "
+        f"({args.givens} givens, unique solutions)..."
+    )
     train_ds = generate_sudoku(args.num_train, size=9, min_givens=args.givens, seed=args.seed)
     eval_ds = generate_sudoku(args.num_eval, size=9, min_givens=args.givens, seed=args.seed + 10_000)
     overlap = set(map(tuple, train_ds["input_ids"])) & set(map(tuple, eval_ds["input_ids"]))
     assert not overlap, "held-out puzzles must not appear in training"
 
     config = TRMConfig(
-        vocab_size=sudoku_vocab_size(9), seq_len=81, hidden_size=64, num_heads=2, expansion=2.0, L_layers=2,
-        H_cycles=2, L_cycles=3, halt_max_steps=6, halt_exploration_prob=0.1, mixer="mlp", pos_encodings="none",
+        vocab_size=sudoku_vocab_size(9),
+        seq_len=81,
+        hidden_size=64,
+        num_heads=2,
+        expansion=2.0,
+        L_layers=2,
+        H_cycles=2,
+        L_cycles=3,
+        halt_max_steps=6,
+        halt_exploration_prob=0.1,
+        mixer="mlp",
+        pos_encodings="none",
         # One extra position in front of the board (the method's puzzle-embedding prefix, one
         # identifier): the halting head reads it, so it is not also a cell of the board.
-        puzzle_emb_ndim=64, puzzle_emb_len=1, num_puzzle_identifiers=1,
+        puzzle_emb_ndim=64,
+        puzzle_emb_len=1,
+        num_puzzle_identifiers=1,
     )
     model = TRMForPuzzleSolving(config)
-    print(f"TRM: hidden {config.hidden_size}, {config.L_layers} layers, H={config.H_cycles} L={config.L_cycles}, "
-          f"up to {config.halt_max_steps} supervision steps, {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k params")
+    print(
+        f"TRM: hidden {config.hidden_size}, {config.L_layers} layers, H={config.H_cycles} L={config.L_cycles}, "
+        f"up to {config.halt_max_steps} supervision steps, {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k params"
+    )
 
     training_args = DeepSupervisionConfig(
-        output_dir=str(out / "run"), per_device_train_batch_size=64, per_device_eval_batch_size=100,
-        max_steps=args.max_steps, learning_rate=2e-3, warmup_steps=30, weight_decay=0.1, ema_decay=0.99,
-        logging_steps=max(1, min(50, args.max_steps // 10)), save_strategy="no", report_to="none", use_cpu=True,
-        seed=args.seed, data_seed=args.seed,
+        output_dir=str(out / "run"),
+        per_device_train_batch_size=64,
+        per_device_eval_batch_size=100,
+        max_steps=args.max_steps,
+        learning_rate=2e-3,
+        warmup_steps=30,
+        weight_decay=0.1,
+        ema_decay=0.99,
+        logging_steps=max(1, min(50, args.max_steps // 10)),
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=args.seed,
+        data_seed=args.seed,
     )
-    trainer = DeepSupervisionTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                                     callbacks=[TimeBudget(args.minutes * 60)])
+    trainer = DeepSupervisionTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        callbacks=[TimeBudget(args.minutes * 60)],
+    )
     before = trainer.evaluate()
     start = time.monotonic()
     trainer.train()
@@ -130,19 +171,25 @@ def main() -> None:
     print(f"\nTrained {trainer.state.global_step} steps in {minutes:.1f} min.")
     print(f"Held-out ({n} puzzles), before -> after training (EMA weights):")
     print(f"  cell accuracy     {before['eval_cell_accuracy']:.3f} -> {after['eval_cell_accuracy']:.3f}")
-    print(f"  exact puzzles     {format_proportion(int(before['eval_num_exact']), n)} -> "
-          f"{format_proportion(int(after['eval_num_exact']), n)}")
+    print(
+        f"  exact puzzles     {format_proportion(int(before['eval_num_exact']), n)} -> "
+        f"{format_proportion(int(after['eval_num_exact']), n)}"
+    )
     print(f"  exact, all steps  {after['eval_exact_accuracy_max_steps']:.3f}")
-    print(f"  mean steps used   {after['eval_mean_steps']:.2f} of {config.halt_max_steps} "
-          f"(halting accuracy {after['eval_halting_accuracy']:.3f})")
+    print(
+        f"  mean steps used   {after['eval_mean_steps']:.2f} of {config.halt_max_steps} "
+        f"(halting accuracy {after['eval_halting_accuracy']:.3f})"
+    )
 
     model_dir = out / "trm-sudoku"
     trainer.save_model(str(model_dir))
     reloaded = AutoModelForPuzzleSolving.from_pretrained(model_dir).eval()
     sample = torch.tensor(eval_ds["input_ids"][:64])
     same = torch.equal(reloaded.solve(sample).predictions, trainer.evaluation_model().solve(sample).predictions)
-    print(f"Saved to {model_dir}; reloaded as {type(reloaded).__name__} with AutoModelForPuzzleSolving, "
-          f"identical predictions: {same}")
+    print(
+        f"Saved to {model_dir}; reloaded as {type(reloaded).__name__} with AutoModelForPuzzleSolving, "
+        f"identical predictions: {same}"
+    )
 
     # The board to show: the first held-out puzzle the model gets right only after several steps.
     solved = reloaded.solve(sample, use_halting=False)
@@ -151,8 +198,13 @@ def main() -> None:
     first_right = torch.where(exact_per_step.any(0), exact_per_step.float().argmax(0), 99)
     index = int(torch.argmax(torch.where(first_right < 99, first_right, -1)))
     halting = reloaded.solve(sample[index : index + 1])
-    plot_refinement(decode_sudoku(eval_ds["input_ids"][index]), decode_sudoku(eval_ds["labels"][index]),
-                    solved.step_predictions[:, index], int(halting.steps[0]), out / "sudoku_refinement.png")
+    plot_refinement(
+        decode_sudoku(eval_ds["input_ids"][index]),
+        decode_sudoku(eval_ds["labels"][index]),
+        solved.step_predictions[:, index],
+        int(halting.steps[0]),
+        out / "sudoku_refinement.png",
+    )
     plot_curves(trainer.state.log_history, out / "training_curves.png")
     print(f"Wrote {out / 'sudoku_refinement.png'} and {out / 'training_curves.png'}")
 

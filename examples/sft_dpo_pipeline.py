@@ -44,6 +44,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
@@ -69,6 +70,7 @@ from hf_reason.evaluation.statistics import (  # noqa: E402
 )
 from hf_reason.trainers.dpo import check_4bit_weights_trainable  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward  # noqa: E402
+
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INSTRUCTION = "Solve each problem. Think inside <think></think>, then give the answer after ####.\n\n"
@@ -96,14 +98,50 @@ def git_state() -> dict:
 # Every option appears here or in OPTIONS_WITHOUT_EFFECT (parse_args checks it, so a new option
 # cannot be forgotten and silently reuse stages built without it).
 STAGE_OPTIONS = {
-    "1_data": ("seed", "model_name_or_path", "vocab_size", "max_ops", "max_value", "num_shots", "num_sft",
-               "num_pool", "num_eval"),
-    "2_sft": ("seed", "model_name_or_path", "family", "hidden_size", "num_layers", "max_length", "max_new_tokens",
-              "batch_size", "sft_steps", "sft_lr"),
-    "3_pairs": ("seed", "gen_batch_size", "num_samples", "temperature", "max_new_tokens", "format_weight",
-                "min_confidence"),
-    "4_dpo": ("seed", "dpo_method", "dpo_steps", "dpo_lr", "beta", "think_alpha", "lora_r", "load_in_4bit",
-              "batch_size", "max_length"),
+    "1_data": (
+        "seed",
+        "model_name_or_path",
+        "vocab_size",
+        "max_ops",
+        "max_value",
+        "num_shots",
+        "num_sft",
+        "num_pool",
+        "num_eval",
+    ),
+    "2_sft": (
+        "seed",
+        "model_name_or_path",
+        "family",
+        "hidden_size",
+        "num_layers",
+        "max_length",
+        "max_new_tokens",
+        "batch_size",
+        "sft_steps",
+        "sft_lr",
+    ),
+    "3_pairs": (
+        "seed",
+        "gen_batch_size",
+        "num_samples",
+        "temperature",
+        "max_new_tokens",
+        "format_weight",
+        "min_confidence",
+    ),
+    "4_dpo": (
+        "seed",
+        "dpo_method",
+        "dpo_steps",
+        "dpo_lr",
+        "beta",
+        "think_alpha",
+        "lora_r",
+        "load_in_4bit",
+        "batch_size",
+        "max_length",
+    ),
     "5_eval": ("seed", "gen_batch_size", "max_new_tokens"),
 }
 OPTIONS_WITHOUT_EFFECT = ("output_dir", "redo_stale")
@@ -132,8 +170,13 @@ def provenance(stage: str, args, model: str, inputs: list[Path], **extra) -> dic
         "model": model,
         # keyed by stage name, not path: a moved --output_dir still resumes
         "inputs": {p.name: provenance_hash(p) for p in inputs},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
-                     "peft": peft.__version__, "python": sys.version.split()[0]},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+            "peft": peft.__version__,
+            "python": sys.version.split()[0],
+        },
         **extra,
     }
 
@@ -158,7 +201,9 @@ class Stage:
             if record["config"].get(key) != getattr(args, key)
         ]
         recorded_inputs = record.get("inputs", {})
-        changed += [f"{p.name} was rebuilt after it" for p in inputs if recorded_inputs.get(p.name) != provenance_hash(p)]
+        changed += [
+            f"{p.name} was rebuilt after it" for p in inputs if recorded_inputs.get(p.name) != provenance_hash(p)
+        ]
         return changed
 
     def skip(self, args, inputs: list[Path] = ()) -> bool:
@@ -183,7 +228,9 @@ class Stage:
 
     def begin(self) -> Path:
         if self.final.exists() and not self.done:
-            raise RuntimeError(f"{self.final} exists without provenance.json: not written by this pipeline; move it away")
+            raise RuntimeError(
+                f"{self.final} exists without provenance.json: not written by this pipeline; move it away"
+            )
         for leftover in (self.tmp, self.stale):  # left by a killed run
             shutil.rmtree(leftover, ignore_errors=True)
         self.tmp.mkdir(parents=True)
@@ -204,20 +251,35 @@ def think_format(completion: str) -> str:
 
 
 def new_model(args, tokenizer):
-    ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-               bos_token_id=tokenizer.bos_token_id)
+    ids = dict(
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id
+    )
     if args.family == "llama":  # nn.Linear layers: what bitsandbytes quantizes (GPT-2's Conv1D is not)
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        return LlamaForCausalLM(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=args.hidden_size, intermediate_size=2 * args.hidden_size,
-            num_hidden_layers=args.num_layers, num_attention_heads=max(1, args.hidden_size // 32),
-            max_position_embeddings=args.max_length + args.max_new_tokens, **ids))
+        return LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=args.hidden_size,
+                intermediate_size=2 * args.hidden_size,
+                num_hidden_layers=args.num_layers,
+                num_attention_heads=max(1, args.hidden_size // 32),
+                max_position_embeddings=args.max_length + args.max_new_tokens,
+                **ids,
+            )
+        )
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    return GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tokenizer), n_positions=args.max_length + args.max_new_tokens, n_embd=args.hidden_size, n_layer=args.num_layers,
-        n_head=max(1, args.hidden_size // 32), **ids))
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=args.max_length + args.max_new_tokens,
+            n_embd=args.hidden_size,
+            n_layer=args.num_layers,
+            n_head=max(1, args.hidden_size // 32),
+            **ids,
+        )
+    )
 
 
 THINK_TAGS = ("<think>", "</think>")
@@ -229,8 +291,10 @@ def base_model_tokenizer(model_name_or_path: str):
     the base vocabulary, so every id the base model was trained on keeps its meaning."""
     tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
     if tokenizer.eos_token is None:
-        raise ValueError(f"--model_name_or_path {model_name_or_path!r}: its tokenizer has no eos_token, which "
-                         "ends every completion (SFT targets, sampling, DPO pairs); use a causal LM with one")
+        raise ValueError(
+            f"--model_name_or_path {model_name_or_path!r}: its tokenizer has no eos_token, which "
+            "ends every completion (SFT targets, sampling, DPO pairs); use a causal LM with one"
+        )
     missing = [t for t in THINK_TAGS if len(tokenizer(t, add_special_tokens=False)["input_ids"]) != 1]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_additional_special_tokens=False)
@@ -269,11 +333,19 @@ def generate(model, tokenizer, prompts, args, num_samples=1, do_sample=False, de
     outputs = []
     for s in tqdm(range(0, len(prompts), args.gen_batch_size), desc=desc):
         batch = tokenizer(prompts[s : s + args.gen_batch_size], return_tensors="pt", padding=True, padding_side="left")
-        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=args.max_new_tokens, do_sample=do_sample,
-                             num_return_sequences=num_samples, temperature=args.temperature if do_sample else None,
-                             top_k=0 if do_sample else None, top_p=1.0 if do_sample else None,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        texts = tokenizer.batch_decode(out[:, batch["input_ids"].size(1):], skip_special_tokens=False)
+        out = model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            max_new_tokens=args.max_new_tokens,
+            do_sample=do_sample,
+            num_return_sequences=num_samples,
+            temperature=args.temperature if do_sample else None,
+            top_k=0 if do_sample else None,
+            top_p=1.0 if do_sample else None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        texts = tokenizer.batch_decode(out[:, batch["input_ids"].size(1) :], skip_special_tokens=False)
         texts = [t.split(tokenizer.eos_token)[0].replace(tokenizer.pad_token, "") for t in texts]
         outputs.extend(texts[i : i + num_samples] for i in range(0, len(texts), num_samples))
     return outputs
@@ -294,13 +366,22 @@ def stage_data(args, root: Path) -> None:
         data = data.filter(lambda row: row["prompt"] not in held_prompts)
         return data.select(range(min(n, len(data))))
 
-    shots = generate_arithmetic(args.num_shots, max_ops=args.max_ops, max_value=args.max_value, seed=args.seed + 4) \
-        if args.num_shots else None
-    prefix = INSTRUCTION + "".join(
-        f"{p}{think_format(c)}\n\n" for p, c in zip(shots["prompt"], shots["completion"])
-    ) if shots else INSTRUCTION
+    shots = (
+        generate_arithmetic(args.num_shots, max_ops=args.max_ops, max_value=args.max_value, seed=args.seed + 4)
+        if args.num_shots
+        else None
+    )
+    prefix = (
+        INSTRUCTION + "".join(f"{p}{think_format(c)}\n\n" for p, c in zip(shots["prompt"], shots["completion"]))
+        if shots
+        else INSTRUCTION
+    )
 
-    splits = {"sft": disjoint(args.num_sft, args.seed + 1), "pool": disjoint(args.num_pool, args.seed + 2), "eval": heldout}
+    splits = {
+        "sft": disjoint(args.num_sft, args.seed + 1),
+        "pool": disjoint(args.num_pool, args.seed + 2),
+        "eval": heldout,
+    }
     for name, data in splits.items():
         data = data.map(lambda row: {"prompt": prefix + row["prompt"], "completion": think_format(row["completion"])})
         flagged = [t for t in list(data["prompt"]) + list(data["completion"]) if find_chat_template_tokens(t)]
@@ -314,8 +395,15 @@ def stage_data(args, root: Path) -> None:
         texts = [p + c for p, c in zip(splits["sft"]["prompt"], splits["sft"]["completion"])] + [prefix]
         tokenizer = build_tokenizer(vocab_size=args.vocab_size, texts=texts, extra_special_tokens=THINK_TAGS)
     tokenizer.save_pretrained(out / "tokenizer")
-    stage.finish(provenance("data", args, model=args.model_name_or_path or "(none)", inputs=[],
-                            tokenizer=args.model_name_or_path or f"trained locally ({len(tokenizer)} tokens)"))
+    stage.finish(
+        provenance(
+            "data",
+            args,
+            model=args.model_name_or_path or "(none)",
+            inputs=[],
+            tokenizer=args.model_name_or_path or f"trained locally ({len(tokenizer)} tokens)",
+        )
+    )
 
 
 def stage_sft(args, root: Path) -> None:
@@ -327,13 +415,27 @@ def stage_sft(args, root: Path) -> None:
     out = stage.begin()
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
-    model = load_base_model(args.model_name_or_path, tokenizer) if args.model_name_or_path else new_model(args, tokenizer)
+    model = (
+        load_base_model(args.model_name_or_path, tokenizer) if args.model_name_or_path else new_model(args, tokenizer)
+    )
     sft = SFTTrainer(
-        model=model, processing_class=tokenizer, train_dataset=load_from_disk(data_dir / "sft"),
-        args=SFTConfig(output_dir=str(out / "trainer"), max_steps=args.sft_steps, learning_rate=args.sft_lr,
-                       per_device_train_batch_size=args.batch_size, completion_only_loss=True, max_length=args.max_length,
-                       use_cpu=not torch.cuda.is_available(), bf16=False, report_to="none", save_strategy="no",
-                       seed=args.seed, logging_steps=max(1, args.sft_steps // 10)),
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=load_from_disk(data_dir / "sft"),
+        args=SFTConfig(
+            output_dir=str(out / "trainer"),
+            max_steps=args.sft_steps,
+            learning_rate=args.sft_lr,
+            per_device_train_batch_size=args.batch_size,
+            completion_only_loss=True,
+            max_length=args.max_length,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=False,
+            report_to="none",
+            save_strategy="no",
+            seed=args.seed,
+            logging_steps=max(1, args.sft_steps // 10),
+        ),
     )
     sft.train()
     sft.save_model(str(out))
@@ -354,8 +456,9 @@ def stage_pairs(args, root: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(sft_dir)
     model = AutoModelForCausalLM.from_pretrained(sft_dir)
     pool = load_from_disk(data_dir / "pool")
-    samples = generate(model, tokenizer, pool["prompt"], args, num_samples=args.num_samples, do_sample=True,
-                       desc="best-of-N sampling")
+    samples = generate(
+        model, tokenizer, pool["prompt"], args, num_samples=args.num_samples, do_sample=True, desc="best-of-N sampling"
+    )
     correctness, fmt = ArithmeticAnswerReward(), FormatReward()
     pairs, stats = [], {"prompts": len(pool), "samples": 0, "flagged_template_tokens": 0, "no_confident_pair": 0}
     for prompt, answer, group in zip(pool["prompt"], pool["answer"], samples):
@@ -367,8 +470,15 @@ def stage_pairs(args, root: Path) -> None:
             continue
         kwargs = dict(prompts=[prompt] * len(clean), completions=clean, answer=[answer] * len(clean))
         rewards = [c + args.format_weight * f for c, f in zip(correctness(**kwargs), fmt(**kwargs))]
-        pair = build_preference_pairs(prompt, clean, rewards, min_margin=0.5, min_chosen_reward=1.0,
-                                      min_confidence=args.min_confidence, answers=[extract_answer(s) for s in clean])
+        pair = build_preference_pairs(
+            prompt,
+            clean,
+            rewards,
+            min_margin=0.5,
+            min_chosen_reward=1.0,
+            min_confidence=args.min_confidence,
+            answers=[extract_answer(s) for s in clean],
+        )
         if pair is None:
             stats["no_confident_pair"] += 1
         else:
@@ -401,25 +511,47 @@ def stage_dpo(args, root: Path) -> None:
     # loaded right here and trained before anything else runs through it (see check_4bit_weights_trainable)
     model = load_for_training(sft_dir, args.load_in_4bit)
     # GPT-2 stores its projections transposed (Conv1D), which LoRA must be told
-    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules="all-linear", task_type="CAUSAL_LM",
-                      fan_in_fan_out=model.config.model_type == "gpt2")
-    common = dict(output_dir=str(out / "trainer"), max_steps=args.dpo_steps, learning_rate=args.dpo_lr, beta=args.beta,
-                  per_device_train_batch_size=args.batch_size, max_length=args.max_length,
-                  use_cpu=not torch.cuda.is_available(), bf16=False, report_to="none", save_strategy="no",
-                  seed=args.seed, logging_steps=max(1, args.dpo_steps // 10), gradient_checkpointing=False)
+    lora = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=2 * args.lora_r,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+        fan_in_fan_out=model.config.model_type == "gpt2",
+    )
+    common = dict(
+        output_dir=str(out / "trainer"),
+        max_steps=args.dpo_steps,
+        learning_rate=args.dpo_lr,
+        beta=args.beta,
+        per_device_train_batch_size=args.batch_size,
+        max_length=args.max_length,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        seed=args.seed,
+        logging_steps=max(1, args.dpo_steps // 10),
+        gradient_checkpointing=False,
+    )
     if args.dpo_method == "ours":
         trainer = LengthBalancedDPOTrainer(
-            model=model, args=LengthBalancedDPOConfig(think_alpha=args.think_alpha, **common),
-            train_dataset=pairs, processing_class=tokenizer, peft_config=lora,
+            model=model,
+            args=LengthBalancedDPOConfig(think_alpha=args.think_alpha, **common),
+            train_dataset=pairs,
+            processing_class=tokenizer,
+            peft_config=lora,
         )
         # the sampler needs pairs in both length directions (in tokens, as the trainer counts them)
-        diffs = [len(c) - len(r) for c, r in zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"])]
+        diffs = [
+            len(c) - len(r) for c, r in zip(trainer.train_dataset["chosen_ids"], trainer.train_dataset["rejected_ids"])
+        ]
         if any(d > 0 for d in diffs) != any(d < 0 for d in diffs):
             print(f"[4_dpo] all {len(diffs)} pairs differ in length in one direction: length-balanced batches off")
             trainer.args.length_balanced_batches = False
     else:
-        trainer = DPOTrainer(model=model, args=DPOConfig(**common), train_dataset=pairs, processing_class=tokenizer,
-                             peft_config=lora)
+        trainer = DPOTrainer(
+            model=model, args=DPOConfig(**common), train_dataset=pairs, processing_class=tokenizer, peft_config=lora
+        )
     trainer.train()
     trainer.save_model(str(out))
     shutil.rmtree(out / "trainer", ignore_errors=True)
@@ -450,7 +582,9 @@ def stage_eval(args, root: Path) -> dict:
     tests = {"overall": p}
     for ops in sorted(set(heldout["num_ops"])):
         idx = [i for i, o in enumerate(heldout["num_ops"]) if o == ops]
-        tests[f"num_ops={ops}"] = mcnemar_from_outcomes([results["dpo"][i] for i in idx], [results["sft"][i] for i in idx])[2]
+        tests[f"num_ops={ops}"] = mcnemar_from_outcomes(
+            [results["dpo"][i] for i in idx], [results["sft"][i] for i in idx]
+        )[2]
     adjusted, rejected = benjamini_hochberg(list(tests.values()), alpha=0.05)
     report = {
         "n": n,
@@ -458,8 +592,9 @@ def stage_eval(args, root: Path) -> dict:
         "dpo": {"correct": k_dpo, "accuracy": k_dpo / n, "wilson95": list(wilson_interval(k_dpo, n))},
         "mcnemar_exact": {"dpo_only_correct": b, "sft_only_correct": c, "p": p},
         "cohens_h": cohens_h(k_dpo / n, k_sft / n),
-        "tests_bh": {name: {"p": tests[name], "p_bh": a, "significant": r}
-                     for name, a, r in zip(tests, adjusted, rejected)},
+        "tests_bh": {
+            name: {"p": tests[name], "p_bh": a, "significant": r} for name, a, r in zip(tests, adjusted, rejected)
+        },
     }
     write_json_atomic(out / "eval.json", report)
     stage.finish(provenance("eval", args, model=f"{sft_dir} (+ LoRA {dpo_dir})", inputs=[sft_dir, dpo_dir, data_dir]))
@@ -470,13 +605,19 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", required=True)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model_name_or_path", default=None, help="a base causal LM to start from (default: a new tiny one)")
+    p.add_argument(
+        "--model_name_or_path", default=None, help="a base causal LM to start from (default: a new tiny one)"
+    )
     p.add_argument("--family", choices=("gpt2", "llama"), default="gpt2", help="family of a new model")
     p.add_argument("--hidden_size", type=int, default=64)
     p.add_argument("--num_layers", type=int, default=2)
     p.add_argument("--vocab_size", type=int, default=512)
-    p.add_argument("--max_length", type=int, default=256,
-                   help="tokens per training sequence (a new model gets max_length + max_new_tokens positions)")
+    p.add_argument(
+        "--max_length",
+        type=int,
+        default=256,
+        help="tokens per training sequence (a new model gets max_length + max_new_tokens positions)",
+    )
     p.add_argument("--max_ops", type=int, default=1, help="operators per arithmetic problem (difficulty)")
     p.add_argument("--max_value", type=int, default=9, help="largest operand")
     p.add_argument("--num_shots", type=int, default=1, help="worked examples in each completion-style prompt")
@@ -491,8 +632,12 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--max_new_tokens", type=int, default=40)
     p.add_argument("--format_weight", type=float, default=0.2)
-    p.add_argument("--min_confidence", type=float, default=0.25,
-                   help="share of the N samples that must agree with the chosen sample's answer")
+    p.add_argument(
+        "--min_confidence",
+        type=float,
+        default=0.25,
+        help="share of the N samples that must agree with the chosen sample's answer",
+    )
     p.add_argument("--dpo_method", choices=("ours", "stock"), default="ours")
     p.add_argument("--dpo_steps", type=int, default=30)
     p.add_argument("--dpo_lr", type=float, default=5e-4)
@@ -500,8 +645,11 @@ def parse_args(argv=None):
     p.add_argument("--think_alpha", type=float, default=0.3)
     p.add_argument("--lora_r", type=int, default=8)
     p.add_argument("--load_in_4bit", action="store_true", help="QLoRA: DPO on a 4-bit model (needs bitsandbytes)")
-    p.add_argument("--redo_stale", action="store_true",
-                   help="rebuild complete stages whose options or inputs differ from this run (default: stop and say what differs)")
+    p.add_argument(
+        "--redo_stale",
+        action="store_true",
+        help="rebuild complete stages whose options or inputs differ from this run (default: stop and say what differs)",
+    )
     args = p.parse_args(argv)
     unassigned = set(vars(args)) - set(OPTIONS_WITHOUT_EFFECT) - {k for keys in STAGE_OPTIONS.values() for k in keys}
     if unassigned:  # a developer's error: the option would never make a stage stale
@@ -522,10 +670,14 @@ def main(argv=None) -> dict:
     print(f"SFT      {format_proportion(report['sft']['correct'], n)}")
     print(f"SFT+DPO  {format_proportion(report['dpo']['correct'], n)}")
     m = report["mcnemar_exact"]
-    print(f"exact McNemar: DPO-only correct {m['dpo_only_correct']}, SFT-only correct {m['sft_only_correct']}, "
-          f"p = {m['p']:.4g}; Cohen's h = {report['cohens_h']:+.3f}")
+    print(
+        f"exact McNemar: DPO-only correct {m['dpo_only_correct']}, SFT-only correct {m['sft_only_correct']}, "
+        f"p = {m['p']:.4g}; Cohen's h = {report['cohens_h']:+.3f}"
+    )
     for name, t in report["tests_bh"].items():
-        print(f"  {name:<10} p = {t['p']:.4g}  BH-adjusted {t['p_bh']:.4g}  {'significant' if t['significant'] else ''}")
+        print(
+            f"  {name:<10} p = {t['p']:.4g}  BH-adjusted {t['p_bh']:.4g}  {'significant' if t['significant'] else ''}"
+        )
     return report
 
 

@@ -39,6 +39,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Optional
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import numpy as np  # noqa: E402
@@ -63,10 +64,26 @@ PRESETS = {
     # below the unigram baseline on the held-out corpus and non-zero accuracy on easy arithmetic
     # (1-2 operations, single-digit operands), so bench/crsm.py's MCTS ablation has a signal.
     "cpu-small": dict(
-        vocab_size=512, hidden_size=128, num_hidden_layers=2, state_size=8, batch_size=16, seq_len=128,
-        learning_rate=2e-3, joint_learning_rate=5e-4, lm_steps=1200, value_steps=200, dynamics_steps=200,
-        joint_steps=200, arithmetic_fraction=0.8, max_ops=2, max_value=9, max_new_tokens=20, dynamics_len=24,
-        teacher_tokens=12, save_steps=100, logging_steps=10,
+        vocab_size=512,
+        hidden_size=128,
+        num_hidden_layers=2,
+        state_size=8,
+        batch_size=16,
+        seq_len=128,
+        learning_rate=2e-3,
+        joint_learning_rate=5e-4,
+        lm_steps=1200,
+        value_steps=200,
+        dynamics_steps=200,
+        joint_steps=200,
+        arithmetic_fraction=0.8,
+        max_ops=2,
+        max_value=9,
+        max_new_tokens=20,
+        dynamics_len=24,
+        teacher_tokens=12,
+        save_steps=100,
+        logging_steps=10,
     ),
 }
 
@@ -74,16 +91,27 @@ PRESETS = {
 @dataclass
 class CRSMTrainingArguments:
     output_dir: str = field(metadata={"help": "Where the tokenizer, each stage's checkpoint and final model go."})
-    preset: Optional[str] = field(default=None, metadata={"help": f"A named flag set, one of {sorted(PRESETS)}; explicit flags override it. 'cpu-small' also turns on `use_mambapy` when the mambapy package is installed."})
-    stages: str = field(default="lm,value,dynamics,joint", metadata={"help": f"Comma-separated subset of {STAGES}, run in that order."})
+    preset: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": f"A named flag set, one of {sorted(PRESETS)}; explicit flags override it. 'cpu-small' also turns on `use_mambapy` when the mambapy package is installed."
+        },
+    )
+    stages: str = field(
+        default="lm,value,dynamics,joint", metadata={"help": f"Comma-separated subset of {STAGES}, run in that order."}
+    )
     vocab_size: int = field(default=1024, metadata={"help": "Byte-level BPE vocabulary size (>= 260)."})
     hidden_size: int = field(default=256, metadata={"help": "Backbone width."})
     num_hidden_layers: int = field(default=4, metadata={"help": "Mamba blocks."})
     state_size: int = field(default=16, metadata={"help": "SSM state size N."})
     aggregator: str = field(default="attention", metadata={"help": "Layer aggregator: 'attention' or 'gated'."})
-    delta_damping: float = field(default=0.5, metadata={"help": "Fraction of the state correction applied, in [0, 1]."})
+    delta_damping: float = field(
+        default=0.5, metadata={"help": "Fraction of the state correction applied, in [0, 1]."}
+    )
     delta_scale: float = field(default=0.1, metadata={"help": "Bound of the state correction (> 0)."})
-    use_mambapy: bool = field(default=False, metadata={"help": "Parallel scan in training (needs `pip install mambapy`)."})
+    use_mambapy: bool = field(
+        default=False, metadata={"help": "Parallel scan in training (needs `pip install mambapy`)."}
+    )
     batch_size: int = field(default=16, metadata={"help": "Sequences per step and process."})
     seq_len: int = field(default=128, metadata={"help": "Tokens per LM training window (stage 1)."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (stages 1-3)."})
@@ -94,18 +122,24 @@ class CRSMTrainingArguments:
     value_steps: int = field(default=300, metadata={"help": "Optimizer steps of stage 2."})
     dynamics_steps: int = field(default=500, metadata={"help": "Optimizer steps of stage 3."})
     joint_steps: int = field(default=300, metadata={"help": "Optimizer steps of stage 4."})
-    arithmetic_fraction: float = field(default=0.5, metadata={"help": "Share of stage-1 text that is worked arithmetic, in [0, 1)."})
+    arithmetic_fraction: float = field(
+        default=0.5, metadata={"help": "Share of stage-1 text that is worked arithmetic, in [0, 1)."}
+    )
     max_ops: int = field(default=2, metadata={"help": "Most operators per arithmetic problem."})
     max_value: int = field(default=20, metadata={"help": "Largest arithmetic operand."})
     max_new_tokens: int = field(default=24, metadata={"help": "Length of the sampled continuations of stage 2."})
     dynamics_len: int = field(default=32, metadata={"help": "Tokens stepped per sequence for dynamics distillation."})
-    teacher_tokens: int = field(default=12, metadata={"help": "Gold answer tokens teacher-forced through the corrected state (stage 4)."})
+    teacher_tokens: int = field(
+        default=12, metadata={"help": "Gold answer tokens teacher-forced through the corrected state (stage 4)."}
+    )
     delta_l2: float = field(default=1e-2, metadata={"help": "Penalty on the mean squared state correction (stage 4)."})
     save_steps: int = field(default=100, metadata={"help": "Checkpoint every this many steps."})
     logging_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps."})
     seed: int = field(default=0, metadata={"help": "Seed of the model init and of every batch."})
     use_cpu: bool = field(default=not torch.cuda.is_available(), metadata={"help": "Train on the CPU."})
-    model_name_or_path: Optional[str] = field(default=None, metadata={"help": "Start stage 1 from this CRSM checkpoint."})
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "Start stage 1 from this CRSM checkpoint."}
+    )
 
     def __post_init__(self):
         if self.preset is not None and self.preset not in PRESETS:
@@ -117,7 +151,15 @@ class CRSMTrainingArguments:
         self.stage_list = [s for s in STAGES if s in stages]
         if not 0 <= self.arithmetic_fraction < 1:
             raise ValueError(f"`arithmetic_fraction` must be in [0, 1), got {self.arithmetic_fraction}")
-        for name in ("batch_size", "seq_len", "save_steps", "logging_steps", "max_new_tokens", "dynamics_len", "teacher_tokens"):
+        for name in (
+            "batch_size",
+            "seq_len",
+            "save_steps",
+            "logging_steps",
+            "max_new_tokens",
+            "dynamics_len",
+            "teacher_tokens",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
 
@@ -166,8 +208,8 @@ def left_pad(sequences, pad_id: int):
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, s in enumerate(sequences):
-        ids[i, width - len(s):] = torch.tensor(s)
-        mask[i, width - len(s):] = 1
+        ids[i, width - len(s) :] = torch.tensor(s)
+        mask[i, width - len(s) :] = 1
     return ids, mask
 
 
@@ -215,9 +257,12 @@ def value_batch(model, args, tokenizer, pool, rng, device):
     torch.manual_seed(int(rng.integers(0, 2**31)))
     with torch.no_grad():
         sampled = model.generate(
-            prompt_ids, attention_mask=prompt_mask, do_sample=True, max_new_tokens=args.max_new_tokens,
+            prompt_ids,
+            attention_mask=prompt_mask,
+            do_sample=True,
+            max_new_tokens=args.max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
-        )[:, prompt_ids.shape[1]:]
+        )[:, prompt_ids.shape[1] :]
     texts, continuations = [], []
     for i, (completion, answer) in enumerate(zip(rows["completion"], rows["answer"])):
         if kind[i] == 0:
@@ -289,8 +334,10 @@ def joint_loss(model, args, tokenizer, pool, rng, device):
     # the dynamics model learns from it).
     if len(summaries) > 1:
         s = torch.stack(summaries)
-        dyn = F.mse_loss(model.predict_next_summary(s[:-1].flatten(0, 1).detach(), gold[:, 1:k].transpose(0, 1).flatten()),
-                         s[1:].flatten(0, 1).detach())
+        dyn = F.mse_loss(
+            model.predict_next_summary(s[:-1].flatten(0, 1).detach(), gold[:, 1:k].transpose(0, 1).flatten()),
+            s[1:].flatten(0, 1).detach(),
+        )
     else:
         dyn = torch.zeros((), device=device)
     # (d) stage 2's value regression keeps running, half of its rows from corrected prompt states so
@@ -311,7 +358,11 @@ STAGE_LOSS = {"lm": lm_loss, "value": value_loss, "dynamics": dynamics_loss, "jo
 
 def trainable(model, stage: str):
     if stage == "lm":
-        return [p for n, p in model.named_parameters() if n.startswith(("backbone.", "lm_head.")) and ".aggregator." not in n]
+        return [
+            p
+            for n, p in model.named_parameters()
+            if n.startswith(("backbone.", "lm_head.")) and ".aggregator." not in n
+        ]
     if stage == "value":
         return list(model.value_head.parameters()) + list(model.backbone.aggregator.parameters())
     if stage == "dynamics":
@@ -331,10 +382,12 @@ def average_gradients(accelerator, params) -> None:
     if accelerator.num_processes == 1:
         return
     used = torch.tensor([float(p.grad is not None) for p in params], device=accelerator.device)
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params] + [used])
+    flat = torch.cat(
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params] + [used]
+    )
     flat = accelerator.reduce(flat, reduction="sum")
     offset = 0
-    for p, users in zip(params, flat[-len(params):].tolist()):
+    for p, users in zip(params, flat[-len(params) :].tolist()):
         n = p.numel()
         if users > 0:
             p.grad = (flat[offset : offset + n] / accelerator.num_processes).view_as(p).to(p.dtype)
@@ -359,7 +412,9 @@ def check_processes_agree(accelerator, model, stage: str, first_local_loss: Opti
     digests, losses = accelerator.gather(digest[None]), accelerator.gather(loss)
     report = {"weights_sha256": [bytes(d.tolist()).hex() for d in digests], "first_local_loss": losses.tolist()}
     if len(set(report["weights_sha256"])) > 1:
-        raise RuntimeError(f"stage {stage!r}: the {accelerator.num_processes} processes ended with different weights: {report}")
+        raise RuntimeError(
+            f"stage {stage!r}: the {accelerator.num_processes} processes ended with different weights: {report}"
+        )
     return report
 
 
@@ -374,12 +429,21 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
     accelerator.free_memory()  # forget the previous stage's model and optimizer (they would be saved too)
     torch.manual_seed(args.seed)
     if start_dir is None:
-        model = CRSMForCausalLM(CRSMConfig(
-            vocab_size=len(tokenizer), hidden_size=args.hidden_size, num_hidden_layers=args.num_hidden_layers,
-            state_size=args.state_size, aggregator=args.aggregator, delta_damping=args.delta_damping,
-            delta_scale=args.delta_scale, use_mambapy=args.use_mambapy, pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        ))
+        model = CRSMForCausalLM(
+            CRSMConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=args.hidden_size,
+                num_hidden_layers=args.num_hidden_layers,
+                state_size=args.state_size,
+                aggregator=args.aggregator,
+                delta_damping=args.delta_damping,
+                delta_scale=args.delta_scale,
+                use_mambapy=args.use_mambapy,
+                pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        )
     else:
         model = CRSMForCausalLM.from_pretrained(start_dir, use_mambapy=args.use_mambapy)
     model.to(accelerator.device).train()
@@ -405,7 +469,9 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
     first_local_loss = None
     for step in progress:
         rng = rng_for(args, accelerator, stage, step)
-        loss = loss_fn(model, args, tokenizer, data["pool" if stage in ("value", "joint") else "stream"], rng, accelerator.device)
+        loss = loss_fn(
+            model, args, tokenizer, data["pool" if stage in ("value", "joint") else "stream"], rng, accelerator.device
+        )
         loss.backward()
         if first_local_loss is None:
             first_local_loss = loss.item()
@@ -416,7 +482,7 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
         loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
         history.append(loss_value)
         if (step + 1) % args.logging_steps == 0:
-            progress.set_postfix(loss=f"{np.mean(history[-args.logging_steps:]):.4f}")
+            progress.set_postfix(loss=f"{np.mean(history[-args.logging_steps :]):.4f}")
         if (step + 1) % args.save_steps == 0 and step + 1 < steps:
             save_checkpoint(accelerator, ckpt_dir, step + 1, history)
     accelerator.wait_for_everyone()
@@ -501,7 +567,9 @@ def main(argv=None):
         if previous is None and stage != "lm":
             earlier = os.path.join(args.output_dir, f"{index - 1}_{STAGES[index - 2]}", "final")
             if not os.path.exists(os.path.join(earlier, "config.json")):
-                raise ValueError(f"stage {stage!r} starts from {earlier}, which does not exist: run the earlier stages first")
+                raise ValueError(
+                    f"stage {stage!r} starts from {earlier}, which does not exist: run the earlier stages first"
+                )
             previous = earlier
         previous = run_stage(stage, index, args, accelerator, tokenizer, previous, data)
     accelerator.print(f"final model: {previous}")

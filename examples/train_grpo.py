@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
@@ -25,6 +26,7 @@ from hf_reason.distributed import end_distributed  # noqa: E402
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, CombinedReward, FormatReward  # noqa: E402
 
+
 FAMILIES = ("gpt2", "meta_attention", "crsm")
 
 
@@ -32,7 +34,8 @@ FAMILIES = ("gpt2", "meta_attention", "crsm")
 class ScriptArguments:
     family: str = field(default="gpt2", metadata={"help": f"Model family for a new model: one of {FAMILIES}."})
     model_name_or_path: Optional[str] = field(
-        default=None, metadata={"help": "Start from this causal-LM checkpoint (its tokenizer too) instead of a new model."}
+        default=None,
+        metadata={"help": "Start from this causal-LM checkpoint (its tokenizer too) instead of a new model."},
     )
     hidden_size: int = field(default=64, metadata={"help": "Width of a new model."})
     num_layers: int = field(default=2, metadata={"help": "Layers of a new model."})
@@ -43,8 +46,10 @@ class ScriptArguments:
     format_weight: float = field(default=0.2, metadata={"help": "Weight of the <think>/answer format reward."})
     sft_steps: int = field(
         default=200,
-        metadata={"help": "For a new model: SFT steps on worked solutions first (GRPO needs a policy that sometimes "
-                  "gets a reward). 0 = none."},
+        metadata={
+            "help": "For a new model: SFT steps on worked solutions first (GRPO needs a policy that sometimes "
+            "gets a reward). 0 = none."
+        },
     )
     use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -57,14 +62,25 @@ class ScriptArguments:
 def build_model(script: ScriptArguments, tokenizer):
     if script.model_name_or_path:
         return AutoModelForCausalLM.from_pretrained(script.model_name_or_path)
-    ids = dict(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id)
+    ids = dict(
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id
+    )
     if script.family == "crsm":
         from hf_reason import CRSMConfig, CRSMForCausalLM
 
-        return CRSMForCausalLM(CRSMConfig(vocab_size=len(tokenizer), hidden_size=script.hidden_size,
-                                          num_hidden_layers=script.num_layers, **ids))
-    gpt2_kwargs = dict(vocab_size=len(tokenizer), n_positions=256, n_embd=script.hidden_size, n_layer=script.num_layers,
-                       n_head=max(1, script.hidden_size // 32), **ids)
+        return CRSMForCausalLM(
+            CRSMConfig(
+                vocab_size=len(tokenizer), hidden_size=script.hidden_size, num_hidden_layers=script.num_layers, **ids
+            )
+        )
+    gpt2_kwargs = dict(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=script.hidden_size,
+        n_layer=script.num_layers,
+        n_head=max(1, script.hidden_size // 32),
+        **ids,
+    )
     if script.family == "meta_attention":
         from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
 
@@ -86,12 +102,25 @@ def warm_start(model, tokenizer, script: ScriptArguments, args: ReasoningGRPOCon
 
     data = generate_arithmetic(max(64, script.num_train_problems), max_ops=script.max_ops, seed=args.seed + 1)
     sft = SFTTrainer(
-        model=model, processing_class=tokenizer,
-        train_dataset=Dataset.from_dict({"prompt": data["prompt"], "completion": [think_format(c) for c in data["completion"]]}),
-        args=SFTConfig(output_dir=os.path.join(args.output_dir, "sft"), max_steps=script.sft_steps, learning_rate=3e-3,
-                       per_device_train_batch_size=16, completion_only_loss=True, use_cpu=args.use_cpu, bf16=args.bf16,
-                       report_to="none", save_strategy="no", seed=args.seed, disable_tqdm=args.disable_tqdm,
-                       logging_steps=max(1, script.sft_steps // 5)),
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=Dataset.from_dict(
+            {"prompt": data["prompt"], "completion": [think_format(c) for c in data["completion"]]}
+        ),
+        args=SFTConfig(
+            output_dir=os.path.join(args.output_dir, "sft"),
+            max_steps=script.sft_steps,
+            learning_rate=3e-3,
+            per_device_train_batch_size=16,
+            completion_only_loss=True,
+            use_cpu=args.use_cpu,
+            bf16=args.bf16,
+            report_to="none",
+            save_strategy="no",
+            seed=args.seed,
+            disable_tqdm=args.disable_tqdm,
+            logging_steps=max(1, script.sft_steps // 5),
+        ),
     )
     sft.train()
     # a fresh model object: TRL patches `forward` of the models it trains
@@ -103,16 +132,29 @@ def lora_config(script: ScriptArguments, model):
     from peft import LoraConfig
 
     targets = ["c_attn"] if script.family in ("gpt2", "meta_attention") else ["in_proj", "out_proj"]
-    return LoraConfig(r=script.lora_r, lora_alpha=2 * script.lora_r, target_modules=targets, task_type="CAUSAL_LM",
-                      fan_in_fan_out=script.family != "crsm")
+    return LoraConfig(
+        r=script.lora_r,
+        lora_alpha=2 * script.lora_r,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        fan_in_fan_out=script.family != "crsm",
+    )
 
 
 def main() -> None:
     parser = HfArgumentParser((ScriptArguments, ReasoningGRPOConfig))
     # GRPO's batch holds num_generations completions per prompt; the defaults suit a CPU run.
-    parser.set_defaults(use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(), report_to="none",
-                        per_device_train_batch_size=8, num_generations=8, max_completion_length=48,
-                        learning_rate=5e-4, logging_steps=10, disable_dropout=True)
+    parser.set_defaults(
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available(),
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=8,
+        max_completion_length=48,
+        learning_rate=5e-4,
+        logging_steps=10,
+        disable_dropout=True,
+    )
     script, args = parser.parse_args_into_dataclasses()
     torch.manual_seed(args.seed)
     if script.model_name_or_path:
@@ -123,9 +165,14 @@ def main() -> None:
     if not script.model_name_or_path and script.sft_steps > 0:
         model = warm_start(model, tokenizer, script, args)
     data = generate_arithmetic(script.num_train_problems, max_ops=script.max_ops, seed=args.seed)
-    reward = CombinedReward([ArithmeticAnswerReward(), FormatReward()], [script.correctness_weight, script.format_weight])
+    reward = CombinedReward(
+        [ArithmeticAnswerReward(), FormatReward()], [script.correctness_weight, script.format_weight]
+    )
     trainer = ReasoningGRPOTrainer(
-        model=model, reward_funcs=reward, args=args, processing_class=tokenizer,
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        processing_class=tokenizer,
         train_dataset=data.select_columns(["prompt", "answer"]),
         peft_config=lora_config(script, model) if script.use_peft else None,
     )

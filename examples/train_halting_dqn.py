@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
@@ -51,19 +52,25 @@ def main(argv=None):
     parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no")
     script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if not script_args.model_name_or_path:
-        parser.error("--model_name_or_path is required: train a TRM first (make demo, or "
-                     "examples/train_trm_sudoku.py) and pass its directory.")
+        parser.error(
+            "--model_name_or_path is required: train a TRM first (make demo, or "
+            "examples/train_trm_sudoku.py) and pass its directory."
+        )
     model = AutoModelForPuzzleSolving.from_pretrained(script_args.model_name_or_path)
     if model.config.seq_len != script_args.size**2:
-        parser.error(f"--size {script_args.size} gives {script_args.size ** 2} cells; the TRM expects "
-                     f"seq_len={model.config.seq_len}.")
+        parser.error(
+            f"--size {script_args.size} gives {script_args.size**2} cells; the TRM expects "
+            f"seq_len={model.config.seq_len}."
+        )
     model.replace_q_head(script_args.q_head_type, script_args.q_head_hidden_size)
 
     seed = training_args.seed + script_args.data_seed_offset
-    train_ds = generate_sudoku(script_args.num_train_puzzles, size=script_args.size,
-                               min_givens=script_args.min_givens, seed=seed)
-    eval_ds = generate_sudoku(script_args.num_eval_puzzles, size=script_args.size,
-                              min_givens=script_args.min_givens, seed=seed + 10_000)
+    train_ds = generate_sudoku(
+        script_args.num_train_puzzles, size=script_args.size, min_givens=script_args.min_givens, seed=seed
+    )
+    eval_ds = generate_sudoku(
+        script_args.num_eval_puzzles, size=script_args.size, min_givens=script_args.min_givens, seed=seed + 10_000
+    )
     trainer = DQNHaltingTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=eval_ds)
     trainer.train()
     metrics = trainer.evaluate()
@@ -73,8 +80,10 @@ def main(argv=None):
         print(f"DQN halting ({script_args.q_head_type} head) on {n} held-out puzzles:")
         print(f"  exact accuracy at halt  {format_proportion(int(metrics['eval_num_exact']), n)}")
         print(f"  exact accuracy, {steps} steps {metrics['eval_exact_accuracy_max_steps']:.3f}")
-        print(f"  mean supervision steps  {metrics['eval_mean_steps']:.2f} of {steps} "
-              f"({metrics['eval_mean_steps'] / steps:.0%})")
+        print(
+            f"  mean supervision steps  {metrics['eval_mean_steps']:.2f} of {steps} "
+            f"({metrics['eval_mean_steps'] / steps:.0%})"
+        )
         print(f"  premature halts         {metrics['eval_premature_halt_rate']:.3f}")
         print(f"Saved to {training_args.output_dir} (halting='dqn').")
     return metrics

@@ -67,12 +67,27 @@ from hf_reason.evaluation.statistics import wilson_interval
 # occurrence, so anything the user passes wins).
 PRESETS = {
     "cpu": {
-        "n_embd": "128", "n_layer": "3", "n_head": "4", "n_positions": "512", "vocab_size": "2048",
-        "generated_per_category": "60", "max_eval_tasks": "32", "max_new_tokens": "256",
-        "max_steps": "600", "per_device_train_batch_size": "8", "learning_rate": "2e-3",
-        "lr_scheduler_type": "cosine", "warmup_ratio": "0.05", "logging_steps": "20",
-        "save_strategy": "no", "use_cpu": "true", "bf16": "false", "gradient_checkpointing": "false",
-        "report_to": "none", "seed": "0", "critic_steps": "40",
+        "n_embd": "128",
+        "n_layer": "3",
+        "n_head": "4",
+        "n_positions": "512",
+        "vocab_size": "2048",
+        "generated_per_category": "60",
+        "max_eval_tasks": "32",
+        "max_new_tokens": "256",
+        "max_steps": "600",
+        "per_device_train_batch_size": "8",
+        "learning_rate": "2e-3",
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": "0.05",
+        "logging_steps": "20",
+        "save_strategy": "no",
+        "use_cpu": "true",
+        "bf16": "false",
+        "gradient_checkpointing": "false",
+        "report_to": "none",
+        "seed": "0",
+        "critic_steps": "40",
     },
 }
 
@@ -102,7 +117,7 @@ class StopAfterAnswerLine(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
         done = []
         for row in input_ids:
-            text = self.tokenizer.decode(row[self.prompt_length:], skip_special_tokens=True)
+            text = self.tokenizer.decode(row[self.prompt_length :], skip_special_tokens=True)
             start = text.find("Answer:")
             done.append(start >= 0 and "\n" in text[start:])
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
@@ -111,8 +126,11 @@ class StopAfterAnswerLine(StoppingCriteria):
 @dataclass
 class WarmupArguments:
     preset: str = field(
-        default="", metadata={"help": "'cpu': a ~20-minute measurement on 2 CPU cores (see the module docstring); "
-                                      "flags given on the command line override the preset's values. '' for none."}
+        default="",
+        metadata={
+            "help": "'cpu': a ~20-minute measurement on 2 CPU cores (see the module docstring); "
+            "flags given on the command line override the preset's values. '' for none."
+        },
     )
     n_embd: int = field(default=128, metadata={"help": "Model width (GPT-2 `n_embd`)."})
     n_layer: int = field(default=4, metadata={"help": "GPT-2 blocks."})
@@ -121,25 +139,41 @@ class WarmupArguments:
     vocab_size: int = field(default=1024, metadata={"help": "Size of the locally trained BPE vocabulary (>= 260)."})
     meta_top_k: int = field(default=4, metadata={"help": "Attended positions per head in the summaries."})
     generated_per_category: int = field(
-        default=60, metadata={"help": "Generated training tasks per generatable category (math, theory_of_mind, planning)."}
+        default=60,
+        metadata={"help": "Generated training tasks per generatable category (math, theory_of_mind, planning)."},
     )
-    eval_fraction: float = field(default=0.5, metadata={"help": "Fraction of the curated set held out for evaluation (0-1)."})
+    eval_fraction: float = field(
+        default=0.5, metadata={"help": "Fraction of the curated set held out for evaluation (0-1)."}
+    )
     max_eval_tasks: int = field(default=0, metadata={"help": "Evaluate at most this many held-out tasks (0: all)."})
     max_new_tokens: int = field(
-        default=256, metadata={"help": "Most tokens generated per report (generation stops earlier at eos or after the Answer line)."}
+        default=256,
+        metadata={
+            "help": "Most tokens generated per report (generation stops earlier at eos or after the Answer line)."
+        },
     )
-    introspect_top_k: int = field(default=8, metadata={"help": "Attention entries per generated position for the focus check."})
-    arms: str = field(default="meta,no_meta", metadata={"help": "Comma-separated arms: meta (module on), no_meta (ablation)."})
+    introspect_top_k: int = field(
+        default=8, metadata={"help": "Attention entries per generated position for the focus check."}
+    )
+    arms: str = field(
+        default="meta,no_meta", metadata={"help": "Comma-separated arms: meta (module on), no_meta (ablation)."}
+    )
     bootstrap_samples: int = field(default=2000, metadata={"help": "Bootstrap resamples for the intervals."})
     critic_steps: int = field(
-        default=40, metadata={"help": "Optimizer steps of the self-critic on the evaluator's verdicts of the arm's "
-                                      "reports (0: no critic)."}
+        default=40,
+        metadata={
+            "help": "Optimizer steps of the self-critic on the evaluator's verdicts of the arm's "
+            "reports (0: no critic)."
+        },
     )
     critic_batch_size: int = field(default=8, metadata={"help": "Episodes per critic step (>= 1)."})
     critic_learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate of the critic."})
     critic_label: str = field(
-        default="overall", metadata={"help": "Evaluator score the critic learns: 'overall' or another score in [0, 1] "
-                                             "(squared error), or 'validator' (pass / fail, cross-entropy)."}
+        default="overall",
+        metadata={
+            "help": "Evaluator score the critic learns: 'overall' or another score in [0, 1] "
+            "(squared error), or 'validator' (pass / fail, cross-entropy)."
+        },
     )
 
 
@@ -173,13 +207,19 @@ def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
     for task in tqdm(tasks, desc="reports", unit="task"):
         prompt = task["prompt"] + "\n"
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        ids = ids[:, -(model.config.n_positions - args.max_new_tokens):]
+        ids = ids[:, -(model.config.n_positions - args.max_new_tokens) :]
         with torch.no_grad():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.max_new_tokens,
-                                 do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id, use_cache=True,
-                                 stopping_criteria=StoppingCriteriaList([StopAfterAnswerLine(tokenizer, ids.shape[1])]))
-        completion = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=args.max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                use_cache=True,
+                stopping_criteria=StoppingCriteriaList([StopAfterAnswerLine(tokenizer, ids.shape[1])]),
+            )
+        completion = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         introspection = []
         if out.shape[1] > ids.shape[1]:
             introspection = model.introspect(out, start=ids.shape[1], top_k=args.introspect_top_k).to_json(tokenizer)
@@ -187,10 +227,18 @@ def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
         citations = parse_report(completion).citations
         # focus match: only the attention part (no prior terms) of reflection alignment
         focus = reflection_alignment(citations, introspection, None) if citations else None
-        rows.append({"task_id": task["id"], "completion": completion, "scores": scores,
-                     "new_tokens": out.shape[1] - ids.shape[1],
-                     "num_citations": len(citations), "focus_match": focus, "ids": out[0].tolist(),
-                     "prompt_length": ids.shape[1]})
+        rows.append(
+            {
+                "task_id": task["id"],
+                "completion": completion,
+                "scores": scores,
+                "new_tokens": out.shape[1] - ids.shape[1],
+                "num_citations": len(citations),
+                "focus_match": focus,
+                "ids": out[0].tolist(),
+                "prompt_length": ids.shape[1],
+            }
+        )
     return rows
 
 
@@ -203,22 +251,38 @@ def train_critic(lm_dir: str, tokenizer, rows: list[dict], prompts: dict, args, 
     from hf_reason.evaluation.self_critic import SelfCriticReward, critic_examples, critic_rows
 
     # the evaluator already scored every report (its validators ran in the sandbox once): reuse it
-    episodes = [{"task_id": r["task_id"], "prompt": prompts[r["task_id"]], "completion": r["completion"]} for r in rows]
+    episodes = [
+        {"task_id": r["task_id"], "prompt": prompts[r["task_id"]], "completion": r["completion"]} for r in rows
+    ]
     examples = critic_rows(episodes, results=[r["scores"] for r in rows], label=args.critic_label)
     task_ids = sorted({e["task_id"] for e in examples})
     random.Random(seed).shuffle(task_ids)
     held_out = set(task_ids[: len(task_ids) // 2])  # by task: a task's two reports never straddle the split
     train = [e for e in examples if e["task_id"] not in held_out]
     test = [e for e in examples if e["task_id"] in held_out]
-    summary = {"label": args.critic_label, "n_train": len(train), "n_eval": len(test), "steps": args.critic_steps,
-               "mse": None, "baseline_mse": None, "pearson": None, "train_loss": []}
+    summary = {
+        "label": args.critic_label,
+        "n_train": len(train),
+        "n_eval": len(test),
+        "steps": args.critic_steps,
+        "mse": None,
+        "baseline_mse": None,
+        "pearson": None,
+        "train_loss": [],
+    }
     if not train or not test:
         return summary
     torch.manual_seed(seed)
     critic = MetaAttentionForSequenceScoring.from_pretrained(
-        lm_dir, critic_loss="bce" if args.critic_label == "validator" else "mse")
-    features = critic_examples([e["prompt"] for e in train], [e["completion"] for e in train],
-                               [e["label"] for e in train], tokenizer, max_length=args.n_positions)
+        lm_dir, critic_loss="bce" if args.critic_label == "validator" else "mse"
+    )
+    features = critic_examples(
+        [e["prompt"] for e in train],
+        [e["completion"] for e in train],
+        [e["label"] for e in train],
+        tokenizer,
+        max_length=args.n_positions,
+    )
     collator = DataCollatorWithPadding(tokenizer)
     optimizer = torch.optim.AdamW(critic.parameters(), lr=args.critic_learning_rate)
     generator = torch.Generator().manual_seed(seed)
@@ -230,8 +294,11 @@ def train_critic(lm_dir: str, tokenizer, rows: list[dict], prompts: dict, args, 
         loss.backward()
         optimizer.step()
         summary["train_loss"].append(loss.item())
-    predicted = np.asarray(SelfCriticReward(critic, tokenizer, max_length=args.n_positions)(
-        [e["prompt"] for e in test], [e["completion"] for e in test]))
+    predicted = np.asarray(
+        SelfCriticReward(critic, tokenizer, max_length=args.n_positions)(
+            [e["prompt"] for e in test], [e["completion"] for e in test]
+        )
+    )
     labels = np.asarray([e["label"] for e in test])
     constant = float(np.mean([e["label"] for e in train]))
     summary["mse"] = float(np.mean((predicted - labels) ** 2))
@@ -242,8 +309,10 @@ def train_critic(lm_dir: str, tokenizer, rows: list[dict], prompts: dict, args, 
 
 
 def summarise_rows(rows, samples: int) -> dict:
-    table = {name: summarise([r["scores"][name] for r in rows], name == "validator", samples)
-             for name in (*SCORE_NAMES, "overall")}
+    table = {
+        name: summarise([r["scores"][name] for r in rows], name == "validator", samples)
+        for name in (*SCORE_NAMES, "overall")
+    }
     table["focus_match"] = summarise([r["focus_match"] for r in rows], False, samples)
     table["reports_with_focus_claims"] = summarise([float(r["num_citations"] > 0) for r in rows], True, samples)
     present = [present_sections(r["completion"]) for r in rows]
@@ -276,8 +345,10 @@ def main():
     if args.critic_label not in (*SCORE_NAMES, "overall"):
         raise ValueError(f"--critic_label must be 'overall' or one of {list(SCORE_NAMES)}, got {args.critic_label!r}")
     if args.critic_steps < 0 or args.critic_batch_size < 1:
-        raise ValueError(f"--critic_steps must be >= 0 and --critic_batch_size >= 1, got {args.critic_steps} / "
-                         f"{args.critic_batch_size}")
+        raise ValueError(
+            f"--critic_steps must be >= 0 and --critic_batch_size >= 1, got {args.critic_steps} / "
+            f"{args.critic_batch_size}"
+        )
     seed = sft_args.seed
 
     curated = load_curated_tasks()
@@ -290,12 +361,14 @@ def main():
     train_rows = [{"prompt": curated[i]["prompt"], "completion": curated[i]["completion"]} for i in order[n_eval:]]
     for category in ("math", "theory_of_mind", "planning"):
         if args.generated_per_category:
-            train_rows += [{"prompt": e["prompt"], "completion": e["completion"]}
-                           for e in generated_entries(category, args.generated_per_category, seed=seed)]
+            train_rows += [
+                {"prompt": e["prompt"], "completion": e["completion"]}
+                for e in generated_entries(category, args.generated_per_category, seed=seed)
+            ]
 
     tokenizer = build_tokenizer(
-        vocab_size=args.vocab_size, texts=[r["prompt"] + "\n" + r["completion"] for r in train_rows]
-        + [t["prompt"] for t in eval_tasks]
+        vocab_size=args.vocab_size,
+        texts=[r["prompt"] + "\n" + r["completion"] for r in train_rows] + [t["prompt"] for t in eval_tasks],
     )
     import datasets
 
@@ -307,18 +380,34 @@ def main():
     sft_args.max_length = args.n_positions
     sft_args.report_to = sft_args.report_to or []
     base_output_dir = sft_args.output_dir
-    results = {"arms": {}, "num_train": len(train_rows), "num_eval": len(eval_tasks),
-               "settings": {**vars(args), "max_steps": sft_args.max_steps, "learning_rate": sft_args.learning_rate,
-                            "per_device_train_batch_size": sft_args.per_device_train_batch_size, "seed": seed},
-               "eval_task_ids": [t["id"] for t in eval_tasks]}
+    results = {
+        "arms": {},
+        "num_train": len(train_rows),
+        "num_eval": len(eval_tasks),
+        "settings": {
+            **vars(args),
+            "max_steps": sft_args.max_steps,
+            "learning_rate": sft_args.learning_rate,
+            "per_device_train_batch_size": sft_args.per_device_train_batch_size,
+            "seed": seed,
+        },
+        "eval_task_ids": [t["id"] for t in eval_tasks],
+    }
     losses = {}
 
     for arm in arms:
         torch.manual_seed(seed)
         config = MetaAttentionConfig(
-            vocab_size=len(tokenizer), n_positions=args.n_positions, n_embd=args.n_embd, n_layer=args.n_layer,
-            n_head=args.n_head, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id, use_meta_attention=arm == "meta", meta_top_k=args.meta_top_k,
+            vocab_size=len(tokenizer),
+            n_positions=args.n_positions,
+            n_embd=args.n_embd,
+            n_layer=args.n_layer,
+            n_head=args.n_head,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            use_meta_attention=arm == "meta",
+            meta_top_k=args.meta_top_k,
         )
         model = MetaAttentionForCausalLM(config)
         sft_args.output_dir = os.path.join(base_output_dir, arm)
@@ -334,8 +423,10 @@ def main():
         results["arms"][arm] = {
             "before": summarise_rows(before, args.bootstrap_samples),
             "after": summarise_rows(after, args.bootstrap_samples),
-            "mean_new_tokens": {"before": float(np.mean([r["new_tokens"] for r in before])),
-                                "after": float(np.mean([r["new_tokens"] for r in after]))},
+            "mean_new_tokens": {
+                "before": float(np.mean([r["new_tokens"] for r in before])),
+                "after": float(np.mean([r["new_tokens"] for r in after])),
+            },
             "train_loss": losses[arm],
             "reports_after": [{k: r[k] for k in ("task_id", "completion", "focus_match")} for r in after],
         }
@@ -344,13 +435,15 @@ def main():
             critic = train_critic(sft_args.output_dir, tokenizer, before + after, prompts, args, seed)
             results["arms"][arm]["critic"] = critic
             if critic["mse"] is not None:
-                print(f"self-critic ({arm}, {critic['label']}): held-out MSE {critic['mse']:.4f} vs constant "
-                      f"{critic['baseline_mse']:.4f}, Pearson {critic['pearson']} (n={critic['n_eval']})")
+                print(
+                    f"self-critic ({arm}, {critic['label']}): held-out MSE {critic['mse']:.4f} vs constant "
+                    f"{critic['baseline_mse']:.4f}, Pearson {critic['pearson']} (n={critic['n_eval']})"
+                )
         # heat-map of the first report's key step (Step 1) after training; a model that writes no Step 1
         # yet gets the map of its whole first report, so every run leaves a picture to look at
         chosen = None
         for row in after:
-            text = tokenizer.decode(row["ids"][row["prompt_length"]:], skip_special_tokens=False)
+            text = tokenizer.decode(row["ids"][row["prompt_length"] :], skip_special_tokens=False)
             if "Step 1:" in text:
                 enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
                 positions = section_token_positions(enc["offset_mapping"], text, "Step 1")
@@ -366,15 +459,23 @@ def main():
             ids = torch.tensor([row["ids"]])
             with torch.no_grad():
                 maps = trainer.model.eval()(ids, output_attentions=True).attentions
-            save_attention_heatmap(maps, os.path.join(base_output_dir, name), rows,
-                                   tokens=tokenizer.convert_ids_to_tokens(row["ids"]),
-                                   title=f"{row['task_id']} {what} ({arm})")
-            results["arms"][arm]["heatmap"] = {"task_id": row["task_id"], "section": what,
-                                               "file": name}
+            save_attention_heatmap(
+                maps,
+                os.path.join(base_output_dir, name),
+                rows,
+                tokens=tokenizer.convert_ids_to_tokens(row["ids"]),
+                title=f"{row['task_id']} {what} ({arm})",
+            )
+            results["arms"][arm]["heatmap"] = {"task_id": row["task_id"], "section": what, "file": name}
 
     if results["arms"]:
-        names = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims",
-                 *(f"has_{kind.lower()}" for kind in REQUIRED_SECTIONS)]
+        names = [
+            *SCORE_NAMES,
+            "overall",
+            "focus_match",
+            "reports_with_focus_claims",
+            *(f"has_{kind.lower()}" for kind in REQUIRED_SECTIONS),
+        ]
         header = "| score | " + " | ".join(f"{arm} before | {arm} after" for arm in results["arms"]) + " |"
         lines = [header, "|" + "---|" * (1 + 2 * len(results["arms"]))]
         for name in names:

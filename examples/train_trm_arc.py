@@ -47,18 +47,26 @@ def main():
     seed = training_args.seed
     evaluation = load_arc(data_args.arc_version, "eval", data_args.num_augmentations, seed=seed)
     train_parts = [evaluation.filter(lambda kind: kind == "train", input_columns="pair_kind")]
-    eval_ds = evaluation.filter(lambda kind, aug: kind == "test" and aug == ARC_IDENTITY_AUGMENTATION,
-                                input_columns=["pair_kind", "augmentation"])
+    eval_ds = evaluation.filter(
+        lambda kind, aug: kind == "test" and aug == ARC_IDENTITY_AUGMENTATION,
+        input_columns=["pair_kind", "augmentation"],
+    )
     num_identifiers = _num_identifiers(evaluation)
     if data_args.include_training_tasks:
         training = load_arc(data_args.arc_version, "train", data_args.num_augmentations, seed=seed + 1)
         offset = num_identifiers - 1  # identifiers 1.. of the training split come after the eval split's
-        train_parts.append(training.map(lambda ids: {"puzzle_identifiers": [i + offset for i in ids]},
-                                        input_columns="puzzle_identifiers", batched=True))
+        train_parts.append(
+            training.map(
+                lambda ids: {"puzzle_identifiers": [i + offset for i in ids]},
+                input_columns="puzzle_identifiers",
+                batched=True,
+            )
+        )
         num_identifiers += _num_identifiers(training) - 1
     train_ds = concatenate_datasets(train_parts).shuffle(seed=seed)
-    model = build_model(model_args, vocab_size=ARC_VOCAB_SIZE, seq_len=ARC_SEQ_LEN,
-                        num_puzzle_identifiers=num_identifiers)
+    model = build_model(
+        model_args, vocab_size=ARC_VOCAB_SIZE, seq_len=ARC_SEQ_LEN, num_puzzle_identifiers=num_identifiers
+    )
     _, metrics = train(model, train_ds, eval_ds, training_args)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
 

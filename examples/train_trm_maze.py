@@ -23,8 +23,10 @@ MAZE_MODEL_DEFAULTS = dict(mixer="attention", pos_encodings="rope")
 class MazeArguments:
     maze_size: int = field(
         default=15,
-        metadata={"help": "Maze side, walls included, 9 to 30 (30 is the method's setting; an even side is the "
-                          "odd maze one smaller plus a wall row and column)."},
+        metadata={
+            "help": "Maze side, walls included, 9 to 30 (30 is the method's setting; an even side is the "
+            "odd maze one smaller plus a wall row and column)."
+        },
     )
     pad_to: Optional[int] = field(default=None, metadata={"help": "Pad grids to pad_to x pad_to (e.g. 30)."})
     loop_prob: float = field(default=0.0, metadata={"help": "Probability of removing extra walls (several paths)."})

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
@@ -25,15 +26,20 @@ class TRMModelArguments:
     num_heads: int = field(default=4, metadata={"help": "Attention heads (mixer=attention); must divide hidden_size."})
     expansion: float = field(default=4.0, metadata={"help": "SwiGLU expansion factor."})
     L_layers: int = field(default=2, metadata={"help": "Blocks in the recursive network."})
-    H_cycles: int = field(default=3, metadata={"help": "Outer cycles per supervision step (all but the last no-grad)."})
+    H_cycles: int = field(
+        default=3, metadata={"help": "Outer cycles per supervision step (all but the last no-grad)."}
+    )
     L_cycles: int = field(default=6, metadata={"help": "Latent updates per outer cycle."})
     halt_max_steps: int = field(default=16, metadata={"help": "Maximum supervision steps per example."})
-    halt_exploration_prob: float = field(default=0.1, metadata={"help": "Halting exploration probability in training."})
+    halt_exploration_prob: float = field(
+        default=0.1, metadata={"help": "Halting exploration probability in training."}
+    )
     halting: str = field(default="bce", metadata={"help": "Halting rule: 'bce' (TRM) or 'q_learning' (HRM)."})
     mixer: str = field(default="mlp", metadata={"help": "Token mixing: 'mlp' (MLP-mixer, for Sudoku) or 'attention'."})
     pos_encodings: str = field(default="none", metadata={"help": "'rope' (attention only), 'learned' or 'none'."})
     puzzle_emb_ndim: int = field(
-        default=0, metadata={"help": "Puzzle-identifier embedding size (0 = off; the ARC example defaults to hidden_size)."}
+        default=0,
+        metadata={"help": "Puzzle-identifier embedding size (0 = off; the ARC example defaults to hidden_size)."},
     )
     loss_type: str = field(default="stablemax", metadata={"help": "Token loss: 'stablemax' or 'softmax'."})
 
@@ -80,7 +86,11 @@ class TimeBudget(TrainerCallback):
 def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConfig, callbacks=()):
     """Trains (resuming when `--resume_from_checkpoint last` or a path is given) and saves the EMA model."""
     trainer = DeepSupervisionTrainer(
-        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=eval_dataset, callbacks=list(callbacks)
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        callbacks=list(callbacks),
     )
     resume = training_args.resume_from_checkpoint
     if resume == "last":

@@ -24,10 +24,11 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
@@ -171,11 +172,14 @@ class EvaluationResult:
         if self.interval is not None:
             low, high = (float(v) for v in self.interval)
             if not low <= self.value <= high:
-                raise ValueError(f"`interval` must be (low, high) with low <= value <= high; got {self.interval!r} "
-                                 f"for value {self.value!r}.")
+                raise ValueError(
+                    f"`interval` must be (low, high) with low <= value <= high; got {self.interval!r} "
+                    f"for value {self.value!r}."
+                )
             self.interval = (low, high)
-        if self.num_samples is not None and (isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int)
-                                             or self.num_samples < 1):
+        if self.num_samples is not None and (
+            isinstance(self.num_samples, bool) or not isinstance(self.num_samples, int) or self.num_samples < 1
+        ):
             raise ValueError(f"`num_samples` must be an integer >= 1 or None, got {self.num_samples!r}.")
 
     def to_eval_result(self, default_task_type: str, task_name: Optional[str] = None) -> EvalResult:
@@ -227,7 +231,7 @@ def results_from_metrics(
     """
     from hf_reason.evaluation.statistics import wilson_interval
 
-    values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+    values = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
     count = next((int(values[k]) for k in _COUNT_KEYS if k in values), None)
     results = []
     for name, value in values.items():
@@ -241,11 +245,19 @@ def results_from_metrics(
             successes = round(value * count)
             interval, method = wilson_interval(successes, count), "Wilson 95%"
             interval = (min(interval[0], value), max(interval[1], value))
-        results.append(EvaluationResult(
-            metric_type=metric_type, value=float(value), metric_name=name.replace("_", " "),
-            dataset_name=dataset_name, dataset_type=dataset_type, dataset_split=dataset_split,
-            interval=interval, interval_method=method, num_samples=count,
-        ))
+        results.append(
+            EvaluationResult(
+                metric_type=metric_type,
+                value=float(value),
+                metric_name=name.replace("_", " "),
+                dataset_name=dataset_name,
+                dataset_type=dataset_type,
+                dataset_split=dataset_split,
+                interval=interval,
+                interval_method=method,
+                num_samples=count,
+            )
+        )
     return results
 
 
@@ -257,11 +269,15 @@ def _eval_table(results: Sequence[EvaluationResult]) -> str:
             interval = f"[{_fmt(r.interval[0])}, {_fmt(r.interval[1])}]"
             if r.interval_method and r.interval_method != "Wilson 95%":
                 interval += f" ({r.interval_method})"
-        lines.append(f"| {r.dataset_name} | {r.dataset_split or '—'} | {r.metric_name or r.metric_type} | "
-                     f"{_fmt(r.value)} | {interval} | {r.num_samples if r.num_samples is not None else '—'} |")
+        lines.append(
+            f"| {r.dataset_name} | {r.dataset_split or '—'} | {r.metric_name or r.metric_type} | "
+            f"{_fmt(r.value)} | {interval} | {r.num_samples if r.num_samples is not None else '—'} |"
+        )
     if any(r.interval_method == "Wilson 95%" for r in results):
-        lines.append("\nIntervals are Wilson 95% score intervals over independent examples; metrics without an "
-                     "interval are means of per-example fractions, for which a binomial interval does not hold.")
+        lines.append(
+            "\nIntervals are Wilson 95% score intervals over independent examples; metrics without an "
+            "interval are means of per-example fractions, for which a binomial interval does not hold."
+        )
     return "\n".join(lines)
 
 
@@ -273,9 +289,23 @@ def _fmt(value: float) -> str:
 # TrainingArguments fields worth a reader's attention; subclass fields (the trainer's own) are
 # always shown.
 _TRAINING_KEYS = (
-    "learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio", "weight_decay", "optim", "adam_beta1",
-    "adam_beta2", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs",
-    "seed", "bf16", "fp16", "gradient_checkpointing", "max_grad_norm",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "optim",
+    "adam_beta1",
+    "adam_beta2",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_steps",
+    "num_train_epochs",
+    "seed",
+    "bf16",
+    "fp16",
+    "gradient_checkpointing",
+    "max_grad_norm",
 )
 
 
@@ -305,7 +335,9 @@ def training_summary(training_args) -> dict:
     from transformers import TrainingArguments
 
     if not isinstance(training_args, TrainingArguments):
-        raise ValueError(f"`training_args` must be a TrainingArguments, a dict or None; got {type(training_args).__name__}.")
+        raise ValueError(
+            f"`training_args` must be a TrainingArguments, a dict or None; got {type(training_args).__name__}."
+        )
     base = {f.name for f in fields(TrainingArguments)}
     summary = {"trainer_config": type(training_args).__name__}
     for f in fields(training_args):
@@ -351,10 +383,19 @@ def describe_datasets(datasets) -> list[dict]:
         num_rows = getattr(item, "num_rows", None)
         info = getattr(item, "info", None)
         if num_rows is None or info is None:
-            raise ValueError(f"`datasets` items must be Hub dataset ids (str) or datasets.Dataset; got {type(item).__name__}.")
+            raise ValueError(
+                f"`datasets` items must be Hub dataset ids (str) or datasets.Dataset; got {type(item).__name__}."
+            )
         name = info.dataset_name or info.description or "in-memory `datasets.Dataset` (generated)"
-        rows.append({"role": role, "name": name, "hub_id": None, "num_rows": int(num_rows),
-                     "columns": list(getattr(item, "column_names", []) or [])})
+        rows.append(
+            {
+                "role": role,
+                "name": name,
+                "hub_id": None,
+                "num_rows": int(num_rows),
+                "columns": list(getattr(item, "column_names", []) or []),
+            }
+        )
     return rows
 
 
@@ -363,7 +404,11 @@ def _training_section(training: Mapping, dataset_rows: Sequence[Mapping]) -> str
     if dataset_rows:
         parts.append("Datasets:\n")
         for row in dataset_rows:
-            name = f"[{row['name']}](https://huggingface.co/datasets/{row['hub_id']})" if row.get("hub_id") else row["name"]
+            name = (
+                f"[{row['name']}](https://huggingface.co/datasets/{row['hub_id']})"
+                if row.get("hub_id")
+                else row["name"]
+            )
             details = []
             if row.get("num_rows") is not None:
                 details.append(f"{row['num_rows']} examples")
@@ -501,15 +546,31 @@ def _citations(keys: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------- model description
 _CONFIG_BOILERPLATE = {
-    "architectures", "auto_map", "transformers_version", "torch_dtype", "dtype", "model_type", "_name_or_path",
-    "output_attentions", "output_hidden_states", "return_dict", "use_cache",
+    "architectures",
+    "auto_map",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+    "model_type",
+    "_name_or_path",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "use_cache",
 }
 
 
 def _config_table(config: Mapping) -> str:
-    rows = [f"| `{k}` | `{json.dumps(_json_safe(v))}` |" for k, v in sorted(config.items())
-            if k not in _CONFIG_BOILERPLATE and not k.startswith("_") and not isinstance(v, Mapping)]
-    return "<details><summary>Configuration</summary>\n\n| field | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n</details>"
+    rows = [
+        f"| `{k}` | `{json.dumps(_json_safe(v))}` |"
+        for k, v in sorted(config.items())
+        if k not in _CONFIG_BOILERPLATE and not k.startswith("_") and not isinstance(v, Mapping)
+    ]
+    return (
+        "<details><summary>Configuration</summary>\n\n| field | value |\n| --- | --- |\n"
+        + "\n".join(rows)
+        + "\n\n</details>"
+    )
 
 
 def _human_count(n: Optional[int]) -> str:
@@ -541,7 +602,9 @@ def _architecture(config: Mapping) -> str:
     heads = [ref for key, ref in auto_map.items() if key not in ("AutoConfig", "AutoModel")]
     ref = heads[0] if heads else auto_map.get("AutoModel")
     if not ref:
-        raise ValueError("`config.architectures` and `config.auto_map` are both empty: cannot tell which class to load.")
+        raise ValueError(
+            "`config.architectures` and `config.auto_map` are both empty: cannot tell which class to load."
+        )
     return ref.split(".")[-1]
 
 
@@ -594,8 +657,10 @@ def _onnx_only_loading_code(config: Mapping, model_id: str, onnx_files: Sequence
 
     folder = str(Path(onnx_files[0]).parent).replace("\\", "/")
     path = "path" if folder in ("", ".") else f"path + {'/' + folder!r}"
-    text = ("This repository holds an ONNX export only (no PyTorch weights). Where hf-reason is not installed, run it "
-            "with ONNX Runtime as shown under *ONNX Runtime* below.")
+    text = (
+        "This repository holds an ONNX export only (no PyTorch weights). Where hf-reason is not installed, run it "
+        "with ONNX Runtime as shown under *ONNX Runtime* below."
+    )
     wrapper = f"ORT{_architecture(config)}"
     if hasattr(hf_reason.export, wrapper):
         text += (
@@ -620,7 +685,9 @@ def _onnx_section(onnx_files: Sequence[str], onnx_report: Optional[Mapping], mod
     lines = [
         "## ONNX Runtime",
         "",
-        f"An ONNX export is included{f' in `{folder}/`' if folder else ''}: " + ", ".join(f"`{f}`" for f in onnx_files) + ".",
+        f"An ONNX export is included{f' in `{folder}/`' if folder else ''}: "
+        + ", ".join(f"`{f}`" for f in onnx_files)
+        + ".",
         "",
         "```python",
         "import onnxruntime as ort",
@@ -631,25 +698,45 @@ def _onnx_section(onnx_files: Sequence[str], onnx_report: Optional[Mapping], mod
         "```",
         "",
         f"With hf-reason, the ONNX Runtime wrappers in `hf_reason.export` load the folder (`from_pretrained(path + {sub!r})`)"
-        if folder else "With hf-reason, the ONNX Runtime wrappers in `hf_reason.export` load the folder (`from_pretrained(path)`).",
+        if folder
+        else "With hf-reason, the ONNX Runtime wrappers in `hf_reason.export` load the folder (`from_pretrained(path)`).",
     ]
     if onnx_report:
         onnx_report = {k: v for k, v in onnx_report.items() if k not in _LOCAL_REPORT_KEYS}
         scalars = {k: v for k, v in onnx_report.items() if isinstance(v, (str, int, float, bool))}
         lines += ["", f"Export report (`{ONNX_REPORT_NAME}`):", ""]
         if scalars:
-            lines += ["| field | value |", "| --- | --- |"] + [f"| `{k}` | `{json.dumps(v)}` |" for k, v in scalars.items()]
+            lines += ["| field | value |", "| --- | --- |"] + [
+                f"| `{k}` | `{json.dumps(v)}` |" for k, v in scalars.items()
+            ]
         nested = {k: v for k, v in onnx_report.items() if k not in scalars}
         if nested:
-            lines += ["", "<details><summary>Full report</summary>", "", "```json",
-                      json.dumps(_json_safe(nested), indent=2), "```", "", "</details>"]
+            lines += [
+                "",
+                "<details><summary>Full report</summary>",
+                "",
+                "```json",
+                json.dumps(_json_safe(nested), indent=2),
+                "```",
+                "",
+                "</details>",
+            ]
     return "\n".join(lines) + "\n"
 
 
 def _metadata(
-    *, model_name: str, library_name: str, tags: Sequence[str], dataset_rows: Sequence[Mapping],
-    results: Sequence[EvaluationResult], task_type: str, task_name: Optional[str], license: str,
-    pipeline_tag: Optional[str], base_model: Optional[str], language,
+    *,
+    model_name: str,
+    library_name: str,
+    tags: Sequence[str],
+    dataset_rows: Sequence[Mapping],
+    results: Sequence[EvaluationResult],
+    task_type: str,
+    task_name: Optional[str],
+    license: str,
+    pipeline_tag: Optional[str],
+    base_model: Optional[str],
+    language,
 ) -> ModelCardData:
     hub_datasets = sorted({row["hub_id"] for row in dataset_rows if row.get("hub_id")})
     metrics = sorted({r.metric_type for r in results})
@@ -691,8 +778,10 @@ def _config_dict(model_or_config) -> tuple[dict, Optional[int]]:
         return model_or_config.to_dict(), None
     if isinstance(model_or_config, Mapping):
         return dict(model_or_config), None
-    raise ValueError(f"`model` must be a PreTrainedModel, a PretrainedConfig or a config dict; got "
-                     f"{type(model_or_config).__name__}.")
+    raise ValueError(
+        f"`model` must be a PreTrainedModel, a PretrainedConfig or a config dict; got "
+        f"{type(model_or_config).__name__}."
+    )
 
 
 def build_model_card(
@@ -733,10 +822,17 @@ def build_model_card(
     training = training_summary(training_args)
     model_id = repo_id or f"<your-org>/{model_type.replace('_', '-')}"
     card_data = _metadata(
-        model_name=model_id.split("/")[-1], library_name="transformers",
-        tags=[*BASE_TAGS, *family.tags, "custom_code", *tags], dataset_rows=dataset_rows, results=results,
-        task_type=family.task_type, task_name=family.task_name, license=license,
-        pipeline_tag=family.pipeline_tag, base_model=base_model, language=language,
+        model_name=model_id.split("/")[-1],
+        library_name="transformers",
+        tags=[*BASE_TAGS, *family.tags, "custom_code", *tags],
+        dataset_rows=dataset_rows,
+        results=results,
+        task_type=family.task_type,
+        task_name=family.task_name,
+        license=license,
+        pipeline_tag=family.pipeline_tag,
+        base_model=base_model,
+        language=language,
     )
     return ModelCard.from_template(
         card_data,
@@ -748,8 +844,9 @@ def build_model_card(
         hf_reason_version=_version(),
         base_model=base_model,
         config_table=_config_table(config),
-        loading_code=_onnx_only_loading_code(config, model_id, onnx_files) if onnx_only else
-        _model_loading_code(config, model_id),
+        loading_code=_onnx_only_loading_code(config, model_id, onnx_files)
+        if onnx_only
+        else _model_loading_code(config, model_id),
         onnx_section=_onnx_section(list(onnx_files), onnx_report, model_id),
         training_section=_training_section(training, dataset_rows),
         eval_table=_eval_table(results) if results else "",
@@ -796,10 +893,17 @@ def build_adapter_card(
     training = training_summary(training_args)
     model_id = repo_id or f"<your-org>/{base_model.split('/')[-1]}-{str(peft_type).lower()}"
     card_data = _metadata(
-        model_name=model_id.split("/")[-1], library_name="peft",
+        model_name=model_id.split("/")[-1],
+        library_name="peft",
         tags=[*BASE_TAGS, "peft", str(peft_type).lower(), *(family.tags if family else ()), *tags],
-        dataset_rows=dataset_rows, results=results, task_type=hub_task, task_name=family.task_name if family else None,
-        license=license, pipeline_tag=pipeline_tag, base_model=base_model, language=language,
+        dataset_rows=dataset_rows,
+        results=results,
+        task_type=hub_task,
+        task_name=family.task_name if family else None,
+        license=license,
+        pipeline_tag=pipeline_tag,
+        base_model=base_model,
+        language=language,
     )
     trust = ", trust_remote_code=True" if remote else ""
     loading_code = (
@@ -818,9 +922,25 @@ def build_adapter_card(
             f"base = {arch}.from_pretrained({base_model!r})\n"
             f"model = PeftModel.from_pretrained(base, {model_id!r})\n```"
         )
-    shown = {k: v for k, v in adapter_config.items()
-             if k in ("peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias",
-                      "modules_to_save", "use_dora", "use_rslora", "init_lora_weights") and v is not None}
+    shown = {
+        k: v
+        for k, v in adapter_config.items()
+        if k
+        in (
+            "peft_type",
+            "task_type",
+            "r",
+            "lora_alpha",
+            "lora_dropout",
+            "target_modules",
+            "bias",
+            "modules_to_save",
+            "use_dora",
+            "use_rslora",
+            "init_lora_weights",
+        )
+        and v is not None
+    }
     if num_parameters is not None:
         shown["adapter parameters"] = num_parameters
     return ModelCard.from_template(
@@ -831,7 +951,8 @@ def build_adapter_card(
         peft_type=peft_type,
         base_model=base_model,
         hf_reason_version=_version(),
-        config_table="| field | value |\n| --- | --- |\n" + "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in shown.items()),
+        config_table="| field | value |\n| --- | --- |\n"
+        + "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in shown.items()),
         loading_code=loading_code,
         training_section=_training_section(training, dataset_rows),
         eval_table=_eval_table(results) if results else "",
@@ -841,6 +962,7 @@ def build_adapter_card(
 
 def _tokenizer_algorithm(tokenizer_json: Mapping) -> tuple[str, bool]:
     """(the `tokenizers` model type, whether it works on bytes) from a `tokenizer.json`."""
+
     def types(node) -> list[str]:
         if not isinstance(node, Mapping):
             return []
@@ -908,13 +1030,23 @@ def build_tokenizer_card(
     if dataset_rows:
         build_description += "\n\n" + _training_section({}, dataset_rows)
     unk = config.get("unk_token")
-    coverage = ("Byte-level: every string encodes, but text unlike the training texts splits into many short tokens."
-                if byte_level else
-                f"Text outside the vocabulary maps to the unknown token{f' `{unk}`' if unk else ''} and loses information.")
+    coverage = (
+        "Byte-level: every string encodes, but text unlike the training texts splits into many short tokens."
+        if byte_level
+        else f"Text outside the vocabulary maps to the unknown token{f' `{unk}`' if unk else ''} and loses information."
+    )
     card_data = _metadata(
-        model_name=model_id.split("/")[-1], library_name="transformers", tags=[*BASE_TAGS, "tokenizer", *tags],
-        dataset_rows=dataset_rows, results=[], task_type="other", task_name=None, license=license,
-        pipeline_tag=None, base_model=None, language=language,
+        model_name=model_id.split("/")[-1],
+        library_name="transformers",
+        tags=[*BASE_TAGS, "tokenizer", *tags],
+        dataset_rows=dataset_rows,
+        results=[],
+        task_type="other",
+        task_name=None,
+        license=license,
+        pipeline_tag=None,
+        base_model=None,
+        language=language,
     )
     return ModelCard.from_template(
         card_data,
@@ -922,7 +1054,8 @@ def build_tokenizer_card(
         model_name=model_id.split("/")[-1],
         model_summary=model_summary or f"A {rows.get('vocab_size', 'unknown')}-token `{tokenizer_class}` tokenizer.",
         hf_reason_version=_version(),
-        details_table="| field | value |\n| --- | --- |\n" + "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in rows.items()),
+        details_table="| field | value |\n| --- | --- |\n"
+        + "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in rows.items()),
         build_section=build_description,
         repo_id_literal=repr(model_id),
         coverage_note=coverage,
@@ -973,8 +1106,15 @@ def write_model_card(
         "eval_results": [r.to_dict() for r in results],
         "base_model": base_model,
     }
-    card = build_model_card(model, repo_id=repo_id, training_args=inputs["training"], datasets=inputs["datasets"],
-                            eval_results=results, base_model=base_model, **card_kwargs)
+    card = build_model_card(
+        model,
+        repo_id=repo_id,
+        training_args=inputs["training"],
+        datasets=inputs["datasets"],
+        eval_results=results,
+        base_model=base_model,
+        **card_kwargs,
+    )
     _atomic_write_text(output_dir / CARD_INPUTS_NAME, json.dumps(inputs, indent=2) + "\n")
     _atomic_write_text(output_dir / CARD_NAME, str(card))
     return card
@@ -1034,7 +1174,9 @@ def write_trainer_model_card(
         return None
     output_dir = Path(output_dir or trainer.args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)  # create_model_card may run before the first save
-    metrics = next((log for log in reversed(trainer.state.log_history) if any(k.startswith("eval_") for k in log)), None)
+    metrics = next(
+        (log for log in reversed(trainer.state.log_history) if any(k.startswith("eval_") for k in log)), None
+    )
     datasets = _trainer_datasets(trainer)
     eval_name = datasets["eval"]["name"] if "eval" in datasets else "evaluation set"
     results = results_from_metrics(metrics, dataset_name=eval_name, dataset_split="eval") if metrics else []
@@ -1043,31 +1185,63 @@ def write_trainer_model_card(
     card_kwargs = {"tags": tags, "license": license or "apache-2.0", "language": language}
     repo_id = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id
     if peft_config:
-        return _write_trainer_adapter_card(output_dir, model, base, repo_id=repo_id, training_args=trainer.args,
-                                           datasets=datasets, eval_results=results, base_model=finetuned_from,
-                                           **card_kwargs)
-    return write_model_card(output_dir, model, repo_id=repo_id, training_args=trainer.args, datasets=datasets,
-                            eval_results=results, base_model=finetuned_from, **card_kwargs)
+        return _write_trainer_adapter_card(
+            output_dir,
+            model,
+            base,
+            repo_id=repo_id,
+            training_args=trainer.args,
+            datasets=datasets,
+            eval_results=results,
+            base_model=finetuned_from,
+            **card_kwargs,
+        )
+    return write_model_card(
+        output_dir,
+        model,
+        repo_id=repo_id,
+        training_args=trainer.args,
+        datasets=datasets,
+        eval_results=results,
+        base_model=finetuned_from,
+        **card_kwargs,
+    )
 
 
-def _write_trainer_adapter_card(output_dir: Path, peft_model, base, *, repo_id, training_args, datasets, eval_results,
-                                base_model, **card_kwargs) -> ModelCard:
+def _write_trainer_adapter_card(
+    output_dir: Path, peft_model, base, *, repo_id, training_args, datasets, eval_results, base_model, **card_kwargs
+) -> ModelCard:
     adapter_name = getattr(peft_model, "active_adapter", None) or "default"
     adapter_name = adapter_name if isinstance(adapter_name, str) else adapter_name[0]
     adapter_config = _json_safe(peft_model.peft_config[adapter_name].to_dict())
     base_config = base.config.to_dict()
     base_config["architectures"] = [type(base).__name__]
     # A base built from a config in memory has no Hub id; the card then shows a placeholder to replace.
-    base_model = (base_model or adapter_config.get("base_model_name_or_path")
-                  or f"<your-org>/{base_config['model_type'].replace('_', '-')}")
+    base_model = (
+        base_model
+        or adapter_config.get("base_model_name_or_path")
+        or f"<your-org>/{base_config['model_type'].replace('_', '-')}"
+    )
     trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
-    inputs = {"training": training_summary(training_args), "datasets": describe_datasets(datasets),
-              "eval_results": [r.to_dict() for r in eval_results], "base_model": base_model,
-              # so that a later push knows the base needs trust_remote_code, with no base download
-              "base_config": _base_config_summary(base_config)}
-    card = build_adapter_card(adapter_config, base_model=base_model, repo_id=repo_id, base_config=base_config,
-                              training_args=inputs["training"], datasets=inputs["datasets"],
-                              eval_results=eval_results, num_parameters=trainable, **card_kwargs)
+    inputs = {
+        "training": training_summary(training_args),
+        "datasets": describe_datasets(datasets),
+        "eval_results": [r.to_dict() for r in eval_results],
+        "base_model": base_model,
+        # so that a later push knows the base needs trust_remote_code, with no base download
+        "base_config": _base_config_summary(base_config),
+    }
+    card = build_adapter_card(
+        adapter_config,
+        base_model=base_model,
+        repo_id=repo_id,
+        base_config=base_config,
+        training_args=inputs["training"],
+        datasets=inputs["datasets"],
+        eval_results=eval_results,
+        num_parameters=trainable,
+        **card_kwargs,
+    )
     _atomic_write_text(output_dir / CARD_INPUTS_NAME, json.dumps(inputs, indent=2) + "\n")
     _atomic_write_text(output_dir / CARD_NAME, str(card))
     return card
@@ -1215,8 +1389,11 @@ def prepare_upload_folder(
     _copy_tree(source, folder, plan.excluded)
 
     saved = _read_json(source / CARD_INPUTS_NAME) or {}
-    inputs = {"training_args": saved.get("training") or None, "datasets": saved.get("datasets") or None,
-              "eval_results": saved.get("eval_results") or None}
+    inputs = {
+        "training_args": saved.get("training") or None,
+        "datasets": saved.get("datasets") or None,
+        "eval_results": saved.get("eval_results") or None,
+    }
     inputs.update(card_kwargs)
     explicit_base_config = inputs.pop("base_config", None)
 
@@ -1225,22 +1402,36 @@ def prepare_upload_folder(
     if adapter_config is not None:
         plan.kind = "adapter"
         if not any((folder / name).is_file() for name in _ADAPTER_WEIGHT_FILES):
-            raise ValueError(f"{source} has adapter_config.json but no adapter_model.safetensors (pickled "
-                             "adapter_model.bin is not uploaded: save with safe_serialization=True).")
+            raise ValueError(
+                f"{source} has adapter_config.json but no adapter_model.safetensors (pickled "
+                "adapter_model.bin is not uploaded: save with safe_serialization=True)."
+            )
         base = base_model or saved.get("base_model") or adapter_config.get("base_model_name_or_path")
         if not base:
             raise ValueError("`base_model` is needed for an adapter card: adapter_config.json names no base model.")
         weights = [folder / n for n in _ADAPTER_WEIGHT_FILES if (folder / n).is_file()]
-        base_config = (explicit_base_config or saved.get("base_config") or _base_config(base)
-                       or _base_config_from_adapter(adapter_config))
-        plan.card = build_adapter_card(adapter_config, base_model=base, repo_id=repo_id, base_config=base_config,
-                                       num_parameters=count_safetensors_parameters(weights), **inputs)
+        base_config = (
+            explicit_base_config
+            or saved.get("base_config")
+            or _base_config(base)
+            or _base_config_from_adapter(adapter_config)
+        )
+        plan.card = build_adapter_card(
+            adapter_config,
+            base_model=base,
+            repo_id=repo_id,
+            base_config=base_config,
+            num_parameters=count_safetensors_parameters(weights),
+            **inputs,
+        )
     elif config is not None:
         plan.kind = "model"
         onnx_only = not any((folder / n).is_file() for n in _WEIGHT_FILES) and any(folder.glob("*.onnx"))
         if not onnx_only and not any((folder / n).is_file() for n in _WEIGHT_FILES):
-            raise ValueError(f"{source} holds no model.safetensors (pickled weights are never uploaded: save with "
-                             "safe_serialization=True).")
+            raise ValueError(
+                f"{source} holds no model.safetensors (pickled weights are never uploaded: save with "
+                "safe_serialization=True)."
+            )
         _code_files(folder, source, config)
         if onnx_dir is not None:
             onnx_excluded: list = []
@@ -1248,16 +1439,26 @@ def prepare_upload_folder(
             plan.excluded.extend(onnx_excluded)
             if not any((folder / ONNX_SUBFOLDER).rglob("*.onnx")):
                 raise ValueError(f"`onnx_dir` {onnx_dir} holds no .onnx file.")
-        onnx_files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                            if p.is_file() and (p.suffix in (".onnx", ".onnx_data") or p.name == ONNX_REPORT_NAME))
+        onnx_files = sorted(
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and (p.suffix in (".onnx", ".onnx_data") or p.name == ONNX_REPORT_NAME)
+        )
         report_path = next((folder / f for f in onnx_files if Path(f).name == ONNX_REPORT_NAME), None)
-        weights = [folder / "model.safetensors"] if (folder / "model.safetensors").is_file() else \
-            sorted(folder.glob("model-*.safetensors"))
+        weights = (
+            [folder / "model.safetensors"]
+            if (folder / "model.safetensors").is_file()
+            else sorted(folder.glob("model-*.safetensors"))
+        )
         plan.card = build_model_card(
-            config, repo_id=repo_id, base_model=base_model or saved.get("base_model"),
+            config,
+            repo_id=repo_id,
+            base_model=base_model or saved.get("base_model"),
             num_parameters=count_safetensors_parameters(weights) if weights else None,
-            onnx_files=onnx_files, onnx_report=_read_json(report_path) if report_path else None,
-            onnx_only=onnx_only, **inputs,
+            onnx_files=onnx_files,
+            onnx_report=_read_json(report_path) if report_path else None,
+            onnx_only=onnx_only,
+            **inputs,
         )
         if onnx_only:
             plan.kind = "onnx"
@@ -1265,7 +1466,9 @@ def prepare_upload_folder(
         plan.kind = "tokenizer"
         plan.card = build_tokenizer_card(folder, repo_id=repo_id, **card_kwargs)
     else:
-        raise ValueError(f"{source} is not a save_pretrained folder: no config.json, adapter_config.json or tokenizer.")
+        raise ValueError(
+            f"{source} is not a save_pretrained folder: no config.json, adapter_config.json or tokenizer."
+        )
     if plan.card is not None:
         _atomic_write_text(folder / CARD_NAME, str(plan.card))
     plan.files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -1313,14 +1516,17 @@ def push_to_hub(
             source_dir = Path(tmp, "saved")
             if hasattr(source, "get_base_model"):  # a PeftModel: its base tells whether loading needs remote code
                 base = source.get_base_model()
-                card_kwargs.setdefault("base_config", _base_config_summary(
-                    {**base.config.to_dict(), "architectures": [type(base).__name__]}))
+                card_kwargs.setdefault(
+                    "base_config",
+                    _base_config_summary({**base.config.to_dict(), "architectures": [type(base).__name__]}),
+                )
             kwargs = {} if _is_tokenizer(source) else {"safe_serialization": True}
             source.save_pretrained(source_dir, **kwargs)
             if tokenizer is not None:
                 tokenizer.save_pretrained(source_dir)
-        plan = prepare_upload_folder(source_dir, repo_id, Path(tmp, "upload"), onnx_dir=onnx_dir,
-                                     base_model=base_model, **card_kwargs)
+        plan = prepare_upload_folder(
+            source_dir, repo_id, Path(tmp, "upload"), onnx_dir=onnx_dir, base_model=base_model, **card_kwargs
+        )
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         return api.upload_folder(
             repo_id=getattr(repo_url, "repo_id", None) or repo_id,

@@ -4,6 +4,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+
 # Nothing in the suite may reach the network (the Hub is unreachable here anyway).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -79,8 +80,9 @@ def run_without_hf_reason(script: str, cwd, env=None, timeout: int = 300) -> sub
     checkpoint who does not have it installed, and fails the test if the script fails."""
     code = _BLOCK_HF_REASON + textwrap.dedent(script) + _NOTHING_IMPORTED
     env = {**os.environ, "HF_MODULES_CACHE": str(Path(cwd) / "modules"), "PYTHONPATH": "", **(env or {})}
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -97,6 +99,13 @@ def accelerate_launch(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subpro
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    cmd = [str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
-           str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"), "--main_process_port", str(port), *args]
+    cmd = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--config_file",
+        str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"),
+        "--main_process_port",
+        str(port),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

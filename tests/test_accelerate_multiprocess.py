@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import REPO_ROOT, accelerate_launch
 
 
@@ -14,8 +13,11 @@ def test_every_multiprocess_script_destroys_its_process_group():
     script that runs under `accelerate launch` ends with `end_distributed()` after `main()`, which
     collects reference cycles first (see its docstring)."""
     examples = REPO_ROOT / "examples"
-    scripts = [*sorted((REPO_ROOT / "tests" / "scripts").glob("*.py")), *sorted(examples.glob("train_*.py")),
-               examples / "sft_dpo_pipeline.py"]
+    scripts = [
+        *sorted((REPO_ROOT / "tests" / "scripts").glob("*.py")),
+        *sorted(examples.glob("train_*.py")),
+        examples / "sft_dpo_pipeline.py",
+    ]
     assert len(scripts) >= 13
     ending = 'if __name__ == "__main__":'
     ends = {path.name: path.read_text().split(ending)[-1].strip().splitlines() for path in scripts}
@@ -53,10 +55,38 @@ def test_sudoku_example_runs_under_accelerate_launch(tmp_path):
     out = tmp_path / "run"
     result = accelerate_launch(
         "examples/train_trm_sudoku.py",
-        "--output_dir", str(out), "--max_steps", "2", "--num_train_puzzles", "40", "--num_eval_puzzles", "8",
-        "--min_givens", "50", "--hidden_size", "32", "--num_heads", "2", "--L_layers", "1", "--H_cycles", "1",
-        "--L_cycles", "1", "--halt_max_steps", "2", "--expansion", "1", "--per_device_train_batch_size", "4",
-        "--per_device_eval_batch_size", "4", "--disable_tqdm", "true", "--save_strategy", "no",
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--num_train_puzzles",
+        "40",
+        "--num_eval_puzzles",
+        "8",
+        "--min_givens",
+        "50",
+        "--hidden_size",
+        "32",
+        "--num_heads",
+        "2",
+        "--L_layers",
+        "1",
+        "--H_cycles",
+        "1",
+        "--L_cycles",
+        "1",
+        "--halt_max_steps",
+        "2",
+        "--expansion",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "4",
+        "--disable_tqdm",
+        "true",
+        "--save_strategy",
+        "no",
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
@@ -68,7 +98,9 @@ def test_logging_works_when_one_process_had_no_halted_example(tmp_path):
     # Before a fixed metric key list, rank 0 (halted rows: 8 metrics) and rank 1 (none halted: 5)
     # all-reduced tensors of different lengths and the job crashed or hung.
     # a hang would otherwise hold the suite for the default 10 minutes
-    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "ds_logging_check.py"), str(tmp_path), timeout=240)
+    result = accelerate_launch(
+        str(REPO_ROOT / "tests" / "scripts" / "ds_logging_check.py"), str(tmp_path), timeout=240
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]

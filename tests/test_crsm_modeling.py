@@ -4,17 +4,22 @@ import threading
 
 import pytest
 import torch
+from conftest import run_without_hf_reason
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, MambaConfig, MambaForCausalLM
 from transformers.generation.streamers import BaseStreamer
 
 from hf_reason import CRSMCache, CRSMConfig, CRSMDeliberationOutput, CRSMForCausalLM, CRSMModel
 
-from conftest import run_without_hf_reason
-
 
 def tiny_crsm_config(**overrides) -> CRSMConfig:
     kwargs = dict(
-        vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, eos_token_id=1, pad_token_id=2, bos_token_id=0
+        vocab_size=64,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        eos_token_id=1,
+        pad_token_id=2,
+        bos_token_id=0,
     )
     kwargs.update(overrides)
     return CRSMConfig(**kwargs)
@@ -33,7 +38,9 @@ def make_ids(batch=2, length=7, seed=1, vocab=64):
 def step(model, cache, token):
     """One cached decode step (any position >= conv_kernel - 1 selects Mamba's decode path)."""
     position = torch.tensor([model.config.conv_kernel])
-    return model(input_ids=token.view(-1, 1), cache_params=cache, cache_position=position, use_cache=True).logits[:, -1]
+    return model(input_ids=token.view(-1, 1), cache_params=cache, cache_position=position, use_cache=True).logits[
+        :, -1
+    ]
 
 
 @pytest.mark.parametrize(
@@ -67,14 +74,18 @@ def test_config_round_trips_and_has_auto_map(tmp_path):
 def test_backbone_matches_transformers_mamba_weight_for_weight():
     model = make_model()
     mamba_config = MambaConfig(
-        vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2, conv_kernel=4, time_step_rank=2,
+        vocab_size=64,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        expand=2,
+        conv_kernel=4,
+        time_step_rank=2,
         layer_norm_epsilon=1e-5,
     )
     mamba = MambaForCausalLM(mamba_config).eval()
     own = {k: v for k, v in model.state_dict().items() if k.startswith(("backbone.", "lm_head."))}
-    missing, unexpected = mamba.load_state_dict(
-        {k: v for k, v in own.items() if "aggregator" not in k}, strict=False
-    )
+    missing, unexpected = mamba.load_state_dict({k: v for k, v in own.items() if "aggregator" not in k}, strict=False)
     assert not missing and not unexpected
     ids = make_ids()
     with torch.no_grad():
@@ -97,9 +108,15 @@ def test_heads_shapes_bounds_and_gradients():
     assert correction.abs().max() == 0  # exactly zero at init: never disturbs a trained backbone
     loss = out.loss + out.value.square().mean() + next_summary.square().mean() + correction.sum()
     loss.backward()
-    for name in ("value_head.mlp.0.weight", "dynamics.mlp.0.weight", "dynamics.token_embedding.weight",
-                 "backbone.aggregator.state_weights", "backbone.aggregator.query", "state_delta.state.weight",
-                 "backbone.layers.0.mixer.in_proj.weight"):
+    for name in (
+        "value_head.mlp.0.weight",
+        "dynamics.mlp.0.weight",
+        "dynamics.token_embedding.weight",
+        "backbone.aggregator.state_weights",
+        "backbone.aggregator.query",
+        "state_delta.state.weight",
+        "backbone.layers.0.mixer.in_proj.weight",
+    ):
         grad = model.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
     # once trained away from zero, the correction stays inside (-delta_scale, delta_scale)
@@ -143,7 +160,9 @@ def test_cache_snapshot_restore_is_exact():
         batched = step(model, branched, torch.tensor([3, 11, 20]))
         for i, token in enumerate([3, 11, 20]):
             single = CRSMCache.from_state(model.config, saved.index_select(torch.tensor([1])))
-            torch.testing.assert_close(batched[i : i + 1], step(model, single, torch.tensor([token])), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(
+                batched[i : i + 1], step(model, single, torch.tensor([token])), rtol=1e-5, atol=1e-6
+            )
         with pytest.raises(ValueError, match="batch size"):
             cache.restore(row)
 
@@ -213,7 +232,7 @@ def test_mcts_streams_each_token_while_the_search_goes_on_in_a_thread():
     rest = []
     while (item := streamer.queue.get(timeout=1)) is not None:
         rest.extend(item)
-    assert first + rest == expected[0, ids.shape[1]:].tolist()
+    assert first + rest == expected[0, ids.shape[1] :].tolist()
     # the inline mode (the consumer inside `put`, no thread) hands over the very same tokens
     inline = QueueStreamer()
     model.generate(ids, **kwargs, streamer=inline)
@@ -231,8 +250,15 @@ def test_mcts_statistics_and_rollouts():
     ids = make_ids(batch=2, length=5, seed=6)
     for rollout in ("value", "dynamics", "model"):
         out = model.generate(
-            ids, deliberation="mcts", num_simulations=10, top_k_expansion=4, rollout=rollout, rollout_depth=2,
-            leaf_batch_size=3, max_new_tokens=3, return_dict_in_generate=True,
+            ids,
+            deliberation="mcts",
+            num_simulations=10,
+            top_k_expansion=4,
+            rollout=rollout,
+            rollout_depth=2,
+            leaf_batch_size=3,
+            max_new_tokens=3,
+            return_dict_in_generate=True,
         )
         assert isinstance(out, CRSMDeliberationOutput)
         assert out.sequences.shape == (2, 8)
@@ -282,7 +308,9 @@ def test_mcts_state_delta_matches_greedy_decoding_with_the_same_corrections(mode
     with torch.no_grad():
         model.value_head.mlp[2].weight.normal_(std=1.0, generator=torch.Generator().manual_seed(0))
     ids = make_ids(batch=1, length=5, seed=8)
-    kwargs = dict(deliberation="mcts", num_simulations=1, max_new_tokens=8, eos_token_id=None, return_dict_in_generate=True)
+    kwargs = dict(
+        deliberation="mcts", num_simulations=1, max_new_tokens=8, eos_token_id=None, return_dict_in_generate=True
+    )
     tokens, root_value, values = greedy_with_corrections(model, ids, 8, every_token=mode == "token")
     out = model.generate(ids, apply_state_delta=mode, **kwargs)
     assert out.sequences[0, 5:].tolist() == tokens
@@ -354,7 +382,9 @@ def rollout_model(seed=5):
 
 def leaf_value(model, ids, **kwargs) -> float:
     """With one simulation the only leaf is the greedy token; its value is the committed Q."""
-    out = model.generate(ids, deliberation="mcts", num_simulations=1, max_new_tokens=1, return_dict_in_generate=True, **kwargs)
+    out = model.generate(
+        ids, deliberation="mcts", num_simulations=1, max_new_tokens=1, return_dict_in_generate=True, **kwargs
+    )
     return out.chosen_values[0, 0].item()
 
 
@@ -520,7 +550,9 @@ def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(remote["logits"], model(ids).logits, rtol=0, atol=0)
     assert torch.equal(remote["greedy"], model.generate(ids, max_new_tokens=4, do_sample=False))
-    assert torch.equal(remote["searched"], model.generate(ids, deliberation="mcts", num_simulations=6, max_new_tokens=4))
+    assert torch.equal(
+        remote["searched"], model.generate(ids, deliberation="mcts", num_simulations=6, max_new_tokens=4)
+    )
 
 
 def test_parallel_scan_training_matches_sequential_scan():
@@ -534,7 +566,9 @@ def test_parallel_scan_training_matches_sequential_scan():
     a.backward()
     b.backward()
     name = "backbone.layers.0.mixer.x_proj.weight"
-    torch.testing.assert_close(parallel.get_parameter(name).grad, sequential.get_parameter(name).grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        parallel.get_parameter(name).grad, sequential.get_parameter(name).grad, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_mcts_follows_the_value_head_away_from_greedy():
@@ -543,7 +577,10 @@ def test_mcts_follows_the_value_head_away_from_greedy():
     with torch.no_grad():
         greedy, runner_up = model(prompt).logits[0, -1].topk(2).indices.tolist()
         summaries = torch.cat(
-            [model(torch.cat([prompt, torch.tensor([[t]])], dim=1), return_value=True).state_summary for t in (greedy, runner_up)]
+            [
+                model(torch.cat([prompt, torch.tensor([[t]])], dim=1), return_value=True).state_summary
+                for t in (greedy, runner_up)
+            ]
         )
     # teach the value head (only) that the runner-up leads to reward 1 and the greedy token to 0
     optimizer = torch.optim.Adam(model.value_head.parameters(), lr=1e-2)
@@ -573,15 +610,28 @@ def test_bench_quick_prints_every_comparison_line():
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "TQDM_DISABLE": "1"}
-    result = subprocess.run([sys.executable, "bench/crsm.py", "--quick", "--state_delta", "prompt"], cwd=root, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "bench/crsm.py", "--quick", "--state_delta", "prompt"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     names = [m.group(1) for m in re.finditer(r"^(.+): ours \S+, reference \S+, ratio \S+", result.stdout, re.M)]
     expected = ["perplexity (corpus test split) vs unigram"]
     for b in (1, 4):
-        expected += [f"mcts-{b} accuracy vs greedy", f"mcts-{b} tokens/s vs greedy", f"mcts-{b} wall s vs greedy",
-                     f"mcts-{b} +state delta (prompt) accuracy vs mcts-{b}",
-                     f"mcts-{b} +state delta (prompt) tokens/s vs mcts-{b}"]
-    expected += ["mcts-4 streamed wall s, consumer 20 ms/token: threaded vs inline",
-                 "backbone training tokens/s vs MambaForCausalLM", "backbone decoding tokens/s vs MambaForCausalLM"]
+        expected += [
+            f"mcts-{b} accuracy vs greedy",
+            f"mcts-{b} tokens/s vs greedy",
+            f"mcts-{b} wall s vs greedy",
+            f"mcts-{b} +state delta (prompt) accuracy vs mcts-{b}",
+            f"mcts-{b} +state delta (prompt) tokens/s vs mcts-{b}",
+        ]
+    expected += [
+        "mcts-4 streamed wall s, consumer 20 ms/token: threaded vs inline",
+        "backbone training tokens/s vs MambaForCausalLM",
+        "backbone decoding tokens/s vs MambaForCausalLM",
+    ]
     assert names == expected, result.stdout

@@ -8,16 +8,35 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT, accelerate_launch
 
 from hf_reason import CRSMForCausalLM
 
-from conftest import REPO_ROOT, accelerate_launch
 
 SCRIPT = REPO_ROOT / "examples" / "train_crsm.py"
 TINY = [
-    "--hidden_size", "32", "--num_hidden_layers", "1", "--state_size", "4", "--vocab_size", "300",
-    "--batch_size", "2", "--seq_len", "24", "--max_new_tokens", "6", "--dynamics_len", "6",
-    "--teacher_tokens", "3", "--save_steps", "2", "--logging_steps", "1",
+    "--hidden_size",
+    "32",
+    "--num_hidden_layers",
+    "1",
+    "--state_size",
+    "4",
+    "--vocab_size",
+    "300",
+    "--batch_size",
+    "2",
+    "--seq_len",
+    "24",
+    "--max_new_tokens",
+    "6",
+    "--dynamics_len",
+    "6",
+    "--teacher_tokens",
+    "3",
+    "--save_steps",
+    "2",
+    "--logging_steps",
+    "1",
 ]
 
 
@@ -43,7 +62,9 @@ def test_four_stages_run_and_an_interrupted_stage_resumes_exactly(tmp_path):
     lm_final = CRSMForCausalLM.from_pretrained(out / "1_lm" / "final")
     # stage 2 trains only the value head and the aggregator; stage 4 also moves the state-delta module
     value_final = CRSMForCausalLM.from_pretrained(out / "2_value" / "final")
-    assert torch.equal(value_final.backbone.layers[0].mixer.in_proj.weight, lm_final.backbone.layers[0].mixer.in_proj.weight)
+    assert torch.equal(
+        value_final.backbone.layers[0].mixer.in_proj.weight, lm_final.backbone.layers[0].mixer.in_proj.weight
+    )
     assert not torch.equal(value_final.value_head.mlp[0].weight, lm_final.value_head.mlp[0].weight)
     assert model.state_delta.state.weight.abs().sum() > 0
     history = json.loads((out / "1_lm" / "final" / "loss_history.json").read_text())
@@ -71,10 +92,18 @@ def test_stage4_value_rows_start_from_corrected_states_and_send_no_gradient_into
     args = example.parse_args(["--output_dir", str(tmp_path), *TINY, "--delta_damping", "1.0", "--delta_scale", "2.0"])
     tokenizer = build_tokenizer(vocab_size=300)
     torch.manual_seed(0)
-    model = CRSMForCausalLM(CRSMConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, state_size=4, delta_damping=1.0, delta_scale=2.0,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    ))
+    model = CRSMForCausalLM(
+        CRSMConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=1,
+            state_size=4,
+            delta_damping=1.0,
+            delta_scale=2.0,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
     with torch.no_grad():
         model.state_delta.state.weight.normal_(std=1.0)
         model.state_delta.channel.weight.normal_(std=1.0)
@@ -91,7 +120,9 @@ def test_stage4_value_rows_start_from_corrected_states_and_send_no_gradient_into
 
     pool = example.arithmetic_pool(args, seed=0)
     model.train()
-    loss = example.value_loss(model, args, tokenizer, pool, np.random.default_rng(0), torch.device("cpu"), corrected_share=1.0)
+    loss = example.value_loss(
+        model, args, tokenizer, pool, np.random.default_rng(0), torch.device("cpu"), corrected_share=1.0
+    )
     loss.backward()
     assert model.value_head.mlp[0].weight.grad.abs().sum() > 0
     assert model.state_delta.state.weight.grad is None and model.state_delta.channel.weight.grad is None

@@ -25,8 +25,13 @@ def test_stock_grpo_trainer_runs_two_steps_on_crsm(tmp_path):
     torch.manual_seed(0)
     model = CRSMForCausalLM(
         CRSMConfig(
-            vocab_size=len(tokenizer), hidden_size=32, state_size=8, num_hidden_layers=1,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            state_size=8,
+            num_hidden_layers=1,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
         )
     )
     args = GRPOConfig(
@@ -44,8 +49,11 @@ def test_stock_grpo_trainer_runs_two_steps_on_crsm(tmp_path):
         dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(
-        model=model, reward_funcs=[correctness_reward, length_reward], args=args,
-        train_dataset=data.select_columns(["prompt", "answer"]), processing_class=tokenizer,
+        model=model,
+        reward_funcs=[correctness_reward, length_reward],
+        args=args,
+        train_dataset=data.select_columns(["prompt", "answer"]),
+        processing_class=tokenizer,
     )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer.train()

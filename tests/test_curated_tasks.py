@@ -109,9 +109,16 @@ def test_trap_answers_fail_their_validators(entries):
     "task_id, good, bad",
     [
         ("programming-merge-intervals", "start <= merged[-1][1]", "start < merged[-1][1]"),
-        ("programming-top-words", "sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:k]",
-         "counts.most_common(k)"),
-        ("programming-first-index", "from bisect import bisect_left", "from bisect import bisect_right as bisect_left"),
+        (
+            "programming-top-words",
+            "sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:k]",
+            "counts.most_common(k)",
+        ),
+        (
+            "programming-first-index",
+            "from bisect import bisect_left",
+            "from bisect import bisect_right as bisect_left",
+        ),
         ("programming-mutable-default", "def add_item(item, bucket=None):", "def add_item(item, bucket=[]):"),
     ],
 )

@@ -95,7 +95,9 @@ def test_augmentation_is_one_transform_per_task_and_keeps_background(ds, tasks):
 
 def test_encode_decode_roundtrip_and_end_markers():
     rng = np.random.default_rng(0)
-    shapes = [(1, 1), (30, 30), (30, 1), (1, 30), (29, 30), (3, 7)] + [tuple(rng.integers(1, 31, 2)) for _ in range(30)]
+    shapes = [(1, 1), (30, 30), (30, 1), (1, 30), (29, 30), (3, 7)] + [
+        tuple(rng.integers(1, 31, 2)) for _ in range(30)
+    ]
     for h, w in shapes:
         grid = rng.integers(0, 10, (h, w))
         tokens = encode_arc_grid(grid)

@@ -22,18 +22,36 @@ def tokenizer():
 def tiny_gpt2(tokenizer, seed):
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=1, n_head=2,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     return GPT2LMHeadModel(config)
 
 
 def config(tmp_path, **overrides):
     kwargs = dict(
-        output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=2, learning_rate=1e-3, beta=0.5,
-        think_alpha=0.25, answer_alpha=0.5, report_to=[], save_strategy="no", disable_tqdm=True, bf16=False,
-        seed=0, gradient_checkpointing=False,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        max_steps=2,
+        learning_rate=1e-3,
+        beta=0.5,
+        think_alpha=0.25,
+        answer_alpha=0.5,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        bf16=False,
+        seed=0,
+        gradient_checkpointing=False,
     )
     kwargs.update(overrides)
     return LengthBalancedDPOConfig(**kwargs)
@@ -49,7 +67,10 @@ PAIR = {
 def test_loss_matches_a_hand_computation(tokenizer, tmp_path):
     policy, reference = tiny_gpt2(tokenizer, 0), tiny_gpt2(tokenizer, 1)
     trainer = LengthBalancedDPOTrainer(
-        model=policy, ref_model=reference, args=config(tmp_path), train_dataset=Dataset.from_list([PAIR]),
+        model=policy,
+        ref_model=reference,
+        args=config(tmp_path),
+        train_dataset=Dataset.from_list([PAIR]),
         processing_class=tokenizer,
     )
     batch = trainer.data_collator([trainer.train_dataset[0]])
@@ -88,12 +109,17 @@ def test_loss_matches_a_hand_computation(tokenizer, tmp_path):
     assert loss.item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
     # the same with reference log-probs precomputed (weighted the same way) before training
     precomputed = LengthBalancedDPOTrainer(
-        model=policy, ref_model=reference, args=config(tmp_path / "pre", precompute_ref_log_probs=True),
-        train_dataset=Dataset.from_list([PAIR]), processing_class=tokenizer,
+        model=policy,
+        ref_model=reference,
+        args=config(tmp_path / "pre", precompute_ref_log_probs=True),
+        train_dataset=Dataset.from_list([PAIR]),
+        processing_class=tokenizer,
     )
     batch = precomputed.data_collator([precomputed.train_dataset[0]])
     assert "ref_chosen_logps" in batch
-    assert precomputed.compute_loss(precomputed.model, batch).item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
+    assert precomputed.compute_loss(precomputed.model, batch).item() == pytest.approx(
+        expected.item(), rel=1e-4, abs=1e-6
+    )
     # and with both alphas at 1 it is plain DPO: weights are all ones
     ones = segment_token_weights(batch["input_ids"], batch["completion_mask"], think, end, 1.0, 1.0)
     assert torch.equal(ones, torch.ones_like(ones))
@@ -110,8 +136,11 @@ def test_tags_must_be_single_tokens(tmp_path):
     plain = build_tokenizer(vocab_size=300)
     with pytest.raises(ValueError, match="think_start_token"):
         LengthBalancedDPOTrainer(
-            model=tiny_gpt2(plain, 0), ref_model=tiny_gpt2(plain, 0), args=config(tmp_path),
-            train_dataset=Dataset.from_list([PAIR]), processing_class=plain,
+            model=tiny_gpt2(plain, 0),
+            ref_model=tiny_gpt2(plain, 0),
+            args=config(tmp_path),
+            train_dataset=Dataset.from_list([PAIR]),
+            processing_class=plain,
         ).compute_loss(None, {"input_ids": torch.zeros(2, 3, dtype=torch.long), "completion_mask": torch.ones(2, 3)})
 
 
@@ -122,7 +151,9 @@ def test_sampler_balances_every_batch():
     batch = 8
     order = list(LengthBalancedSampler(diffs, batch_size=batch, seed=3))
     assert len(order) == len(diffs) and all(0 <= i < len(diffs) for i in order)
-    means = [sum(diffs[i] for i in order[s : s + batch]) / len(order[s : s + batch]) for s in range(0, len(order), batch)]
+    means = [
+        sum(diffs[i] for i in order[s : s + batch]) / len(order[s : s + batch]) for s in range(0, len(order), batch)
+    ]
     assert max(abs(m) for m in means[:-1]) <= max(map(abs, diffs)) / batch
     assert abs(sum(means) / len(means)) < 1.0  # vs ~ +12 tokens per pair for plain shuffling
     plain = sum(diffs) / len(diffs)
@@ -141,8 +172,11 @@ def test_trains_with_balanced_batches(tokenizer, tmp_path):
     pairs = [PAIR, {**PAIR, "chosen": PAIR["rejected"], "rejected": PAIR["chosen"]}] * 4
     policy = tiny_gpt2(tokenizer, 0)
     trainer = LengthBalancedDPOTrainer(
-        model=policy, ref_model=copy.deepcopy(policy), args=config(tmp_path, logging_steps=1),
-        train_dataset=Dataset.from_list(pairs), processing_class=tokenizer,
+        model=policy,
+        ref_model=copy.deepcopy(policy),
+        args=config(tmp_path, logging_steps=1),
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
     )
     loader = trainer.get_train_dataloader()
     assert isinstance(loader.batch_sampler.sampler, LengthBalancedSampler)
@@ -160,7 +194,10 @@ def test_length_biased_preferences_have_the_bias_and_correct_chosen():
     longer = [len(c) > len(r) for c, r in zip(biased["chosen"], biased["rejected"])]
     assert longer == biased["chosen_longer"]
     assert 0.75 < sum(longer) / len(longer) < 0.85
-    assert all(is_correct(c, a) and not is_correct(r, a) for c, r, a in zip(biased["chosen"], biased["rejected"], biased["answer"]))
+    assert all(
+        is_correct(c, a) and not is_correct(r, a)
+        for c, r, a in zip(biased["chosen"], biased["rejected"], biased["answer"])
+    )
     heldout = generate_length_biased_preferences(400, bias=0.5, seed=1)
     assert 0.43 < sum(heldout["chosen_longer"]) / 400 < 0.57
     with pytest.raises(ValueError, match="bias"):
@@ -200,14 +237,20 @@ class _TRLWithOtherRows(LengthBalancedDPOTrainer):
         return super()._compute_loss(model, {k: v[[0, half]] for k, v in inputs.items()}, return_outputs)
 
 
-@pytest.mark.parametrize("trainer_cls, message", [
-    (_TRLWithoutFusedLogProbs, "weighted 0 log-prob forwards where the DPO loss runs 2"),
-    (_TRLWithOtherRows, r"expects per-token log-probs of shape \(4, "),
-])
+@pytest.mark.parametrize(
+    "trainer_cls, message",
+    [
+        (_TRLWithoutFusedLogProbs, "weighted 0 log-prob forwards where the DPO loss runs 2"),
+        (_TRLWithOtherRows, r"expects per-token log-probs of shape \(4, "),
+    ],
+)
 def test_length_weights_that_cannot_be_applied_raise_instead_of_plain_dpo(tokenizer, tmp_path, trainer_cls, message):
     trainer = trainer_cls(
-        model=tiny_gpt2(tokenizer, 0), ref_model=tiny_gpt2(tokenizer, 1), args=config(tmp_path),
-        train_dataset=Dataset.from_list([PAIR, PAIR]), processing_class=tokenizer,
+        model=tiny_gpt2(tokenizer, 0),
+        ref_model=tiny_gpt2(tokenizer, 1),
+        args=config(tmp_path),
+        train_dataset=Dataset.from_list([PAIR, PAIR]),
+        processing_class=tokenizer,
     )
     batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
     with pytest.raises(RuntimeError, match=message):
@@ -219,12 +262,21 @@ def _tiny_4bit_llama(tokenizer, tmp_path):
 
     if not (tmp_path / "base" / "config.json").exists():
         torch.manual_seed(0)
-        LlamaForCausalLM(LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
-            max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )).save_pretrained(tmp_path / "base")
+        LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                max_position_embeddings=128,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+        ).save_pretrained(tmp_path / "base")
     return LlamaForCausalLM.from_pretrained(
-        tmp_path / "base", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+        tmp_path / "base",
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32),
     )
 
 
@@ -244,13 +296,29 @@ def test_qlora_dpo_keeps_learning_across_evaluations_and_refuses_a_repacked_mode
     model = _tiny_4bit_llama(tokenizer, tmp_path)
     repacks = _repacks_for_cpu_inference(model)
     check_4bit_weights_trainable(model)  # fresh from disk: trainable layout
-    other = {"prompt": "Q: 1 + 1 = ?\nA:", "chosen": "<think> 1</think> #### 2", "rejected": "<think> so three</think> #### 3"}
+    other = {
+        "prompt": "Q: 1 + 1 = ?\nA:",
+        "chosen": "<think> 1</think> #### 2",
+        "rejected": "<think> so three</think> #### 3",
+    }
     pairs = Dataset.from_list([PAIR, other])
     # an evaluation after every step: under no_grad in eval mode, which is where bitsandbytes repacks on such CPUs
     trainer = LengthBalancedDPOTrainer(
-        model=model, processing_class=tokenizer, train_dataset=pairs, eval_dataset=pairs,
-        args=config(tmp_path / "run", max_steps=3, learning_rate=1e-2, eval_strategy="steps", eval_steps=1,
-                    logging_steps=1, per_device_eval_batch_size=2, length_balanced_batches=False, use_cpu=True),
+        model=model,
+        processing_class=tokenizer,
+        train_dataset=pairs,
+        eval_dataset=pairs,
+        args=config(
+            tmp_path / "run",
+            max_steps=3,
+            learning_rate=1e-2,
+            eval_strategy="steps",
+            eval_steps=1,
+            logging_steps=1,
+            per_device_eval_batch_size=2,
+            length_balanced_batches=False,
+            use_cpu=True,
+        ),
         peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )
     trainer.train()
@@ -269,7 +337,10 @@ def test_qlora_dpo_keeps_learning_across_evaluations_and_refuses_a_repacked_mode
     with pytest.raises(ValueError, match="reload the model"):
         check_4bit_weights_trainable(evaluated)
     refusing = LengthBalancedDPOTrainer(
-        model=evaluated, processing_class=tokenizer, train_dataset=pairs, args=config(tmp_path / "refused", use_cpu=True),
+        model=evaluated,
+        processing_class=tokenizer,
+        train_dataset=pairs,
+        args=config(tmp_path / "refused", use_cpu=True),
         peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )
     with pytest.raises(ValueError, match="repacked for CPU inference"):

@@ -4,6 +4,7 @@ from typing import Optional
 
 import pytest
 import torch
+from conftest import REPO_ROOT, accelerate_launch, tiny_trm_config
 from datasets import Dataset
 from torch import nn
 
@@ -26,14 +27,23 @@ from hf_reason.trainers.dqn_halting import (
     soft_update,
 )
 
-from conftest import REPO_ROOT, accelerate_launch, tiny_trm_config
-
 
 def dqn_args(tmp_path, **overrides) -> DQNHaltingConfig:
     kwargs = dict(
-        output_dir=str(tmp_path / "run"), per_device_train_batch_size=64, max_steps=600, learning_rate=1e-3,
-        epsilon_steps=200, dqn_batch_size=128, learning_starts=128, reward_step_cost=0.05, report_to="none",
-        use_cpu=True, save_strategy="no", logging_steps=100, disable_tqdm=True, seed=0,
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=64,
+        max_steps=600,
+        learning_rate=1e-3,
+        epsilon_steps=200,
+        dqn_batch_size=128,
+        learning_starts=128,
+        reward_step_cost=0.05,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=100,
+        disable_tqdm=True,
+        seed=0,
     )
     kwargs.update(overrides)
     return DQNHaltingConfig(**kwargs)
@@ -157,15 +167,20 @@ def test_double_dqn_target_uses_online_argmax_and_target_value(tmp_path):
             p.normal_(0, 0.3)
     gen = torch.Generator().manual_seed(1)
     batch = {
-        "obs": torch.randn(16, 64, generator=gen), "next_obs": torch.randn(16, 64, generator=gen),
-        "step_fraction": torch.full((16,), 0.25), "next_step_fraction": torch.full((16,), 0.5),
-        "action": torch.randint(0, 2, (16,), generator=gen), "reward": torch.rand(16, generator=gen),
+        "obs": torch.randn(16, 64, generator=gen),
+        "next_obs": torch.randn(16, 64, generator=gen),
+        "step_fraction": torch.full((16,), 0.25),
+        "next_step_fraction": torch.full((16,), 0.5),
+        "action": torch.randint(0, 2, (16,), generator=gen),
+        "reward": torch.rand(16, generator=gen),
         "done": (torch.rand(16, generator=gen) < 0.3).float(),
     }
     loss, _ = trainer.dqn_loss(batch)
     with torch.no_grad():
         online_next = torch.stack(trainer.q_head.q_values(batch["next_obs"], batch["next_step_fraction"])[:2], -1)
-        target_next = torch.stack(trainer.target_q_head.q_values(batch["next_obs"], batch["next_step_fraction"])[:2], -1)
+        target_next = torch.stack(
+            trainer.target_q_head.q_values(batch["next_obs"], batch["next_step_fraction"])[:2], -1
+        )
         value = target_next.gather(1, online_next.argmax(-1, keepdim=True)).squeeze(1)
         target = batch["reward"] + 0.9 * (1 - batch["done"]) * value
         q = torch.stack(trainer.q_head.q_values(batch["obs"], batch["step_fraction"])[:2], -1)
@@ -184,9 +199,12 @@ def test_entropy_bonus_is_subtracted_from_the_td_loss_as_defined(tmp_path):
             p.normal_(0, 0.3)
     gen = torch.Generator().manual_seed(1)
     batch = {
-        "obs": torch.randn(16, 64, generator=gen), "next_obs": torch.randn(16, 64, generator=gen),
-        "step_fraction": torch.full((16,), 0.25), "next_step_fraction": torch.full((16,), 0.5),
-        "action": torch.randint(0, 2, (16,), generator=gen), "reward": torch.rand(16, generator=gen),
+        "obs": torch.randn(16, 64, generator=gen),
+        "next_obs": torch.randn(16, 64, generator=gen),
+        "step_fraction": torch.full((16,), 0.25),
+        "next_step_fraction": torch.full((16,), 0.5),
+        "action": torch.randint(0, 2, (16,), generator=gen),
+        "reward": torch.rand(16, generator=gen),
         "done": (torch.rand(16, generator=gen) < 0.3).float(),
     }
     td, _ = plain.dqn_loss(batch)
@@ -248,8 +266,9 @@ def test_learned_halting_beats_random_halting_on_a_toy_task_with_known_optimum(t
     shape = dict(dim=32, tokens=4) if q_head_type == "attention" else dict(dim=64)
     train, _ = toy_trajectories(512, 6, seed=0, **shape)
     test, first_right = toy_trajectories(512, 6, seed=1, **shape)
-    trainer = DQNHaltingTrainer(model=model, args=dqn_args(tmp_path, buffer_bf16=True), trajectories=train,
-                                eval_dataset=test)
+    trainer = DQNHaltingTrainer(
+        model=model, args=dqn_args(tmp_path, buffer_bf16=True), trajectories=train, eval_dataset=test
+    )
     trainer.train()
     learned = trainer.evaluate()
     optimal = halting_metrics(first_right, test.exact)
@@ -276,8 +295,16 @@ def test_table_rollouts_store_trajectory_references_not_token_states(tmp_path):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="attention", q_head_hidden_size=16, halt_max_steps=4))
     table, _ = toy_trajectories(64, 4, 32, seed=0, tokens=16)
-    args = dqn_args(tmp_path, per_device_train_batch_size=16, max_steps=12, learning_starts=16, dqn_batch_size=16,
-                    buffer_capacity=1000, buffer_bf16=True, logging_steps=6)
+    args = dqn_args(
+        tmp_path,
+        per_device_train_batch_size=16,
+        max_steps=12,
+        learning_starts=16,
+        dqn_batch_size=16,
+        buffer_capacity=1000,
+        buffer_bf16=True,
+        logging_steps=6,
+    )
     trainer = DQNHaltingTrainer(model=model, args=args, trajectories=table)
     trainer.train()
     storage = trainer.buffer.storage
@@ -290,7 +317,9 @@ def test_table_rollouts_store_trajectory_references_not_token_states(tmp_path):
     assert ((ref[:, 1] >= 0) & (ref[:, 1] < 4)).all() and n > 32
     assert torch.equal(next_ref[:, 0], ref[:, 0])  # the same puzzle
     continued = action == 1
-    assert torch.equal(next_ref[continued, 1], ref[continued, 1] + 1) and torch.equal(next_ref[~continued], ref[~continued])
+    assert torch.equal(next_ref[continued, 1], ref[continued, 1] + 1) and torch.equal(
+        next_ref[~continued], ref[~continued]
+    )
     assert torch.equal(done[continued], next_ref[continued, 1] == 3) and done[~continued].all()
     torch.testing.assert_close(storage["step_fraction"][:n], (ref[:, 1] + 1).float() / 4)
     sample = trainer.buffer.sample(32)
@@ -308,8 +337,16 @@ def test_the_gru_memory_restarts_with_every_new_episode(tmp_path):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="gru", q_head_hidden_size=16, halt_max_steps=4))
     table, _ = toy_trajectories(64, 4, 64, seed=0)
-    args = dqn_args(tmp_path, per_device_train_batch_size=8, max_steps=40, learning_starts=16, dqn_batch_size=16,
-                    epsilon_start=0.8, epsilon_end=0.8, logging_steps=20)
+    args = dqn_args(
+        tmp_path,
+        per_device_train_batch_size=8,
+        max_steps=40,
+        learning_starts=16,
+        dqn_batch_size=16,
+        epsilon_start=0.8,
+        epsilon_end=0.8,
+        logging_steps=20,
+    )
     trainer = DQNHaltingTrainer(model=model, args=args, trajectories=table)
     trainer.train()
     n = len(trainer.buffer)
@@ -338,8 +375,17 @@ def test_gradient_accumulation_scales_the_loss_like_any_trainer_loss(tmp_path):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=3))
     data = puzzle_dataset(model.config, 32, seed=0)
-    args = dqn_args(tmp_path, per_device_train_batch_size=4, max_steps=2, gradient_accumulation_steps=2, learning_starts=4,
-                    dqn_batch_size=4, freeze_trm=False, precompute_trajectories=False, logging_steps=1)
+    args = dqn_args(
+        tmp_path,
+        per_device_train_batch_size=4,
+        max_steps=2,
+        gradient_accumulation_steps=2,
+        learning_starts=4,
+        dqn_batch_size=4,
+        freeze_trm=False,
+        precompute_trajectories=False,
+        logging_steps=1,
+    )
     trainer = Recording(model=model, args=args, train_dataset=data)
     trainer.computed, trainer.returned = [], []
     trainer.train()
@@ -381,8 +427,17 @@ def test_online_rollouts_with_a_frozen_or_jointly_trained_trm(tmp_path, freeze_t
     trm_before = model.model.layers[0].mlp.down_proj.weight.clone()
     head_before = model.q_head.output_proj.weight.clone()
     data = puzzle_dataset(model.config, 64, seed=0)
-    args = dqn_args(tmp_path, per_device_train_batch_size=8, max_steps=12, learning_starts=16, dqn_batch_size=16,
-                    freeze_trm=freeze_trm, precompute_trajectories=False, logging_steps=6, intrinsic="count")
+    args = dqn_args(
+        tmp_path,
+        per_device_train_batch_size=8,
+        max_steps=12,
+        learning_starts=16,
+        dqn_batch_size=16,
+        freeze_trm=freeze_trm,
+        precompute_trajectories=False,
+        logging_steps=6,
+        intrinsic="count",
+    )
     trainer = DQNHaltingTrainer(model=model, args=args, train_dataset=data, eval_dataset=data.select(range(16)))
     assert not trainer.use_table
     trainer.train()
@@ -402,8 +457,7 @@ def test_checkpoint_saves_and_restores_the_target_network(tmp_path):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=4))
     train, _ = toy_trajectories(128, 4, 64, seed=0)
-    args = dqn_args(tmp_path, max_steps=40, save_strategy="steps", save_steps=20, learning_starts=32,
-                    intrinsic="rnd")
+    args = dqn_args(tmp_path, max_steps=40, save_strategy="steps", save_steps=20, learning_starts=32, intrinsic="rnd")
     trainer = DQNHaltingTrainer(model=model, args=args, trajectories=train)
     trainer.train()
     checkpoint = os.path.join(args.output_dir, "checkpoint-40")
@@ -413,8 +467,9 @@ def test_checkpoint_saves_and_restores_the_target_network(tmp_path):
 
     torch.manual_seed(1)
     fresh = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=4))
-    resumed = DQNHaltingTrainer(model=fresh, args=dqn_args(tmp_path, max_steps=40, learning_starts=32,
-                                                            intrinsic="rnd"), trajectories=train)
+    resumed = DQNHaltingTrainer(
+        model=fresh, args=dqn_args(tmp_path, max_steps=40, learning_starts=32, intrinsic="rnd"), trajectories=train
+    )
     resumed.train(resume_from_checkpoint=checkpoint)  # already at max_steps: loads, no new step
     for key, value in resumed.target_q_head.state_dict().items():
         torch.testing.assert_close(value, saved_target[key], rtol=0, atol=0)
@@ -445,8 +500,9 @@ def test_example_documents_every_flag_and_runs(tmp_path, capsys):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
     script = str(root / "examples" / "train_halting_dqn.py")
-    result = subprocess.run([sys.executable, script, "--help"], cwd=root, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, script, "--help"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     for f in dataclasses.fields(DQNHaltingConfig):
         if f.name in DQNHaltingConfig.__annotations__:
@@ -464,10 +520,32 @@ def test_example_documents_every_flag_and_runs(tmp_path, capsys):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     metrics = example.main(
-        ["--model_name_or_path", str(tmp_path / "trm"), "--output_dir", str(tmp_path / "out"),
-         "--size", "4", "--min_givens", "8", "--num_train_puzzles", "32", "--num_eval_puzzles", "8",
-         "--q_head_type", "gru", "--per_device_train_batch_size", "8", "--max_steps", "6", "--learning_starts", "8",
-         "--dqn_batch_size", "8", "--disable_tqdm", "true"],
+        [
+            "--model_name_or_path",
+            str(tmp_path / "trm"),
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--size",
+            "4",
+            "--min_givens",
+            "8",
+            "--num_train_puzzles",
+            "32",
+            "--num_eval_puzzles",
+            "8",
+            "--q_head_type",
+            "gru",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_steps",
+            "6",
+            "--learning_starts",
+            "8",
+            "--dqn_batch_size",
+            "8",
+            "--disable_tqdm",
+            "true",
+        ],
     )
     assert metrics["eval_num_puzzles"] == 8 and 1 <= metrics["eval_mean_steps"] <= 3
     assert "exact accuracy at halt" in capsys.readouterr().out

@@ -9,15 +9,39 @@ import pytest
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--hidden_size", "32", "--num_heads", "2", "--L_layers", "1", "--H_cycles", "1", "--L_cycles", "1",
-        "--halt_max_steps", "2", "--expansion", "1", "--per_device_train_batch_size", "4",
-        "--per_device_eval_batch_size", "4", "--max_steps", "2", "--disable_tqdm", "true", "--save_strategy", "no"]
+TINY = [
+    "--hidden_size",
+    "32",
+    "--num_heads",
+    "2",
+    "--L_layers",
+    "1",
+    "--H_cycles",
+    "1",
+    "--L_cycles",
+    "1",
+    "--halt_max_steps",
+    "2",
+    "--expansion",
+    "1",
+    "--per_device_train_batch_size",
+    "4",
+    "--per_device_eval_batch_size",
+    "4",
+    "--max_steps",
+    "2",
+    "--disable_tqdm",
+    "true",
+    "--save_strategy",
+    "no",
+]
 
 
 def run(*args, timeout=300):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize(
@@ -42,7 +66,9 @@ def test_help_documents_every_flag(script, args_class):
     from hf_reason.trainers import DeepSupervisionConfig
 
     own_fields = [*dataclasses.fields(getattr(module, args_class)), *dataclasses.fields(common.TRMModelArguments)]
-    own_fields += [f for f in dataclasses.fields(DeepSupervisionConfig) if f.name in DeepSupervisionConfig.__annotations__]
+    own_fields += [
+        f for f in dataclasses.fields(DeepSupervisionConfig) if f.name in DeepSupervisionConfig.__annotations__
+    ]
     for f in own_fields:
         assert f.metadata.get("help"), f"{script}: --{f.name} has no help text"
         assert f"--{f.name}" in result.stdout
@@ -62,11 +88,24 @@ def _import_example(name):
     "script,defaults_name,argv,expected",
     [
         ("train_trm_maze", "MAZE_MODEL_DEFAULTS", [], dict(mixer="attention", pos_encodings="rope")),
-        ("train_trm_maze", "MAZE_MODEL_DEFAULTS", ["--mixer", "mlp", "--pos_encodings", "none"],
-         dict(mixer="mlp", pos_encodings="none")),
-        ("train_trm_arc", "ARC_MODEL_DEFAULTS", [], dict(mixer="attention", pos_encodings="rope", puzzle_emb_ndim=None)),
-        ("train_trm_arc", "ARC_MODEL_DEFAULTS", ["--mixer", "mlp", "--pos_encodings", "none", "--puzzle_emb_ndim", "0"],
-         dict(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=0)),
+        (
+            "train_trm_maze",
+            "MAZE_MODEL_DEFAULTS",
+            ["--mixer", "mlp", "--pos_encodings", "none"],
+            dict(mixer="mlp", pos_encodings="none"),
+        ),
+        (
+            "train_trm_arc",
+            "ARC_MODEL_DEFAULTS",
+            [],
+            dict(mixer="attention", pos_encodings="rope", puzzle_emb_ndim=None),
+        ),
+        (
+            "train_trm_arc",
+            "ARC_MODEL_DEFAULTS",
+            ["--mixer", "mlp", "--pos_encodings", "none", "--puzzle_emb_ndim", "0"],
+            dict(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=0),
+        ),
         ("train_trm_sudoku", None, [], dict(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=0)),
     ],
 )
@@ -80,8 +119,18 @@ def test_task_model_defaults_never_override_explicit_flags(monkeypatch, script, 
 
 
 def test_maze_example_trains_and_saves(tmp_path):
-    result = run("examples/train_trm_maze.py", "--output_dir", str(tmp_path), "--maze_size", "10",
-                 "--num_train_mazes", "16", "--num_eval_mazes", "4", *TINY)
+    result = run(
+        "examples/train_trm_maze.py",
+        "--output_dir",
+        str(tmp_path),
+        "--maze_size",
+        "10",
+        "--num_train_mazes",
+        "16",
+        "--num_eval_mazes",
+        "4",
+        *TINY,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "model.safetensors").is_file()
     assert "'eval_exact_accuracy'" in result.stdout
@@ -92,8 +141,18 @@ def test_maze_example_trains_and_saves(tmp_path):
 
 
 def test_arc_example_trains_with_puzzle_embeddings(tmp_path):
-    result = run("examples/train_trm_arc.py", "--output_dir", str(tmp_path), "--num_augmentations", "0",
-                 "--include_training_tasks", "false", "--puzzle_emb_ndim", "32", *TINY)
+    result = run(
+        "examples/train_trm_arc.py",
+        "--output_dir",
+        str(tmp_path),
+        "--num_augmentations",
+        "0",
+        "--include_training_tasks",
+        "false",
+        "--puzzle_emb_ndim",
+        "32",
+        *TINY,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     import json
 
@@ -103,8 +162,18 @@ def test_arc_example_trains_with_puzzle_embeddings(tmp_path):
 
 
 def test_sudoku_example_resumes_from_the_last_complete_checkpoint(tmp_path):
-    common = ["examples/train_trm_sudoku.py", "--output_dir", str(tmp_path), "--num_train_puzzles", "40",
-              "--num_eval_puzzles", "4", "--min_givens", "50", *TINY[:-6]]
+    common = [
+        "examples/train_trm_sudoku.py",
+        "--output_dir",
+        str(tmp_path),
+        "--num_train_puzzles",
+        "40",
+        "--num_eval_puzzles",
+        "4",
+        "--min_givens",
+        "50",
+        *TINY[:-6],
+    ]
     first = run(*common, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2")
     assert first.returncode == 0, first.stderr[-3000:]
     assert (tmp_path / "checkpoint-2" / "deep_supervision_state_rank0.safetensors").is_file()
@@ -115,8 +184,9 @@ def test_sudoku_example_resumes_from_the_last_complete_checkpoint(tmp_path):
 
 
 def test_demo_runs_end_to_end_at_a_tiny_budget(tmp_path):
-    result = run("examples/demo.py", "--output_dir", str(tmp_path), "--max_steps", "3", "--num_train", "64",
-                 "--num_eval", "16")
+    result = run(
+        "examples/demo.py", "--output_dir", str(tmp_path), "--max_steps", "3", "--num_train", "64", "--num_eval", "16"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "identical predictions: True" in result.stdout
     assert "exact puzzles" in result.stdout

@@ -11,16 +11,21 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import tiny_trm_config
 from onnx import TensorProto, helper, numpy_helper
 
 from hf_reason import TRMForPuzzleSolving
 from hf_reason.cli import build_parser
 from hf_reason.cli import main as cli_main
-from hf_reason.export import (OPTIMIZATION_LEVELS, ORTTRMForPuzzleSolving, create_session, export_pretrained,
-                              onnx_config, save_graphs)
+from hf_reason.export import (
+    OPTIMIZATION_LEVELS,
+    ORTTRMForPuzzleSolving,
+    create_session,
+    export_pretrained,
+    onnx_config,
+    save_graphs,
+)
 from hf_reason.export.quantization import blockwise_8bit_blocks, has_fast_8bit_blocks, parse_blockwise, quantize_int8
-
-from conftest import tiny_trm_config
 
 
 # (Optimum model type, task) -> hf-reason's ONNX config class registered for it.
@@ -60,8 +65,14 @@ print(json.dumps(found))
 def test_onnx_config_builds_from_the_registration_and_refuses_foreign_ones():
     config = onnx_config("trm", "token-classification", tiny_trm_config(puzzle_emb_ndim=32))
     assert type(config).__name__ == "TRMStepOnnxConfig" and config.task == "token-classification"
-    assert list(config.inputs) == ["input_ids", "carry_y", "carry_z", "carry_steps", "carry_halted",
-                                   "puzzle_identifiers"]
+    assert list(config.inputs) == [
+        "input_ids",
+        "carry_y",
+        "carry_z",
+        "carry_steps",
+        "carry_halted",
+        "puzzle_identifiers",
+    ]
     # Optimum knows gpt2, but not as an hf-reason graph: exporting with its config would be wrong.
     with pytest.raises(ValueError, match="no hf-reason ONNX config for model type 'gpt2'"):
         onnx_config("gpt2", "text-generation", None)
@@ -122,12 +133,15 @@ def test_a_fused_session_needs_its_exported_budget(tmp_path):
 
 @pytest.mark.parametrize("level", ["basic", "disable"])
 def test_wrappers_default_to_the_reports_optimization_level(level, tmp_path):
-    names = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    report = export_pretrained(tiny_trm(), tmp_path, trm_solve_graph=True, optimization_level=level,
-                               parity_samples=2, progress=False)
+    names = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    report = export_pretrained(
+        tiny_trm(), tmp_path, trm_solve_graph=True, optimization_level=level, parity_samples=2, progress=False
+    )
     assert report["optimization_level"] == level
     ort_model = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
     for session in (ort_model.step_session, ort_model.solve_session):
@@ -137,8 +151,11 @@ def test_wrappers_default_to_the_reports_optimization_level(level, tmp_path):
 
 
 def test_cli_optimization_level_choices_are_the_wrappers_levels(capsys):
-    export = next(action for action in build_parser()._subparsers._group_actions[0].choices["export"]._actions
-                  if action.dest == "optimization_level")
+    export = next(
+        action
+        for action in build_parser()._subparsers._group_actions[0].choices["export"]._actions
+        if action.dest == "optimization_level"
+    )
     assert tuple(export.choices) == OPTIMIZATION_LEVELS
     with pytest.raises(SystemExit) as excinfo:
         cli_main(["export", "model", "out", "--optimization-level", "max"])
@@ -152,9 +169,14 @@ def test_cli_export_prints_errors_without_a_traceback(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int4", "--block-size", "48"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: `block_size` must be a power of two") and "Traceback" not in err
-    for value, message in (("lm_head=24", "`--int8-blockwise`: the 8-bit block size of 'lm_head' must be a power of two"),
-                           ("lm_head", "`--int8-blockwise` takes SUBSTRING=BLOCK")):
-        assert cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int8", "--int8-blockwise", value]) == 2
+    for value, message in (
+        ("lm_head=24", "`--int8-blockwise`: the 8-bit block size of 'lm_head' must be a power of two"),
+        ("lm_head", "`--int8-blockwise` takes SUBSTRING=BLOCK"),
+    ):
+        assert (
+            cli_main(["export", str(tmp_path / "trm"), str(out), "--precision", "int8", "--int8-blockwise", value])
+            == 2
+        )
         err = capsys.readouterr().err
         assert err.startswith(f"error: {message}") and "Traceback" not in err, err
     assert cli_main(["export", str(tmp_path / "no-such-model"), str(out)]) == 2
@@ -166,9 +188,12 @@ def test_cli_export_prints_errors_without_a_traceback(tmp_path, capsys):
 def _linear_graph(weight_name: str, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
     nodes = [helper.make_node("MatMul", ["x", weight_name], ["h"]), helper.make_node("Add", ["h", "bias"], ["y"])]
     graph = helper.make_graph(
-        nodes, "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", weight.shape[0]])],
+        nodes,
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", weight.shape[0]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", weight.shape[1]])],
-        [numpy_helper.from_array(weight, weight_name), numpy_helper.from_array(bias, "bias")])
+        [numpy_helper.from_array(weight, weight_name), numpy_helper.from_array(bias, "bias")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -178,8 +203,11 @@ def test_save_graphs_stores_each_distinct_weight_once_and_ort_reads_it(tmp_path)
     bias = rng.normal(size=32).astype(np.float32)  # 128 bytes: stays inside each graph
     x = rng.normal(size=(3, 64)).astype(np.float32)
     # The same weight under two names (as the tracer names one parameter in two graphs), and a third.
-    models = {"a.onnx": _linear_graph("w_a", shared, bias), "b.onnx": _linear_graph("w_b", shared, bias),
-              "c.onnx": _linear_graph("w_c", other, bias)}
+    models = {
+        "a.onnx": _linear_graph("w_a", shared, bias),
+        "b.onnx": _linear_graph("w_b", shared, bias),
+        "c.onnx": _linear_graph("w_c", other, bias),
+    }
     sizes = save_graphs(models, tmp_path)
     assert set(sizes) == {"a.onnx", "b.onnx", "c.onnx", "model.onnx_data"}
     assert sizes["model.onnx_data"] == (tmp_path / "model.onnx_data").stat().st_size
@@ -187,8 +215,9 @@ def test_save_graphs_stores_each_distinct_weight_once_and_ort_reads_it(tmp_path)
     for name, weight in (("a.onnx", shared), ("b.onnx", shared), ("c.onnx", other)):
         session = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
         np.testing.assert_allclose(session.run(None, {"x": x})[0], x @ weight + bias, rtol=1e-5, atol=1e-5)
-        np.testing.assert_array_equal(numpy_helper.to_array(onnx.load(str(tmp_path / name)).graph.initializer[0]),
-                                      weight)
+        np.testing.assert_array_equal(
+            numpy_helper.to_array(onnx.load(str(tmp_path / name)).graph.initializer[0]), weight
+        )
     # One graph: one self-contained file, nothing to share.
     (tmp_path / "single").mkdir()
     single = save_graphs({"model.onnx": _linear_graph("w", other, bias)}, tmp_path / "single")
@@ -205,15 +234,24 @@ def test_save_graphs_stores_each_distinct_weight_once_and_ort_reads_it(tmp_path)
 def _tied_head_graph(embedding: np.ndarray) -> onnx.ModelProto:
     """Gather(E) for the input and MatMul(h, Transpose(E)) for the LM head: one tied embedding."""
     vocab, hidden = embedding.shape
-    nodes = [helper.make_node("Gather", ["embedding", "ids"], ["embedded"], name="embed"),
-             helper.make_node("Transpose", ["embedding"], ["embedding_t"], perm=[1, 0], name="transpose"),
-             helper.make_node("MatMul", ["h", "embedding_t"], ["logits"], name="lm_head")]
+    nodes = [
+        helper.make_node("Gather", ["embedding", "ids"], ["embedded"], name="embed"),
+        helper.make_node("Transpose", ["embedding"], ["embedding_t"], perm=[1, 0], name="transpose"),
+        helper.make_node("MatMul", ["h", "embedding_t"], ["logits"], name="lm_head"),
+    ]
     graph = helper.make_graph(
-        nodes, "tied", [helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
-                        helper.make_tensor_value_info("h", TensorProto.FLOAT, [None, hidden])],
-        [helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [None, hidden]),
-         helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, vocab])],
-        [numpy_helper.from_array(embedding, "embedding")])
+        nodes,
+        "tied",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("h", TensorProto.FLOAT, [None, hidden]),
+        ],
+        [
+            helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [None, hidden]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, vocab]),
+        ],
+        [numpy_helper.from_array(embedding, "embedding")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -264,24 +302,37 @@ def test_int8_blockwise_block_sizes_per_matmul(tmp_path):
     """`quantize_int8(blockwise=...)`: `{substring: block}` sets each matching matmul's 8-bit block (the
     first matching substring wins; capped at the weight's input channels); a bad entry is named."""
     rng = np.random.default_rng(0)
-    weights = {"first/proj": rng.normal(size=(256, 64)), "second/proj": rng.normal(size=(64, 256)),
-               "third/other": rng.normal(size=(256, 32))}
-    nodes = [helper.make_node("MatMul", ["x", "first/proj.w"], ["a"], name="first/proj/MatMul"),
-             helper.make_node("MatMul", ["a", "second/proj.w"], ["b"], name="second/proj/MatMul"),
-             helper.make_node("MatMul", ["b", "third/other.w"], ["y"], name="third/other/MatMul")]
+    weights = {
+        "first/proj": rng.normal(size=(256, 64)),
+        "second/proj": rng.normal(size=(64, 256)),
+        "third/other": rng.normal(size=(256, 32)),
+    }
+    nodes = [
+        helper.make_node("MatMul", ["x", "first/proj.w"], ["a"], name="first/proj/MatMul"),
+        helper.make_node("MatMul", ["a", "second/proj.w"], ["b"], name="second/proj/MatMul"),
+        helper.make_node("MatMul", ["b", "third/other.w"], ["y"], name="third/other/MatMul"),
+    ]
     graph = helper.make_graph(
-        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])],
-        [numpy_helper.from_array((w * 0.05).astype(np.float32), f"{name}.w") for name, w in weights.items()])
+        [numpy_helper.from_array((w * 0.05).astype(np.float32), f"{name}.w") for name, w in weights.items()],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "fp32.onnx")
     x = rng.normal(size=(3, 256)).astype(np.float32)
-    expected = ort.InferenceSession(str(tmp_path / "fp32.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    expected = ort.InferenceSession(str(tmp_path / "fp32.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x}
+    )[0]
 
     def quantized(blockwise, name):
         quantize_int8(tmp_path / "fp32.onnx", tmp_path / name, blockwise=blockwise)
         model = onnx.load(str(tmp_path / name))
-        blocks = {n.name: {a.name: helper.get_attribute_value(a) for a in n.attribute}["block_size"]
-                  for n in model.graph.node if n.op_type == "MatMulNBits"}
+        blocks = {
+            n.name: {a.name: helper.get_attribute_value(a) for a in n.attribute}["block_size"]
+            for n in model.graph.node
+            if n.op_type == "MatMulNBits"
+        }
         others = {n.name: n.op_type for n in model.graph.node if n.op_type != "MatMulNBits"}
         out = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
         np.testing.assert_allclose(out, expected, rtol=0.05, atol=0.05 * np.abs(expected).max())

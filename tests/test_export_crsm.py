@@ -23,8 +23,15 @@ MIN_TOP1 = {"int8": 0.97, "int4": 0.93}
 
 def tiny_model(seed: int = 0) -> CRSMForCausalLM:
     torch.manual_seed(seed)
-    config = CRSMConfig(vocab_size=64, hidden_size=32, state_size=8, num_hidden_layers=2, eos_token_id=1,
-                        pad_token_id=2, bos_token_id=0)
+    config = CRSMConfig(
+        vocab_size=64,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        eos_token_id=1,
+        pad_token_id=2,
+        bos_token_id=0,
+    )
     return CRSMForCausalLM(config).eval()
 
 
@@ -53,7 +60,9 @@ def test_fp32_states_logits_and_values_match_pytorch_over_decode_steps(exported)
             torch.testing.assert_close(torch.from_numpy(ox["logits"]), pt.logits[:, -1], rtol=0, atol=FP32_ATOL)
             for _ in range(4):
                 np.testing.assert_allclose(ox["ssm_states"], torch.stack(cache.ssm_states, 1).numpy(), atol=FP32_ATOL)
-                np.testing.assert_allclose(ox["conv_states"], torch.stack(cache.conv_states, 1).numpy(), atol=FP32_ATOL)
+                np.testing.assert_allclose(
+                    ox["conv_states"], torch.stack(cache.conv_states, 1).numpy(), atol=FP32_ATOL
+                )
                 np.testing.assert_allclose(ox["value"], pt.value.numpy(), atol=FP32_ATOL)
                 token = pt.logits[:, -1:].argmax(-1)
                 pt = model(token, cache_params=cache, cache_position=position, use_cache=True, return_value=True)
@@ -68,11 +77,15 @@ def test_chunked_prefill_with_left_padding_longer_than_a_chunk(exported):
     model, out, _ = exported
     ort_model = ORTCRSMForCausalLM.from_pretrained(out)
     gen = torch.Generator().manual_seed(3)
-    long, short = torch.randint(3, 64, (1, 2 * PREFILL + 5), generator=gen), torch.randint(3, 64, (1, 4), generator=gen)
+    long, short = (
+        torch.randint(3, 64, (1, 2 * PREFILL + 5), generator=gen),
+        torch.randint(3, 64, (1, 4), generator=gen),
+    )
     pad = long.shape[1] - short.shape[1]
     ids = torch.cat([long, torch.cat([torch.full((1, pad), 2), short], 1)])
-    mask = torch.cat([torch.ones_like(long), torch.cat([torch.zeros(1, pad, dtype=torch.long),
-                                                        torch.ones_like(short)], 1)])
+    mask = torch.cat(
+        [torch.ones_like(long), torch.cat([torch.zeros(1, pad, dtype=torch.long), torch.ones_like(short)], 1)]
+    )
     batch = ort_model.prefill(ids, mask)
     for row, prompt in enumerate((long, short)):
         alone = ort_model.prefill(prompt)
@@ -80,8 +93,9 @@ def test_chunked_prefill_with_left_padding_longer_than_a_chunk(exported):
             pt = model(prompt, use_cache=True)
         for key in ("logits", "conv_states", "ssm_states"):
             np.testing.assert_allclose(batch[key][row], alone[key][0], atol=FP32_ATOL, err_msg=key)
-        np.testing.assert_allclose(alone["ssm_states"][0], torch.stack(pt.cache_params.ssm_states, 1)[0].numpy(),
-                                   atol=FP32_ATOL)
+        np.testing.assert_allclose(
+            alone["ssm_states"][0], torch.stack(pt.cache_params.ssm_states, 1)[0].numpy(), atol=FP32_ATOL
+        )
     with pytest.raises(ValueError, match="padding on the left"):
         ort_model.prefill(ids, mask.flip(1))
 
@@ -95,8 +109,9 @@ def test_graphs_of_an_older_export_are_refused(exported, tmp_path):
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", PREFILL])
     mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", PREFILL])
     logits = helper.make_tensor_value_info("logits", TensorProto.INT64, ["batch", PREFILL])
-    graph = helper.make_graph([helper.make_node("Add", ["input_ids", "attention_mask"], ["logits"])], "old",
-                              [ids, mask], [logits])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input_ids", "attention_mask"], ["logits"])], "old", [ids, mask], [logits]
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "prefill.onnx")
     model, out, _ = exported
     with pytest.raises(ValueError, match="re-export the model"):
@@ -106,12 +121,16 @@ def test_graphs_of_an_older_export_are_refused(exported, tmp_path):
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch"]) for n in names]
     outputs = ["logits", "conv_states_out", "ssm_states_out", "state_summary", "value"]
     nodes = [helper.make_node("Identity", [names[i % 3]], [o]) for i, o in enumerate(outputs)]
-    graph = helper.make_graph(nodes, "old_step", inputs,
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch"]) for o in outputs])
+    graph = helper.make_graph(
+        nodes, "old_step", inputs, [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch"]) for o in outputs]
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
     with pytest.raises(ValueError, match=r"model.onnx returns .*'value'.*re-export the model"):
-        ORTCRSMForCausalLM(model.config, ort.InferenceSession(str(tmp_path / "model.onnx")),
-                           ort.InferenceSession(str(out / "prefill.onnx")))
+        ORTCRSMForCausalLM(
+            model.config,
+            ort.InferenceSession(str(tmp_path / "model.onnx")),
+            ort.InferenceSession(str(out / "prefill.onnx")),
+        )
 
 
 def test_graphs_leave_the_value_to_the_head_graphs(exported):
@@ -126,12 +145,19 @@ def test_graphs_leave_the_value_to_the_head_graphs(exported):
     ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(4))
     root = ort_model.prefill(ids)
     token = torch.tensor([[7], [11]])
-    assert set(root) == set(ort_model.step(token, root["conv_states"], root["ssm_states"])) == {
-        "logits", "conv_states", "ssm_states"}
+    assert (
+        set(root)
+        == set(ort_model.step(token, root["conv_states"], root["ssm_states"]))
+        == {"logits", "conv_states", "ssm_states"}
+    )
     with torch.no_grad():
-        for ox, prompt in ((ort_model.prefill(ids, return_value=True), ids),
-                           (ort_model.step(token, root["conv_states"], root["ssm_states"], return_value=True),
-                            torch.cat([ids, token], 1))):
+        for ox, prompt in (
+            (ort_model.prefill(ids, return_value=True), ids),
+            (
+                ort_model.step(token, root["conv_states"], root["ssm_states"], return_value=True),
+                torch.cat([ids, token], 1),
+            ),
+        ):
             pt = model(prompt, return_value=True)
             np.testing.assert_allclose(ox["value"], pt.value.numpy(), atol=FP32_ATOL)
             np.testing.assert_allclose(ox["state_summary"], pt.state_summary.numpy(), atol=FP32_ATOL)
@@ -155,8 +181,10 @@ def test_backbone_graphs_avoid_the_slow_cpu_kernels(exported):
     for name in ("model.onnx", "prefill.onnx"):
         graph = onnx.shape_inference.infer_shapes(onnx.load(str(out / name))).graph
         assert "Softplus" not in {node.op_type for node in graph.node}, name
-        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-                  for v in list(graph.value_info) + list(graph.input)}
+        shapes = {
+            v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            for v in list(graph.value_info) + list(graph.input)
+        }
         shapes.update({t.name: list(t.dims) for t in graph.initializer})
         slow = []  # in the mixers (the RMS norms' broadcast Mul is fused into one norm op by ONNX Runtime)
         for node in graph.node:
@@ -196,8 +224,10 @@ def test_generate_matches_pytorch_greedy(exported):
     import onnxruntime as ort
 
     assert json.loads((out / "export_report.json").read_text())["optimization_level"] == "all"
-    assert ort_model.step_session.get_session_options().graph_optimization_level == \
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert (
+        ort_model.step_session.get_session_options().graph_optimization_level
+        == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
 
 
 def train_tiny_crsm(seed: int = 0) -> CRSMForCausalLM:
@@ -233,16 +263,27 @@ QUANTIZED_OPS = {"int8": "MatMulInteger", "int4": "MatMulNBits"}
 def external_refs(path) -> dict:
     """Initializer name -> (file, offset, length) of a graph's external-data tensors."""
     graph = onnx.load(str(path), load_external_data=False).graph
-    return {t.name: tuple(entry.value for entry in t.external_data) for t in graph.initializer
-            if t.data_location == onnx.TensorProto.EXTERNAL}
+    return {
+        t.name: tuple(entry.value for entry in t.external_data)
+        for t in graph.initializer
+        if t.data_location == onnx.TensorProto.EXTERNAL
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["int8", "int4"])
 def test_quantized_top1_agreement(precision, trained_export, tmp_path):
     model, fp32_dir = trained_export
-    report = export_pretrained(model, tmp_path, precision=precision, block_size=16, crsm_prefill_length=PREFILL,
-                               parity_samples=8, progress=False, fp32_dir=fp32_dir)
+    report = export_pretrained(
+        model,
+        tmp_path,
+        precision=precision,
+        block_size=16,
+        crsm_prefill_length=PREFILL,
+        parity_samples=8,
+        progress=False,
+        fp32_dir=fp32_dir,
+    )
     assert report["parity"]["top1_agreement"] >= MIN_TOP1[precision], report["parity"]
     for name in ("model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx", "state_delta.onnx"):
         graph = onnx.load(str(tmp_path / name)).graph
@@ -255,24 +296,33 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
         # (the aggregator's pooling query: per-channel scales need 2-D, and it is 32 floats), the
         # value head (kept FP32 by design, in every graph) and, at INT8, the mixers' dt_proj.
         weights = {init.name: tuple(init.dims) for init in graph.initializer}
-        left = [(n.name, weights[n.input[1]]) for n in graph.node
-                if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights]
+        left = [
+            (n.name, weights[n.input[1]])
+            for n in graph.node
+            if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights
+        ]
         kept = ("value_head", "mixer/dt_proj") if precision == "int8" else ("value_head",)
         assert all(len(dims) == 1 or any(key in node for key in kept) for node, dims in left), (name, left)
         if precision == "int8" and name in ("model.onnx", "prefill.onnx"):
             fp32 = sorted(node.split("mixer/")[1].split("/")[0] for node, _ in left if "mixer/" in node)
             assert fp32 == ["dt_proj"] * model.config.num_hidden_layers, (name, left)
         if precision == "int4":
-            attributes = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-                          for n in graph.node if n.op_type == "MatMulNBits"]
+            attributes = [
+                {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+                for n in graph.node
+                if n.op_type == "MatMulNBits"
+            ]
             assert all(a["block_size"] == 16 and a["accuracy_level"] == 4 for a in attributes), attributes
     if precision == "int8" and has_fast_8bit_blocks():
         # The mixers' matmuls but dt_proj, and the LM head: 8-bit MatMulNBits (weights and activations per
         # block of input channels: 16 for out_proj / x_proj, 128 for in_proj / the head, here capped
         # at their 32 input channels: one block per output channel).
         graph = onnx.load(str(tmp_path / "model.onnx")).graph
-        blocked = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-                   for n in graph.node if n.op_type == "MatMulNBits"}
+        blocked = {
+            n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+            for n in graph.node
+            if n.op_type == "MatMulNBits"
+        }
         projections = sorted(name.split("mixer/")[1].split("/")[0] for name in blocked if "mixer/" in name)
         expected = sorted(["in_proj", "x_proj", "out_proj"] * model.config.num_hidden_layers)
         assert projections == expected and sum("lm_head" in name for name in blocked) == 1, sorted(blocked)
@@ -280,13 +330,22 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
         sizes = {"in_proj": hidden, "lm_head": hidden, "x_proj": 16, "out_proj": 16}
         for name, attributes in blocked.items():
             key = next(key for key in sizes if key in name)
-            assert (attributes["bits"], attributes["block_size"], attributes["accuracy_level"]) == (8, sizes[key], 4), \
-                (name, attributes)
-        assert report["quantization"]["blockwise_8bit"] == {"mixer/in_proj": 128, "mixer/x_proj": 16,
-                                                            "mixer/out_proj": 16, "lm_head": 128}
+            assert (attributes["bits"], attributes["block_size"], attributes["accuracy_level"]) == (
+                8,
+                sizes[key],
+                4,
+            ), (name, attributes)
+        assert report["quantization"]["blockwise_8bit"] == {
+            "mixer/in_proj": 128,
+            "mixer/x_proj": 16,
+            "mixer/out_proj": 16,
+            "lm_head": 128,
+        }
     # The latent dynamics' token embedding (a vocabulary-sized table) is quantized at both precisions.
     dynamics = onnx.load(str(tmp_path / "dynamics.onnx")).graph
-    tables = [n for n in dynamics.node if n.op_type in ("Gather", "GatherBlockQuantized") and "token_embedding" in n.input[0]]
+    tables = [
+        n for n in dynamics.node if n.op_type in ("Gather", "GatherBlockQuantized") and "token_embedding" in n.input[0]
+    ]
     assert tables and all(n.op_type == "GatherBlockQuantized" or n.input[0].endswith("_quantized") for n in tables)
     if precision == "int4":
         # The tied embedding is stored once: the Gather reads the LM head's 4-bit weights.
@@ -297,8 +356,15 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
     ort_model = ORTCRSMForCausalLM.from_pretrained(tmp_path)
     ids = (torch.randint(0, 60, (3, 1), generator=torch.Generator().manual_seed(7)) + torch.arange(5)) % 60 + 3
     for rollout in ("value", "dynamics"):
-        kwargs = dict(max_new_tokens=4, num_simulations=6, top_k_expansion=4, rollout=rollout, leaf_batch_size=3,
-                      apply_state_delta=True, return_dict_in_generate=True)
+        kwargs = dict(
+            max_new_tokens=4,
+            num_simulations=6,
+            top_k_expansion=4,
+            rollout=rollout,
+            leaf_batch_size=3,
+            apply_state_delta=True,
+            return_dict_in_generate=True,
+        )
         expected = model.generate(ids, deliberation="mcts", **kwargs)
         assert torch.equal(ort_model.generate(ids, deliberation="mcts", **kwargs).sequences, expected.sequences)
     ratio = (tmp_path / "model.onnx_data").stat().st_size / (fp32_dir / "model.onnx_data").stat().st_size
@@ -309,19 +375,37 @@ def test_quantized_top1_agreement(precision, trained_export, tmp_path):
 @pytest.mark.skipif(not has_fast_8bit_blocks(), reason="this onnxruntime has no fast 8-bit MatMulNBits kernels")
 def test_int8_blockwise_option_replaces_the_default(trained_export, tmp_path):
     model, fp32_dir = trained_export
-    report = export_pretrained(model, tmp_path / "out_proj", precision="int8", crsm_prefill_length=PREFILL,
-                               parity_samples=2, progress=False, fp32_dir=fp32_dir,
-                               int8_blockwise={"mixer/out_proj": 32})
+    report = export_pretrained(
+        model,
+        tmp_path / "out_proj",
+        precision="int8",
+        crsm_prefill_length=PREFILL,
+        parity_samples=2,
+        progress=False,
+        fp32_dir=fp32_dir,
+        int8_blockwise={"mixer/out_proj": 32},
+    )
     assert report["quantization"]["blockwise_8bit"] == {"mixer/out_proj": 32}
     for name in ("model.onnx", "prefill.onnx"):
         graph = onnx.load(str(tmp_path / "out_proj" / name)).graph
-        blocked = {n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}["block_size"]
-                   for n in graph.node if n.op_type == "MatMulNBits"}
+        blocked = {
+            n.name: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}["block_size"]
+            for n in graph.node
+            if n.op_type == "MatMulNBits"
+        }
         assert len(blocked) == model.config.num_hidden_layers and all("mixer/out_proj" in n for n in blocked), blocked
         assert set(blocked.values()) == {32}
     # {}: every matmul dynamic INT8, as before blockwise INT8 existed.
-    report = export_pretrained(model, tmp_path / "dynamic", precision="int8", crsm_prefill_length=PREFILL,
-                               parity_samples=2, progress=False, fp32_dir=fp32_dir, int8_blockwise={})
+    report = export_pretrained(
+        model,
+        tmp_path / "dynamic",
+        precision="int8",
+        crsm_prefill_length=PREFILL,
+        parity_samples=2,
+        progress=False,
+        fp32_dir=fp32_dir,
+        int8_blockwise={},
+    )
     graph = onnx.load(str(tmp_path / "dynamic" / "model.onnx")).graph
     assert "MatMulNBits" not in {n.op_type for n in graph.node} and "blockwise_8bit" not in report["quantization"]
     with pytest.raises(ValueError, match="`int8_blockwise` must map node-name substrings"):
@@ -335,8 +419,15 @@ def test_graphs_share_one_copy_of_the_weights(exported):
     """The step and prefill graphs read the same bytes of one weights file (the backbone, stored
     once), and the head graphs their own: the export is about one model's size."""
     model, out, report = exported
-    assert set(report["files"]) == {"model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx",
-                                    "state_delta.onnx", "model.onnx_data"}
+    assert set(report["files"]) == {
+        "model.onnx",
+        "prefill.onnx",
+        "summarize.onnx",
+        "value.onnx",
+        "dynamics.onnx",
+        "state_delta.onnx",
+        "model.onnx_data",
+    }
     refs = {name: set(external_refs(out / name).values()) for name in report["files"] if name.endswith(".onnx")}
     assert refs["model.onnx"] and refs["model.onnx"] == refs["prefill.onnx"]
     assert {location for graph in refs.values() for location, _, _ in graph} == {"model.onnx_data"}
@@ -359,7 +450,12 @@ def test_cli_export_end_to_end(tmp_path, capsys):
     out = tmp_path / "onnx"
     assert cli_main(["export", str(tmp_path / "crsm"), str(out), "--crsm-prefill-length", "8"]) == 0
     assert set(json.loads(capsys.readouterr().out)["files"]) == {
-        "model.onnx", "prefill.onnx", "summarize.onnx", "value.onnx", "dynamics.onnx", "state_delta.onnx",
+        "model.onnx",
+        "prefill.onnx",
+        "summarize.onnx",
+        "value.onnx",
+        "dynamics.onnx",
+        "state_delta.onnx",
         "model.onnx_data",
     }
     report = json.loads((out / "export_report.json").read_text())
@@ -372,8 +468,15 @@ def test_mcts_deliberation_on_ort_matches_pytorch(exported, rollout):
     model, out, _ = exported
     ort_model = ORTCRSMForCausalLM.from_pretrained(out)
     ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(7))
-    kwargs = dict(max_new_tokens=4, num_simulations=6, top_k_expansion=4, rollout=rollout, leaf_batch_size=3,
-                  apply_state_delta=True, return_dict_in_generate=True)
+    kwargs = dict(
+        max_new_tokens=4,
+        num_simulations=6,
+        top_k_expansion=4,
+        rollout=rollout,
+        leaf_batch_size=3,
+        apply_state_delta=True,
+        return_dict_in_generate=True,
+    )
     expected = model.generate(ids, deliberation="mcts", **kwargs)
     actual = ort_model.generate(ids, deliberation="mcts", **kwargs)
     assert torch.equal(actual.sequences, expected.sequences)

@@ -20,8 +20,19 @@ MIN_TOP1 = {"int8": 0.97, "int4": 0.93}
 
 def tiny_model(seed: int = 0, gate: float = 0.7, **overrides) -> MetaAttentionForCausalLM:
     """GPT-2 shape at hidden 32, two layers; the meta-attention gate opened so its module matters."""
-    kwargs = dict(vocab_size=96, n_positions=48, n_embd=32, n_layer=2, n_head=2, bos_token_id=1, eos_token_id=2,
-                  pad_token_id=0, meta_top_k=3, meta_hidden_size=16, meta_num_heads=2)
+    kwargs = dict(
+        vocab_size=96,
+        n_positions=48,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        meta_top_k=3,
+        meta_hidden_size=16,
+        meta_num_heads=2,
+    )
     kwargs.update(overrides)
     torch.manual_seed(seed)
     model = MetaAttentionForCausalLM(MetaAttentionConfig(**kwargs))
@@ -74,8 +85,9 @@ def test_generate_matches_pytorch_greedy_including_prompts_shorter_than_top_k(tm
     ort_model = ORTMetaAttentionForCausalLM.from_pretrained(tmp_path)
     for prompt_len in (2, 6):  # 2 < meta_top_k: the wrapper left-pads so the graph has enough keys
         ids = torch.randint(3, 96, (2, prompt_len), generator=torch.Generator().manual_seed(prompt_len))
-        expected = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False,
-                                  pad_token_id=0)
+        expected = model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False, pad_token_id=0
+        )
         actual = ort_model.generate(ids, max_new_tokens=10)
         assert torch.equal(actual, expected), (actual, expected)
     # Decoding from a prefilled state (one prefill, several continuations) gives the same tokens.
@@ -122,13 +134,19 @@ def fp32_weight_matmuls(path) -> list:
     """`MatMul` / `Gemm` nodes whose weight is still a plain FP32 initializer."""
     graph = onnx.load(str(path)).graph
     weights = {init.name: tuple(init.dims) for init in graph.initializer}
-    return [(n.name, weights[n.input[1]]) for n in graph.node
-            if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights]
+    return [
+        (n.name, weights[n.input[1]])
+        for n in graph.node
+        if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in weights
+    ]
 
 
 def node_attributes(path, op_type: str) -> list:
-    return [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-            for n in onnx.load(str(path)).graph.node if n.op_type == op_type]
+    return [
+        {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        for n in onnx.load(str(path)).graph.node
+        if n.op_type == op_type
+    ]
 
 
 # INT4 file / FP32 file of this tiny model at block 16, measured 0.58: the FP32 block scales add 2
@@ -140,8 +158,15 @@ MAX_INT4_SIZE_RATIO = 0.65
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["int8", "int4"])
 def test_quantized_top1_agreement(precision, trained_lm, trained_fp32, tmp_path):
-    report = export_pretrained(trained_lm, tmp_path, precision=precision, block_size=16, parity_samples=8,
-                               progress=False, fp32_dir=trained_fp32)
+    report = export_pretrained(
+        trained_lm,
+        tmp_path,
+        precision=precision,
+        block_size=16,
+        parity_samples=8,
+        progress=False,
+        fp32_dir=trained_fp32,
+    )
     assert report["parity"]["top1_agreement"] >= MIN_TOP1[precision], report["parity"]
     path = tmp_path / "model.onnx"
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
@@ -152,8 +177,9 @@ def test_quantized_top1_agreement(precision, trained_lm, trained_fp32, tmp_path)
     if precision == "int4":
         assert "Gemm" not in ops
         attributes = node_attributes(path, "MatMulNBits")
-        assert attributes and all(a["block_size"] == 16 and a["accuracy_level"] == 4 and a["bits"] == 4
-                                  for a in attributes), attributes
+        assert attributes and all(
+            a["block_size"] == 16 and a["accuracy_level"] == 4 and a["bits"] == 4 for a in attributes
+        ), attributes
         assert report["files"]["model.onnx"] <= MAX_INT4_SIZE_RATIO * report["fp32_mib"]["model.onnx"], report
         # The tied wte: one 4-bit copy, the LM head's, which the embedding Gather reads reshaped.
         assert report["quantization"]["rewrites"]["tied_embedding_shared"] == 1
@@ -177,7 +203,9 @@ def test_int4_block_size_accuracy_level_and_gather_options(trained_fp32, tmp_pat
     assert len(node_attributes(tmp_path / "gather.onnx", "GatherBlockQuantized")) == 2
     assert node_attributes(tmp_path / "no_gather.onnx", "GatherBlockQuantized") == []
     sizes = {name: (tmp_path / name).stat().st_size for name in ("gather.onnx", "no_gather.onnx")}
-    tables = [init for init in onnx.load(str(source)).graph.initializer if init.name.endswith(("wte.weight", "wpe.weight"))]
+    tables = [
+        init for init in onnx.load(str(source)).graph.initializer if init.name.endswith(("wte.weight", "wpe.weight"))
+    ]
     table_bytes = sum(4 * init.dims[0] * init.dims[1] for init in tables)
     assert len(tables) == 2
     # FP32 tables cost their full size, 4-bit ones (4 + 32 / 32) / 32 of it: the saving is >= 0.8x.
@@ -219,10 +247,13 @@ def test_cli_export_int4_with_tokenizer(tmp_path, capsys):
 
 def test_fusions_can_be_turned_off_and_an_fp32_dir_must_match(tmp_path):
     model = tiny_model()
-    report = export_pretrained(model, tmp_path / "plain", precision="fp32", meta_attention_fusions=False,
-                               parity_samples=2, progress=False)
+    report = export_pretrained(
+        model, tmp_path / "plain", precision="fp32", meta_attention_fusions=False, parity_samples=2, progress=False
+    )
     assert report["fusions"] is False and "fused_ops" not in report
     assert report["parity"]["max_abs_diff_logits"] < FP32_ATOL
-    assert "SkipLayerNormalization" not in {n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node}
+    assert "SkipLayerNormalization" not in {
+        n.op_type for n in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node
+    }
     with pytest.raises(ValueError, match="`fp32_dir` .* holds a different export .*fusions"):
         export_pretrained(model, tmp_path / "int8", precision="int8", fp32_dir=tmp_path / "plain", progress=False)

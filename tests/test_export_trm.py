@@ -6,13 +6,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import tiny_trm_config
 from onnx import TensorProto, helper, numpy_helper
 
 from hf_reason import TRMForPuzzleSolving
 from hf_reason.cli import main as cli_main
 from hf_reason.export import ORTTRMForPuzzleSolving, create_session, export_pretrained, rewrite_for_weight_only
-
-from conftest import tiny_trm_config
 
 
 FP32_ATOL = 1e-4
@@ -32,10 +31,12 @@ MAX_INT4_SIZE_RATIO = 0.7
 
 VARIANTS = {
     "attention_rope": {},
-    "mlp_mixer_learned_puzzle_emb": dict(mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=48,
-                                         num_puzzle_identifiers=5),
-    "gru_q_head_q_learning": dict(pos_encodings="none", halting="q_learning", q_head_type="gru",
-                                  q_head_hidden_size=16),
+    "mlp_mixer_learned_puzzle_emb": dict(
+        mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=48, num_puzzle_identifiers=5
+    ),
+    "gru_q_head_q_learning": dict(
+        pos_encodings="none", halting="q_learning", q_head_type="gru", q_head_hidden_size=16
+    ),
 }
 
 
@@ -144,8 +145,9 @@ def trained_trm():
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["int8", "int4"])
 def test_quantized_top1_and_halting_agreement(precision, trained_trm, tmp_path):
-    report = export_pretrained(trained_trm, tmp_path, precision=precision, block_size=32, parity_samples=32,
-                               progress=False)
+    report = export_pretrained(
+        trained_trm, tmp_path, precision=precision, block_size=32, parity_samples=32, progress=False
+    )
     parity = report["parity"]
     assert parity["top1_agreement"] >= MIN_TOP1[precision], parity
     assert parity["halting_agreement"] >= MIN_HALTING[precision], parity
@@ -161,8 +163,11 @@ def test_quantized_top1_and_halting_agreement(precision, trained_trm, tmp_path):
         assert "MatMulNBits" in ops, ops
         # After the Gemm -> MatMul rewrite no weight matmul is left in FP32.
         assert "Gemm" not in ops
-        attributes = [{a.name: helper.get_attribute_value(a) for a in n.attribute}
-                      for n in graph.graph.node if n.op_type == "MatMulNBits"]
+        attributes = [
+            {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            for n in graph.graph.node
+            if n.op_type == "MatMulNBits"
+        ]
         assert all(a["block_size"] == 32 and a["accuracy_level"] == 4 and a["bits"] == 4 for a in attributes)
         assert report["files"]["model.onnx"] <= MAX_INT4_SIZE_RATIO * report["fp32_mib"]["model.onnx"], report
     assert report["quantization"]["weights_only" if precision == "int8" else "bits"]
@@ -179,13 +184,21 @@ def test_rewrite_for_weight_only_keeps_outputs_and_removes_gemm_and_transposed_h
         helper.make_node("Gather", ["embedding", "ids"], ["embedded"], name="gather"),
     ]
     graph = helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8]),
-         helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 12]),
-         helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [None, 16])],
-        initializer=[numpy_helper.from_array(w_gemm.T.copy(), "w_gemm"), numpy_helper.from_array(bias, "bias"),
-                     numpy_helper.from_array(embedding, "embedding")],
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8]),
+            helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+        ],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 12]),
+            helper.make_tensor_value_info("embedded", TensorProto.FLOAT, [None, 16]),
+        ],
+        initializer=[
+            numpy_helper.from_array(w_gemm.T.copy(), "w_gemm"),
+            numpy_helper.from_array(bias, "bias"),
+            numpy_helper.from_array(embedding, "embedding"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
@@ -245,8 +258,14 @@ def test_cli_export_end_to_end(tmp_path, capsys):
     files = {p.name for p in out.iterdir()}
     assert {"model.onnx", "solve.onnx", "model.onnx_data", "config.json", "export_report.json"} <= files
     # The fused solve repeats the step graph's weights: both read the same ranges of one file.
-    refs = {name: {tuple(e.value for e in t.external_data) for t in onnx.load(str(out / name), load_external_data=False)
-                   .graph.initializer if t.data_location == TensorProto.EXTERNAL} for name in ("model.onnx", "solve.onnx")}
+    refs = {
+        name: {
+            tuple(e.value for e in t.external_data)
+            for t in onnx.load(str(out / name), load_external_data=False).graph.initializer
+            if t.data_location == TensorProto.EXTERNAL
+        }
+        for name in ("model.onnx", "solve.onnx")
+    }
     assert refs["model.onnx"] and refs["solve.onnx"] == refs["model.onnx"]
     assert (out / "model.onnx_data").stat().st_size < 1.1 * sum(int(length) for _, _, length in refs["model.onnx"])
     assert not any(name.startswith(".") or name.endswith(".tmp") for name in files), files  # staging removed
@@ -272,8 +291,14 @@ def test_onnx_config_registered_with_optimum():
     )
     onnx_config = constructor(tiny_trm_config(puzzle_emb_ndim=32))
     assert isinstance(onnx_config, TRMStepOnnxConfig)
-    assert list(onnx_config.inputs) == ["input_ids", "carry_y", "carry_z", "carry_steps", "carry_halted",
-                                        "puzzle_identifiers"]
+    assert list(onnx_config.inputs) == [
+        "input_ids",
+        "carry_y",
+        "carry_z",
+        "carry_steps",
+        "carry_halted",
+        "puzzle_identifiers",
+    ]
     assert all(axes == {0: "batch_size"} for axes in onnx_config.inputs.values())
 
 
@@ -281,8 +306,9 @@ def test_quantizing_an_earlier_fp32_export_equals_tracing_again(tmp_path):
     model = model_with_live_halting(mixer="mlp", pos_encodings="none")
     export_pretrained(model, tmp_path / "fp32", precision="fp32", trm_solve_graph=True, progress=False)
     traced = export_pretrained(model, tmp_path / "traced", precision="int8", trm_solve_graph=True, progress=False)
-    reused = export_pretrained(model, tmp_path / "reused", precision="int8", trm_solve_graph=True, progress=False,
-                               fp32_dir=tmp_path / "fp32")
+    reused = export_pretrained(
+        model, tmp_path / "reused", precision="int8", trm_solve_graph=True, progress=False, fp32_dir=tmp_path / "fp32"
+    )
     assert reused["parity"] == traced["parity"]
     for name in ("model.onnx", "solve.onnx"):
         a, b = onnx.load(str(tmp_path / "traced" / name)), onnx.load(str(tmp_path / "reused" / name))
@@ -299,8 +325,9 @@ def test_quantizing_an_earlier_fp32_export_equals_tracing_again(tmp_path):
 @pytest.mark.parametrize("keep_token_mixer", [True, False])
 def test_int8_keeps_the_mlp_token_mixer_fp32_by_default(keep_token_mixer, tmp_path):
     model = model_with_live_halting(mixer="mlp", pos_encodings="none")
-    report = export_pretrained(model, tmp_path, precision="int8", trm_int8_fp32_token_mixer=keep_token_mixer,
-                               parity_samples=2, progress=False)
+    report = export_pretrained(
+        model, tmp_path, precision="int8", trm_int8_fp32_token_mixer=keep_token_mixer, parity_samples=2, progress=False
+    )
     assert report["quantization"]["kept_fp32"] == (["token_mixer"] if keep_token_mixer else [])
     nodes = onnx.load(str(tmp_path / "model.onnx")).graph.node
     mixer_ops = {n.op_type for n in nodes if "token_mixer" in n.name and "MatMul" in n.op_type}
@@ -327,8 +354,9 @@ def test_int4_with_zero_initialised_puzzle_embedding_and_halting_head(tmp_path):
     config = tiny_trm_config(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=32, num_puzzle_identifiers=2)
     model = TRMForPuzzleSolving(config).eval()
     assert not model.model.puzzle_embedding.weight.any() and not model.q_head.proj.weight.any()
-    report = export_pretrained(model, tmp_path / "int4", precision="int4", block_size=16, parity_samples=2,
-                               progress=False)
+    report = export_pretrained(
+        model, tmp_path / "int4", precision="int4", block_size=16, parity_samples=2, progress=False
+    )
     assert report["quantization"]["rewrites"]["tied_embedding_shared"] == 0
     # No embedding reads the halting head's weights: every 4-bit table is its own initializer.
     graph = onnx.load(str(tmp_path / "int4" / "model.onnx")).graph

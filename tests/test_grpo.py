@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import REPO_ROOT, accelerate_launch
 from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
 from trl import GRPOConfig, GRPOTrainer
 
@@ -10,8 +11,6 @@ from hf_reason.data.text import build_tokenizer
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 from hf_reason.trainers.grpo import can_share_prefill, shared_prefill_generate
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward
-
-from conftest import REPO_ROOT, accelerate_launch
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +21,17 @@ def tokenizer():
 def tiny_gpt2(tokenizer, seed=0):
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     return GPT2LMHeadModel(config).eval()
 
@@ -44,9 +51,20 @@ def tiny_meta_attention(tokenizer, seed=0):
 
     torch.manual_seed(seed)
     config = MetaAttentionConfig(
-        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2, meta_top_k=3, meta_hidden_size=16,
-        meta_num_heads=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        meta_top_k=3,
+        meta_hidden_size=16,
+        meta_num_heads=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     return MetaAttentionForCausalLM(config).eval()
 
@@ -56,8 +74,13 @@ def tiny_crsm(tokenizer, seed=0):
 
     torch.manual_seed(seed)
     config = CRSMConfig(
-        vocab_size=len(tokenizer), hidden_size=32, state_size=8, num_hidden_layers=1,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     return CRSMForCausalLM(config).eval()
 
@@ -68,8 +91,13 @@ def test_shared_prefill_generates_exactly_what_generate_does(tokenizer, do_sampl
     model = {"gpt2": tiny_gpt2, "meta_attention": tiny_meta_attention}[family](tokenizer)
     _, input_ids, mask = left_padded_groups(tokenizer, group_size=4)
     gen = GenerationConfig(
-        max_new_tokens=12, do_sample=do_sample, temperature=1.0, top_k=0, top_p=1.0,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        max_new_tokens=12,
+        do_sample=do_sample,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     assert can_share_prefill(model, gen)
     torch.manual_seed(123)
@@ -78,13 +106,15 @@ def test_shared_prefill_generates_exactly_what_generate_does(tokenizer, do_sampl
     ours = shared_prefill_generate(model, input_ids, mask, gen)
     assert torch.equal(ours, stock)
     if do_sample:  # a group's completions differ from each other, so the seeded RNG stream really matters
-        assert len({tuple(r) for r in ours[:4, input_ids.size(1):].tolist()}) > 1
+        assert len({tuple(r) for r in ours[:4, input_ids.size(1) :].tolist()}) > 1
 
 
 def test_dropout_static_cache_or_recurrent_state_falls_back(tokenizer):
     model = tiny_gpt2(tokenizer)
     gen = GenerationConfig(max_new_tokens=2)
-    assert not can_share_prefill(tiny_crsm(tokenizer), gen)  # its recurrent cache is not a DynamicCache: stock generation runs
+    assert not can_share_prefill(
+        tiny_crsm(tokenizer), gen
+    )  # its recurrent cache is not a DynamicCache: stock generation runs
     assert not can_share_prefill(model, GenerationConfig(max_new_tokens=2, cache_implementation="static"))
     model.train()
     model.transformer.drop.p = 0.1
@@ -94,13 +124,27 @@ def test_dropout_static_cache_or_recurrent_state_falls_back(tokenizer):
 def _trainer(cls, config_cls, tokenizer, tmp_path, **extra):
     data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
     args = config_cls(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=4, max_completion_length=8,
-        max_steps=2, learning_rate=1e-3, logging_steps=1, report_to=[], save_strategy="no", seed=7,
-        disable_tqdm=True, gradient_checkpointing=False, bf16=False, **extra,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=2,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        seed=7,
+        disable_tqdm=True,
+        gradient_checkpointing=False,
+        bf16=False,
+        **extra,
     )
     return cls(
-        model=tiny_gpt2(tokenizer), reward_funcs=[ArithmeticAnswerReward(), FormatReward()], args=args,
-        train_dataset=data, processing_class=tokenizer,
+        model=tiny_gpt2(tokenizer),
+        reward_funcs=[ArithmeticAnswerReward(), FormatReward()],
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
     )
 
 
@@ -128,12 +172,26 @@ def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
     lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True)
     data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
     args = ReasoningGRPOConfig(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, num_generations=4, max_completion_length=8,
-        max_steps=2, learning_rate=1e-2, logging_steps=1, report_to=[], save_strategy="no", seed=7, disable_tqdm=True, bf16=False,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        seed=7,
+        disable_tqdm=True,
+        bf16=False,
     )
     trainer = ReasoningGRPOTrainer(
-        model=tiny_gpt2(tokenizer), reward_funcs=text_length_reward, args=args, train_dataset=data,
-        processing_class=tokenizer, peft_config=lora,
+        model=tiny_gpt2(tokenizer),
+        reward_funcs=text_length_reward,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora,
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     trainer.train()
@@ -168,11 +226,39 @@ def test_train_grpo_example_warm_starts_trains_and_saves(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, "examples/train_grpo.py", "--output_dir", str(tmp_path), "--max_steps", "2",
-         "--num_train_problems", "16", "--hidden_size", "32", "--num_layers", "1", "--vocab_size", "320",
-         "--max_completion_length", "6", "--sft_steps", "2", "--disable_tqdm", "true", "--save_strategy", "no",
-         "--use_peft", "true", "--lora_r", "2"],
-        cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "examples/train_grpo.py",
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "2",
+            "--num_train_problems",
+            "16",
+            "--hidden_size",
+            "32",
+            "--num_layers",
+            "1",
+            "--vocab_size",
+            "320",
+            "--max_completion_length",
+            "6",
+            "--sft_steps",
+            "2",
+            "--disable_tqdm",
+            "true",
+            "--save_strategy",
+            "no",
+            "--use_peft",
+            "true",
+            "--lora_r",
+            "2",
+        ],
+        cwd=root,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "adapter_model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
@@ -188,25 +274,52 @@ def test_qlora_grpo_keeps_learning_across_evaluations(tokenizer, tmp_path):
     from hf_reason.trainers.dpo import check_4bit_weights_trainable
 
     torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )).save_pretrained(tmp_path / "base")
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=128,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+        )
+    ).save_pretrained(tmp_path / "base")
     model = LlamaForCausalLM.from_pretrained(
-        tmp_path / "base", quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+        tmp_path / "base",
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32),
     )
     data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
     # an evaluation (eval-mode, no-grad generation and scoring) after every step: where bitsandbytes would
     # repack the 4-bit weights into its CPU inference layout, which has no backward
     args = ReasoningGRPOConfig(
-        output_dir=str(tmp_path / "run"), per_device_train_batch_size=4, per_device_eval_batch_size=4, num_generations=4,
-        max_completion_length=6, max_steps=3, learning_rate=1e-2, logging_steps=1, report_to=[], save_strategy="no",
-        seed=7, disable_tqdm=True, bf16=False, eval_strategy="steps", eval_steps=1, use_cpu=True,
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=3,
+        learning_rate=1e-2,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        seed=7,
+        disable_tqdm=True,
+        bf16=False,
+        eval_strategy="steps",
+        eval_steps=1,
+        use_cpu=True,
     )
     trainer = ReasoningGRPOTrainer(
-        model=model, reward_funcs=text_length_reward, args=args, train_dataset=data, eval_dataset=data.select(range(4)),
-        processing_class=tokenizer, peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+        model=model,
+        reward_funcs=text_length_reward,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data.select(range(4)),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )
     trainer.train()
     grad_norms = [h["grad_norm"] for h in trainer.state.log_history if "grad_norm" in h]

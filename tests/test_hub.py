@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_without_hf_reason, tiny_trm_config
 from huggingface_hub import HfApi, ModelCard, ModelCardData, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -28,11 +29,15 @@ from hf_reason.hub import (
     write_model_card,
 )
 
-from conftest import run_without_hf_reason, tiny_trm_config
 
-
-METRICS = {"eval_exact_accuracy": 0.4, "eval_cell_accuracy": 0.8125, "eval_mean_steps": 3.5,
-           "eval_num_exact": 20, "eval_num_puzzles": 50, "eval_runtime": 0.1}
+METRICS = {
+    "eval_exact_accuracy": 0.4,
+    "eval_cell_accuracy": 0.8125,
+    "eval_mean_steps": 3.5,
+    "eval_num_exact": 20,
+    "eval_num_puzzles": 50,
+    "eval_runtime": 0.1,
+}
 
 
 def _family_config(model_type: str):
@@ -59,15 +64,25 @@ def _code_blocks(card_text: str) -> list[str]:
 @pytest.mark.parametrize("model_type", ["trm", "crsm", "meta_attention"])
 def test_card_renders_for_each_family(model_type, with_eval):
     config = _family_config(model_type)
-    results = results_from_metrics(METRICS, dataset_name="held-out set", dataset_type="generated") if with_eval else None
-    card = build_model_card(config, repo_id="org/tiny-model", training_args={"learning_rate": 0.002},
-                            datasets=["org/some-dataset"], eval_results=results)
+    results = (
+        results_from_metrics(METRICS, dataset_name="held-out set", dataset_type="generated") if with_eval else None
+    )
+    card = build_model_card(
+        config,
+        repo_id="org/tiny-model",
+        training_args={"learning_rate": 0.002},
+        datasets=["org/some-dataset"],
+        eval_results=results,
+    )
     text = str(card)
     assert "{{" not in text and "{%" not in text
     assert "# tiny-model" in text and "## Intended use" in text and "## Limitations" in text and "```bibtex" in text
     remote, ours = _code_blocks(text)[:2]
-    auto_class = {"trm": "AutoModelForTokenClassification", "crsm": "AutoModelForCausalLM",
-                  "meta_attention": "AutoModelForCausalLM"}[model_type]
+    auto_class = {
+        "trm": "AutoModelForTokenClassification",
+        "crsm": "AutoModelForCausalLM",
+        "meta_attention": "AutoModelForCausalLM",
+    }[model_type]
     assert f"from transformers import {auto_class}" in remote
     assert f"{auto_class}.from_pretrained('org/tiny-model', trust_remote_code=True)" in remote
     assert "trust_remote_code" not in ours and "from_pretrained('org/tiny-model')" in ours
@@ -111,12 +126,15 @@ def test_results_from_metrics_intervals_only_where_binomial():
     assert results["exact accuracy"].num_samples == 50
 
 
-@pytest.mark.parametrize("bad, field", [
-    (dict(interval=(0.5, 0.9)), "interval"),
-    (dict(value=float("nan")), "value"),
-    (dict(dataset_name=""), "dataset_name"),
-    (dict(num_samples=0), "num_samples"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        (dict(interval=(0.5, 0.9)), "interval"),
+        (dict(value=float("nan")), "value"),
+        (dict(dataset_name=""), "dataset_name"),
+        (dict(num_samples=0), "num_samples"),
+    ],
+)
 def test_evaluation_result_rejects_bad_fields(bad, field):
     kwargs = dict(metric_type="accuracy", value=0.4, dataset_name="d", dataset_type="generated")
     kwargs.update(bad)
@@ -130,9 +148,21 @@ def test_adapter_card_for_a_stock_base_model():
     from hf_reason.hub import build_adapter_card
 
     adapter = LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM").to_dict()
-    card = build_adapter_card(adapter, base_model="openai-community/gpt2", repo_id="org/gpt2-lora",
-                              eval_results=[EvaluationResult("perplexity", 31.5, "held-out text", "generated",
-                                                             interval=(30.1, 33.0), interval_method="bootstrap 95%")])
+    card = build_adapter_card(
+        adapter,
+        base_model="openai-community/gpt2",
+        repo_id="org/gpt2-lora",
+        eval_results=[
+            EvaluationResult(
+                "perplexity",
+                31.5,
+                "held-out text",
+                "generated",
+                interval=(30.1, 33.0),
+                interval_method="bootstrap 95%",
+            )
+        ],
+    )
     text = str(card)
     code = _code_blocks(text)[0]
     assert "AutoModelForCausalLM.from_pretrained('openai-community/gpt2')" in code  # stock base: no remote code
@@ -182,8 +212,10 @@ def test_prepare_upload_folder_is_exactly_what_the_hub_needs(tmp_path):
     assert plan.files == _expected_files()
     assert sorted(p.relative_to(plan.folder).as_posix() for p in plan.folder.rglob("*") if p.is_file()) == plan.files
     assert CARD_INPUTS_NAME not in plan.files
-    assert dict(plan.excluded) == {"checkpoint-5/": "training output, not part of the model",
-                                   "training_args.bin": "pickle file (weights travel as safetensors only)"}
+    assert dict(plan.excluded) == {
+        "checkpoint-5/": "training output, not part of the model",
+        "training_args.bin": "pickle file (weights travel as safetensors only)",
+    }
     card = (plan.folder / "README.md").read_text()
     # re-rendered for the repo id, with the evaluation results kept at save time
     assert "AutoModelForTokenClassification.from_pretrained('org/trm-sudoku', trust_remote_code=True)" in card
@@ -225,7 +257,7 @@ def _real_onnx_export(model_dir: Path, out: Path) -> dict:
 
 
 def _assert_card_shows_the_export_report(card: str, report: dict) -> None:
-    section = card[card.index("## ONNX Runtime"):card.index("## Training")]
+    section = card[card.index("## ONNX Runtime") : card.index("## Training")]
     for key in ("precision", "opset", "total_mib", "size_ratio_vs_fp32", "optimization_level"):
         assert f"| `{key}` | `{json.dumps(report[key])}` |" in section, key
     full = json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
@@ -281,8 +313,12 @@ def test_cli_push_dry_run_prints_files_and_card(tmp_path, capsys):
     _, model_dir = _saved_model_with_training_leftovers(tmp_path)
     report = _real_onnx_export(model_dir, tmp_path / "export")
     capsys.readouterr()
-    assert cli_main(["push", str(model_dir), "org/trm-sudoku", "--private", "--dry-run", "--onnx",
-                     str(tmp_path / "export")]) == 0
+    assert (
+        cli_main(
+            ["push", str(model_dir), "org/trm-sudoku", "--private", "--dry-run", "--onnx", str(tmp_path / "export")]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     header, card = out.split("----- README.md -----")
     listed = re.findall(r"^  (\S+)  \(\d+ bytes\)$", header, flags=re.M)
@@ -358,7 +394,10 @@ def test_pull_from_hub_cache_in_clean_process_model_and_lora_adapter(tmp_path):
     # Where hf_reason cannot be imported, run the exact loading code the two cards print.
     model_code = _code_blocks(str(base_plan.card))[0]
     adapter_code = _code_blocks(str(adapter_plan.card))[0]
-    assert "trust_remote_code=True" in model_code and "PeftModel.from_pretrained(base, 'org/trm-tiny-lora')" in adapter_code
+    assert (
+        "trust_remote_code=True" in model_code
+        and "PeftModel.from_pretrained(base, 'org/trm-tiny-lora')" in adapter_code
+    )
     (tmp_path / "model_code.py").write_text(model_code)
     (tmp_path / "adapter_code.py").write_text(adapter_code)
     run_without_hf_reason(
@@ -392,8 +431,14 @@ def test_trainer_save_model_writes_the_card(tmp_path):
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(config)
     eval_set = generate_sudoku(4, min_givens=70, seed=3)
-    args = DeepSupervisionConfig(output_dir=str(tmp_path / "run"), per_device_eval_batch_size=4, report_to=[],
-                                 ema_decay=0.9, eval_max_steps=1, use_cpu=True)
+    args = DeepSupervisionConfig(
+        output_dir=str(tmp_path / "run"),
+        per_device_eval_batch_size=4,
+        report_to=[],
+        ema_decay=0.9,
+        eval_max_steps=1,
+        use_cpu=True,
+    )
     trainer = DeepSupervisionTrainer(model=model, args=args, train_dataset=eval_set, eval_dataset=eval_set)
     metrics = trainer.evaluate()
     trainer.save_model()
@@ -416,8 +461,23 @@ def test_templates_ship_in_the_wheel(tmp_path):
         shutil.copy(root / name, tmp_path / name)
     for name in ("hf_reason", "trainers", "model_cards"):
         shutil.copytree(root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                             str(tmp_path / "dist"), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
     templates = {Path(n).name for n in names if n.startswith("hf_reason/model_cards/")}
@@ -467,8 +527,14 @@ def test_trainer_create_model_card_and_push_to_hub_upload_our_card(tmp_path, mon
     torch.manual_seed(0)
     model = TRMForPuzzleSolving(tiny_trm_config(seq_len=81))
     data = generate_sudoku(4, min_givens=70, seed=3)
-    args = DeepSupervisionConfig(output_dir=str(tmp_path / "run"), per_device_eval_batch_size=4, report_to=[],
-                                 eval_max_steps=1, use_cpu=True, hub_model_id="org/trm-run")
+    args = DeepSupervisionConfig(
+        output_dir=str(tmp_path / "run"),
+        per_device_eval_batch_size=4,
+        report_to=[],
+        eval_max_steps=1,
+        use_cpu=True,
+        hub_model_id="org/trm-run",
+    )
     trainer = DeepSupervisionTrainer(model=model, args=args, train_dataset=data, eval_dataset=data)
     metrics = trainer.evaluate()
     trainer.create_model_card(model_name="trm-run", tags=["sudoku"], language="en")
@@ -477,17 +543,21 @@ def test_trainer_create_model_card_and_push_to_hub_upload_our_card(tmp_path, mon
     assert "DeepSupervisionConfig" in card.text and "trust_remote_code=True" in card.text
 
     uploads = []
-    monkeypatch.setattr(transformers.trainer, "upload_folder", lambda **kwargs: uploads.append(
-        (kwargs, (Path(kwargs["folder_path"]) / "README.md").read_text())) or "commit")
+    monkeypatch.setattr(
+        transformers.trainer,
+        "upload_folder",
+        lambda **kwargs: uploads.append((kwargs, (Path(kwargs["folder_path"]) / "README.md").read_text())) or "commit",
+    )
     trainer.hub_model_id = "org/trm-run"  # what init_hf_repo sets after creating the repo (network)
     assert trainer.push_to_hub(commit_message="end of training") == "commit"
-    (kwargs, uploaded_card), = uploads
+    ((kwargs, uploaded_card),) = uploads
     assert kwargs["repo_id"] == "org/trm-run" and kwargs["commit_message"] == "end of training"
     assert any(fnmatch.fnmatch(CARD_INPUTS_NAME, pattern) for pattern in kwargs["ignore_patterns"])  # stays local
     uploaded = ModelCard(uploaded_card)
     assert "AutoModelForTokenClassification.from_pretrained('org/trm-run', trust_remote_code=True)" in uploaded.text
     assert {r.metric_name: r.metric_value for r in uploaded.data.eval_results}["exact accuracy"] == pytest.approx(
-        metrics["eval_exact_accuracy"])
+        metrics["eval_exact_accuracy"]
+    )
     assert "trl" not in uploaded.data.tags and "generated_from_trainer" not in uploaded.text
 
 
@@ -503,8 +573,14 @@ def test_dqn_halting_trainer_writes_our_card(tmp_path):
     input_ids = torch.randint(1, config.vocab_size, (8, config.seq_len), generator=gen)
     puzzles = Dataset.from_dict({"input_ids": input_ids.tolist(), "labels": input_ids.tolist()})
     trajectories = collect_trajectories(model, puzzles, batch_size=8)
-    args = DQNHaltingConfig(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True, save_strategy="no",
-                            disable_tqdm=True, reward_step_cost=0.05)
+    args = DQNHaltingConfig(
+        output_dir=str(tmp_path / "run"),
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        reward_step_cost=0.05,
+    )
     # a table of trajectories as the eval set: the card names what it cannot describe instead of failing
     trainer = DQNHaltingTrainer(model=model, args=args, trajectories=trajectories, eval_dataset=trajectories)
     metrics = trainer.evaluate()
@@ -525,9 +601,20 @@ def _tiny_meta_attention(tokenizer):
 
     torch.manual_seed(0)
     config = MetaAttentionConfig(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2, meta_top_k=3, meta_hidden_size=16,
-        meta_num_heads=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        meta_top_k=3,
+        meta_hidden_size=16,
+        meta_num_heads=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     return MetaAttentionForCausalLM(config)
 
@@ -536,22 +623,45 @@ def _tiny_gpt2(tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2,
-                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id))
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=64,
+            n_embd=32,
+            n_layer=1,
+            n_head=2,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
 
 
 def _trl_trainer(kind: str, model, tokenizer, output_dir: Path, peft_config=None):
     from datasets import Dataset
 
-    common = dict(output_dir=str(output_dir), per_device_train_batch_size=2, max_steps=1, report_to=[],
-                  save_strategy="no", disable_tqdm=True, bf16=False, gradient_checkpointing=False)
+    common = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=2,
+        max_steps=1,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        bf16=False,
+        gradient_checkpointing=False,
+    )
     if kind == "grpo":
         from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 
         args = ReasoningGRPOConfig(num_generations=2, max_completion_length=4, **common)
         data = Dataset.from_dict({"prompt": ["Q: 2 + 3 = ?\nA:", "Q: 7 = ?\nA:"]})
-        return ReasoningGRPOTrainer(model=model, reward_funcs=lambda prompts, completions, **kw: [0.0] * len(prompts),
-                                    args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config)
+        return ReasoningGRPOTrainer(
+            model=model,
+            reward_funcs=lambda prompts, completions, **kw: [0.0] * len(prompts),
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
     from hf_reason.trainers import LengthBalancedDPOConfig, LengthBalancedDPOTrainer
 
     pair = {"prompt": "Q: 2 + 3 = ?\nA:", "chosen": "<think> 5</think> #### 5", "rejected": "<think></think> #### 6"}
@@ -559,9 +669,14 @@ def _trl_trainer(kind: str, model, tokenizer, output_dir: Path, peft_config=None
     import copy
 
     ref_model = None if peft_config is not None else copy.deepcopy(model)  # built in memory: no Hub id to reload
-    return LengthBalancedDPOTrainer(model=model, ref_model=ref_model, args=args,
-                                    train_dataset=Dataset.from_list([pair, pair]), processing_class=tokenizer,
-                                    peft_config=peft_config)
+    return LengthBalancedDPOTrainer(
+        model=model,
+        ref_model=ref_model,
+        args=args,
+        train_dataset=Dataset.from_list([pair, pair]),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
 
 
 @pytest.mark.parametrize("kind", ["grpo", "dpo"])
@@ -657,14 +772,17 @@ def test_adapter_card_cites_its_peft_method():
 
     assert keys(LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM")) == ["hu2022lora", "peft"]
     assert keys(LoraConfig(r=4, target_modules=["c_attn"], use_dora=True)) == ["hu2022lora", "liu2024dora", "peft"]
-    assert keys(IA3Config(target_modules=["c_attn"], feedforward_modules=[], task_type="CAUSAL_LM")) == \
-        ["liu2022ia3", "peft"]
+    assert keys(IA3Config(target_modules=["c_attn"], feedforward_modules=[], task_type="CAUSAL_LM")) == [
+        "liu2022ia3",
+        "peft",
+    ]
     assert keys(PrefixTuningConfig(num_virtual_tokens=4, task_type="CAUSAL_LM")) == ["li2021prefix", "peft"]
     # an adapter type without an entry cites PEFT only, never a wrong paper
     assert keys({"peft_type": "BOFT", "task_type": "CAUSAL_LM"}) == ["peft"]
     # and the training method, for an adapter trained with GRPO / DPO
-    assert keys(LoraConfig(r=4, target_modules=["c_attn"]), training_args={"trainer_config": "ReasoningGRPOConfig"}) \
-        == ["hu2022lora", "shao2024deepseekmath", "peft"]
+    assert keys(
+        LoraConfig(r=4, target_modules=["c_attn"]), training_args={"trainer_config": "ReasoningGRPOConfig"}
+    ) == ["hu2022lora", "shao2024deepseekmath", "peft"]
 
 
 # --------------------------------------------------------------------------- push: adapters and ONNX-only exports
@@ -672,9 +790,17 @@ def _tiny_crsm(tokenizer):
     from hf_reason import CRSMConfig, CRSMForCausalLM
 
     torch.manual_seed(0)
-    return CRSMForCausalLM(CRSMConfig(vocab_size=len(tokenizer), hidden_size=32, state_size=8, num_hidden_layers=1,
-                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                      bos_token_id=tokenizer.bos_token_id))
+    return CRSMForCausalLM(
+        CRSMConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            state_size=8,
+            num_hidden_layers=1,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+        )
+    )
 
 
 def test_push_to_hub_uploads_a_peft_adapter_folder_and_object(tmp_path, monkeypatch):
@@ -686,8 +812,9 @@ def test_push_to_hub_uploads_a_peft_adapter_folder_and_object(tmp_path, monkeypa
     tokenizer = build_tokenizer(vocab_size=300)
     base = _tiny_meta_attention(tokenizer)
     base.save_pretrained(tmp_path / "base")
-    peft_model = get_peft_model(base, LoraConfig(
-        r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True, task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True, task_type="CAUSAL_LM")
+    )
 
     # a PeftModel object is saved first, and its base tells the card that loading the base needs remote code;
     # built in memory, it names no base repository, which must then be given
@@ -696,8 +823,11 @@ def test_push_to_hub_uploads_a_peft_adapter_folder_and_object(tmp_path, monkeypa
         push_to_hub(peft_model, "org/meta-lora", api=api)
     assert push_to_hub(peft_model, "org/meta-lora", private=True, base_model="org/meta-base", api=api) == "commit-info"
     (create, repo_id, create_kwargs), (_, upload_kwargs, uploaded) = api.calls
-    assert (create, repo_id, create_kwargs) == ("create_repo", "org/meta-lora",
-                                                {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert (create, repo_id, create_kwargs) == (
+        "create_repo",
+        "org/meta-lora",
+        {"private": True, "exist_ok": True, "repo_type": "model"},
+    )
     assert upload_kwargs["repo_id"] == "org/meta-lora" and upload_kwargs["repo_type"] == "model"
     assert upload_kwargs["commit_message"].startswith("Upload adapter with hf-reason")
     assert sorted(uploaded) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
@@ -768,7 +898,7 @@ def test_pull_text_families_from_hub_cache_in_a_clean_process(tmp_path):
     tokenizer = build_tokenizer(vocab_size=300)
     cache = tmp_path / "hub"
     input_ids = torch.tensor([tokenizer("Q: 2 + 3 = ?\nA:")["input_ids"]])
-    expected, codes = {}, {}
+    expected = {}
     for family, build in {"crsm": _tiny_crsm, "meta_attention": _tiny_meta_attention}.items():
         model = build(tokenizer).eval()
         model.save_pretrained(tmp_path / family)
@@ -781,8 +911,12 @@ def test_pull_text_families_from_hub_cache_in_a_clean_process(tmp_path):
         assert f"AutoModelForCausalLM.from_pretrained({repo_id!r}, trust_remote_code=True)" in code
         (tmp_path / f"{family}_code.py").write_text(code)
         with torch.no_grad():
-            expected[family] = {"logits": model(input_ids).logits, "generated": model.generate(
-                input_ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)}
+            expected[family] = {
+                "logits": model(input_ids).logits,
+                "generated": model.generate(
+                    input_ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id
+                ),
+            }
     torch.save({"input_ids": input_ids}, tmp_path / "inputs.pt")
     run_without_hf_reason(
         """

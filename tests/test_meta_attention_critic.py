@@ -24,9 +24,19 @@ def tokenizer():
 
 
 def tiny_config(tokenizer, **overrides):
-    kwargs = dict(vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=2, n_head=2, meta_top_k=2,
-                  meta_hidden_size=16, pad_token_id=tokenizer.pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0,
-                  attn_pdrop=0.0)
+    kwargs = dict(
+        vocab_size=len(tokenizer),
+        n_positions=96,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        meta_top_k=2,
+        meta_hidden_size=16,
+        pad_token_id=tokenizer.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     kwargs.update(overrides)
     return MetaAttentionConfig(**kwargs)
 
@@ -37,7 +47,9 @@ def test_reward_has_trl_signature_and_returns_one_score_per_completion(tokenizer
     reward = SelfCriticReward(critic, tokenizer, batch_size=2)
     assert reward.__name__ == "self_critic"
     params = list(inspect.signature(reward).parameters.values())
-    assert [p.name for p in params[:2]] == ["prompts", "completions"] and params[-1].kind is inspect.Parameter.VAR_KEYWORD
+    assert [p.name for p in params[:2]] == ["prompts", "completions"] and params[
+        -1
+    ].kind is inspect.Parameter.VAR_KEYWORD
     prompts = ["What is 2 + 3?\n"] * 3
     completions = [REPORT, BAD, REPORT]
     scores = reward(prompts=prompts, completions=completions, task_id=["a", "b", "c"])
@@ -46,8 +58,10 @@ def test_reward_has_trl_signature_and_returns_one_score_per_completion(tokenizer
     single = reward(prompts=prompts[:1], completions=completions[:1])
     assert single[0] == pytest.approx(scores[0], abs=1e-5)
     # conversational samples
-    conv = reward(prompts=[[{"role": "user", "content": "What is 2 + 3?"}]],
-                  completions=[[{"role": "assistant", "content": REPORT}]])
+    conv = reward(
+        prompts=[[{"role": "user", "content": "What is 2 + 3?"}]],
+        completions=[[{"role": "assistant", "content": REPORT}]],
+    )
     assert len(conv) == 1
     with pytest.raises(ValueError, match="completions"):
         reward(prompts=prompts[:2], completions=completions)
@@ -80,9 +94,13 @@ def test_training_on_verdicts_reduces_the_loss_and_separates_episodes(tokenizer,
         critic_examples(prompts[:1], completions[:1], [2.0], tokenizer)
 
 
-ADD_TASK = {"id": "math-add", "category": "math", "prompt": "What is 2 + 3?\n",
-            "validator": {"kind": "numeric", "config": {"answer": 5}},
-            "introspection": {"focus_terms": ["2", "3"], "hints": []}}
+ADD_TASK = {
+    "id": "math-add",
+    "category": "math",
+    "prompt": "What is 2 + 3?\n",
+    "validator": {"kind": "numeric", "config": {"answer": 5}},
+    "introspection": {"focus_terms": ["2", "3"], "hints": []},
+}
 
 
 def test_critic_rows_come_from_evaluator_verdicts_and_train_the_critic(tokenizer):
@@ -104,8 +122,9 @@ def test_critic_rows_come_from_evaluator_verdicts_and_train_the_critic(tokenizer
     # the rows train the critic toward the evaluator's verdicts
     torch.manual_seed(0)
     critic = MetaAttentionForSequenceScoring(tiny_config(tokenizer, critic_loss="bce")).train()
-    examples = critic_examples([r["prompt"] for r in rows], [r["completion"] for r in rows],
-                               [r["label"] for r in rows], tokenizer)
+    examples = critic_examples(
+        [r["prompt"] for r in rows], [r["completion"] for r in rows], [r["label"] for r in rows], tokenizer
+    )
     batch = DataCollatorWithPadding(tokenizer)(examples)
     optimizer = torch.optim.AdamW(critic.parameters(), lr=3e-3)
     for _ in range(15):
@@ -141,15 +160,19 @@ def test_heatmap_of_a_report_step_is_written_as_png(tokenizer, tmp_path):
     text = "What is 2 + 3?\n" + REPORT
     enc = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     rows = section_token_positions(enc["offset_mapping"], text, "Step 1")
-    step_text = "".join(tokenizer.convert_tokens_to_string([t]) for t in tokenizer.convert_ids_to_tokens(enc["input_ids"])[rows[0]:rows[-1] + 1])
+    step_text = "".join(
+        tokenizer.convert_tokens_to_string([t])
+        for t in tokenizer.convert_ids_to_tokens(enc["input_ids"])[rows[0] : rows[-1] + 1]
+    )
     assert "2 + 3 = 5" in step_text and "Monitor" not in step_text
     out = model(torch.tensor([enc["input_ids"]]), output_attentions=True)
     matrix = attention_matrix(out.attentions, rows, layer=1, head=0)
     torch.testing.assert_close(matrix, out.attentions[1][0, 0, rows])
     torch.testing.assert_close(attention_matrix(out.attentions).sum(-1), torch.ones(len(enc["input_ids"])))
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
-    path = save_attention_heatmap(out.attentions, tmp_path / "plots" / "step1.png", rows, tokens=tokens,
-                                  title="Step 1")
+    path = save_attention_heatmap(
+        out.attentions, tmp_path / "plots" / "step1.png", rows, tokens=tokens, title="Step 1"
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["step1.png"]  # no temp file left
     with pytest.raises(ValueError, match="layer"):
@@ -169,11 +192,27 @@ def test_stock_trl_grpo_trains_the_model_with_the_self_critic_reward(tokenizer, 
     config = tiny_config(tokenizer, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     MetaAttentionForCausalLM(config).save_pretrained(tmp_path / "policy")  # TRL rebuilds the reference from it
     reward = SelfCriticReward(MetaAttentionForSequenceScoring(config), tokenizer)
-    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=4, num_generations=4,
-                      max_completion_length=6, max_steps=1, report_to=[], use_cpu=True, beta=0.04,
-                      gradient_checkpointing=True, save_strategy="no", logging_steps=1, learning_rate=1e-3)
-    trainer = GRPOTrainer(model=str(tmp_path / "policy"), reward_funcs=[reward], args=args, processing_class=tokenizer,
-                          train_dataset=datasets.Dataset.from_dict({"prompt": ["What is 2 + 3?\n"] * 4}))
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=1,
+        report_to=[],
+        use_cpu=True,
+        beta=0.04,
+        gradient_checkpointing=True,
+        save_strategy="no",
+        logging_steps=1,
+        learning_rate=1e-3,
+    )
+    trainer = GRPOTrainer(
+        model=str(tmp_path / "policy"),
+        reward_funcs=[reward],
+        args=args,
+        processing_class=tokenizer,
+        train_dataset=datasets.Dataset.from_dict({"prompt": ["What is 2 + 3?\n"] * 4}),
+    )
     assert type(trainer.model) is MetaAttentionForCausalLM
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()

@@ -17,8 +17,18 @@ from hf_reason.evaluation.reports import SCORE_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "examples" / "train_meta_attention.py"
-ROW_NAMES = [*SCORE_NAMES, "overall", "focus_match", "reports_with_focus_claims",
-             "has_plan", "has_step", "has_monitor", "has_diagnosis", "has_reflection", "has_answer"]
+ROW_NAMES = [
+    *SCORE_NAMES,
+    "overall",
+    "focus_match",
+    "reports_with_focus_claims",
+    "has_plan",
+    "has_step",
+    "has_monitor",
+    "has_diagnosis",
+    "has_reflection",
+    "has_answer",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +78,50 @@ def test_generation_stops_after_the_answer_line(example):
 @pytest.mark.slow
 def test_tiny_run_writes_table_results_and_pictures(tmp_path):
     out = tmp_path / "run"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-           "OMP_NUM_THREADS": "1"}
-    tiny = ["--preset", "cpu", "--output_dir", str(out), "--n_embd", "32", "--n_layer", "1", "--n_head", "2",
-            "--n_positions", "256", "--vocab_size", "300", "--generated_per_category", "2", "--max_eval_tasks", "2",
-            "--max_new_tokens", "12", "--max_steps", "3", "--per_device_train_batch_size", "2",
-            "--logging_steps", "1", "--bootstrap_samples", "50", "--disable_tqdm", "true", "--critic_steps", "2"]
-    result = subprocess.run([sys.executable, str(SCRIPT), *tiny], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    tiny = [
+        "--preset",
+        "cpu",
+        "--output_dir",
+        str(out),
+        "--n_embd",
+        "32",
+        "--n_layer",
+        "1",
+        "--n_head",
+        "2",
+        "--n_positions",
+        "256",
+        "--vocab_size",
+        "300",
+        "--generated_per_category",
+        "2",
+        "--max_eval_tasks",
+        "2",
+        "--max_new_tokens",
+        "12",
+        "--max_steps",
+        "3",
+        "--per_device_train_batch_size",
+        "2",
+        "--logging_steps",
+        "1",
+        "--bootstrap_samples",
+        "50",
+        "--disable_tqdm",
+        "true",
+        "--critic_steps",
+        "2",
+    ]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *tiny], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     table = (out / "table.md").read_text().splitlines()

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from conftest import run_without_hf_reason
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -20,8 +21,6 @@ from hf_reason import (
 )
 from hf_reason.models.meta_attention.configuration_meta_attention import META_ATTENTION_AUTO_MAP
 from hf_reason.models.meta_attention.modeling_meta_attention import attention_summaries
-
-from conftest import run_without_hf_reason
 
 
 GPT2_KWARGS = dict(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=2, bos_token_id=1, eos_token_id=2)
@@ -162,8 +161,9 @@ def test_save_load_round_trip_and_auto_classes(tmp_path):
         torch.testing.assert_close(loaded(ids).logits, expected, rtol=0, atol=0)
     core = AutoModel.from_pretrained(tmp_path).eval()
     assert type(core) is MetaAttentionModel
-    torch.testing.assert_close(core.transformer.meta.gate if hasattr(core, "transformer") else core.meta.gate,
-                               model.transformer.meta.gate)
+    torch.testing.assert_close(
+        core.transformer.meta.gate if hasattr(core, "transformer") else core.meta.gate, model.transformer.meta.gate
+    )
     critic = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert type(critic) is MetaAttentionForSequenceScoring
     torch.testing.assert_close(critic.transformer.wte.weight, model.transformer.wte.weight)
@@ -208,8 +208,11 @@ def test_introspect_agrees_with_output_attentions():
         for j, p in enumerate(intro.positions.tolist()):
             row = maps[b, :, :, p - 1, :]  # what the model looked at while writing position p
             for r in range(4):
-                layer, head, key = (int(intro.layers[b, j, r]), int(intro.heads[b, j, r]),
-                                    int(intro.attended_positions[b, j, r]))
+                layer, head, key = (
+                    int(intro.layers[b, j, r]),
+                    int(intro.heads[b, j, r]),
+                    int(intro.attended_positions[b, j, r]),
+                )
                 assert key <= p - 1  # causal
                 torch.testing.assert_close(intro.weights[b, j, r], row[layer, head, key], rtol=1e-6, atol=1e-7)
                 assert int(intro.attended_token_ids[b, j, r]) == int(ids[b, key])
@@ -265,8 +268,9 @@ def test_kv_cache_decoding_equals_full_forward():
 def test_generate_greedy_matches_manual_decoding_and_left_padding():
     model = make_model(gate=0.5)
     prompt = make_ids(batch=1, seq=5)
-    generated = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6,
-                               do_sample=False, pad_token_id=0)
+    generated = model.generate(
+        prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6, do_sample=False, pad_token_id=0
+    )
     manual = prompt
     for _ in range(6):
         manual = torch.cat([manual, model(manual).logits[:, -1:].argmax(-1)], dim=1)
@@ -319,7 +323,7 @@ def test_detached_maps_keep_the_lm_loss_from_reshaping_attention():
     for detach in (True, False):
         model = make_model(gate=0.5, meta_detach_attention=detach).train()
         seen = []
-        model.transformer.meta.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+        model.transformer.meta.register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[1]))
         model(ids, labels=ids).loss.backward()
         # summaries carry a graph back into the attention maps only when not detached
         assert seen[0].requires_grad is (not detach)
@@ -330,20 +334,28 @@ def test_attention_summaries_by_hand():
     probs = torch.tensor([[[[1.0, 0.0, 0.0], [0.5, 0.25, 0.25]]]])  # (1, 1, 2, 3)
     query_index = torch.tensor([1, 2])  # keys 0..1 and 0..2 visible
     visible = torch.tensor([[2, 3]])
-    out = attention_summaries(probs, visible, query_index, top_k=2,
-                              features=["entropy", "top_k_weights", "top_k_distances", "mean_distance"])
+    out = attention_summaries(
+        probs, visible, query_index, top_k=2, features=["entropy", "top_k_weights", "top_k_distances", "mean_distance"]
+    )
     assert out.shape == (1, 2, 1, 6)
     first, second = out[0, 0, 0], out[0, 1, 0]
     torch.testing.assert_close(first, torch.tensor([0.0, 1.0, 0.0, 1 / 2, 0.0, 1 / 2]))
-    entropy = -(0.5 * torch.log(torch.tensor(0.5)) + 2 * 0.25 * torch.log(torch.tensor(0.25))) / torch.log(torch.tensor(3.0))
+    entropy = -(0.5 * torch.log(torch.tensor(0.5)) + 2 * 0.25 * torch.log(torch.tensor(0.25))) / torch.log(
+        torch.tensor(3.0)
+    )
     torch.testing.assert_close(second[0], entropy)
     torch.testing.assert_close(second[1:3], torch.tensor([0.5, 0.25]))
     assert second[3].item() == pytest.approx(2 / 3)  # key 0 is two positions back, over 3 visible
     assert second[4].item() in (pytest.approx(1 / 3), pytest.approx(0.0))  # a tie between keys 1 and 2
     assert second[5].item() == pytest.approx((0.5 * 2 + 0.25 * 1) / 3)
     # fewer keys than top_k: padded with zero weight and zero distance
-    short = attention_summaries(probs[..., :1, :1], torch.tensor([[1]]), torch.tensor([0]), top_k=3,
-                                features=["top_k_weights", "top_k_distances"])
+    short = attention_summaries(
+        probs[..., :1, :1],
+        torch.tensor([[1]]),
+        torch.tensor([0]),
+        top_k=3,
+        features=["top_k_weights", "top_k_distances"],
+    )
     torch.testing.assert_close(short[0, 0, 0], torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0]))
 
 

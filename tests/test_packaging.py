@@ -5,9 +5,9 @@ import importlib.util
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -24,8 +24,7 @@ def _declared_packages() -> list[str]:
 
 def test_every_package_folder_is_declared():
     found = {
-        ".".join(path.parent.relative_to(REPO_ROOT).parts)
-        for path in (REPO_ROOT / "hf_reason").rglob("__init__.py")
+        ".".join(path.parent.relative_to(REPO_ROOT).parts) for path in (REPO_ROOT / "hf_reason").rglob("__init__.py")
     }
     found.add("hf_reason.trainers")  # mapped from the top-level trainers/ folder
     found.add("hf_reason.model_cards")  # mapped from the top-level model_cards/ folder (templates)

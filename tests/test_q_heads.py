@@ -3,11 +3,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_without_hf_reason, tiny_trm_config
 
 from hf_reason import AutoModelForPuzzleSolving, TRMForPuzzleSolving
 from hf_reason.models.trm import TRMAttentionQHead, TRMGRUQHead, TRMHaltingHead, TRMMLPQHead
-
-from conftest import run_without_hf_reason, tiny_trm_config
 
 
 HEADS = {"linear": TRMHaltingHead, "mlp": TRMMLPQHead, "gru": TRMGRUQHead, "attention": TRMAttentionQHead}

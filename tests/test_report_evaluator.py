@@ -6,7 +6,6 @@ import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +23,7 @@ from hf_reason.evaluation.reports import (
     tool_sanity,
 )
 
+
 GOOD = """Plan: Track where the key is and who saw each move.
 Step 1: The key starts in the box.
 Step 2: Anne moved the key to the drawer while Sally was away.
@@ -35,16 +35,23 @@ Answer: box"""
 
 STORY = "1. Sally entered the hall.\n2. The key is in the box.\n3. Sally exited the hall.\n4. Anne moved the key to the drawer."
 TASK = {
-    "id": "theory_of_mind-test", "category": "theory_of_mind", "prompt": STORY + "\nQuestion: Where will Sally look?",
+    "id": "theory_of_mind-test",
+    "category": "theory_of_mind",
+    "prompt": STORY + "\nQuestion: Where will Sally look?",
     "validator": {"kind": "tom_answer", "config": {"answer": "box", "distractors": ["drawer"], "order": 1}},
     "introspection": {"focus_terms": ["box", "Sally"], "hints": []},
 }
 # introspect() JSON (the meta-attention model's output form): per position, attended tokens.
 INTROSPECTION = [
-    {"position": 20, "token": "Ġlook", "num_layers": 3, "attended": [
-        {"token": "Ġbox", "position": 9, "layer": 1, "head": 0, "weight": 0.6},
-        {"token": "Sally", "position": 3, "layer": 2, "head": 1, "weight": 0.3},
-    ]},
+    {
+        "position": 20,
+        "token": "Ġlook",
+        "num_layers": 3,
+        "attended": [
+            {"token": "Ġbox", "position": 9, "layer": 1, "head": 0, "weight": 0.6},
+            {"token": "Sally", "position": 3, "layer": 2, "head": 1, "weight": 0.3},
+        ],
+    },
 ]
 
 
@@ -53,7 +60,10 @@ def test_parse_report_sections_citations_tools():
     assert parsed.prefix == "noise\n"
     assert parsed.names() == ["Plan", "Step 1", "Step 2", "Monitor", "Diagnosis", "Reflection", "Answer"]
     assert parsed.answer == "box"
-    assert [(c.term, c.layer, c.head, c.band) for c in parsed.citations] == [("box", 1, 0, None), ("Sally", None, None, "late")]
+    assert [(c.term, c.layer, c.head, c.band) for c in parsed.citations] == [
+        ("box", 1, 0, None),
+        ("Sally", None, None, "late"),
+    ]
     assert parsed.tool_calls == ['calculator({"expression": "1 + 1"})']
 
 
@@ -87,9 +97,13 @@ def tiny_lm():
 
 def test_prefix_quality_perplexity_part(tiny_lm):
     lm, tokenizer = tiny_lm
-    fluent = prefix_quality("the report starts with a plan and then checks each step.\n" + GOOD, lm=lm, tokenizer=tokenizer)
+    fluent = prefix_quality(
+        "the report starts with a plan and then checks each step.\n" + GOOD, lm=lm, tokenizer=tokenizer
+    )
     noise = prefix_quality("zq kk xv jj qz vk zj xq kj vz qq.\n" + GOOD, lm=lm, tokenizer=tokenizer)
-    distance_only = prefix_quality("the report starts with a plan and then checks each step.\n" + GOOD, tokenizer=tokenizer)
+    distance_only = prefix_quality(
+        "the report starts with a plan and then checks each step.\n" + GOOD, tokenizer=tokenizer
+    )
     assert 0.0 <= noise < fluent <= distance_only <= 1.0
     assert fluent > 2 * noise
 
@@ -108,8 +122,10 @@ def test_prefix_perplexity_fits_prompts_and_prefixes_longer_than_the_context(tin
     assert 0.0 <= noise < fluent <= 1.0
     # the context kept is the prompt's end: the same as scoring with only that end as the prompt
     target = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    tail = tokenizer.decode(tokenizer(prompt, add_special_tokens=False)["input_ids"][-(window - len(target)):])
-    assert _perplexity(prefix, prompt, lm, tokenizer)[0] == pytest.approx(_perplexity(prefix, tail, lm, tokenizer)[0], rel=1e-4)
+    tail = tokenizer.decode(tokenizer(prompt, add_special_tokens=False)["input_ids"][-(window - len(target)) :])
+    assert _perplexity(prefix, prompt, lm, tokenizer)[0] == pytest.approx(
+        _perplexity(prefix, tail, lm, tokenizer)[0], rel=1e-4
+    )
     # a prefix longer than the window is scored on its first window - 1 tokens
     long_prefix = sentence * 20
     ppl, scored = _perplexity(long_prefix, prompt, lm, tokenizer)
@@ -123,8 +139,10 @@ def test_coverage_and_repetition():
     assert present_sections(partial) == {"Plan", "Step", "Answer"}
     assert present_sections("Plan:\nStep 2: x\nMonitor:   \n") == {"Step"}  # empty bodies do not count
     assert repetition_score(GOOD) == 1.0
-    looping = GOOD.replace("Monitor: Sally did not see the move.",
-                           "Monitor: check the move check the move check the move check the move.\nMonitor: again.")
+    looping = GOOD.replace(
+        "Monitor: Sally did not see the move.",
+        "Monitor: check the move check the move check the move check the move.\nMonitor: again.",
+    )
     assert 0.0 < repetition_score(looping) < 0.6
     assert repetition_score("Answer: 3") == 0.0
 
@@ -143,8 +161,12 @@ def test_reflection_alignment_against_introspection_and_prior():
 
 
 def _record(position, *entries, num_layers=4):
-    return {"position": position, "token": "x", "num_layers": num_layers,
-            "attended": [dict(zip(("token", "position", "layer", "head", "weight"), e)) for e in entries]}
+    return {
+        "position": position,
+        "token": "x",
+        "num_layers": num_layers,
+        "attended": [dict(zip(("token", "position", "layer", "head", "weight"), e)) for e in entries],
+    }
 
 
 def test_reflection_alignment_counts_only_real_attention_to_the_prompt():
@@ -171,7 +193,9 @@ def test_reflection_alignment_counts_only_real_attention_to_the_prompt():
     assert reflection_alignment(cite("[focus: box @ early]"), early, num_layers=2) == 0.5  # layer 1 of 2 is late
     no_depth = [{k: v for k, v in early[0].items() if k != "num_layers"}]
     evaluator = ReportEvaluator()
-    warnings = evaluator.score("Plan: x\nReflection: [focus: box @ early]\nAnswer: 1", introspection=no_depth)["warnings"]
+    warnings = evaluator.score("Plan: x\nReflection: [focus: box @ early]\nAnswer: 1", introspection=no_depth)[
+        "warnings"
+    ]
     assert any("num_layers" in w for w in warnings)
 
 
@@ -181,14 +205,21 @@ def test_reflection_alignment_on_a_real_introspect_json():
     from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
     from hf_reason.data.text import build_tokenizer
 
-    prompt = "Sally put the marble in the basket. Anne moved the marble to the box.\nQuestion: Where will Sally look?\n"
-    report = ("Plan: track the marble.\nStep 1: Sally saw the basket.\nReflection: [focus: Sally @ late] "
-              "[focus: basket @ L0] [focus: marble] [focus: zebra]\nAnswer: basket")
+    prompt = (
+        "Sally put the marble in the basket. Anne moved the marble to the box.\nQuestion: Where will Sally look?\n"
+    )
+    report = (
+        "Plan: track the marble.\nStep 1: Sally saw the basket.\nReflection: [focus: Sally @ late] "
+        "[focus: basket @ L0] [focus: marble] [focus: zebra]\nAnswer: basket"
+    )
     # trained on other text, so that the task's words are split into several BPE pieces
-    tokenizer = build_tokenizer(vocab_size=290, texts=["the report starts with a plan and then checks each step. " * 4])
+    tokenizer = build_tokenizer(
+        vocab_size=290, texts=["the report starts with a plan and then checks each step. " * 4]
+    )
     torch.manual_seed(0)
-    config = MetaAttentionConfig(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                                 meta_top_k=2, meta_hidden_size=16)
+    config = MetaAttentionConfig(
+        vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=2, meta_top_k=2, meta_hidden_size=16
+    )
     model = MetaAttentionForCausalLM(config).eval()
     encoded = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)
     prompt_ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
@@ -235,7 +266,9 @@ def test_validator_score_and_overall_good_vs_bad():
     assert good["validator"] == 1.0 and good["overall"] == pytest.approx(1.0) and good["warnings"] == []
     bad = evaluator.score("blah blah\nPlan: guess\nAnswer: drawer or box", "theory_of_mind-test")
     assert bad["validator"] == 0.0 and bad["overall"] < 0.6
-    assert any("validator failed" in w for w in bad["warnings"]) and any("missing sections" in w for w in bad["warnings"])
+    assert any("validator failed" in w for w in bad["warnings"]) and any(
+        "missing sections" in w for w in bad["warnings"]
+    )
     for value in (*good.values(), *bad.values()):
         if isinstance(value, float):
             assert 0.0 <= value <= 1.0
@@ -251,7 +284,9 @@ def test_python_validator_runs_in_sandbox_fail_fast(tmp_path):
     assert result["validator"] == 0.0 and "test 1 failed" in " ".join(result["warnings"])
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
-    hostile = task["completion"].replace("seen, out = set(), []", f"import os; os.remove({str(victim)!r}); seen, out = set(), []")
+    hostile = task["completion"].replace(
+        "seen, out = set(), []", f"import os; os.remove({str(victim)!r}); seen, out = set(), []"
+    )
     assert evaluator.score(hostile, task["id"])["validator"] == 0.0
     assert victim.read_text() == "keep me"
 
@@ -283,8 +318,12 @@ def test_python_validator_refuses_solutions_that_fake_a_pass():
 def test_report_score_reward_has_trl_signature():
     reward = ReportScoreReward(ReportEvaluator([TASK]))
     assert reward.__name__ == "report_overall"
-    values = reward(prompts=["p", "p"], completions=[[{"role": "assistant", "content": GOOD}], "Answer: drawer"],
-                    task_id=["theory_of_mind-test"] * 2, introspection=[INTROSPECTION, None])
+    values = reward(
+        prompts=["p", "p"],
+        completions=[[{"role": "assistant", "content": GOOD}], "Answer: drawer"],
+        task_id=["theory_of_mind-test"] * 2,
+        introspection=[INTROSPECTION, None],
+    )
     assert values[0] == pytest.approx(1.0) and values[1] < 0.5
     only_validator = ReportScoreReward(ReportEvaluator([TASK]), score="validator")
     assert only_validator(["p"], ["Answer: box"], task_id=["theory_of_mind-test"]) == [1.0]
@@ -300,8 +339,12 @@ def test_cli_end_to_end(tmp_path):
     path = tmp_path / "reports.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in reports) + "\n")
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "hf_reason.cli", "eval-reports", str(path), "--out", str(out)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_reason.cli", "eval-reports", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_reports"] == 4

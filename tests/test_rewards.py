@@ -34,7 +34,9 @@ def test_exact_answer_reward_conventions_and_conversational_completions():
         "<answer>Paris</answer>",
     ]
     assert reward(prompts=[""] * 5, completions=completions, answer=["4", "4", "4", "4", "paris"]) == [1, 1, 0, 0, 1]
-    assert ExactAnswerReward(rel_tol=1e-3)(prompts=[""], completions=["<answer>3.1416</answer>"], answer=["3.14159"]) == [1.0]
+    assert ExactAnswerReward(rel_tol=1e-3)(
+        prompts=[""], completions=["<answer>3.1416</answer>"], answer=["3.14159"]
+    ) == [1.0]
     assert extract_final_answer("nothing here") is None
     with pytest.raises(ValueError, match="`answer`"):
         reward(prompts=[""], completions=["x"], solution=["1"])
@@ -74,10 +76,19 @@ def test_adapters_pass_through_the_self_critic_and_the_report_evaluator():
 
     tokenizer = build_tokenizer(vocab_size=300)
     torch.manual_seed(0)
-    critic = MetaAttentionForSequenceScoring(MetaAttentionConfig(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2, meta_top_k=2, meta_hidden_size=16,
-        meta_num_heads=2, pad_token_id=tokenizer.pad_token_id,
-    )).eval()
+    critic = MetaAttentionForSequenceScoring(
+        MetaAttentionConfig(
+            vocab_size=len(tokenizer),
+            n_positions=64,
+            n_embd=32,
+            n_layer=1,
+            n_head=2,
+            meta_top_k=2,
+            meta_hidden_size=16,
+            meta_num_heads=2,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).eval()
     prompts, completions = ["Q: 1 + 1 = ?\nA:"] * 2, [" #### 2", " I am not sure"]
     adapter = SelfCriticRewardAdapter(critic, tokenizer)
     direct = SelfCriticReward(critic, tokenizer)(prompts=prompts, completions=completions)
@@ -123,7 +134,9 @@ def test_plan_reward_accepts_every_correct_plan_not_only_the_gold_one():
     kwargs = dict(puzzle=blocks["puzzle"], answer=blocks["answer"])
     assert reward(prompts=blocks["prompt"], completions=blocks["answer"], **kwargs) == [1.0] * 12
     assert optimal(prompts=blocks["prompt"], completions=blocks["answer"], **kwargs) == [1.0] * 12
-    longer = ["<think>move A onto B? no</think> " + "; ".join(_unstack_then_build(json.loads(p))) for p in blocks["puzzle"]]
+    longer = [
+        "<think>move A onto B? no</think> " + "; ".join(_unstack_then_build(json.loads(p))) for p in blocks["puzzle"]
+    ]
     assert reward(prompts=blocks["prompt"], completions=longer, **kwargs) == [1.0] * 12
     is_longer = [len(_unstack_then_build(json.loads(p))) > len(s) for p, s in zip(blocks["puzzle"], blocks["steps"])]
     assert any(is_longer)  # so the optimality check is exercised
@@ -139,14 +152,20 @@ def test_plan_reward_accepts_every_correct_plan_not_only_the_gold_one():
     other = [", ".join(_latest_ready_order(json.loads(p)["tasks"])) for p in schedule["puzzle"]]
     differs = [o != a for o, a in zip(other, schedule["answer"])]
     assert any(differs)
-    assert reward(prompts=schedule["prompt"], completions=[f"<answer>{o}</answer>" for o in other],
-                  puzzle=schedule["puzzle"]) == [1.0] * 12
-    assert ExactAnswerReward()(prompts=schedule["prompt"], completions=[f"<answer>{o}</answer>" for o in other],
-                               answer=schedule["answer"]) == [0.0 if d else 1.0 for d in differs]
+    assert (
+        reward(
+            prompts=schedule["prompt"], completions=[f"<answer>{o}</answer>" for o in other], puzzle=schedule["puzzle"]
+        )
+        == [1.0] * 12
+    )
+    assert ExactAnswerReward()(
+        prompts=schedule["prompt"], completions=[f"<answer>{o}</answer>" for o in other], answer=schedule["answer"]
+    ) == [0.0 if d else 1.0 for d in differs]
     backwards = [", ".join(reversed(s)) for s in schedule["steps"]]
     needs_order = [any(pre for pre in json.loads(p)["tasks"].values()) for p in schedule["puzzle"]]
-    assert [r == 0.0 for r in reward(prompts=schedule["prompt"], completions=backwards, puzzle=schedule["puzzle"])] \
-        == needs_order
+    assert [
+        r == 0.0 for r in reward(prompts=schedule["prompt"], completions=backwards, puzzle=schedule["puzzle"])
+    ] == needs_order
     with pytest.raises(ValueError, match="`puzzle`"):
         reward(prompts=[""], completions=["x"], answer=["y"])
 
@@ -166,8 +185,10 @@ def test_theory_of_mind_reward_on_known_answers():
 
     wrong = [d[0] for d in stories["distractors"]]
     assert score([f"In the {a.title()}." for a in stories["answer"]]) == [1.0] * 30
-    assert score([f"<think>it was moved to the {w}</think> The answer is {a}" for a, w in zip(stories["answer"], wrong)]) \
-        == [1.0] * 30  # the other container in the reasoning is not the answer
+    assert (
+        score([f"<think>it was moved to the {w}</think> The answer is {a}" for a, w in zip(stories["answer"], wrong)])
+        == [1.0] * 30
+    )  # the other container in the reasoning is not the answer
     assert score([f"the {w}" for w in wrong]) == [0.0] * 30
     assert score([f"the {a} or the {w}" for a, w in zip(stories["answer"], wrong)]) == [0.0] * 30  # hedging
     assert score([f"the {a}s" for a in stories["answer"]]) == [0.0] * 30  # whole words only

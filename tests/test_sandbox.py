@@ -17,6 +17,7 @@ import pytest
 
 from hf_reason.evaluation.sandbox import SandboxConfig, network_isolation_available, run_in_sandbox, sandbox_support
 
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 
 SMALL = dict(timeout=4.0, cpu_seconds=1, memory_bytes=192 * 1024**2, max_output_bytes=4096)
@@ -41,7 +42,7 @@ def listener():
     def accepted() -> bool:
         try:
             connection, _ = server.accept()  # a completed handshake waits in the backlog
-        except socket.timeout:
+        except TimeoutError:
             return False
         connection.close()
         return True
@@ -51,8 +52,9 @@ def listener():
 
 
 def test_ok_run_captures_output_and_files_stay_inside():
-    result = run_in_sandbox("open('a.txt', 'w').write('hi')\nprint(open('a.txt').read(), input())",
-                            SandboxConfig(**SMALL), stdin="there\n")
+    result = run_in_sandbox(
+        "open('a.txt', 'w').write('hi')\nprint(open('a.txt').read(), input())", SandboxConfig(**SMALL), stdin="there\n"
+    )
     assert result.status == "ok" and result.returncode == 0
     assert result.stdout.strip() == "hi there"
 
@@ -62,7 +64,8 @@ def test_result_reports_the_isolation_used():
     support = sandbox_support()
     assert "rlimits" in result.mechanisms and "audit-hook" in result.mechanisms
     assert [m for m in result.mechanisms if not m.startswith("uid=")] == [
-        m for m in support["mechanisms"] if m != "uid-drop"]
+        m for m in support["mechanisms"] if m != "uid-drop"
+    ]
     assert list(result.degraded) == support["degraded"]
     if os.geteuid() == 0 and not result.degraded:
         uid = int(next(m for m in result.mechanisms if m.startswith("uid="))[4:])
@@ -111,8 +114,9 @@ def test_sleep_hits_wall_clock_timeout():
 
 
 def test_memory_bomb_is_reported_as_memory():
-    result = run_in_sandbox("chunks = []\nwhile True:\n    chunks.append(bytearray(32 * 1024**2))",
-                            SandboxConfig(**SMALL))
+    result = run_in_sandbox(
+        "chunks = []\nwhile True:\n    chunks.append(bytearray(32 * 1024**2))", SandboxConfig(**SMALL)
+    )
     assert result.status == "memory"
 
 
@@ -185,8 +189,9 @@ def test_escape_b_fork_exec_without_audit_event_is_contained(open_dir):
     target = open_dir / "b.txt"
     result = run_in_sandbox(SILENT_SUBPROCESS + f"subprocess.run(['touch', {str(target)!r}])", SandboxConfig(**SMALL))
     assert not target.exists(), result
-    bomb = FORK_BOMB.replace("if os.fork() == 0:\n            time.sleep(3)\n            os._exit(0)",
-                             "subprocess.Popen(['sleep', '3'])")
+    bomb = FORK_BOMB.replace(
+        "if os.fork() == 0:\n            time.sleep(3)\n            os._exit(0)", "subprocess.Popen(['sleep', '3'])"
+    )
     result = run_in_sandbox(SILENT_SUBPROCESS + bomb, SandboxConfig(**{**SMALL, "max_processes": 8}))
     assert result.stdout.startswith("capped"), (result.stdout, result.stderr)
 
@@ -207,8 +212,10 @@ def test_escape_d_sqlite_cannot_write_outside(open_dir):
     result = run_in_sandbox(code, SandboxConfig(**SMALL))
     assert result.status == "error" and not target.exists()
     assert "database outside the working directory is blocked" in result.stderr
-    inside = run_in_sandbox("import sqlite3\nc = sqlite3.connect('ok.db')\nc.execute('create table t (x)')\nprint('ok')",
-                            SandboxConfig(**SMALL))
+    inside = run_in_sandbox(
+        "import sqlite3\nc = sqlite3.connect('ok.db')\nc.execute('create table t (x)')\nprint('ok')",
+        SandboxConfig(**SMALL),
+    )
     assert inside.ok and inside.stdout.strip() == "ok", inside.stderr
 
 
@@ -251,9 +258,11 @@ def test_network_namespace_has_no_route(listener):
 
 def test_write_outside_directory_is_blocked(tmp_path):
     target = tmp_path / f"escape-{uuid.uuid4().hex}.txt"
-    for code in (f"open({str(target)!r}, 'w').write('x')",
-                 f"import os\nos.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)",
-                 f"open('../{target.name}', 'w')"):
+    for code in (
+        f"open({str(target)!r}, 'w').write('x')",
+        f"import os\nos.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)",
+        f"open('../{target.name}', 'w')",
+    ):
         result = run_in_sandbox(code, SandboxConfig(**SMALL))
         assert result.status == "error" and "outside the working directory" in result.stderr, code
     assert not target.exists()
@@ -282,8 +291,9 @@ for place in ('/tmp', '/var/tmp', '/dev/shm', '/run', '/'):
 def test_unprivileged_caller_gets_a_user_namespace_without_capabilities(tmp_path):
     # The sandbox as an ordinary user would call it: run the module by path under uid 65534 with a
     # world-readable interpreter (an interpreter in a private home is not one).
-    python = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path=os.defpath) or \
-        shutil.which("python3", path=os.defpath)
+    python = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path=os.defpath) or shutil.which(
+        "python3", path=os.defpath
+    )
     if python is None:
         pytest.skip("no system interpreter that uid 65534 can run")
     victim = tmp_path / "victim"
@@ -297,8 +307,13 @@ code = "import os\\nfd = os.open({str(victim)!r}, os.O_RDONLY)\\nos.close(os.ope
 result = sandbox.run_in_sandbox(code, sandbox.SandboxConfig(timeout=5.0))
 print(result.status, ','.join(result.mechanisms), '|'.join(result.degraded))
 """
-    run = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c", script],
-                         capture_output=True, text=True, timeout=60, cwd="/")
+    run = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
     if "Permission denied" in run.stderr and not run.stdout:
         pytest.skip(f"uid 65534 cannot run the test itself here: {run.stderr[-200:]}")
     status, mechanisms, degraded = (run.stdout.strip().split(" ", 2) + ["", ""])[:3]
@@ -310,7 +325,9 @@ print(result.status, ','.join(result.mechanisms), '|'.join(result.degraded))
 
 
 def test_file_size_limit_and_output_cap():
-    result = run_in_sandbox("open('big', 'wb').write(b'x' * 10**6)", SandboxConfig(**{**SMALL, "max_file_bytes": 1000}))
+    result = run_in_sandbox(
+        "open('big', 'wb').write(b'x' * 10**6)", SandboxConfig(**{**SMALL, "max_file_bytes": 1000})
+    )
     assert result.status in ("killed", "error") and result.status != "ok"
     result = run_in_sandbox("print('y' * 100000)", SandboxConfig(**SMALL))
     assert result.status == "killed" and len(result.stdout) <= 4096

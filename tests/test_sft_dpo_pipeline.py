@@ -16,9 +16,36 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ["1_data", "2_sft", "3_pairs", "4_dpo", "5_eval"]
 # Llama (nn.Linear layers) so that the 4-bit test can reuse the run; 120 SFT steps give confident pairs
 ARGV = [
-    "--family", "llama", "--max_value", "2", "--num_shots", "0", "--num_sft", "64", "--sft_steps", "120",
-    "--sft_lr", "1e-2", "--num_pool", "8", "--num_eval", "8", "--dpo_steps", "2", "--hidden_size", "32",
-    "--num_layers", "1", "--vocab_size", "300", "--max_new_tokens", "24", "--max_length", "64", "--batch_size", "8",
+    "--family",
+    "llama",
+    "--max_value",
+    "2",
+    "--num_shots",
+    "0",
+    "--num_sft",
+    "64",
+    "--sft_steps",
+    "120",
+    "--sft_lr",
+    "1e-2",
+    "--num_pool",
+    "8",
+    "--num_eval",
+    "8",
+    "--dpo_steps",
+    "2",
+    "--hidden_size",
+    "32",
+    "--num_layers",
+    "1",
+    "--vocab_size",
+    "300",
+    "--max_new_tokens",
+    "24",
+    "--max_length",
+    "64",
+    "--batch_size",
+    "8",
 ]
 
 
@@ -69,8 +96,9 @@ def test_runs_end_to_end_resumes_and_reproduces_under_a_seed(pipeline, first_run
     assert pipeline.main(["--output_dir", str(again), *ARGV]) == report
     assert (again / "5_eval" / "eval.json").read_text() == (out / "5_eval" / "eval.json").read_text()
     assert load_from_disk(again / "3_pairs" / "pairs").to_list() == load_from_disk(out / "3_pairs" / "pairs").to_list()
-    assert (again / "4_dpo" / "adapter_model.safetensors").read_bytes() == \
-        (out / "4_dpo" / "adapter_model.safetensors").read_bytes()
+    assert (again / "4_dpo" / "adapter_model.safetensors").read_bytes() == (
+        out / "4_dpo" / "adapter_model.safetensors"
+    ).read_bytes()
 
 
 @pytest.mark.slow
@@ -119,13 +147,41 @@ def test_a_base_model_trains_with_its_own_tokenizer(pipeline, tmp_path):
     base_tokenizer.pad_token = None
     base_tokenizer.save_pretrained(tmp_path / "base")
     torch.manual_seed(0)
-    base = GPT2LMHeadModel(GPT2Config(vocab_size=len(base_tokenizer), n_positions=128, n_embd=32, n_layer=1, n_head=2,
-                                      eos_token_id=base_tokenizer.eos_token_id, bos_token_id=base_tokenizer.bos_token_id))
+    base = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(base_tokenizer),
+            n_positions=128,
+            n_embd=32,
+            n_layer=1,
+            n_head=2,
+            eos_token_id=base_tokenizer.eos_token_id,
+            bos_token_id=base_tokenizer.bos_token_id,
+        )
+    )
     base.save_pretrained(tmp_path / "base")
 
-    args = pipeline.parse_args(["--output_dir", str(tmp_path / "run"), "--model_name_or_path", str(tmp_path / "base"),
-                                "--num_sft", "8", "--num_pool", "2", "--num_eval", "2", "--num_shots", "0",
-                                "--sft_steps", "1", "--batch_size", "4", "--vocab_size", "300"])
+    args = pipeline.parse_args(
+        [
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--model_name_or_path",
+            str(tmp_path / "base"),
+            "--num_sft",
+            "8",
+            "--num_pool",
+            "2",
+            "--num_eval",
+            "2",
+            "--num_shots",
+            "0",
+            "--sft_steps",
+            "1",
+            "--batch_size",
+            "4",
+            "--vocab_size",
+            "300",
+        ]
+    )
     root = Path(args.output_dir)
     root.mkdir()
     pipeline.stage_data(args, root)
@@ -136,8 +192,11 @@ def test_a_base_model_trains_with_its_own_tokenizer(pipeline, tmp_path):
     added = {t: len(base_tokenizer) + i for i, t in enumerate(("<think>", "</think>"))}
     assert tokenizer.get_vocab() == {**base_tokenizer.get_vocab(), **added}
     assert tokenizer.pad_token == "<|pad|>"  # in the base vocabulary, but not set as its pad token
-    assert tokenizer("<think>1</think>")["input_ids"] == [added["<think>"], *base_tokenizer("1")["input_ids"],
-                                                          added["</think>"]]
+    assert tokenizer("<think>1</think>")["input_ids"] == [
+        added["<think>"],
+        *base_tokenizer("1")["input_ids"],
+        added["</think>"],
+    ]
     assert tokenizer("the lazy dog")["input_ids"] == base_tokenizer("the lazy dog")["input_ids"]
 
     sft = AutoModelForCausalLM.from_pretrained(root / "2_sft")

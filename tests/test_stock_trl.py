@@ -28,8 +28,13 @@ def crsm(tokenizer):
 
     return CRSMForCausalLM(
         CRSMConfig(
-            vocab_size=len(tokenizer), hidden_size=32, state_size=8, num_hidden_layers=1,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            state_size=8,
+            num_hidden_layers=1,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
         )
     )
 
@@ -39,17 +44,33 @@ def meta_attention(tokenizer):
 
     return MetaAttentionForCausalLM(
         MetaAttentionConfig(
-            vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=2, n_head=2, meta_top_k=3,
-            meta_hidden_size=16, meta_num_heads=2, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+            vocab_size=len(tokenizer),
+            n_positions=96,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            meta_top_k=3,
+            meta_hidden_size=16,
+            meta_num_heads=2,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            bos_token_id=tokenizer.bos_token_id,
         )
     )
 
 
 FAMILIES = {"crsm": crsm, "meta_attention": meta_attention}
 COMMON = dict(
-    max_steps=2, learning_rate=1e-2, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, bf16=False,
-    seed=0, disable_tqdm=True, dataloader_num_workers=0,
+    max_steps=2,
+    learning_rate=1e-2,
+    logging_steps=1,
+    save_strategy="no",
+    report_to=[],
+    use_cpu=True,
+    bf16=False,
+    seed=0,
+    disable_tqdm=True,
+    dataloader_num_workers=0,
 )
 
 
@@ -68,10 +89,15 @@ def test_stock_grpo_two_steps(family, tokenizer, tmp_path):
     torch.manual_seed(0)
     model = FAMILIES[family](tokenizer)
     assert "auto_map" in model.config.to_dict()
-    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_completion_length=6, **COMMON)
+    args = GRPOConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_completion_length=6, **COMMON
+    )
     data = generate_arithmetic(8, max_ops=1, seed=0).select_columns(["prompt", "answer"])
     trainer = GRPOTrainer(
-        model=model, reward_funcs=[ArithmeticAnswerReward(), length_reward], args=args, train_dataset=data,
+        model=model,
+        reward_funcs=[ArithmeticAnswerReward(), length_reward],
+        args=args,
+        train_dataset=data,
         processing_class=tokenizer,
     )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -91,7 +117,9 @@ def test_stock_dpo_two_steps(family, tokenizer, tmp_path):
         {
             "prompt": data["prompt"],
             "chosen": data["completion"],
-            "rejected": [c.rsplit("####", 1)[0] + f"#### {int(a) + 1}" for c, a in zip(data["completion"], data["answer"])],
+            "rejected": [
+                c.rsplit("####", 1)[0] + f"#### {int(a) + 1}" for c, a in zip(data["completion"], data["answer"])
+            ],
         }
     )
     args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, **COMMON)
@@ -113,23 +141,31 @@ def test_stock_trl_refuses_trm_which_is_not_a_text_generator(kind, tokenizer, tm
     # distribution, no `generate`, no completions, so GRPO / DPO (which sample and score token sequences by
     # causal log-probs) do not apply to it. Stock TRL finds out in __init__, before any step: it sets the
     # pad token on the model's generation config, which only a GenerationMixin model has.
+    from conftest import tiny_trm_config
     from transformers import GenerationMixin
 
     from hf_reason import TRMForPuzzleSolving
-
-    from conftest import tiny_trm_config
 
     model = TRMForPuzzleSolving(tiny_trm_config())
     assert not isinstance(model, GenerationMixin) and not model.can_generate() and model.generation_config is None
     data = generate_arithmetic(4, max_ops=1, seed=0)
     with pytest.raises(AttributeError, match="pad_token_id"):
         if kind == "grpo":
-            GRPOTrainer(model=model, reward_funcs=length_reward, processing_class=tokenizer,
-                        train_dataset=data.select_columns(["prompt", "answer"]),
-                        args=GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
-                                        **COMMON))
+            GRPOTrainer(
+                model=model,
+                reward_funcs=length_reward,
+                processing_class=tokenizer,
+                train_dataset=data.select_columns(["prompt", "answer"]),
+                args=GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, **COMMON),
+            )
         else:
-            pairs = Dataset.from_dict({"prompt": data["prompt"], "chosen": data["completion"],
-                                       "rejected": [" #### 0"] * len(data)})
-            DPOTrainer(model=model, ref_model=copy.deepcopy(model), processing_class=tokenizer, train_dataset=pairs,
-                       args=DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, **COMMON))
+            pairs = Dataset.from_dict(
+                {"prompt": data["prompt"], "chosen": data["completion"], "rejected": [" #### 0"] * len(data)}
+            )
+            DPOTrainer(
+                model=model,
+                ref_model=copy.deepcopy(model),
+                processing_class=tokenizer,
+                train_dataset=pairs,
+                args=DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, **COMMON),
+            )

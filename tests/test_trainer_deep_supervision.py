@@ -2,13 +2,12 @@ import os
 
 import pytest
 import torch
+from conftest import tiny_trm_config
 from datasets import Dataset
 from safetensors.torch import load_file
 
 from hf_reason import TRMForPuzzleSolving
 from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
-
-from conftest import tiny_trm_config
 
 
 def toy_dataset(n: int, seq_len: int = 16, vocab: int = 11, seed: int = 0, puzzles: int = 0) -> Dataset:
@@ -133,8 +132,13 @@ def test_push_to_hub_uploads_the_ema_weights(tmp_path, monkeypatch):
     trainer = make_trainer(tmp_path, max_steps=3, ema_decay=0.9, hub_model_id="org/trm")
     trainer.train()
     uploaded = {}
-    monkeypatch.setattr(transformers.trainer, "upload_folder", lambda **kwargs: uploaded.update(
-        load_file(os.path.join(kwargs["folder_path"], "model.safetensors"))) or "commit")
+    monkeypatch.setattr(
+        transformers.trainer,
+        "upload_folder",
+        lambda **kwargs: (
+            uploaded.update(load_file(os.path.join(kwargs["folder_path"], "model.safetensors"))) or "commit"
+        ),
+    )
     trainer.hub_model_id = "org/trm"  # what init_hf_repo sets after creating the repo (network)
     trainer.push_to_hub()
     key = "model.layers.0.mlp.down_proj.weight"
@@ -158,14 +162,27 @@ def test_ema_weights_are_evaluated_and_saved(tmp_path):
 
 def test_training_learns_the_toy_rule_and_eval_reports_the_metrics(tmp_path):
     trainer = make_trainer(
-        tmp_path, train_size=256, max_steps=120, learning_rate=1e-2, ema_decay=0.9,
-        model_overrides=dict(halt_max_steps=2), logging_steps=20,
+        tmp_path,
+        train_size=256,
+        max_steps=120,
+        learning_rate=1e-2,
+        ema_decay=0.9,
+        model_overrides=dict(halt_max_steps=2),
+        logging_steps=20,
     )
     before = trainer.evaluate()
     trainer.train()
     after = trainer.evaluate()
-    expected = {"eval_loss", "eval_cell_accuracy", "eval_exact_accuracy", "eval_exact_accuracy_max_steps",
-                "eval_mean_steps", "eval_halting_accuracy", "eval_num_exact", "eval_num_puzzles"}
+    expected = {
+        "eval_loss",
+        "eval_cell_accuracy",
+        "eval_exact_accuracy",
+        "eval_exact_accuracy_max_steps",
+        "eval_mean_steps",
+        "eval_halting_accuracy",
+        "eval_num_exact",
+        "eval_num_puzzles",
+    }
     assert expected <= set(after)
     assert after["eval_num_puzzles"] == 32
     assert 1 <= after["eval_mean_steps"] <= 2
@@ -232,8 +249,9 @@ def test_gradients_are_not_clipped_by_default(tmp_path):
     # The TRM reference does not clip; TrainingArguments would clip at 1.0.
     assert make_args(tmp_path).max_grad_norm == 0.0
     assert DeepSupervisionConfig(output_dir=str(tmp_path)).max_grad_norm == 0.0
-    trainer = make_trainer(tmp_path, max_steps=1, warmup_steps=0, learning_rate=1.0, optim="sgd",
-                           weight_decay=0.0, ema_decay=0.0)
+    trainer = make_trainer(
+        tmp_path, max_steps=1, warmup_steps=0, learning_rate=1.0, optim="sgd", weight_decay=0.0, ema_decay=0.0
+    )
     model = trainer.model
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     grads = {}

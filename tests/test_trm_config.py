@@ -1,11 +1,10 @@
 import json
 
 import pytest
+from conftest import tiny_trm_config
 
 from hf_reason import TRMConfig
 from hf_reason.models.trm.configuration_trm import TRM_AUTO_MAP
-
-from conftest import tiny_trm_config
 
 
 # (field, bad value, words the message must contain besides the field name)

@@ -1,15 +1,13 @@
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_without_hf_reason, tiny_trm_config
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving, TRMModel
 from hf_reason.models.trm.modeling_trm import TRMBlock, stablemax_cross_entropy
-
-from conftest import run_without_hf_reason, tiny_trm_config
 
 
 VARIANTS = {
@@ -223,9 +221,12 @@ def test_q_learning_target_is_the_bootstrapped_next_step_value():
     input_ids, labels, _ = make_batch(model.config)
     out = model(input_ids, labels=labels)
     with torch.no_grad():
-        next_out = model(input_ids, carry=copy.copy(out.carry).__class__(
-            y=out.carry.y, z=out.carry.z, steps=out.carry.steps, halted=torch.zeros(3, dtype=torch.bool)
-        ))
+        next_out = model(
+            input_ids,
+            carry=copy.copy(out.carry).__class__(
+                y=out.carry.y, z=out.carry.z, steps=out.carry.steps, halted=torch.zeros(3, dtype=torch.bool)
+            ),
+        )
     expected = torch.sigmoid(torch.maximum(next_out.q_halt_logits, next_out.q_continue_logits))
     torch.testing.assert_close(out.target_q_continue, expected, rtol=1e-6, atol=1e-6)
 

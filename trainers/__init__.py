@@ -1,6 +1,7 @@
 """Trainers for reasoning models, importable as `hf_reason.trainers`."""
 
 from .deep_supervision import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
+from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
 from .dqn_halting import (
     DQNHaltingConfig,
     DQNHaltingTrainer,
@@ -9,7 +10,6 @@ from .dqn_halting import (
     collect_trajectories,
     evaluate_halting,
 )
-from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
 from .grpo import ReasoningGRPOConfig, ReasoningGRPOTrainer
 from .rewards import (
     ArithmeticAnswerReward,

@@ -90,7 +90,8 @@ class DeepSupervisionConfig(TrainingArguments):
     weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
     adam_beta2: float = field(default=0.95, metadata={"help": "AdamW beta2."})
     lr_scheduler_type: str = field(
-        default="constant_with_warmup", metadata={"help": "Learning-rate schedule (the method: warm-up, then constant)."}
+        default="constant_with_warmup",
+        metadata={"help": "Learning-rate schedule (the method: warm-up, then constant)."},
     )
     dataloader_drop_last: bool = field(
         default=True, metadata={"help": "Keep every batch the same size: the carry is per batch row."}
@@ -362,7 +363,9 @@ class DeepSupervisionTrainer(ModelCardMixin, Trainer):
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        output_dir = os.path.join(
+            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
         if self.ema is not None and self.args.should_save:
             self.ema.module.save_pretrained(os.path.join(output_dir, EMA_DIR), safe_serialization=True)
         # Written last, atomically, per process: its presence marks this process's part complete,

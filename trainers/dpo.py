@@ -30,8 +30,9 @@ longer predicts preference inside a batch. It needs pairs in both directions.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 import torch
 from torch.utils.data import Sampler
@@ -308,8 +309,12 @@ class LengthBalancedDPOTrainer(ModelCardMixin, DPOTrainer):
             if not kwargs.get("fused_lm_head"):
                 return None  # not a log-prob forward of the loss (TRL asks for those with fused_lm_head=True)
             log_probs = getattr(output, "log_probs", None)
-            if log_probs is None or log_probs.dim() != 2 or log_probs.size(0) != weights.size(0) \
-                    or log_probs.size(1) < weights.size(1):
+            if (
+                log_probs is None
+                or log_probs.dim() != 2
+                or log_probs.size(0) != weights.size(0)
+                or log_probs.size(1) < weights.size(1)
+            ):
                 shape = None if log_probs is None else tuple(log_probs.shape)
                 raise RuntimeError(
                     f"LengthBalancedDPOTrainer expects per-token log-probs of shape ({weights.size(0)}, >= "
@@ -364,8 +369,11 @@ class LengthBalancedDPOTrainer(ModelCardMixin, DPOTrainer):
 
 
 def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:
-    return [(name, m) for name, m in model.named_modules()
-            if getattr(getattr(m, "weight", None), "quant_state", None) is not None]
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if getattr(getattr(m, "weight", None), "quant_state", None) is not None
+    ]
 
 
 def check_4bit_weights_trainable(model) -> None:
@@ -381,8 +389,11 @@ def check_4bit_weights_trainable(model) -> None:
     call this when training starts; the remedy is to reload the model and train before any
     evaluation or generation, or to call `keep_4bit_weights_trainable` on it first.
     """
-    repacked = [name for name, module in _linear_4bit_layers(model)
-                if getattr(module.weight.quant_state, "packing_format_for_cpu", False)]
+    repacked = [
+        name
+        for name, module in _linear_4bit_layers(model)
+        if getattr(module.weight.quant_state, "packing_format_for_cpu", False)
+    ]
     if repacked:
         raise ValueError(
             f"{len(repacked)} 4-bit layers (e.g. {repacked[0]!r}) were repacked for CPU inference by an earlier no-grad "

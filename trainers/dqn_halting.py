@@ -146,7 +146,9 @@ class DQNHaltingConfig(TrainingArguments):
     epsilon_schedule: str = field(default="linear", metadata={"help": "'linear' or 'exponential' epsilon decay."})
     epsilon_start: float = field(default=0.5, metadata={"help": "Initial epsilon, in [0, 1]."})
     epsilon_end: float = field(default=0.05, metadata={"help": "Final epsilon, in [0, 1]."})
-    epsilon_steps: int = field(default=1000, metadata={"help": "Optimizer steps (global_step) of epsilon decay. >= 1."})
+    epsilon_steps: int = field(
+        default=1000, metadata={"help": "Optimizer steps (global_step) of epsilon decay. >= 1."}
+    )
     reward_accuracy_delta: float = field(default=0.1, metadata={"help": "Weight of the cell-accuracy change."})
     reward_step_cost: float = field(default=0.01, metadata={"help": "Cost per extra supervision step. >= 0."})
     reward_terminal_correct: float = field(default=1.0, metadata={"help": "Reward for ending with a right answer."})
@@ -196,7 +198,9 @@ class DQNHaltingConfig(TrainingArguments):
             )
         _check(self.epsilon_steps >= 1, "epsilon_steps", self.epsilon_steps, "an integer >= 1")
         _check(self.reward_step_cost >= 0, "reward_step_cost", self.reward_step_cost, ">= 0")
-        _check(self.intrinsic in ("none", "count", "rnd"), "intrinsic", self.intrinsic, "one of 'none', 'count', 'rnd'")
+        _check(
+            self.intrinsic in ("none", "count", "rnd"), "intrinsic", self.intrinsic, "one of 'none', 'count', 'rnd'"
+        )
         _check(self.intrinsic_weight >= 0, "intrinsic_weight", self.intrinsic_weight, ">= 0")
         _check(1 <= self.count_hash_bits <= 24, "count_hash_bits", self.count_hash_bits, "in [1, 24]")
         _check(self.lm_loss_weight >= 0, "lm_loss_weight", self.lm_loss_weight, ">= 0")
@@ -259,7 +263,9 @@ class ReplayBuffer:
     def add(self, **fields: torch.Tensor) -> None:
         sizes = {v.shape[0] for v in fields.values()}
         if len(sizes) != 1:
-            raise ValueError(f"All fields need the same leading size, got { {k: v.shape[0] for k, v in fields.items()} }.")
+            raise ValueError(
+                f"All fields need the same leading size, got { {k: v.shape[0] for k, v in fields.items()} }."
+            )
         count = sizes.pop()
         if count == 0:
             return
@@ -286,9 +292,7 @@ class ReplayBuffer:
         if self.size == 0:
             raise ValueError("Cannot sample from an empty replay buffer.")
         index = torch.randint(0, self.size, (batch_size,), generator=self.generator).to(self.device)
-        return {
-            k: (v[index].to(dtype) if v.is_floating_point() else v[index]) for k, v in self.storage.items()
-        }
+        return {k: (v[index].to(dtype) if v.is_floating_point() else v[index]) for k, v in self.storage.items()}
 
 
 class CountBonus:
@@ -555,7 +559,9 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         self.q_head = model.q_head
         self.target_q_head = copy.deepcopy(model.q_head).requires_grad_(False).eval()
         self.buffer = ReplayBuffer(
-            args.buffer_capacity, torch.bfloat16 if args.buffer_bf16 else torch.float32, seed=args.seed + args.process_index
+            args.buffer_capacity,
+            torch.bfloat16 if args.buffer_bf16 else torch.float32,
+            seed=args.seed + args.process_index,
         )
         self.intrinsic_bonus = None
         self._generator = torch.Generator().manual_seed(args.seed + 1000 * args.process_index)
@@ -569,7 +575,9 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         a = self.args
         return epsilon_at(self.state.global_step, a.epsilon_schedule, a.epsilon_start, a.epsilon_end, a.epsilon_steps)
 
-    def _environment_step(self, model, slots: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    def _environment_step(
+        self, model, slots: dict
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
         """One supervision step for every slot: (observations, cell accuracy, exact, TRM loss or None)."""
         if self.use_table:
             index, t = slots["puzzle"]["trajectory_index"], slots["steps"] - 1
@@ -610,7 +618,8 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         done = slots["done"]
         device_done = done.to(self.args.device)
         slots["puzzle"] = {
-            k: torch.where(device_done.view(-1, *([1] * (v.dim() - 1))), batch[k], v) for k, v in slots["puzzle"].items()
+            k: torch.where(device_done.view(-1, *([1] * (v.dim() - 1))), batch[k], v)
+            for k, v in slots["puzzle"].items()
         }
         slots["steps"] = torch.where(done, 0, slots["steps"])
         if not self.use_table:
@@ -623,8 +632,13 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         """Stores transitions; with the table, `obs` / `next_obs` are `(trajectory, step)` pairs."""
         key = "obs_ref" if self.use_table else "obs"
         fields = {
-            key: obs, f"next_{key}": next_obs, "action": action, "reward": reward, "done": done.float(),
-            "step_fraction": fraction, "next_step_fraction": next_fraction,
+            key: obs,
+            f"next_{key}": next_obs,
+            "action": action,
+            "reward": reward,
+            "done": done.float(),
+            "step_fraction": fraction,
+            "next_step_fraction": next_fraction,
         }
         if hidden is not None:
             fields.update(hidden=hidden, next_hidden=next_hidden)
@@ -669,10 +683,15 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
             self._metrics["_intrinsic_abs"].append((a.intrinsic_weight * intrinsic[rows]).abs().sum().item())
             has_hidden = pending["hidden"] is not None
             self._push(
-                pending["obs"][rows], pending["hidden"][rows] if has_hidden else None,
-                torch.full((int(rows.sum()),), CONTINUE), reward[rows], obs_cpu[rows],
+                pending["obs"][rows],
+                pending["hidden"][rows] if has_hidden else None,
+                torch.full((int(rows.sum()),), CONTINUE),
+                reward[rows],
+                obs_cpu[rows],
                 pending["next_hidden"][rows] if has_hidden else None,
-                pending["fraction"][rows], fraction[rows], last[rows],
+                pending["fraction"][rows],
+                fraction[rows],
+                last[rows],
             )
 
         # Epsilon-greedy decisions (none at the step limit: the episode ends there).
@@ -684,15 +703,24 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
             reward = a.reward_terminal_correct * exact[halt].float()
             self._metrics["_extrinsic_abs"].append(reward.abs().sum().item())
             self._push(
-                obs_cpu[halt], hidden_in[halt] if hidden_in is not None else None,
-                torch.full((int(halt.sum()),), HALT), reward, obs_cpu[halt],
+                obs_cpu[halt],
+                hidden_in[halt] if hidden_in is not None else None,
+                torch.full((int(halt.sum()),), HALT),
+                reward,
+                obs_cpu[halt],
                 hidden_out[halt] if hidden_out is not None else None,
-                fraction[halt], fraction[halt], torch.ones(int(halt.sum()), dtype=torch.bool),
+                fraction[halt],
+                fraction[halt],
+                torch.ones(int(halt.sum()), dtype=torch.bool),
             )
         continuing = ~halt & ~last
         slots["pending"] = {
-            "rows": continuing, "obs": obs_cpu, "cells": cells, "fraction": fraction,
-            "hidden": hidden_in, "next_hidden": hidden_out,
+            "rows": continuing,
+            "obs": obs_cpu,
+            "cells": cells,
+            "fraction": fraction,
+            "hidden": hidden_in,
+            "next_hidden": hidden_out,
         }
         ended = halt | last
         slots["done"] = ended
@@ -732,8 +760,16 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
 
     # Logged means; a fixed list so that every process reduces the same tensor.
     METRIC_KEYS = (
-        "buffer_fill", "epsilon", "exact_accuracy", "mean_steps", "premature_halt_rate",
-        "q_continue_mean", "q_halt_mean", "q_max", "q_min", "td_error",
+        "buffer_fill",
+        "epsilon",
+        "exact_accuracy",
+        "mean_steps",
+        "premature_halt_rate",
+        "q_continue_mean",
+        "q_halt_mean",
+        "q_max",
+        "q_min",
+        "td_error",
     )
 
     # ----------------------------------------------------------------- loss
@@ -816,7 +852,9 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
             intrinsic = sum(self._metrics.pop("_intrinsic_abs", []))
             episodes = sum(self._metrics.pop("episodes", []))
             keys = list(self.METRIC_KEYS)
-            sums = torch.tensor([sum(self._metrics[k]) for k in keys] + [extrinsic, intrinsic, episodes], dtype=torch.float64)
+            sums = torch.tensor(
+                [sum(self._metrics[k]) for k in keys] + [extrinsic, intrinsic, episodes], dtype=torch.float64
+            )
             counts = torch.tensor([len(self._metrics[k]) for k in keys] + [1, 1, 1], dtype=torch.float64)
             if self.accelerator.num_processes > 1:
                 sums = self.accelerator.reduce(sums.to(self.accelerator.device), "sum").cpu()
@@ -852,7 +890,9 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
     # ----------------------------------------------------------------- checkpoints
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        output_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        output_dir = os.path.join(
+            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
         state = {f"target.{k}": v.contiguous() for k, v in self.target_q_head.state_dict().items()}
         if self.intrinsic_bonus is not None:
             state.update({f"intrinsic.{k}": v.contiguous() for k, v in self.intrinsic_bonus.state_dict().items()})

@@ -169,7 +169,9 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
             and len({tuple(p) for p in prompt_ids}) < len(prompt_ids)
         )
         if not use_shared:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
 
         device = self.accelerator.device
         prompt_tensors = [torch.tensor(ids) for ids in prompt_ids]
@@ -186,7 +188,9 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
             pad_to_multiple_of=self.pad_to_multiple_of,
         )
         if padded_ids.size(1) < 2:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
         generate_inputs = Trainer._prepare_inputs(self, {"input_ids": padded_ids, "attention_mask": attention_mask})
 
         with (
@@ -211,9 +215,11 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
                     generation_config=self.generation_config,
                 )
         if prompt_completion_ids is None:
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
 
-        completion_ids = prompt_completion_ids[:, generate_inputs["input_ids"].size(1):]
+        completion_ids = prompt_completion_ids[:, generate_inputs["input_ids"].size(1) :]
         # Everything after the first EOS is dropped, as stock GRPOTrainer does
         is_eos = torch.isin(completion_ids, torch.tensor(self.eos_token_ids, device=device))
         eos_idx = torch.full((is_eos.size(0),), is_eos.size(1), dtype=torch.long, device=device)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 from hf_reason.data.arithmetic import extract_answer as extract_arithmetic_answer
 
@@ -85,7 +86,9 @@ class ExactAnswerReward:
             committed answer is read from the completion.
     """
 
-    def __init__(self, answer_column: str = "answer", rel_tol: float = 0.0, extractor: Callable = extract_final_answer):
+    def __init__(
+        self, answer_column: str = "answer", rel_tol: float = 0.0, extractor: Callable = extract_final_answer
+    ):
         if not isinstance(rel_tol, (int, float)) or rel_tol < 0:
             raise ValueError(f"rel_tol must be a number >= 0, got {rel_tol!r}")
         self.answer_column = answer_column
@@ -186,8 +189,9 @@ class TheoryOfMindReward:
         think_close (`str`, defaults to `"</think>"`): the closing think tag.
     """
 
-    def __init__(self, answer_column: str = "answer", distractors_column: str = "distractors",
-                 think_close: str = "</think>"):
+    def __init__(
+        self, answer_column: str = "answer", distractors_column: str = "distractors", think_close: str = "</think>"
+    ):
         self.answer_column, self.distractors_column, self.think_close = answer_column, distractors_column, think_close
         self.__name__ = "tom_answer"
 
@@ -246,7 +250,7 @@ class FormatReward:
             match = self._think_re.match(text)
             if match and match.group(1).strip() and text.count(self.think_open) == 1:
                 reward += self.think_weight
-                rest = text[match.end():]
+                rest = text[match.end() :]
                 if _TAGGED_ANSWER_RE.search(rest) or extract_arithmetic_answer(rest) is not None:
                     reward += self.answer_weight
             rewards.append(reward)
@@ -286,7 +290,9 @@ class CombinedReward:
         for func, weight in zip(self.reward_funcs, self.weights):
             values = func(prompts=prompts, completions=completions, **kwargs)
             if len(values) != len(completions):
-                raise ValueError(f"{getattr(func, '__name__', func)} returned {len(values)} rewards for {len(completions)} completions")
+                raise ValueError(
+                    f"{getattr(func, '__name__', func)} returned {len(values)} rewards for {len(completions)} completions"
+                )
             total = [t + weight * (0.0 if v is None else float(v)) for t, v in zip(total, values)]
         return total
 

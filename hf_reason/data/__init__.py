@@ -1,6 +1,5 @@
 """Puzzle and reasoning-task data, generated offline as `datasets.Dataset`."""
 
-from .arithmetic import extract_answer, generate_arithmetic, is_correct
 from .arc import (
     apply_arc_augmentation,
     arc_puzzle_identifier_map,
@@ -10,12 +9,12 @@ from .arc import (
     load_arc,
     parse_arc_augmentation,
 )
-from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
+from .arithmetic import extract_answer, generate_arithmetic, is_correct
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
+from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
+from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_to_text
 from .planning import check_plan, generate_planning
 from .preferences import build_preference_pairs, find_chat_template_tokens, generate_length_biased_preferences
-from .theory_of_mind import generate_tom_stories
-from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_to_text
 from .sudoku import (
     SudokuSolveResult,
     augment_sudoku,
@@ -29,6 +28,8 @@ from .sudoku import (
     sudoku_vocab_size,
 )
 from .text import build_tokenizer, load_text_corpus
+from .theory_of_mind import generate_tom_stories
+
 
 __all__ = [
     "CuratedTaskError",

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .grid import NUM_DIHEDRAL_TRANSFORMS, check_int, dihedral_transform, inverse_dihedral_transform
 
+
 __all__ = [
     "ARC_COLOR_OFFSET",
     "ARC_EOS_TOKEN",

@@ -22,6 +22,7 @@ from typing import Optional
 
 import datasets
 
+
 __all__ = ["ANSWER_PREFIX", "extract_answer", "generate_arithmetic", "is_correct", "solve_steps"]
 
 ANSWER_PREFIX = "####"

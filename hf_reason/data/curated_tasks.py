@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from importlib import resources
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import datasets
+
 
 __all__ = [
     "CATEGORIES",
@@ -32,8 +34,17 @@ CATEGORIES = ("math", "diagnostics", "planning", "theory_of_mind", "programming"
 _SECTION_ORDER_RE = re.compile(r"^(Plan|Step \d+|Monitor|Diagnosis|Reflection|Answer):", re.MULTILINE)
 _LAYER_HINTS = ("early", "middle", "late")
 _VERDICTS = ("confirmed", "critique")
-_ENTRY_KEYS = ("id", "category", "source", "prompt", "completion", "answer", "validator", "introspection",
-               "reflection_memo")
+_ENTRY_KEYS = (
+    "id",
+    "category",
+    "source",
+    "prompt",
+    "completion",
+    "answer",
+    "validator",
+    "introspection",
+    "reflection_memo",
+)
 
 
 class CuratedTaskError(ValueError):
@@ -44,8 +55,15 @@ class CuratedTaskError(ValueError):
         self.line, self.field = line, field
 
 
-def build_report(plan: str, steps: Sequence[str], monitor: str, diagnosis: str, reflection: str, answer: str,
-                 code: Optional[str] = None) -> str:
+def build_report(
+    plan: str,
+    steps: Sequence[str],
+    monitor: str,
+    diagnosis: str,
+    reflection: str,
+    answer: str,
+    code: Optional[str] = None,
+) -> str:
     """The gold report text in the documented format (one section per line, code fenced after the steps)."""
     lines = [f"Plan: {plan}"] + [f"Step {i}: {s}" for i, s in enumerate(steps, 1)]
     if code is not None:
@@ -71,8 +89,17 @@ def check_entry(entry: Any, line: int = 0, source: str = "tasks.jsonl") -> dict:
                 fail(f"{where}{key}", f"is not a known key (allowed: {list(allowed)})")
 
     known_keys(entry, "", _ENTRY_KEYS)
-    for name, kind in (("id", str), ("category", str), ("source", str), ("prompt", str), ("completion", str),
-                       ("answer", str), ("validator", dict), ("introspection", dict), ("reflection_memo", list)):
+    for name, kind in (
+        ("id", str),
+        ("category", str),
+        ("source", str),
+        ("prompt", str),
+        ("completion", str),
+        ("answer", str),
+        ("validator", dict),
+        ("introspection", dict),
+        ("reflection_memo", list),
+    ):
         if name not in entry:
             fail(name, "is required")
         if not isinstance(entry[name], kind):
@@ -90,8 +117,10 @@ def check_entry(entry: Any, line: int = 0, source: str = "tasks.jsonl") -> dict:
     expected = ["Plan", "Step", "Monitor", "Diagnosis", "Reflection", "Answer"]
     collapsed = [k for i, k in enumerate(kinds) if i == 0 or k != kinds[i - 1] or k != "Step"]
     if collapsed != expected:
-        fail("completion", f"sections must be Plan, Step 1.., Monitor, Diagnosis, Reflection, Answer in that "
-                           f"order, got {names}")
+        fail(
+            "completion",
+            f"sections must be Plan, Step 1.., Monitor, Diagnosis, Reflection, Answer in that order, got {names}",
+        )
     if extract_final_answer(entry["completion"]) != entry["answer"].strip():
         fail("answer", "must equal the completion's final `Answer:` line")
     problem = check_validator_spec(entry["validator"])
@@ -160,7 +189,9 @@ def read_curated_jsonl(path: Optional[str] = None) -> list[dict]:
         try:
             entry = json.loads(raw)
         except json.JSONDecodeError as error:
-            raise CuratedTaskError(number, "<json>", f"invalid JSON ({error.msg} at column {error.colno})", source)
+            raise CuratedTaskError(
+                number, "<json>", f"invalid JSON ({error.msg} at column {error.colno})", source
+            ) from None
         check_entry(entry, number, source)
         if entry["id"] in seen:
             raise CuratedTaskError(number, "id", f"duplicate of line {seen[entry['id']]}", source)
@@ -209,25 +240,42 @@ def _math_entries(n: int, seed: int) -> list[dict]:
             plan="Multiply before adding or subtracting, then work left to right, one operation per step.",
             steps=steps,
             monitor=f"Each step uses the result of the previous one; {len(lines)} operations for {len(lines)} operators.",
-            diagnosis="The usual slip is evaluating strictly left to right and ignoring precedence." if has_mul
+            diagnosis="The usual slip is evaluating strictly left to right and ignoring precedence."
+            if has_mul
             else "No multiplication, so left to right is correct; the risk is a sign error on subtraction.",
             reflection=f"Step 1 was chosen by the operator [focus: {first_op} @ middle]; the final step combines "
-                       f"the partial results [focus: {tokens[0]} @ late]. All steps confirmed.",
+            f"the partial results [focus: {tokens[0]} @ late]. All steps confirmed.",
             answer=str(value),
         )
-        out.append({
-            "id": f"math-gen-{seed}-{i:03d}", "category": "math", "source": "generated:arithmetic",
-            "prompt": f"Compute {expression}. Show one operation per step.", "completion": report,
-            "answer": str(value), "validator": {"kind": "numeric", "config": {"answer": value}},
-            "introspection": {
-                "focus_terms": [first_op, tokens[0]],
-                "hints": [{"token": first_op, "layer": "middle", "head": None,
-                           "why": "the operator with the highest precedence decides the first step"},
-                          {"token": tokens[0], "layer": "late", "head": None,
-                           "why": "the leading operand enters only in the last combination"}],
-            },
-            "reflection_memo": _memo(steps, [f"{line} is exact." for line in lines]),
-        })
+        out.append(
+            {
+                "id": f"math-gen-{seed}-{i:03d}",
+                "category": "math",
+                "source": "generated:arithmetic",
+                "prompt": f"Compute {expression}. Show one operation per step.",
+                "completion": report,
+                "answer": str(value),
+                "validator": {"kind": "numeric", "config": {"answer": value}},
+                "introspection": {
+                    "focus_terms": [first_op, tokens[0]],
+                    "hints": [
+                        {
+                            "token": first_op,
+                            "layer": "middle",
+                            "head": None,
+                            "why": "the operator with the highest precedence decides the first step",
+                        },
+                        {
+                            "token": tokens[0],
+                            "layer": "late",
+                            "head": None,
+                            "why": "the leading operand enters only in the last combination",
+                        },
+                    ],
+                },
+                "reflection_memo": _memo(steps, [f"{line} is exact." for line in lines]),
+            }
+        )
     return out
 
 
@@ -244,28 +292,49 @@ def _tom_entries(n: int, seed: int) -> list[dict]:
         report = build_report(
             plan=f"Track where the {obj} is and who was present at each move; the question asks a {kind}.",
             steps=[s.rstrip(".") + "." for s in steps],
-            monitor=f"Beliefs change only for agents present at a move; I checked presence before every move.",
-            diagnosis=("The trap is answering with the real location for a belief question." if order
-                       else "Beliefs do not matter here: only the last move counts."),
+            monitor="Beliefs change only for agents present at a move; I checked presence before every move.",
+            diagnosis=(
+                "The trap is answering with the real location for a belief question."
+                if order
+                else "Beliefs do not matter here: only the last move counts."
+            ),
             reflection=f"The answer hinges on [focus: {answer} @ late] and on who saw the moves "
-                       f"[focus: {a} @ middle]. Steps confirmed.",
+            f"[focus: {a} @ middle]. Steps confirmed.",
             answer=answer,
         )
         prompt = row["story"] + "\nQuestion: " + row["question"]
-        out.append({
-            "id": f"theory_of_mind-gen-{seed}-{i:03d}", "category": "theory_of_mind", "source": "generated:tomi",
-            "prompt": prompt, "completion": report, "answer": answer,
-            "validator": {"kind": "tom_answer", "config": {"answer": answer, "distractors": row["distractors"],
-                                                          "order": order}},
-            "introspection": {
-                "focus_terms": [answer, a],
-                "hints": [{"token": answer, "layer": "late", "head": None,
-                           "why": "the container named in the deciding sentence"},
-                          {"token": a, "layer": "middle", "head": None,
-                           "why": "whose presence decides which moves were seen"}],
-            },
-            "reflection_memo": _memo(steps, [f"'{s}' read correctly." for s in steps]),
-        })
+        out.append(
+            {
+                "id": f"theory_of_mind-gen-{seed}-{i:03d}",
+                "category": "theory_of_mind",
+                "source": "generated:tomi",
+                "prompt": prompt,
+                "completion": report,
+                "answer": answer,
+                "validator": {
+                    "kind": "tom_answer",
+                    "config": {"answer": answer, "distractors": row["distractors"], "order": order},
+                },
+                "introspection": {
+                    "focus_terms": [answer, a],
+                    "hints": [
+                        {
+                            "token": answer,
+                            "layer": "late",
+                            "head": None,
+                            "why": "the container named in the deciding sentence",
+                        },
+                        {
+                            "token": a,
+                            "layer": "middle",
+                            "head": None,
+                            "why": "whose presence decides which moves were seen",
+                        },
+                    ],
+                },
+                "reflection_memo": _memo(steps, [f"'{s}' read correctly." for s in steps]),
+            }
+        )
     return out
 
 
@@ -279,27 +348,41 @@ def _planning_entries(n: int, seed: int, kind: str) -> list[dict]:
         first = row["steps"][0].split()[1] if kind == "blocks" else row["steps"][0]
         token = "Goal" if kind == "blocks" else "Rules"
         report = build_report(
-            plan=("Free the blocks the goal needs lower down, then build the goal stacks bottom-up."
-                  if kind == "blocks" else "Repeatedly take the alphabetically first task whose prerequisites are done."),
+            plan=(
+                "Free the blocks the goal needs lower down, then build the goal stacks bottom-up."
+                if kind == "blocks"
+                else "Repeatedly take the alphabetically first task whose prerequisites are done."
+            ),
             steps=steps,
             monitor="Each move/task was legal when taken; I re-checked the state after each one.",
-            diagnosis=("A longer plan would also reach the goal; breadth-first search confirms this one is shortest."
-                       if kind == "blocks" else "Taking a task before its prerequisite would break the schedule."),
+            diagnosis=(
+                "A longer plan would also reach the goal; breadth-first search confirms this one is shortest."
+                if kind == "blocks"
+                else "Taking a task before its prerequisite would break the schedule."
+            ),
             reflection=f"The first step was chosen from [focus: {token} @ middle] and [focus: {first} @ late]. "
-                       "All steps confirmed.",
+            "All steps confirmed.",
             answer=row["answer"],
         )
-        out.append({
-            "id": f"planning-gen-{kind}-{seed}-{i:03d}", "category": "planning", "source": f"generated:{kind}",
-            "prompt": row["prompt"], "completion": report, "answer": row["answer"],
-            "validator": {"kind": "plan_check", "config": {"puzzle": puzzle, "require_optimal": kind == "blocks"}},
-            "introspection": {
-                "focus_terms": [token, first],
-                "hints": [{"token": token, "layer": "middle", "head": None, "why": "the constraint list"},
-                          {"token": first, "layer": "late", "head": None, "why": "the item moved first"}],
-            },
-            "reflection_memo": _memo(steps, [f"'{s}' is legal in the state before it." for s in steps]),
-        })
+        out.append(
+            {
+                "id": f"planning-gen-{kind}-{seed}-{i:03d}",
+                "category": "planning",
+                "source": f"generated:{kind}",
+                "prompt": row["prompt"],
+                "completion": report,
+                "answer": row["answer"],
+                "validator": {"kind": "plan_check", "config": {"puzzle": puzzle, "require_optimal": kind == "blocks"}},
+                "introspection": {
+                    "focus_terms": [token, first],
+                    "hints": [
+                        {"token": token, "layer": "middle", "head": None, "why": "the constraint list"},
+                        {"token": first, "layer": "late", "head": None, "why": "the item moved first"},
+                    ],
+                },
+                "reflection_memo": _memo(steps, [f"'{s}' is legal in the state before it." for s in steps]),
+            }
+        )
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+
 __all__ = [
     "NUM_DIHEDRAL_TRANSFORMS",
     "check_int",

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .grid import NUM_DIHEDRAL_TRANSFORMS, check_int, dihedral_transform, pad_grid
 
+
 __all__ = [
     "MAZE_GOAL_TOKEN",
     "MAZE_IGNORE_INDEX",
@@ -298,7 +299,9 @@ def augment_maze_dataset(
                 y = _as_square(data["labels"][i], "labels")
                 pad_to = x.shape[0] if x.shape[0] != size else None
                 k = int(draws[i][j])
-                nx, ny = _encode(dihedral_transform(x[:size, :size], k), dihedral_transform(y[:size, :size], k), pad_to)
+                nx, ny = _encode(
+                    dihedral_transform(x[:size, :size], k), dihedral_transform(y[:size, :size], k), pad_to
+                )
                 for name, values in data.items():
                     out[name].append(nx if name == "input_ids" else ny if name == "labels" else values[i])
                 bar.update(1)

@@ -20,6 +20,7 @@ from typing import Optional
 
 import datasets
 
+
 __all__ = ["PlanVerdict", "check_plan", "generate_planning", "parse_moves", "solve_blocks", "solve_schedule"]
 
 _MOVE_RE = re.compile(r"move\s+([A-Za-z])\s+(?:onto|on|to)\s+(table|[A-Za-z])\b", re.IGNORECASE)
@@ -166,7 +167,9 @@ def generate_planning(num_examples: int, kind: str = "blocks", num_items: int = 
         raise ValueError(f"`kind` must be 'blocks' or 'schedule', got {kind!r}")
     limits = (2, 5) if kind == "blocks" else (2, 8)
     if not isinstance(num_items, int) or not limits[0] <= num_items <= limits[1]:
-        raise ValueError(f"`num_items` must be an int in {limits[0]}..{limits[1]} for kind {kind!r}, got {num_items!r}")
+        raise ValueError(
+            f"`num_items` must be an int in {limits[0]}..{limits[1]} for kind {kind!r}, got {num_items!r}"
+        )
     import json
 
     rng = random.Random(seed)
@@ -180,8 +183,10 @@ def generate_planning(num_examples: int, kind: str = "blocks", num_items: int = 
             moves = solve_blocks(initial, goal)
             steps = [f"move {b} onto {t}" for b, t in moves]
             puzzle = {"type": "blocks", "initial": initial, "goal": goal}
-            prompt = (f"Blocks world. Now: {_describe(initial)}. Goal: {_describe(goal)}. Only a block with "
-                      "nothing on it can move, one at a time. Give the shortest list of moves.")
+            prompt = (
+                f"Blocks world. Now: {_describe(initial)}. Goal: {_describe(goal)}. Only a block with "
+                "nothing on it can move, one at a time. Give the shortest list of moves."
+            )
         else:
             tasks = {n: sorted(p for p in names[:i] if rng.random() < 0.4) for i, n in enumerate(names)}
             shuffled = names[:]
@@ -189,9 +194,13 @@ def generate_planning(num_examples: int, kind: str = "blocks", num_items: int = 
             tasks = {n: tasks[n] for n in shuffled}
             steps = solve_schedule(tasks)
             puzzle = {"type": "schedule", "tasks": tasks}
-            rules = "; ".join(f"{t} needs {', '.join(p)} first" for t, p in tasks.items() if p) or "no task needs another"
-            prompt = (f"Schedule tasks {', '.join(sorted(tasks))} one at a time. Rules: {rules}. "
-                      "Give an order; when several tasks are ready, take the alphabetically first.")
+            rules = (
+                "; ".join(f"{t} needs {', '.join(p)} first" for t, p in tasks.items() if p) or "no task needs another"
+            )
+            prompt = (
+                f"Schedule tasks {', '.join(sorted(tasks))} one at a time. Rules: {rules}. "
+                "Give an order; when several tasks are ready, take the alphabetically first."
+            )
         rows["prompt"].append(prompt)
         rows["answer"].append("; ".join(steps) if kind == "blocks" else ", ".join(steps))
         rows["puzzle"].append(json.dumps(puzzle))

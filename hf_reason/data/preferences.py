@@ -13,7 +13,8 @@ from __future__ import annotations
 import difflib
 import random
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import datasets
 
@@ -37,8 +38,21 @@ _FILLER = (
 
 # Markers of the common chat templates; a base model's completion-style data must contain none of them.
 CHAT_TEMPLATE_MARKERS = (
-    "<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "[INST]", "[/INST]",
-    "<start_of_turn>", "<end_of_turn>", "<|user|>", "<|assistant|>", "<|system|>", "<|endoftext|>", "<s>", "</s>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+    "[INST]",
+    "[/INST]",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|endoftext|>",
+    "<s>",
+    "</s>",
 )
 
 

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from .grid import check_int
 
+
 __all__ = [
     "SUDOKU_BLANK_TOKEN",
     "SUDOKU_PAD_TOKEN",

@@ -19,6 +19,7 @@ import datasets
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+
 __all__ = [
     "TEXT_SPLITS",
     "BOS_TOKEN",
@@ -83,9 +84,7 @@ def load_text_corpus(split: str = "train", seed: int = 0) -> datasets.Dataset:
     low, high = _SPLIT_BUCKETS[split]
     rows = [(topic, text) for topic, text in _paragraphs() if low <= _bucket(text) < high]
     random.Random(seed).shuffle(rows)
-    return datasets.Dataset.from_dict(
-        {"text": [text for _, text in rows], "topic": [topic for topic, _ in rows]}
-    )
+    return datasets.Dataset.from_dict({"text": [text for _, text in rows], "topic": [topic for topic, _ in rows]})
 
 
 def build_tokenizer(
@@ -113,8 +112,7 @@ def build_tokenizer(
     special = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN, *extra_special_tokens]
     if len(set(special)) != len(special):
         raise ValueError(
-            f"`extra_special_tokens` must be distinct and not repeat {special[:4]}, got "
-            f"{list(extra_special_tokens)}"
+            f"`extra_special_tokens` must be distinct and not repeat {special[:4]}, got {list(extra_special_tokens)}"
         )
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     min_size = len(alphabet) + len(special)

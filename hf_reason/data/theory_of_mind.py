@@ -16,6 +16,7 @@ import random
 
 import datasets
 
+
 __all__ = ["generate_tom_stories", "simulate_story"]
 
 _NAMES = ["Sally", "Anne", "Oliver", "Mia", "Jack", "Chloe", "Noah", "Emma", "Liam", "Ava"]
@@ -31,8 +32,8 @@ def simulate_story(events: list[tuple], agents: list[str]) -> dict:
     seen by those present), ``("move", a, container)``.
     """
     present, location = set(), None
-    first = {a: None for a in agents}
-    second = {a: {b: None for b in agents} for a in agents}
+    first = dict.fromkeys(agents)
+    second = {a: dict.fromkeys(agents) for a in agents}
     for event in events:
         if event[0] == "enter":
             present.add(event[1])

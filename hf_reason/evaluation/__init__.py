@@ -12,6 +12,25 @@ from .statistics import (
 )
 from .validators import ValidationResult, validate
 
+
+__all__ = [
+    "ReportEvaluator",
+    "ReportScoreReward",
+    "SandboxConfig",
+    "SandboxResult",
+    "ValidationResult",
+    "benjamini_hochberg",
+    "cohens_h",
+    "format_proportion",
+    "mcnemar_exact",
+    "mcnemar_from_outcomes",
+    "metric_path",
+    "parse_report",
+    "run_in_sandbox",
+    "validate",
+    "wilson_interval",
+]
+
 _METRICS_DIR = __import__("pathlib").Path(__file__).parent / "metrics"
 
 

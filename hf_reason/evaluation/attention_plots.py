@@ -8,8 +8,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import torch
 
@@ -37,7 +38,9 @@ def attention_matrix(
     """
     if isinstance(attentions, torch.Tensor):
         if attentions.ndim != 4:
-            raise ValueError(f"a stacked `attentions` tensor must be (layers, heads, queries, keys), got {tuple(attentions.shape)}")
+            raise ValueError(
+                f"a stacked `attentions` tensor must be (layers, heads, queries, keys), got {tuple(attentions.shape)}"
+            )
         maps = attentions
     else:
         if not attentions or any(a is None for a in attentions):
@@ -65,7 +68,7 @@ def section_token_positions(offsets: Sequence[Sequence[int]], text: str, header:
     match = re.search(rf"^[ \t]*{re.escape(header)}:", text, flags=re.MULTILINE)
     if match is None:
         raise ValueError(f"the text has no section `{header}:`")
-    following = re.search(r"^[ \t]*[A-Z][A-Za-z]*(?:[ \t]*\d+)?:", text[match.end():], flags=re.MULTILINE)
+    following = re.search(r"^[ \t]*[A-Z][A-Za-z]*(?:[ \t]*\d+)?:", text[match.end() :], flags=re.MULTILINE)
     end = match.end() + following.start() if following else len(text)
     positions = [i for i, (s, e) in enumerate(offsets) if e > s and s < end and e > match.start()]
     if not positions:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
+
 IGNORE_INDEX = -100
 
 

@@ -29,10 +29,12 @@ import os
 import re
 import tempfile
 import time
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
 
 from .sandbox import SandboxConfig
 from .validators import validate
+
 
 __all__ = [
     "DEFAULT_TOOLS",
@@ -106,15 +108,24 @@ def parse_report(text: str) -> ParsedReport:
     sections = []
     for i, match in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        sections.append((re.sub(r"\s+", " ", match.group(1)), text[match.end():end].strip()))
+        sections.append((re.sub(r"\s+", " ", match.group(1)), text[match.end() : end].strip()))
     answers = [body for name, body in sections if name == "Answer" and body]
     citations = [
-        FocusCitation(term=m.group(1).strip(), layer=int(m.group(2)) if m.group(2) else None,
-                      band=m.group(3).lower() if m.group(3) else None, head=int(m.group(4)) if m.group(4) else None)
+        FocusCitation(
+            term=m.group(1).strip(),
+            layer=int(m.group(2)) if m.group(2) else None,
+            band=m.group(3).lower() if m.group(3) else None,
+            head=int(m.group(4)) if m.group(4) else None,
+        )
         for m in _FOCUS_RE.finditer(text)
     ]
-    return ParsedReport(prefix=prefix, sections=sections, answer=answers[-1].splitlines()[0] if answers else None,
-                        citations=citations, tool_calls=[m.group(1).strip() for m in _TOOL_RE.finditer(text)])
+    return ParsedReport(
+        prefix=prefix,
+        sections=sections,
+        answer=answers[-1].splitlines()[0] if answers else None,
+        citations=citations,
+        tool_calls=[m.group(1).strip() for m in _TOOL_RE.finditer(text)],
+    )
 
 
 def _context_size(lm) -> Optional[int]:
@@ -143,11 +154,11 @@ def _perplexity(prefix: str, prompt: str, lm, tokenizer) -> tuple[float, int]:
     window = _context_size(lm)
     if window is not None:
         target = target[: window - 1]
-        context = context[-(window - len(target)):]
+        context = context[-(window - len(target)) :]
     ids = torch.tensor([context + target], device=next(lm.parameters()).device)
     with torch.no_grad():
         logits = lm(ids).logits[0, :-1].float()
-    nll = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")[-len(target):]
+    nll = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")[-len(target) :]
     return math.exp(nll.mean().item()), len(target)
 
 
@@ -297,10 +308,16 @@ def reflection_alignment(
         strong = []
         for record in records:
             threshold = min_weight if min_weight is not None else 1.0 / max(int(record["position"]), 1)
-            strong += [e for e in record.get("attended", [])
-                       if int(e["position"]) < prompt_length and float(e.get("weight", 0.0)) >= threshold]
-        layers = num_layers or introspection_num_layers(records) or (
-            max((int(e["layer"]) for r in records for e in r.get("attended", [])), default=0) + 1)
+            strong += [
+                e
+                for e in record.get("attended", [])
+                if int(e["position"]) < prompt_length and float(e.get("weight", 0.0)) >= threshold
+            ]
+        layers = (
+            num_layers
+            or introspection_num_layers(records)
+            or (max((int(e["layer"]) for r in records for e in r.get("attended", [])), default=0) + 1)
+        )
         runs = _prompt_spans(records, prompt_length)
         by_position: dict[int, list[dict]] = {}
         for entry in strong:
@@ -316,7 +333,8 @@ def reflection_alignment(
             for c in hinted:
                 for e in entries(c.term):
                     layer_ok = (c.layer is None or int(e["layer"]) == c.layer) and (
-                        c.band is None or _band(int(e["layer"]), layers) == c.band)
+                        c.band is None or _band(int(e["layer"]), layers) == c.band
+                    )
                     if layer_ok and (c.head is None or int(e["head"]) == c.head):
                         hits += 1
                         break
@@ -379,8 +397,15 @@ class ReportEvaluator:
         weights (`dict[str, float]`, *optional*): weights of the scores in `overall` (default 1 each).
     """
 
-    def __init__(self, tasks=None, lm=None, tokenizer=None, tool_registry=None,
-                 sandbox: Optional[SandboxConfig] = None, weights: Optional[dict[str, float]] = None):
+    def __init__(
+        self,
+        tasks=None,
+        lm=None,
+        tokenizer=None,
+        tool_registry=None,
+        sandbox: Optional[SandboxConfig] = None,
+        weights: Optional[dict[str, float]] = None,
+    ):
         self.tasks = {}
         for row in tasks or []:
             row = dict(row)
@@ -391,14 +416,19 @@ class ReportEvaluator:
         self.lm, self.tokenizer = lm, tokenizer
         self.tool_registry = tool_registry
         self.sandbox = sandbox
-        self.weights = {name: 1.0 for name in SCORE_NAMES}
+        self.weights = dict.fromkeys(SCORE_NAMES, 1.0)
         unknown = set(weights or {}) - set(SCORE_NAMES)
         if unknown:
             raise ValueError(f"`weights` keys must be among {list(SCORE_NAMES)}, got {sorted(unknown)}")
         self.weights.update(weights or {})
 
-    def score(self, completion: str, task_id: Optional[str] = None, prompt: Optional[str] = None,
-              introspection: Optional[list[dict]] = None) -> dict[str, Any]:
+    def score(
+        self,
+        completion: str,
+        task_id: Optional[str] = None,
+        prompt: Optional[str] = None,
+        introspection: Optional[list[dict]] = None,
+    ) -> dict[str, Any]:
         """All scores of one report, plus `overall` and a list of `warnings`."""
         warnings = []
         task = self.tasks.get(task_id) if task_id is not None else None
@@ -445,8 +475,9 @@ class ReportEvaluator:
         for i, report in enumerate(tqdm(list(reports), desc="eval-reports", unit="report")):
             if "completion" not in report:
                 raise ValueError(f"report {i} has no `completion` field (fields: {sorted(report)})")
-            result = self.score(report["completion"], report.get("task_id"), report.get("prompt"),
-                                report.get("introspection"))
+            result = self.score(
+                report["completion"], report.get("task_id"), report.get("prompt"), report.get("introspection")
+            )
             task = self.tasks.get(report.get("task_id"), {})
             rows.append({"index": i, "task_id": report.get("task_id"), "category": task.get("category"), **result})
         summary = {"num_reports": len(rows), "means": {}, "by_category": {}, "rows": rows}
@@ -456,26 +487,41 @@ class ReportEvaluator:
         for category in sorted({r["category"] for r in rows if r["category"]}):
             subset = [r for r in rows if r["category"] == category]
             summary["by_category"][category] = {
-                "count": len(subset), "overall": sum(r["overall"] for r in subset) / len(subset),
+                "count": len(subset),
+                "overall": sum(r["overall"] for r in subset) / len(subset),
                 "validator": _mean([r["validator"] for r in subset]),
             }
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
             _atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
             buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=["index", "task_id", "category", *SCORE_NAMES, "overall",
-                                                        "warnings"])
+            writer = csv.DictWriter(
+                buffer, fieldnames=["index", "task_id", "category", *SCORE_NAMES, "overall", "warnings"]
+            )
             writer.writeheader()
             for row in rows:
-                writer.writerow({**{k: row[k] for k in writer.fieldnames if k != "warnings"},
-                                 "warnings": " | ".join(row["warnings"])})
+                writer.writerow(
+                    {
+                        **{k: row[k] for k in writer.fieldnames if k != "warnings"},
+                        "warnings": " | ".join(row["warnings"]),
+                    }
+                )
             _atomic_write(os.path.join(out_dir, "scores.csv"), buffer.getvalue())
             with open(os.path.join(out_dir, "progress.jsonl"), "a", encoding="utf-8") as log:
                 for row in rows:
                     for warning in row["warnings"]:
                         # one write per line: concurrent appenders never interleave inside a line
-                        log.write(json.dumps({"time": time.time(), "index": row["index"],
-                                              "task_id": row["task_id"], "warning": warning}) + "\n")
+                        log.write(
+                            json.dumps(
+                                {
+                                    "time": time.time(),
+                                    "index": row["index"],
+                                    "task_id": row["task_id"],
+                                    "warning": warning,
+                                }
+                            )
+                            + "\n"
+                        )
         return summary
 
 
@@ -508,8 +554,12 @@ class ReportScoreReward:
             if isinstance(completion, list):  # conversational: the assistant's last message
                 completion = completion[-1]["content"]
             prompt = prompts[i] if prompts is not None and isinstance(prompts[i], str) else None
-            result = self.evaluator.score(completion, task_id[i] if task_id is not None else None, prompt,
-                                          introspection[i] if introspection is not None else None)
+            result = self.evaluator.score(
+                completion,
+                task_id[i] if task_id is not None else None,
+                prompt,
+                introspection[i] if introspection is not None else None,
+            )
             value = result[self.score]
             rewards.append(float(value) if value is not None else 0.0)
         return rewards

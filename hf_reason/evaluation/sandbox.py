@@ -52,6 +52,7 @@ import threading
 import time
 from typing import Literal, Optional
 
+
 __all__ = [
     "SandboxConfig",
     "SandboxResult",
@@ -77,7 +78,7 @@ _MASKED_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run", "/dev/mqueue
 
 # Stage 1: runs as (namespace) root inside the new namespaces, before any user code, and execs the
 # privilege drop. Trusted code, so it may use ctypes for mount(2).
-_STAGE1 = r'''
+_STAGE1 = r"""
 import ctypes, json, os, re, sys
 cfg = json.loads(sys.argv[1])
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
@@ -124,14 +125,14 @@ for line in lines:
 os.chdir(target)
 env = dict(os.environ, HOME=target, TMPDIR=target)
 os.execve(cfg["exec"][0], cfg["exec"], env)
-'''
+"""
 
 _LOADER = "import sys; exec(compile(sys.argv[1], '<hf-reason-sandbox>', 'exec'))"
 
 # Stage 2: the interpreter that runs the user code (argv[1] is this source, argv[2] the limits).
 # The hook's settings are literals in its code (filled in per run), not variables: there is no
 # global or cell to switch off.
-_BOOTSTRAP = r'''
+_BOOTSTRAP = r"""
 def _policy_hook(root):
     import os, types
     realpath, join, fspath, fsdecode = os.path.realpath, os.path.join, os.fspath, os.fsdecode
@@ -230,7 +231,7 @@ def _sandbox_main():
 
 
 _sandbox_main()
-'''
+"""
 
 
 @dataclasses.dataclass
@@ -276,14 +277,19 @@ class SandboxConfig:
         checks = [
             ("timeout", self.timeout > 0, "> 0"),
             ("cpu_seconds", isinstance(self.cpu_seconds, int) and self.cpu_seconds >= 1, "an int >= 1"),
-            ("memory_bytes", isinstance(self.memory_bytes, int) and self.memory_bytes >= 64 * 1024**2,
-             "an int >= 64 MiB (67108864)"),
+            (
+                "memory_bytes",
+                isinstance(self.memory_bytes, int) and self.memory_bytes >= 64 * 1024**2,
+                "an int >= 64 MiB (67108864)",
+            ),
             ("max_file_bytes", isinstance(self.max_file_bytes, int) and self.max_file_bytes >= 0, "an int >= 0"),
             ("max_processes", isinstance(self.max_processes, int) and self.max_processes >= 1, "an int >= 1"),
-            ("max_output_bytes", isinstance(self.max_output_bytes, int) and self.max_output_bytes >= 1,
-             "an int >= 1"),
-            ("network", self.network in ("auto", "namespace", "audit-hook"),
-             "one of 'auto', 'namespace', 'audit-hook'"),
+            ("max_output_bytes", isinstance(self.max_output_bytes, int) and self.max_output_bytes >= 1, "an int >= 1"),
+            (
+                "network",
+                self.network in ("auto", "namespace", "audit-hook"),
+                "one of 'auto', 'namespace', 'audit-hook'",
+            ),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -362,8 +368,13 @@ def _command(plan: _Plan, workdir: str, uid: Optional[int], bootstrap: str, chil
     elif not _is_root() and shutil.which("setpriv"):
         command = [shutil.which("setpriv"), "--no-new-privs", "--"] + command  # no setuid-binary escalation
     if plan.namespaces:
-        stage1 = {"masks": list(_MASKED_DIRS), "name": os.path.basename(workdir), "workdir": workdir,
-                  "exec": command, "setup_exit": _SETUP_EXIT}
+        stage1 = {
+            "masks": list(_MASKED_DIRS),
+            "name": os.path.basename(workdir),
+            "workdir": workdir,
+            "exec": command,
+            "setup_exit": _SETUP_EXIT,
+        }
         # stage 1 needs no site-packages: -S saves its share of the start-up
         command = _unshare_prefix() + [sys.executable, "-I", "-B", "-S", "-c", _STAGE1, json.dumps(stage1)]
     return command
@@ -379,12 +390,17 @@ def _interpreters() -> list[str]:
     virtual environment under a private home (e.g. a pyenv in /root) is not, the system's is.
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    candidates = [sys.executable, os.path.realpath(sys.executable), getattr(sys, "_base_executable", None),
-                  shutil.which(version, path=os.defpath), shutil.which("python3", path=os.defpath)]
+    candidates = [
+        sys.executable,
+        os.path.realpath(sys.executable),
+        getattr(sys, "_base_executable", None),
+        shutil.which(version, path=os.defpath),
+        shutil.which("python3", path=os.defpath),
+    ]
     return list(dict.fromkeys(c for c in candidates if c))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(namespaces: bool, drop: bool, python: str) -> Optional[str]:
     """None when this machine runs the plan (checked by running it), else why not."""
     if not sys.platform.startswith("linux"):
@@ -415,7 +431,7 @@ def _first_working(namespaces: bool, drop: bool) -> tuple[Optional[str], str]:
     return None, reason
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plan(network: str) -> _Plan:
     root = _is_root()
     candidates = [] if network == "audit-hook" else [(True, True)]
@@ -432,18 +448,25 @@ def _plan(network: str) -> _Plan:
     if namespaces:
         mechanisms += ["netns", "pidns", "ipcns", "mountns"]
     else:
-        why = ("network='audit-hook' was asked for" if network == "audit-hook"
-               else f"namespaces unavailable: {reasons[(True, True)]}")
-        degraded.append(f"no namespaces ({why}): the network is cut by the audit hook only, /tmp and other "
-                        "world-writable directories stay writable, other processes stay visible")
+        why = (
+            "network='audit-hook' was asked for"
+            if network == "audit-hook"
+            else f"namespaces unavailable: {reasons[(True, True)]}"
+        )
+        degraded.append(
+            f"no namespaces ({why}): the network is cut by the audit hook only, /tmp and other "
+            "world-writable directories stay writable, other processes stay visible"
+        )
     if drop and root:
         mechanisms += ["uid-drop", "no-capabilities", "no-new-privs"]
     elif drop:
         mechanisms += ["userns", "no-capabilities", "no-new-privs"]
     elif root:
         why = reasons.get((False, True)) or "not tried"
-        degraded.append(f"the code runs as root ({why}): RLIMIT_NPROC is not enforced and only the audit hook "
-                        "stops writes outside the working directory")
+        degraded.append(
+            f"the code runs as root ({why}): RLIMIT_NPROC is not enforced and only the audit hook "
+            "stops writes outside the working directory"
+        )
     else:
         degraded.append("the code runs as the invoking user with its file permissions")
     if python != sys.executable:
@@ -525,11 +548,14 @@ def run_in_sandbox(
     config = config or SandboxConfig()
     plan = _plan(config.network)
     if config.network == "namespace" and not plan.namespaces:
-        raise RuntimeError(f"SandboxConfig.network='namespace' but `unshare` cannot create namespaces here "
-                           f"({_first_working(True, True)[1]}); use network='audit-hook' or 'auto'")
+        raise RuntimeError(
+            f"SandboxConfig.network='namespace' but `unshare` cannot create namespaces here "
+            f"({_first_working(True, True)[1]}); use network='audit-hook' or 'auto'"
+        )
     if config.require_kernel_isolation and plan.degraded:
-        raise RuntimeError("SandboxConfig.require_kernel_isolation=True but this machine lacks: "
-                           + "; ".join(plan.degraded))
+        raise RuntimeError(
+            "SandboxConfig.require_kernel_isolation=True but this machine lacks: " + "; ".join(plan.degraded)
+        )
     return _execute(code, config, plan, files=files, argv=argv, stdin=stdin)
 
 
@@ -550,17 +576,31 @@ def _execute(code, config: SandboxConfig, plan: _Plan, *, files, argv, stdin) ->
                 for entry in [parent] + [os.path.join(parent, n) for n in dirs + names]:
                     os.chown(entry, uid, uid, follow_symlinks=False)
         child_config = {
-            "cpu": config.cpu_seconds, "mem": config.memory_bytes, "fsize": config.max_file_bytes,
-            "nproc": config.max_processes, "script": "main.py", "argv": list(argv or []),
-            "cpu_exit": _CPU_EXIT, "memory_exit": _MEMORY_EXIT,
+            "cpu": config.cpu_seconds,
+            "mem": config.memory_bytes,
+            "fsize": config.max_file_bytes,
+            "nproc": config.max_processes,
+            "script": "main.py",
+            "argv": list(argv or []),
+            "cpu_exit": _CPU_EXIT,
+            "memory_exit": _MEMORY_EXIT,
         }
         bootstrap = _BOOTSTRAP.replace("__BLOCK_PROCESS__", repr(not config.allow_subprocesses)).replace(
-            "__BLOCK_SOCKETS__", repr(not plan.namespaces))
+            "__BLOCK_SOCKETS__", repr(not plan.namespaces)
+        )
         command = _command(plan, workdir, uid, bootstrap, child_config)
         env = {"PATH": os.defpath, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         mechanisms = tuple(f"uid={uid}" if m == "uid-drop" else m for m in plan.mechanisms)
-        return _run(command, workdir, env, config, stdin, "namespace" if plan.namespaces else "audit-hook",
-                    mechanisms, plan.degraded)
+        return _run(
+            command,
+            workdir,
+            env,
+            config,
+            stdin,
+            "namespace" if plan.namespaces else "audit-hook",
+            mechanisms,
+            plan.degraded,
+        )
     finally:
         _remove_tree(workdir)
 
@@ -568,8 +608,13 @@ def _execute(code, config: SandboxConfig, plan: _Plan, *, files, argv, stdin) ->
 def _run(command, workdir, env, config: SandboxConfig, stdin, isolation, mechanisms, degraded) -> SandboxResult:
     start = time.monotonic()
     process = subprocess.Popen(
-        command, cwd=workdir, env=env, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        command,
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
 
     def kill_group():
@@ -581,10 +626,12 @@ def _run(command, workdir, env, config: SandboxConfig, stdin, isolation, mechani
     overflow = threading.Event()
     out, err = bytearray(), bytearray()
     readers = [
-        threading.Thread(target=_reader, args=(process.stdout, out, config.max_output_bytes, overflow, kill_group),
-                         daemon=True),
-        threading.Thread(target=_reader, args=(process.stderr, err, config.max_output_bytes, overflow, kill_group),
-                         daemon=True),
+        threading.Thread(
+            target=_reader, args=(process.stdout, out, config.max_output_bytes, overflow, kill_group), daemon=True
+        ),
+        threading.Thread(
+            target=_reader, args=(process.stderr, err, config.max_output_bytes, overflow, kill_group), daemon=True
+        ),
     ]
     for reader in readers:
         reader.start()
@@ -626,9 +673,21 @@ def _run(command, workdir, env, config: SandboxConfig, stdin, isolation, mechani
         status, reason = "timeout", "killed at the hard CPU time limit"
     elif code < 0 or code == 128 + signal.SIGXFSZ:
         sig = -code if code < 0 else code - 128
-        status, reason = "killed", f"ended by signal {signal.Signals(sig).name if sig in signal.valid_signals() else sig}"
+        status, reason = (
+            "killed",
+            f"ended by signal {signal.Signals(sig).name if sig in signal.valid_signals() else sig}",
+        )
     else:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {code}"
         status, reason = "error", last[:500]
-    return SandboxResult(status=status, stdout=stdout, stderr=stderr, returncode=code, duration=duration,
-                         isolation=isolation, reason=reason, mechanisms=mechanisms, degraded=degraded)
+    return SandboxResult(
+        status=status,
+        stdout=stdout,
+        stderr=stderr,
+        returncode=code,
+        duration=duration,
+        isolation=isolation,
+        reason=reason,
+        mechanisms=mechanisms,
+        degraded=degraded,
+    )

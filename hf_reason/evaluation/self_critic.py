@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import torch
 
@@ -46,7 +47,9 @@ class SelfCriticReward:
         context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
         if max_length is None:
             max_length = context
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
             raise ValueError(f"`max_length` must be an integer >= 1 or None, got {max_length!r}")
         if tokenizer.pad_token_id is None:
             raise ValueError("`tokenizer` needs a pad token to batch episodes (set tokenizer.pad_token)")
@@ -92,7 +95,11 @@ class SelfCriticReward:
 
 
 def critic_examples(
-    prompts: Sequence[str], completions: Sequence[str], verdicts: Sequence[float], tokenizer, max_length: Optional[int] = None
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    verdicts: Sequence[float],
+    tokenizer,
+    max_length: Optional[int] = None,
 ) -> list[dict]:
     """Training rows `{input_ids, attention_mask, labels}` for the critic from evaluator verdicts.
 
@@ -159,10 +166,19 @@ def critic_rows(
             scores = evaluator.score(episode["completion"], task_id, prompt, episode.get("introspection"))
         value = scores.get(label)
         if value is None:
-            raise ValueError(f"episode {i} (task_id {task_id!r}) has no {label!r} score to learn from"
-                             + (" (unknown task)" if label == "validator" else ""))
-        rows.append({"task_id": task_id, "prompt": prompt, "completion": episode["completion"],
-                     "text": _episode_text(prompt, episode["completion"], None), "label": float(value)})
+            raise ValueError(
+                f"episode {i} (task_id {task_id!r}) has no {label!r} score to learn from"
+                + (" (unknown task)" if label == "validator" else "")
+            )
+        rows.append(
+            {
+                "task_id": task_id,
+                "prompt": prompt,
+                "completion": episode["completion"],
+                "text": _episode_text(prompt, episode["completion"], None),
+                "label": float(value),
+            }
+        )
     return rows
 
 

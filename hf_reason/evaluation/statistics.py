@@ -50,7 +50,9 @@ def mcnemar_from_outcomes(correct_a, correct_b) -> tuple[int, int, float]:
     """(b, c, p) of the exact McNemar test from two equally long sequences of per-item booleans."""
     correct_a, correct_b = list(correct_a), list(correct_b)
     if len(correct_a) != len(correct_b):
-        raise ValueError(f"correct_a and correct_b must pair up item by item, got {len(correct_a)} and {len(correct_b)}")
+        raise ValueError(
+            f"correct_a and correct_b must pair up item by item, got {len(correct_a)} and {len(correct_b)}"
+        )
     b = sum(1 for x, y in zip(correct_a, correct_b) if x and not y)
     c = sum(1 for x, y in zip(correct_a, correct_b) if y and not x)
     return b, c, mcnemar_exact(b, c)

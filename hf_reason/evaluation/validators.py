@@ -32,9 +32,11 @@ import dataclasses
 import math
 import re
 import secrets
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from .sandbox import SandboxConfig, run_in_sandbox
+
 
 __all__ = [
     "VALIDATOR_KINDS",
@@ -109,8 +111,9 @@ def _numeric(report: str, config: dict, sandbox: Optional[SandboxConfig]) -> Val
         return ValidationResult(False, f"answer {answer!r} holds no number")
     value = float(numbers[-1].replace(",", ""))
     expected = float(config["answer"])
-    if math.isclose(value, expected, rel_tol=float(config.get("rel_tol", 1e-6)),
-                    abs_tol=float(config.get("abs_tol", 1e-9))):
+    if math.isclose(
+        value, expected, rel_tol=float(config.get("rel_tol", 1e-6)), abs_tol=float(config.get("abs_tol", 1e-9))
+    ):
         return ValidationResult(True, details={"value": value})
     return ValidationResult(False, f"answer {value:g} != {expected:g}", {"value": value})
 
@@ -170,7 +173,9 @@ def _python_tests(report: str, config: dict, sandbox: Optional[SandboxConfig]) -
     # Each assert runs in order and the first failure stops the run (fail-fast), naming its line.
     tests = [line for line in config["tests"].splitlines() if line.strip()]
     nonce = secrets.token_hex(16)
-    limits = sandbox or SandboxConfig(timeout=float(config.get("timeout", 5)), cpu_seconds=max(1, int(config.get("timeout", 5))))
+    limits = sandbox or SandboxConfig(
+        timeout=float(config.get("timeout", 5)), cpu_seconds=max(1, int(config.get("timeout", 5)))
+    )
     result = run_in_sandbox(_harness(tests), limits, files={"solution.py": code}, stdin=nonce + "\n")
     details = {"sandbox": result.status, "isolation": result.isolation, "mechanisms": list(result.mechanisms)}
     # A pass is the harness's own last line: this run's nonce and the count of asserts that held.
@@ -179,9 +184,14 @@ def _python_tests(report: str, config: dict, sandbox: Optional[SandboxConfig]) -
     if result.ok and lines and lines[-1].strip() == f"{nonce} {len(tests)}":
         return ValidationResult(True, details=details)
     if result.ok:
-        return ValidationResult(False, "the run ended with status 0 before the test harness reported "
-                                       f"{len(tests)} passed asserts", {**details, "stdout": result.stdout[-500:]})
-    return ValidationResult(False, f"sandbox {result.status}: {result.reason}", {**details, "stderr": result.stderr[-500:]})
+        return ValidationResult(
+            False,
+            f"the run ended with status 0 before the test harness reported {len(tests)} passed asserts",
+            {**details, "stdout": result.stdout[-500:]},
+        )
+    return ValidationResult(
+        False, f"sandbox {result.status}: {result.reason}", {**details, "stderr": result.stderr[-500:]}
+    )
 
 
 def _harness(tests: list[str]) -> str:

@@ -38,7 +38,13 @@ class TRMDummyInputGenerator(DummyInputGenerator):
     """Dummy puzzles and carries with the shapes a `TRMConfig` fixes (only the batch varies)."""
 
     SUPPORTED_INPUT_NAMES = (
-        "input_ids", "puzzle_identifiers", "carry_y", "carry_z", "carry_steps", "carry_halted", "carry_q_hidden"
+        "input_ids",
+        "puzzle_identifiers",
+        "carry_y",
+        "carry_z",
+        "carry_steps",
+        "carry_halted",
+        "carry_q_hidden",
     )
 
     def __init__(self, task: str, normalized_config: NormalizedConfig, batch_size: int = 2, **kwargs):
@@ -50,23 +56,29 @@ class TRMDummyInputGenerator(DummyInputGenerator):
         config = self.config
         total_len = config.seq_len + config.puzzle_prefix_len
         if input_name == "input_ids":
-            return self.random_int_tensor([self.batch_size, config.seq_len], max_value=config.vocab_size,
-                                          framework=framework, dtype=int_dtype)
+            return self.random_int_tensor(
+                [self.batch_size, config.seq_len], max_value=config.vocab_size, framework=framework, dtype=int_dtype
+            )
         if input_name == "puzzle_identifiers":
-            return self.random_int_tensor([self.batch_size], max_value=config.num_puzzle_identifiers,
-                                          framework=framework, dtype=int_dtype)
+            return self.random_int_tensor(
+                [self.batch_size], max_value=config.num_puzzle_identifiers, framework=framework, dtype=int_dtype
+            )
         if input_name in ("carry_y", "carry_z"):
-            return self.random_float_tensor([self.batch_size, total_len, config.hidden_size], framework=framework,
-                                            dtype=float_dtype)
+            return self.random_float_tensor(
+                [self.batch_size, total_len, config.hidden_size], framework=framework, dtype=float_dtype
+            )
         if input_name == "carry_q_hidden":
-            return self.random_float_tensor([self.batch_size, config.q_head_hidden_size], framework=framework,
-                                            dtype=float_dtype)
+            return self.random_float_tensor(
+                [self.batch_size, config.q_head_hidden_size], framework=framework, dtype=float_dtype
+            )
         if input_name == "carry_steps":
-            return self.random_int_tensor([self.batch_size], max_value=config.halt_max_steps, framework=framework,
-                                          dtype=int_dtype)
+            return self.random_int_tensor(
+                [self.batch_size], max_value=config.halt_max_steps, framework=framework, dtype=int_dtype
+            )
         # Mixed halted flags so both branches of the reset are exercised by validation.
-        halted = self.random_int_tensor([self.batch_size], min_value=0, max_value=2, framework=framework,
-                                        dtype="int64")
+        halted = self.random_int_tensor(
+            [self.batch_size], min_value=0, max_value=2, framework=framework, dtype="int64"
+        )
         return halted.bool() if framework == "pt" else halted.astype(bool)
 
 
@@ -92,8 +104,15 @@ class TRMStepOnnxConfig(OnnxConfig):
     @property
     def outputs(self):
         batch = {0: "batch_size"}
-        outputs = OrderedDict(logits=batch, q_halt_logits=batch, q_continue_logits=batch, next_y=batch, next_z=batch,
-                              next_steps=batch, next_halted=batch)
+        outputs = OrderedDict(
+            logits=batch,
+            q_halt_logits=batch,
+            q_continue_logits=batch,
+            next_y=batch,
+            next_z=batch,
+            next_steps=batch,
+            next_halted=batch,
+        )
         if getattr(self._config, "q_head_type", "linear") == "gru":
             outputs["next_q_hidden"] = batch
         return outputs
@@ -112,11 +131,12 @@ class TRMSolveOnnxConfig(TRMStepOnnxConfig):
 
     @property
     def outputs(self):
-        return OrderedDict(predictions={0: "batch_size"}, steps={0: "batch_size"},
-                           step_predictions={1: "batch_size"}, q_halt_logits={1: "batch_size"})
-
-
-
+        return OrderedDict(
+            predictions={0: "batch_size"},
+            steps={0: "batch_size"},
+            step_predictions={1: "batch_size"},
+            q_halt_logits={1: "batch_size"},
+        )
 
 
 # ------------------------------------------------------------------------------ meta-attention
@@ -150,8 +170,9 @@ class CRSMDummyInputGenerator(DummyInputGenerator):
 
     SUPPORTED_INPUT_NAMES = ("input_ids", "attention_mask", "conv_states", "ssm_states")
 
-    def __init__(self, task: str, normalized_config: NormalizedConfig, batch_size: int = 2, sequence_length: int = 32,
-                 **kwargs):
+    def __init__(
+        self, task: str, normalized_config: NormalizedConfig, batch_size: int = 2, sequence_length: int = 32, **kwargs
+    ):
         self.task = task
         self.config = normalized_config.config
         self.batch_size = batch_size
@@ -160,11 +181,16 @@ class CRSMDummyInputGenerator(DummyInputGenerator):
     def generate(self, input_name: str, framework: str = "pt", int_dtype: str = "int64", float_dtype: str = "fp32"):
         config = self.config
         if input_name == "input_ids":
-            return self.random_int_tensor([self.batch_size, self.sequence_length], max_value=config.vocab_size,
-                                          framework=framework, dtype=int_dtype)
+            return self.random_int_tensor(
+                [self.batch_size, self.sequence_length],
+                max_value=config.vocab_size,
+                framework=framework,
+                dtype=int_dtype,
+            )
         if input_name == "attention_mask":
-            return self.random_mask_tensor([self.batch_size, self.sequence_length], padding_side="left",
-                                           framework=framework, dtype=int_dtype)
+            return self.random_mask_tensor(
+                [self.batch_size, self.sequence_length], padding_side="left", framework=framework, dtype=int_dtype
+            )
         last = config.conv_kernel if input_name == "conv_states" else config.state_size
         shape = [self.batch_size, config.num_hidden_layers, config.intermediate_size, last]
         return self.random_float_tensor(shape, min_value=-1, max_value=1, framework=framework, dtype=float_dtype)
@@ -208,6 +234,8 @@ class CRSMStepOnnxConfig(CRSMPrefillOnnxConfig):
     def inputs(self):
         batch = {0: "batch_size"}
         return OrderedDict(input_ids=batch, conv_states=batch, ssm_states=batch)
+
+
 # (model type, task) -> the config class registered for it: what `onnx_config` checks it got back.
 REGISTERED = {
     ("trm", "token-classification"): TRMStepOnnxConfig,
@@ -234,8 +262,10 @@ def onnx_config(model_type: str, task: str, config, **kwargs) -> OnnxConfig:
     while hasattr(found, "func"):  # partial of a partial when kwargs are given
         found = found.func
     if expected is None or found is not expected:
-        raise ValueError(f"Optimum's TasksManager has no hf-reason ONNX config for model type {model_type!r}, task "
-                         f"{task!r} (found {getattr(found, '__name__', found)!r}); known: {sorted(REGISTERED)}.")
+        raise ValueError(
+            f"Optimum's TasksManager has no hf-reason ONNX config for model type {model_type!r}, task "
+            f"{task!r} (found {getattr(found, '__name__', found)!r}); known: {sorted(REGISTERED)}."
+        )
     return constructor(config)
 
 

@@ -21,8 +21,13 @@ from torch import nn
 from ..models.crsm import CRSMForCausalLM
 
 
-def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor,
-                        attention_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mixer_chunk_forward(
+    mixer,
+    hidden_states: torch.Tensor,
+    conv_state: torch.Tensor,
+    ssm_state: torch.Tensor,
+    attention_mask: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`MambaMixer.slow_forward` for a chunk of tokens that continues from saved states.
 
     transformers' prefill path convolves a chunk as if nothing came before it (the conv state is
@@ -42,7 +47,7 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     if mask is not None:
         hidden_states = hidden_states * mask
     extended = torch.cat([conv_state[:, 0, :, 1:], hidden_states], dim=-1)  # (batch, intermediate, k - 1 + seq_len)
-    new_conv_state = extended[:, None, :, -mixer.conv_kernel_size:]
+    new_conv_state = extended[:, None, :, -mixer.conv_kernel_size :]
     hidden_states = nn.functional.conv1d(extended, mixer.conv1d.weight, mixer.conv1d.bias, groups=intermediate)
     hidden_states = mixer.act(hidden_states)
     if mask is not None:
@@ -52,15 +57,16 @@ def mixer_chunk_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Te
     # (the per-token Split / Concat are plain copies), and the broadcasts are matmuls or over leading
     # axes, as in `mixer_step_forward` (below).
     hidden_states = hidden_states.transpose(1, 2)  # (batch, seq_len, intermediate)
-    time_step, B, C = torch.split(mixer.x_proj(hidden_states),
-                                  [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+    time_step, B, C = torch.split(
+        mixer.x_proj(hidden_states), [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1
+    )
     discrete_time_step = _softplus(mixer.dt_proj(time_step))  # (batch, seq_len, intermediate)
     discrete_A, deltaB_u = _discretize(mixer, discrete_time_step, hidden_states, B)
     # Unrolled by the tracer (the graph's chunk length is fixed): two nodes per token and layer, with
     # the read-out by C once after the loop. `ssm_state` (batch, 1, intermediate, state) is one token's slice.
     states = []
     for i in range(seq_len):
-        ssm_state = discrete_A[:, i:i + 1] * ssm_state + deltaB_u[:, i:i + 1]
+        ssm_state = discrete_A[:, i : i + 1] * ssm_state + deltaB_u[:, i : i + 1]
         states.append(ssm_state)
     scan_output = (torch.cat(states, dim=1) @ C[..., None]).squeeze(-1)  # (batch, seq_len, intermediate)
     scan_output = scan_output + hidden_states * mixer.D
@@ -80,8 +86,9 @@ def _discretize(mixer, discrete_time_step: torch.Tensor, hidden_states: torch.Te
     return discrete_A, deltaB_u
 
 
-def mixer_step_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor,
-                       ssm_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mixer_step_forward(
+    mixer, hidden_states: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`mixer_chunk_forward` for one token per row: Mamba's single-token path (its convolution as a
     weighted sum over the conv state). The token axis of `hidden_states (batch, 1, hidden)` doubles
     as the layer axis of the states, `conv_state (batch, 1, intermediate, conv_kernel)` and
@@ -89,14 +96,17 @@ def mixer_step_forward(mixer, hidden_states: torch.Tensor, conv_state: torch.Ten
     squeezed or unsqueezed around the mixer, and `in_proj` is split at a constant size, not by a
     traced `chunk` (Shape / Div / Slice per layer)."""
     intermediate = mixer.intermediate_size
-    hidden_states, gate = mixer.in_proj(hidden_states).split([intermediate, intermediate], dim=-1)  # (batch, 1, intermediate)
+    hidden_states, gate = mixer.in_proj(hidden_states).split(
+        [intermediate, intermediate], dim=-1
+    )  # (batch, 1, intermediate)
     conv_state = torch.cat([conv_state[..., 1:], hidden_states.unsqueeze(-1)], dim=-1)
     hidden_states = (conv_state * mixer.conv1d.weight[:, 0, :]).sum(-1)
     if mixer.use_conv_bias:
         hidden_states = hidden_states + mixer.conv1d.bias
     hidden_states = mixer.act(hidden_states)
-    time_step, B, C = torch.split(mixer.x_proj(hidden_states),
-                                  [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1)
+    time_step, B, C = torch.split(
+        mixer.x_proj(hidden_states), [mixer.time_step_rank, mixer.ssm_state_size, mixer.ssm_state_size], dim=-1
+    )
     discrete_time_step = _softplus(mixer.dt_proj(time_step))  # (batch, 1, intermediate)
     discrete_A, deltaB_u = _discretize(mixer, discrete_time_step, hidden_states, B)  # (batch, 1, intermediate, state)
     ssm_state = discrete_A * ssm_state + deltaB_u
@@ -128,8 +138,13 @@ class CRSMPrefillForExport(nn.Module):
         self.model = model
         self.config = model.config
 
-    def forward(self, input_ids: torch.LongTensor, attention_mask: torch.LongTensor, conv_states: torch.Tensor,
-                ssm_states: torch.Tensor) -> dict:
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        conv_states: torch.Tensor,
+        ssm_states: torch.Tensor,
+    ) -> dict:
         return _run_chunk(self.model, input_ids, conv_states, ssm_states, attention_mask)
 
 
@@ -143,8 +158,9 @@ class _ChunkStates:
         self.ssm_states = list(ssm_states.split(1, dim=1))
 
 
-def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position=None, attention_mask=None, *,
-                         step: bool = False):
+def _chunk_mixer_forward(
+    mixer, hidden_states, cache_params=None, cache_position=None, attention_mask=None, *, step: bool = False
+):
     index = mixer.layer_idx
     states = (cache_params.conv_states[index], cache_params.ssm_states[index])
     if step:  # the step graph (one token, no mask); chosen in Python, not from a traced shape
@@ -155,8 +171,13 @@ def _chunk_mixer_forward(mixer, hidden_states, cache_params=None, cache_position
     return out
 
 
-def _run_chunk(model: CRSMForCausalLM, input_ids: torch.LongTensor, conv_states: torch.Tensor,
-               ssm_states: torch.Tensor, attention_mask: Optional[torch.Tensor]) -> dict:
+def _run_chunk(
+    model: CRSMForCausalLM,
+    input_ids: torch.LongTensor,
+    conv_states: torch.Tensor,
+    ssm_states: torch.Tensor,
+    attention_mask: Optional[torch.Tensor],
+) -> dict:
     """The model's own forward (embeddings, `MambaBlock`s, final norm, LM head at the last position)
     with each mixer running `mixer_chunk_forward` on the given states; the mixers are swapped only for
     this call, so the traced node names stay the model's (`/model/backbone/layers.0/mixer/out_proj/...`),
@@ -167,13 +188,22 @@ def _run_chunk(model: CRSMForCausalLM, input_ids: torch.LongTensor, conv_states:
         mixer.forward = partial(_chunk_mixer_forward, mixer, step=attention_mask is None)
     try:
         # Any `cache_position`: the chunk mixers do not read it.
-        out = model(input_ids=input_ids, attention_mask=attention_mask, cache_params=states, use_cache=True,
-                    cache_position=torch.zeros(1, dtype=torch.long), logits_to_keep=1)
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            cache_params=states,
+            use_cache=True,
+            cache_position=torch.zeros(1, dtype=torch.long),
+            logits_to_keep=1,
+        )
     finally:
         for mixer in mixers:
             del mixer.forward  # back to the class's forward
-    return {"logits": out.logits, "conv_states_out": torch.cat(states.conv_states, dim=1),
-            "ssm_states_out": torch.cat(states.ssm_states, dim=1)}
+    return {
+        "logits": out.logits,
+        "conv_states_out": torch.cat(states.conv_states, dim=1),
+        "ssm_states_out": torch.cat(states.ssm_states, dim=1),
+    }
 
 
 class CRSMStepForExport(nn.Module):
@@ -235,9 +265,16 @@ def export_crsm_head(model: CRSMForCausalLM, part: str, path, opset: int) -> Non
     args, inputs, outputs = specs[part]
     batch = {0: "batch_size"}
     with torch.no_grad():
-        torch.onnx.export(CRSMHeadsForExport(model, part).eval(), args, str(path), input_names=inputs,
-                          output_names=outputs, dynamic_axes={name: batch for name in inputs + outputs},
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            CRSMHeadsForExport(model, part).eval(),
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dict.fromkeys(inputs + outputs, batch),
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 __all__ = [

@@ -23,10 +23,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import onnx
@@ -34,8 +34,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .external_data import atomic_write, save_graphs
-from .quantization import (PRECISIONS, blockwise_8bit_blocks, check_int4_options, check_precision,
-                           has_fast_8bit_blocks, quantize_int4, quantize_int8)
+from .quantization import (
+    PRECISIONS,
+    blockwise_8bit_blocks,
+    check_int4_options,
+    check_precision,
+    has_fast_8bit_blocks,
+    quantize_int4,
+    quantize_int8,
+)
 
 
 PathLike = Union[str, os.PathLike]
@@ -65,8 +72,13 @@ def _optimum_trace(module: torch.nn.Module, onnx_config, opset: int, input_shape
     def trace(path: Path) -> None:
         from optimum.exporters.onnx import export
 
-        export(model=module, config=onnx_config, output=path, opset=opset,
-               input_shapes={"batch_size": 2, **(input_shapes or {})})
+        export(
+            model=module,
+            config=onnx_config,
+            output=path,
+            opset=opset,
+            input_shapes={"batch_size": 2, **(input_shapes or {})},
+        )
 
     return trace
 
@@ -96,9 +108,15 @@ def _gpt2_fusions(trace: Callable, config, fused: dict) -> Callable:
         level = shape_logger.level
         shape_logger.setLevel(logging.ERROR)
         try:
-            optimized = optimize_model(str(path), model_type="gpt2", num_heads=config.n_head,
-                                       hidden_size=config.n_embd, optimization_options=options, opt_level=0,
-                                       use_gpu=False)
+            optimized = optimize_model(
+                str(path),
+                model_type="gpt2",
+                num_heads=config.n_head,
+                hidden_size=config.n_embd,
+                optimization_options=options,
+                opt_level=0,
+                use_gpu=False,
+            )
         finally:
             shape_logger.setLevel(level)
         fused.update({op: count for op, count in optimized.get_fused_operator_statistics().items() if count})
@@ -107,8 +125,15 @@ def _gpt2_fusions(trace: Callable, config, fused: dict) -> Callable:
     return fused_trace
 
 
-def _build_graphs(out_dir: Path, graphs: dict, precision: str, quantization: dict, fp32_dir: Optional[Path],
-                  bar, per_graph: Optional[dict] = None) -> dict:
+def _build_graphs(
+    out_dir: Path,
+    graphs: dict,
+    precision: str,
+    quantization: dict,
+    fp32_dir: Optional[Path],
+    bar,
+    per_graph: Optional[dict] = None,
+) -> dict:
     """Writes the export's graphs into `out_dir`; returns the report's `files`, `fp32_mib` and `quantization`.
 
     `graphs` maps each file name to a function that writes its FP32 graph to a path. The FP32 graphs
@@ -150,8 +175,11 @@ def _build_graphs(out_dir: Path, graphs: dict, precision: str, quantization: dic
     sizes = save_graphs(quantized, out_dir)
     result["files"] = {name: _mib(size) for name, size in sizes.items()}
     # What every graph shares goes first; what differs per graph (rewrites, FP32 leftovers) under `graphs`.
-    shared = {key: value for key, value in details[next(iter(graphs))].items()
-              if all(d.get(key) == value for d in details.values())}
+    shared = {
+        key: value
+        for key, value in details[next(iter(graphs))].items()
+        if all(d.get(key) == value for d in details.values())
+    }
     result["quantization"] = dict(shared)
     differing = {name: {k: v for k, v in d.items() if k not in shared} for name, d in details.items()}
     if any(differing.values()):
@@ -164,10 +192,16 @@ def _check_fp32_dir(fp32_dir: PathLike, family: str, expected: dict) -> Path:
     fp32_dir = Path(fp32_dir)
     report_path = fp32_dir / "export_report.json"
     if not report_path.is_file():
-        raise ValueError(f"`fp32_dir` must be a folder written by `export_pretrained(..., precision='fp32')`; "
-                         f"{report_path} does not exist.")
+        raise ValueError(
+            f"`fp32_dir` must be a folder written by `export_pretrained(..., precision='fp32')`; "
+            f"{report_path} does not exist."
+        )
     report = json.loads(report_path.read_text())
-    found = {"family": report.get("family"), "precision": report.get("precision"), **{k: report.get(k) for k in expected}}
+    found = {
+        "family": report.get("family"),
+        "precision": report.get("precision"),
+        **{k: report.get(k) for k in expected},
+    }
     wanted = {"family": family, "precision": "fp32", **expected}
     if found != wanted:
         mismatched = {k: (found[k], wanted[k]) for k in wanted if found[k] != wanted[k]}
@@ -184,11 +218,22 @@ def _quantize(source: Path, target: Path, precision: str, options: dict) -> dict
         keep = tuple(options.get("int8_keep_fp32", ()))
         gather = bool(options.get("int8_quantize_gather", False))
         blocks = dict(options.get("int8_blockwise", {})) if has_fast_8bit_blocks() else {}
-        quantize_int8(source, target, per_channel=options["per_channel"], keep_fp32=keep, quantize_gather=gather,
-                      blockwise=blocks)
-        info = {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
-                "per_channel": options["per_channel"], "weights_only": True, "kept_fp32": list(keep),
-                "quantize_gather": gather}
+        quantize_int8(
+            source,
+            target,
+            per_channel=options["per_channel"],
+            keep_fp32=keep,
+            quantize_gather=gather,
+            blockwise=blocks,
+        )
+        info = {
+            "method": "onnxruntime.quantization.quantize_dynamic",
+            "weight_type": "QInt8",
+            "per_channel": options["per_channel"],
+            "weights_only": True,
+            "kept_fp32": list(keep),
+            "quantize_gather": gather,
+        }
         if options.get("int8_blockwise"):
             # The matmuls named here (node-name substring -> block size) are 8-bit MatMulNBits
             # (blockwise weights and activations), or dynamic INT8 as the rest where this
@@ -196,12 +241,24 @@ def _quantize(source: Path, target: Path, precision: str, options: dict) -> dict
             info["blockwise_8bit"] = blocks
         return info
     keep = tuple(options.get("int4_keep_fp32", ()))
-    _, counts = quantize_int4(source, target, block_size=options["block_size"],
-                              accuracy_level=options["accuracy_level"], quantize_gather=options["quantize_gather"],
-                              keep_fp32=keep)
-    return {"method": "onnxruntime MatMulNBitsQuantizer", "bits": 4, "block_size": options["block_size"],
-            "accuracy_level": options["accuracy_level"], "symmetric": True,
-            "quantize_gather": options["quantize_gather"], "kept_fp32": list(keep), "rewrites": counts}
+    _, counts = quantize_int4(
+        source,
+        target,
+        block_size=options["block_size"],
+        accuracy_level=options["accuracy_level"],
+        quantize_gather=options["quantize_gather"],
+        keep_fp32=keep,
+    )
+    return {
+        "method": "onnxruntime MatMulNBitsQuantizer",
+        "bits": 4,
+        "block_size": options["block_size"],
+        "accuracy_level": options["accuracy_level"],
+        "symmetric": True,
+        "quantize_gather": options["quantize_gather"],
+        "kept_fp32": list(keep),
+        "rewrites": counts,
+    }
 
 
 # ----------------------------------------------------------------------------------------- TRM
@@ -227,15 +284,25 @@ def _trm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool) -> di
             # carries drift apart by float rounding amplified through the recursion, ~1e-4 after
             # a few steps even between two PyTorch builds; agreement below measures that path.)
             forced = ort_model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_pt)
-            for key, a, b in (("logits", pt.logits, forced.logits),
-                              ("q_halt_logits", pt.q_halt_logits, forced.q_halt_logits),
-                              ("q_continue_logits", pt.q_continue_logits, forced.q_continue_logits),
-                              ("carry_y", pt.carry.y, forced.carry.y), ("carry_z", pt.carry.z, forced.carry.z)):
+            for key, a, b in (
+                ("logits", pt.logits, forced.logits),
+                ("q_halt_logits", pt.q_halt_logits, forced.q_halt_logits),
+                ("q_continue_logits", pt.q_continue_logits, forced.q_continue_logits),
+                ("carry_y", pt.carry.y, forced.carry.y),
+                ("carry_z", pt.carry.z, forced.carry.z),
+            ):
                 max_abs[key] = max(max_abs[key], float((a - b).abs().max()))
             ox = ort_model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_ort)
             top1.append((pt.logits.argmax(-1) == ox.logits.argmax(-1)).float().mean().item())
-            halting.append((model.halt_decision(pt.q_halt_logits, pt.q_continue_logits)
-                            == ort_model.halt_decision(ox.q_halt_logits, ox.q_continue_logits)).float().mean().item())
+            halting.append(
+                (
+                    model.halt_decision(pt.q_halt_logits, pt.q_continue_logits)
+                    == ort_model.halt_decision(ox.q_halt_logits, ox.q_continue_logits)
+                )
+                .float()
+                .mean()
+                .item()
+            )
             carry_pt, carry_ort = pt.carry, ox.carry
             carry_pt.halted = torch.zeros_like(carry_pt.halted)
             carry_ort.halted = torch.zeros_like(carry_ort.halted)
@@ -295,14 +362,29 @@ def export_trm(
         solve_info = {"max_steps": solve_module.max_steps, "use_halting": solve_module.use_halting}
     stages = 2 if precision == "fp32" else 3
     bar = tqdm(total=len(graphs) * stages, desc=f"export trm ({precision})", disable=not progress)
-    report = {"family": "trm", "task": task, "precision": precision, "opset": opset, "solve_graph": solve_info,
-              "optimization_level": optimization_level}
+    report = {
+        "family": "trm",
+        "task": task,
+        "precision": precision,
+        "opset": opset,
+        "solve_graph": solve_info,
+        "optimization_level": optimization_level,
+    }
     # The fused solve repeats the step graph's weights: written together, they are stored once.
-    report.update(_build_graphs(out_dir, {name: _optimum_trace(module, cfg, opset) for name, module, cfg in graphs},
-                                precision, quantization, fp32_dir, bar))
+    report.update(
+        _build_graphs(
+            out_dir,
+            {name: _optimum_trace(module, cfg, opset) for name, module, cfg in graphs},
+            precision,
+            quantization,
+            fp32_dir,
+            bar,
+        )
+    )
     bar.set_postfix_str("parity")
-    ort_model = ORTTRMForPuzzleSolving.from_files(out_dir, report["files"], optimization_level, solve_info,
-                                                  config=model.config)
+    ort_model = ORTTRMForPuzzleSolving.from_files(
+        out_dir, report["files"], optimization_level, solve_info, config=model.config
+    )
     report["parity"] = _trm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
     if solve_graph:
         with torch.no_grad():
@@ -310,7 +392,9 @@ def export_trm(
             ids = torch.randint(1, model.config.vocab_size, (parity_samples, model.config.seq_len), generator=gen)
             pt = model.solve(ids, max_steps=solve_info["max_steps"])
             fused = ort_model.solve(ids, max_steps=solve_info["max_steps"], graph="fused")
-        report["parity"]["fused_solve_prediction_agreement"] = float((pt.predictions == fused.predictions).float().mean())
+        report["parity"]["fused_solve_prediction_agreement"] = float(
+            (pt.predictions == fused.predictions).float().mean()
+        )
         report["parity"]["fused_solve_steps_equal"] = bool(torch.equal(pt.steps, fused.steps))
     bar.update(bar.total - bar.n)
     bar.close()
@@ -355,10 +439,12 @@ def _meta_attention_parity(model, ort_model, num_samples: int, seed: int, fp32: 
             top1.append((pt.logits[:, -1].argmax(-1) == logits[:, -1].argmax(-1)).float().mean().item())
         prompt, prompt_mask = ids[:, 2:], torch.ones_like(ids[:, 2:])
         pad = config.pad_token_id if config.pad_token_id is not None else 0
-        greedy_pt = model.generate(prompt, attention_mask=prompt_mask, max_new_tokens=decode_steps, do_sample=False,
-                                   pad_token_id=pad)[:, prompt.shape[1]:]
-        greedy_ort = ort_model.generate(prompt, attention_mask=prompt_mask, max_new_tokens=decode_steps,
-                                        pad_token_id=pad)[:, prompt.shape[1]:]
+        greedy_pt = model.generate(
+            prompt, attention_mask=prompt_mask, max_new_tokens=decode_steps, do_sample=False, pad_token_id=pad
+        )[:, prompt.shape[1] :]
+        greedy_ort = ort_model.generate(
+            prompt, attention_mask=prompt_mask, max_new_tokens=decode_steps, pad_token_id=pad
+        )[:, prompt.shape[1] :]
         # Both stop once every row emitted EOS; compare the tokens both produced.
         common = min(greedy_pt.shape[1], greedy_ort.shape[1])
     result = {
@@ -394,9 +480,17 @@ def export_meta_attention(
     opset = opset or DEFAULT_OPSET
     model = model.eval().float()
     decoder_config = onnx_config("meta_attention", "text-generation-with-past", model.config, use_past_in_inputs=True)
-    bar = tqdm(total=3 if precision != "fp32" else 2, desc=f"export meta_attention ({precision})", disable=not progress)
-    report = {"family": "meta_attention", "task": task, "precision": precision, "opset": opset,
-              "optimization_level": optimization_level, "fusions": fusions}
+    bar = tqdm(
+        total=3 if precision != "fp32" else 2, desc=f"export meta_attention ({precision})", disable=not progress
+    )
+    report = {
+        "family": "meta_attention",
+        "task": task,
+        "precision": precision,
+        "opset": opset,
+        "optimization_level": optimization_level,
+        "fusions": fusions,
+    }
     trace = _optimum_trace(model, decoder_config, opset)
     fused = {}
     if fusions:
@@ -404,7 +498,9 @@ def export_meta_attention(
     report.update(_build_graphs(out_dir, {"model.onnx": trace}, precision, quantization, fp32_dir, bar))
     if fusions:
         # Traced now, or by the FP32 export this one quantizes (which recorded what it fused).
-        report["fused_ops"] = fused if fp32_dir is None else json.loads((fp32_dir / REPORT_NAME).read_text())["fused_ops"]
+        report["fused_ops"] = (
+            fused if fp32_dir is None else json.loads((fp32_dir / REPORT_NAME).read_text())["fused_ops"]
+        )
     ort_model = ORTMetaAttentionForCausalLM(model.config, create_session(out_dir / "model.onnx", optimization_level))
     report["parity"] = _meta_attention_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
     bar.update()
@@ -430,9 +526,12 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
     top1 = []
 
     def compare(pt_logits, pt_cache, pt_value, ox):
-        for key, a, b in (("logits", pt_logits, ox["logits"]), ("value", pt_value, ox["value"]),
-                          ("conv_states", torch.stack(pt_cache.conv_states, 1), ox["conv_states"]),
-                          ("ssm_states", torch.stack(pt_cache.ssm_states, 1), ox["ssm_states"])):
+        for key, a, b in (
+            ("logits", pt_logits, ox["logits"]),
+            ("value", pt_value, ox["value"]),
+            ("conv_states", torch.stack(pt_cache.conv_states, 1), ox["conv_states"]),
+            ("ssm_states", torch.stack(pt_cache.ssm_states, 1), ox["ssm_states"]),
+        ):
             diffs[key] = max(diffs[key], float((a - torch.from_numpy(b)).abs().max()))
         top1.append((pt_logits.argmax(-1) == torch.from_numpy(ox["logits"]).argmax(-1)).float().mean().item())
 
@@ -450,8 +549,9 @@ def _crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, deco
             ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"], return_value=True)
             ox["logits"] = ox["logits"][:, -1]
             compare(pt.logits[:, -1], cache, pt.value, ox)
-        greedy_pt = model.generate(ids, max_new_tokens=decode_steps, do_sample=False,
-                                   pad_token_id=config.pad_token_id)[:, prompt_len:]
+        greedy_pt = model.generate(
+            ids, max_new_tokens=decode_steps, do_sample=False, pad_token_id=config.pad_token_id
+        )[:, prompt_len:]
         greedy_ort = ort_model.generate(ids, max_new_tokens=decode_steps)[:, prompt_len:]
         common = min(greedy_pt.shape[1], greedy_ort.shape[1])
     result = {
@@ -526,21 +626,34 @@ def export_crsm(
     quantization.setdefault("int8_blockwise", CRSM_INT8_BLOCKWISE)
     model = model.eval().float()
     graphs = {
-        "model.onnx": _optimum_trace(CRSMStepForExport(model), onnx_config("crsm", "text-generation", model.config),
-                                     opset),
-        "prefill.onnx": _optimum_trace(CRSMPrefillForExport(model),
-                                       onnx_config("crsm_prefill", "text-generation", model.config), opset,
-                                       {"sequence_length": prefill_length}),
+        "model.onnx": _optimum_trace(
+            CRSMStepForExport(model), onnx_config("crsm", "text-generation", model.config), opset
+        ),
+        "prefill.onnx": _optimum_trace(
+            CRSMPrefillForExport(model),
+            onnx_config("crsm_prefill", "text-generation", model.config),
+            opset,
+            {"sequence_length": prefill_length},
+        ),
     }
     for part in CRSMHeadsForExport.PARTS:
         graphs[f"{part}.onnx"] = partial(export_crsm_head, model, part, opset=opset)
     stages = 2 if precision == "fp32" else 3
     bar = tqdm(total=len(graphs) * stages, desc=f"export crsm ({precision})", disable=not progress)
-    report = {"family": "crsm", "task": task, "precision": precision, "opset": opset,
-              "prefill_length": prefill_length, "optimization_level": optimization_level}
+    report = {
+        "family": "crsm",
+        "task": task,
+        "precision": precision,
+        "opset": opset,
+        "prefill_length": prefill_length,
+        "optimization_level": optimization_level,
+    }
     # The step and prefill graphs hold the same backbone: written together, every weight is stored once.
-    report.update(_build_graphs(out_dir, graphs, precision, quantization, fp32_dir, bar,
-                                per_graph=_crsm_head_quantization(precision)))
+    report.update(
+        _build_graphs(
+            out_dir, graphs, precision, quantization, fp32_dir, bar, per_graph=_crsm_head_quantization(precision)
+        )
+    )
     bar.set_postfix_str("parity")
     ort_model = ORTCRSMForCausalLM.from_files(out_dir, report["files"], optimization_level, config=model.config)
     report["parity"] = _crsm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
@@ -632,8 +745,10 @@ def export_pretrained(
     if int8_blockwise is not None:
         int8_blockwise = blockwise_8bit_blocks(int8_blockwise, "int8_blockwise")  # checked before tracing
     if optimization_level not in OPTIMIZATION_LEVELS:
-        raise ValueError(f"`optimization_level` must be one of {', '.join(repr(o) for o in OPTIMIZATION_LEVELS)}; "
-                         f"got {optimization_level!r}.")
+        raise ValueError(
+            f"`optimization_level` must be one of {', '.join(repr(o) for o in OPTIMIZATION_LEVELS)}; "
+            f"got {optimization_level!r}."
+        )
     if isinstance(model_or_dir, torch.nn.Module):
         model, model_dir = model_or_dir, None
     else:
@@ -644,8 +759,10 @@ def export_pretrained(
         raise ValueError(f"No ONNX exporter for model type {family!r}; supported: {', '.join(sorted(EXPORTERS))}.")
     task = task or TASKS[family][0]
     if task not in TASKS[family]:
-        raise ValueError(f"`task` for model type {family!r} must be one of "
-                         f"{', '.join(repr(t) for t in TASKS[family])}; got {task!r}.")
+        raise ValueError(
+            f"`task` for model type {family!r} must be one of "
+            f"{', '.join(repr(t) for t in TASKS[family])}; got {task!r}."
+        )
     kwargs = {}
     if family == "trm":
         kwargs = {"solve_graph": trm_solve_graph}
@@ -658,8 +775,9 @@ def export_pretrained(
 
         expected = {"opset": opset or DEFAULT_OPSET}
         if family == "trm":
-            expected["solve_graph"] = ({"max_steps": model.config.halt_max_steps, "use_halting": True}
-                                       if trm_solve_graph else None)
+            expected["solve_graph"] = (
+                {"max_steps": model.config.halt_max_steps, "use_halting": True} if trm_solve_graph else None
+            )
         elif family == "crsm":
             expected["prefill_length"] = crsm_prefill_length
         elif family == "meta_attention":
@@ -671,11 +789,23 @@ def export_pretrained(
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         report = EXPORTERS[family](
-            model, staging, precision=precision, task=task, opset=opset,
-            quantization={"per_channel": per_channel, "block_size": block_size, "accuracy_level": accuracy_level,
-                          "quantize_gather": quantize_gather, "trm_int8_fp32_token_mixer": trm_int8_fp32_token_mixer,
-                          **({} if int8_blockwise is None else {"int8_blockwise": int8_blockwise})},
-            parity_samples=parity_samples, seed=seed, optimization_level=optimization_level, progress=progress,
+            model,
+            staging,
+            precision=precision,
+            task=task,
+            opset=opset,
+            quantization={
+                "per_channel": per_channel,
+                "block_size": block_size,
+                "accuracy_level": accuracy_level,
+                "quantize_gather": quantize_gather,
+                "trm_int8_fp32_token_mixer": trm_int8_fp32_token_mixer,
+                **({} if int8_blockwise is None else {"int8_blockwise": int8_blockwise}),
+            },
+            parity_samples=parity_samples,
+            seed=seed,
+            optimization_level=optimization_level,
+            progress=progress,
             **kwargs,
         )
         model.config.save_pretrained(staging)

@@ -93,7 +93,7 @@ def save_graphs(models: dict, out_dir: PathLike, data_name: str = WEIGHTS_FILE_N
         raise ValueError(f"`data_name` must end in '.onnx_data' and differ from the graph names; got {data_name!r}.")
     sizes = {}
     if len(models) == 1:
-        (name, model), = models.items()
+        ((name, model),) = models.items()
         save_onnx_atomic(model, out_dir / name)
         return {name: (out_dir / name).stat().st_size}
 

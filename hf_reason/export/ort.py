@@ -95,11 +95,15 @@ def read_export_report(model_dir: PathLike, family: str) -> dict:
     The report is written last, so a folder without one is not a finished export."""
     path = Path(model_dir) / REPORT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{model_dir} has no {REPORT_NAME}: not an `hf-reason export` folder, or an export "
-                                "that did not finish; run `hf-reason export` again.")
+        raise FileNotFoundError(
+            f"{model_dir} has no {REPORT_NAME}: not an `hf-reason export` folder, or an export "
+            "that did not finish; run `hf-reason export` again."
+        )
     report = json.loads(path.read_text())
     if report.get("family") != family:
-        raise ValueError(f"{model_dir} holds a {report.get('family')!r} export; this wrapper loads {family!r} exports.")
+        raise ValueError(
+            f"{model_dir} holds a {report.get('family')!r} export; this wrapper loads {family!r} exports."
+        )
     return report
 
 
@@ -120,14 +124,18 @@ class ORTTRMForPuzzleSolving:
     step_file_name = "model.onnx"
     solve_file_name = "solve.onnx"
 
-    def __init__(self, config: TRMConfig, step_session=None, solve_session=None, solve_graph_info: Optional[dict] = None):
+    def __init__(
+        self, config: TRMConfig, step_session=None, solve_session=None, solve_graph_info: Optional[dict] = None
+    ):
         if step_session is None and solve_session is None:
             raise ValueError("`ORTTRMForPuzzleSolving` needs a `step_session`, a `solve_session`, or both.")
         if solve_session is not None and not {"max_steps", "use_halting"} <= set(solve_graph_info or {}):
             # The fused graph's step budget and halting rule are baked in at export; without them a
             # `solve(max_steps=...)` could not be checked against what the graph actually runs.
-            raise ValueError("`solve_graph_info` must give the one-graph solve's `max_steps` and `use_halting` "
-                             f"(the report's `solve_graph`); got {solve_graph_info!r}.")
+            raise ValueError(
+                "`solve_graph_info` must give the one-graph solve's `max_steps` and `use_halting` "
+                f"(the report's `solve_graph`); got {solve_graph_info!r}."
+            )
         self.config = config
         self.step_session = step_session
         self.solve_session = solve_session
@@ -136,9 +144,14 @@ class ORTTRMForPuzzleSolving:
         self.recurrent_q_head = getattr(config, "q_head_type", "linear") == "gru"
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
-                        num_threads: Optional[int] = None, providers: Optional[list] = None,
-                        allow_spinning: Optional[bool] = None) -> "ORTTRMForPuzzleSolving":
+    def from_pretrained(
+        cls,
+        model_dir: PathLike,
+        optimization_level: Optional[str] = None,
+        num_threads: Optional[int] = None,
+        providers: Optional[list] = None,
+        allow_spinning: Optional[bool] = None,
+    ) -> "ORTTRMForPuzzleSolving":
         """Loads an `hf-reason export` folder: the graphs its `export_report.json` lists (`model.onnx`,
         and `solve.onnx` when exported with `--trm-solve-graph`).
 
@@ -148,23 +161,41 @@ class ORTTRMForPuzzleSolving:
         """
         model_dir = Path(model_dir)
         report = read_export_report(model_dir, "trm")
-        return cls.from_files(model_dir, report["files"], _level(optimization_level, report), report.get("solve_graph"),
-                              num_threads=num_threads, providers=providers, allow_spinning=allow_spinning)
+        return cls.from_files(
+            model_dir,
+            report["files"],
+            _level(optimization_level, report),
+            report.get("solve_graph"),
+            num_threads=num_threads,
+            providers=providers,
+            allow_spinning=allow_spinning,
+        )
 
     @classmethod
-    def from_files(cls, model_dir: PathLike, files, optimization_level: str = "all",
-                   solve_graph_info: Optional[dict] = None, config: Optional[TRMConfig] = None,
-                   num_threads: Optional[int] = None, providers: Optional[list] = None,
-                   allow_spinning: Optional[bool] = None) -> "ORTTRMForPuzzleSolving":
+    def from_files(
+        cls,
+        model_dir: PathLike,
+        files,
+        optimization_level: str = "all",
+        solve_graph_info: Optional[dict] = None,
+        config: Optional[TRMConfig] = None,
+        num_threads: Optional[int] = None,
+        providers: Optional[list] = None,
+        allow_spinning: Optional[bool] = None,
+    ) -> "ORTTRMForPuzzleSolving":
         """Sessions for the named graph files of `model_dir` only (what `from_pretrained` and the
         exporter's parity check use)."""
         model_dir = Path(model_dir)
         config = config if config is not None else TRMConfig.from_pretrained(model_dir)
-        sessions = {key: create_session(model_dir / name, optimization_level, num_threads, providers, allow_spinning)
-                    for key, name in (("step", cls.step_file_name), ("solve", cls.solve_file_name)) if name in files}
+        sessions = {
+            key: create_session(model_dir / name, optimization_level, num_threads, providers, allow_spinning)
+            for key, name in (("step", cls.step_file_name), ("solve", cls.solve_file_name))
+            if name in files
+        }
         if not sessions:
-            raise FileNotFoundError(f"The export in {model_dir} lists neither {cls.step_file_name} nor "
-                                    f"{cls.solve_file_name}.")
+            raise FileNotFoundError(
+                f"The export in {model_dir} lists neither {cls.step_file_name} nor {cls.solve_file_name}."
+            )
         return cls(config, sessions.get("step"), sessions.get("solve"), solve_graph_info)
 
     def halt_decision(self, q_halt_logits: torch.Tensor, q_continue_logits: torch.Tensor) -> torch.Tensor:
@@ -192,8 +223,13 @@ class ORTTRMForPuzzleSolving:
         # All rows halted: the graph replaces y / z by the model's initial states, so zeros will do.
         shape = (batch_size, self.config.seq_len + self.puzzle_prefix_len, self.config.hidden_size)
         q_hidden = torch.zeros(batch_size, self.config.q_head_hidden_size) if self.recurrent_q_head else None
-        return TRMCarry(y=torch.zeros(shape), z=torch.zeros(shape), steps=torch.zeros(batch_size, dtype=torch.long),
-                        halted=torch.ones(batch_size, dtype=torch.bool), q_hidden=q_hidden)
+        return TRMCarry(
+            y=torch.zeros(shape),
+            z=torch.zeros(shape),
+            steps=torch.zeros(batch_size, dtype=torch.long),
+            halted=torch.ones(batch_size, dtype=torch.bool),
+            q_hidden=q_hidden,
+        )
 
     def __call__(self, *args, **kwargs) -> TRMPuzzleSolvingOutput:
         return self.forward(*args, **kwargs)
@@ -212,8 +248,12 @@ class ORTTRMForPuzzleSolving:
         logits, q_halt, q_continue, y, z, steps, halted, *q_hidden = self.step_session.run(
             None, self._step_feed(input_ids, puzzle_identifiers, carry)
         )
-        carry = TRMCarry(y=torch.from_numpy(y), z=torch.from_numpy(z), steps=torch.from_numpy(steps),
-                         halted=torch.from_numpy(halted))
+        carry = TRMCarry(
+            y=torch.from_numpy(y),
+            z=torch.from_numpy(z),
+            steps=torch.from_numpy(steps),
+            halted=torch.from_numpy(halted),
+        )
         if q_hidden:
             carry.q_hidden = torch.from_numpy(q_hidden[0])
         return TRMPuzzleSolvingOutput(
@@ -223,8 +263,14 @@ class ORTTRMForPuzzleSolving:
             carry=carry,
         )
 
-    def solve(self, input_ids, puzzle_identifiers=None, max_steps: Optional[int] = None, use_halting: bool = True,
-              graph: str = "auto") -> TRMSolveOutput:
+    def solve(
+        self,
+        input_ids,
+        puzzle_identifiers=None,
+        max_steps: Optional[int] = None,
+        use_halting: bool = True,
+        graph: str = "auto",
+    ) -> TRMSolveOutput:
         """`TRMForPuzzleSolving.solve` on ONNX Runtime, with the same outputs.
 
         Args:
@@ -264,13 +310,19 @@ class ORTTRMForPuzzleSolving:
                     active = active[keep]
                     carry = carry.select(keep)
             carry.halted = torch.zeros_like(carry.halted)
-        return TRMSolveOutput(predictions=predictions, step_predictions=torch.stack(step_predictions),
-                              steps=steps_used, q_halt_logits=torch.stack(step_q_halt))
+        return TRMSolveOutput(
+            predictions=predictions,
+            step_predictions=torch.stack(step_predictions),
+            steps=steps_used,
+            q_halt_logits=torch.stack(step_q_halt),
+        )
 
     def _solve_fused(self, input_ids, puzzle_identifiers, max_steps: int, use_halting: bool) -> TRMSolveOutput:
         if self.solve_session is None:
-            raise ValueError(f"This export has no one-graph solve ({self.solve_file_name}: the report's `solve_graph` "
-                             "is null); export it with `--trm-solve-graph` or use `graph='step'`.")
+            raise ValueError(
+                f"This export has no one-graph solve ({self.solve_file_name}: the report's `solve_graph` "
+                "is null); export it with `--trm-solve-graph` or use `graph='step'`."
+            )
         exported = (self.solve_graph_info["max_steps"], self.solve_graph_info["use_halting"])
         if exported != (max_steps, use_halting):
             raise ValueError(
@@ -285,8 +337,12 @@ class ORTTRMForPuzzleSolving:
         predictions, steps, step_predictions, q_halt = self.solve_session.run(None, feed)
         # `solve` stops once every puzzle halted; the graph always runs its budget: trim to match.
         num_run = int(steps.max()) if steps.size else 0
-        return TRMSolveOutput(predictions=torch.from_numpy(predictions), step_predictions=torch.from_numpy(step_predictions[:num_run]),
-                              steps=torch.from_numpy(steps), q_halt_logits=torch.from_numpy(q_halt[:num_run]))
+        return TRMSolveOutput(
+            predictions=torch.from_numpy(predictions),
+            step_predictions=torch.from_numpy(step_predictions[:num_run]),
+            steps=torch.from_numpy(steps),
+            q_halt_logits=torch.from_numpy(q_halt[:num_run]),
+        )
 
 
 class ORTMetaAttentionForCausalLM:
@@ -312,9 +368,14 @@ class ORTMetaAttentionForCausalLM:
         self.min_keys = config.meta_top_k if getattr(config, "use_meta_attention", False) else 1
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
-                        num_threads: Optional[int] = None, providers: Optional[list] = None,
-                        allow_spinning: Optional[bool] = None) -> "ORTMetaAttentionForCausalLM":
+    def from_pretrained(
+        cls,
+        model_dir: PathLike,
+        optimization_level: Optional[str] = None,
+        num_threads: Optional[int] = None,
+        providers: Optional[list] = None,
+        allow_spinning: Optional[bool] = None,
+    ) -> "ORTMetaAttentionForCausalLM":
         """Loads an `hf-reason export` folder (`optimization_level` default: the report's)."""
         from ..models.meta_attention import MetaAttentionConfig
 
@@ -323,8 +384,12 @@ class ORTMetaAttentionForCausalLM:
         if cls.file_name not in report["files"]:
             raise FileNotFoundError(f"The export in {model_dir} lists no {cls.file_name}.")
         config = MetaAttentionConfig.from_pretrained(model_dir)
-        return cls(config, create_session(model_dir / cls.file_name, _level(optimization_level, report), num_threads,
-                                          providers, allow_spinning))
+        return cls(
+            config,
+            create_session(
+                model_dir / cls.file_name, _level(optimization_level, report), num_threads, providers, allow_spinning
+            ),
+        )
 
     def empty_cache(self, batch_size: int) -> list:
         shape = (batch_size, self.num_heads, 0, self.head_dim)
@@ -346,7 +411,11 @@ class ORTMetaAttentionForCausalLM:
         if past_key_values is None:
             past_key_values = self.empty_cache(batch_size)
         past_len = past_key_values[0][0].shape[2]
-        mask = np.ones((batch_size, past_len + ids.shape[1]), np.int64) if attention_mask is None else _np(attention_mask).astype(np.int64, copy=False)
+        mask = (
+            np.ones((batch_size, past_len + ids.shape[1]), np.int64)
+            if attention_mask is None
+            else _np(attention_mask).astype(np.int64, copy=False)
+        )
         if past_len + ids.shape[1] < self.min_keys:
             raise ValueError(
                 f"The meta-attention graph needs at least meta_top_k={self.min_keys} positions; left-pad the "
@@ -360,9 +429,19 @@ class ORTMetaAttentionForCausalLM:
         cache = [(present[2 * i], present[2 * i + 1]) for i in range(self.num_layers)]
         return MetaAttentionCausalLMOutput(logits=torch.from_numpy(logits), past_key_values=cache)
 
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
-                 temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
-                 pad_token_id: Optional[int] = None, seed: Optional[int] = None, prefilled=None) -> torch.LongTensor:
+    def generate(
+        self,
+        input_ids,
+        attention_mask=None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        eos_token_id: Optional[int] = None,
+        pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+        prefilled=None,
+    ) -> torch.LongTensor:
         """Prompt + generated tokens `(batch, prompt + new)`, as `model.generate(...)` returns them.
 
         Finished rows (EOS) are filled with `pad_token_id`. Greedy decoding gives the PyTorch model's
@@ -408,7 +487,9 @@ class ORTMetaAttentionForCausalLM:
                 break
             mask = np.concatenate([mask, np.ones((batch_size, 1), np.int64)], 1)
             out = self.forward(tokens[:, None], mask, out.past_key_values)
-        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64, copy=False), np.stack(generated, 1)], 1))
+        return torch.from_numpy(
+            np.concatenate([_np(input_ids).astype(np.int64, copy=False), np.stack(generated, 1)], 1)
+        )
 
 
 def _check_generate_args(max_new_tokens, do_sample: bool, temperature: float) -> None:
@@ -464,29 +545,51 @@ class ORTCRSMForCausalLM:
         self.prefill_length = prefill_session.get_inputs()[0].shape[1]
         inputs = [i.name for i in prefill_session.get_inputs()]
         if inputs != ["input_ids", "attention_mask", "conv_states", "ssm_states"]:
-            raise ValueError(f"prefill.onnx takes {inputs}; this wrapper needs the chunked prefill graph (input_ids, "
-                             "attention_mask, conv_states, ssm_states): re-export the model with `hf-reason export`.")
+            raise ValueError(
+                f"prefill.onnx takes {inputs}; this wrapper needs the chunked prefill graph (input_ids, "
+                "attention_mask, conv_states, ssm_states): re-export the model with `hf-reason export`."
+            )
         for name, session in (("model.onnx", step_session), ("prefill.onnx", prefill_session)):
             outputs = [o.name for o in session.get_outputs()] if session is not None else self._OUTPUTS
             if outputs != self._OUTPUTS:
-                raise ValueError(f"{name} returns {outputs}; this wrapper needs {self._OUTPUTS} (the summary and "
-                                 "value come from the head graphs): re-export the model with `hf-reason export`.")
+                raise ValueError(
+                    f"{name} returns {outputs}; this wrapper needs {self._OUTPUTS} (the summary and "
+                    "value come from the head graphs): re-export the model with `hf-reason export`."
+                )
 
     @classmethod
-    def from_pretrained(cls, model_dir: PathLike, optimization_level: Optional[str] = None,
-                        num_threads: Optional[int] = None, providers: Optional[list] = None,
-                        allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
+    def from_pretrained(
+        cls,
+        model_dir: PathLike,
+        optimization_level: Optional[str] = None,
+        num_threads: Optional[int] = None,
+        providers: Optional[list] = None,
+        allow_spinning: Optional[bool] = None,
+    ) -> "ORTCRSMForCausalLM":
         """Loads an `hf-reason export` folder: the graphs its report lists (`optimization_level`
         default: the report's)."""
         model_dir = Path(model_dir)
         report = read_export_report(model_dir, "crsm")
-        return cls.from_files(model_dir, report["files"], _level(optimization_level, report), num_threads=num_threads,
-                              providers=providers, allow_spinning=allow_spinning)
+        return cls.from_files(
+            model_dir,
+            report["files"],
+            _level(optimization_level, report),
+            num_threads=num_threads,
+            providers=providers,
+            allow_spinning=allow_spinning,
+        )
 
     @classmethod
-    def from_files(cls, model_dir: PathLike, files, optimization_level: str = "all", config=None,
-                   num_threads: Optional[int] = None, providers: Optional[list] = None,
-                   allow_spinning: Optional[bool] = None) -> "ORTCRSMForCausalLM":
+    def from_files(
+        cls,
+        model_dir: PathLike,
+        files,
+        optimization_level: str = "all",
+        config=None,
+        num_threads: Optional[int] = None,
+        providers: Optional[list] = None,
+        allow_spinning: Optional[bool] = None,
+    ) -> "ORTCRSMForCausalLM":
         """Sessions for the named graph files of `model_dir` only (the step and prefill graphs are required)."""
         from ..models.crsm import CRSMConfig
 
@@ -506,8 +609,11 @@ class ORTCRSMForCausalLM:
         """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)` and the new
         states; with `return_value=True` also `state_summary` and `value` of the new state (through the
         `summarize` and `value` graphs, as `CRSMForCausalLM.forward(return_value=True)`)."""
-        feed = {"input_ids": _np(input_ids).astype(np.int64, copy=False).reshape(-1, 1), "conv_states": conv_states,
-                "ssm_states": ssm_states}
+        feed = {
+            "input_ids": _np(input_ids).astype(np.int64, copy=False).reshape(-1, 1),
+            "conv_states": conv_states,
+            "ssm_states": ssm_states,
+        }
         out = dict(zip(("logits", "conv_states", "ssm_states"), self.step_session.run(None, feed)))
         return self._add_value(out) if return_value else out
 
@@ -540,21 +646,38 @@ class ORTCRSMForCausalLM:
         ids = np.concatenate([np.full((ids.shape[0], pad), pad_id, np.int64), ids], 1)
         mask = np.concatenate([np.zeros((ids.shape[0], pad), np.int64), mask], 1)
         config = self.config
-        conv = np.zeros((ids.shape[0], config.num_hidden_layers, config.intermediate_size, config.conv_kernel),
-                        np.float32)
-        ssm = np.zeros((ids.shape[0], config.num_hidden_layers, config.intermediate_size, config.state_size),
-                       np.float32)
+        conv = np.zeros(
+            (ids.shape[0], config.num_hidden_layers, config.intermediate_size, config.conv_kernel), np.float32
+        )
+        ssm = np.zeros(
+            (ids.shape[0], config.num_hidden_layers, config.intermediate_size, config.state_size), np.float32
+        )
         for start in range(0, ids.shape[1], chunk):
-            feed = {"input_ids": ids[:, start:start + chunk], "attention_mask": mask[:, start:start + chunk],
-                    "conv_states": conv, "ssm_states": ssm}
+            feed = {
+                "input_ids": ids[:, start : start + chunk],
+                "attention_mask": mask[:, start : start + chunk],
+                "conv_states": conv,
+                "ssm_states": ssm,
+            }
             logits, conv, ssm = self.prefill_session.run(None, feed)
         out = {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm}
         return self._add_value(out) if return_value else out
 
-    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20, do_sample: bool = False,
-                 temperature: float = 1.0, top_k: int = 0, eos_token_id: Optional[int] = None,
-                 pad_token_id: Optional[int] = None, seed: Optional[int] = None, deliberation: Optional[str] = None,
-                 prefilled: Optional[dict] = None, **mcts_kwargs):
+    def generate(
+        self,
+        input_ids,
+        attention_mask=None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        eos_token_id: Optional[int] = None,
+        pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+        deliberation: Optional[str] = None,
+        prefilled: Optional[dict] = None,
+        **mcts_kwargs,
+    ):
         """Prompt + generated tokens, as `CRSMForCausalLM.generate` returns them.
 
         Args:
@@ -570,25 +693,37 @@ class ORTCRSMForCausalLM:
                 raise ValueError(f"`deliberation` must be None or 'mcts', got {deliberation!r}.")
             missing = [name for name in self.head_file_names if name not in self.head_sessions]
             if missing:
-                raise ValueError(f"Deliberation needs the head graphs {missing} (exported by `hf-reason export` "
-                                 "since this version); re-export the model.")
+                raise ValueError(
+                    f"Deliberation needs the head graphs {missing} (exported by `hf-reason export` "
+                    "since this version); re-export the model."
+                )
             if prefilled is not None:
                 raise ValueError("`prefilled` cannot be combined with `deliberation`: the search prefills itself.")
             from ..models.crsm.mcts import mcts_generate
 
-            return mcts_generate(_ORTCRSMSearchModel(self), torch.as_tensor(input_ids), attention_mask=attention_mask,
-                                 max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                                 **mcts_kwargs)
+            return mcts_generate(
+                _ORTCRSMSearchModel(self),
+                torch.as_tensor(input_ids),
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=eos_token_id,
+                pad_token_id=pad_token_id,
+                **mcts_kwargs,
+            )
         _check_generate_args(max_new_tokens, do_sample, temperature)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = _pad_id(pad_token_id, self.config, eos)
         rng = np.random.default_rng(seed)
         batch_size = _np(input_ids).shape[0]
         if prefilled is not None:
-            shapes = {key: getattr(prefilled.get(key), "shape", None) for key in ("logits", "conv_states", "ssm_states")}
+            shapes = {
+                key: getattr(prefilled.get(key), "shape", None) for key in ("logits", "conv_states", "ssm_states")
+            }
             if any(shape is None or shape[0] != batch_size for shape in shapes.values()) or len(shapes["logits"]) != 2:
-                raise ValueError("`prefilled` must be this wrapper's `prefill(input_ids)` output (last-position logits "
-                                 f"(batch, vocab) and the states, {batch_size} rows); got shapes {shapes}.")
+                raise ValueError(
+                    "`prefilled` must be this wrapper's `prefill(input_ids)` output (last-position logits "
+                    f"(batch, vocab) and the states, {batch_size} rows); got shapes {shapes}."
+                )
             out = prefilled
         else:
             out = self.prefill(input_ids, attention_mask)
@@ -604,7 +739,9 @@ class ORTCRSMForCausalLM:
                 break
             out = self.step(tokens, out["conv_states"], out["ssm_states"])
             out["logits"] = out["logits"][:, -1]
-        return torch.from_numpy(np.concatenate([_np(input_ids).astype(np.int64, copy=False), np.stack(generated, 1)], 1))
+        return torch.from_numpy(
+            np.concatenate([_np(input_ids).astype(np.int64, copy=False), np.stack(generated, 1)], 1)
+        )
 
 
 class _ORTCRSMSearchModel:

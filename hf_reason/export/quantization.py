@@ -34,7 +34,12 @@ def check_precision(precision: str) -> str:
 
 
 def check_int4_options(block_size: int, accuracy_level: int) -> None:
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 16 or block_size & (block_size - 1):
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, int)
+        or block_size < 16
+        or block_size & (block_size - 1)
+    ):
         raise ValueError(f"`block_size` must be a power of two >= 16 (e.g. 32, 64, 128); got {block_size!r}.")
     if accuracy_level not in ACCURACY_LEVELS:
         raise ValueError(
@@ -60,13 +65,17 @@ def blockwise_8bit_blocks(blockwise: Mapping[str, int], name: str = "blockwise")
     """Checks `quantize_int8`'s `blockwise`, `{node-name substring: 8-bit block size}` (`name`: the
     option as the caller's user knows it, for the error); returns it as a dict."""
     if not isinstance(blockwise, Mapping) or not all(isinstance(key, str) and key for key in blockwise):
-        raise ValueError(f"`{name}` must map node-name substrings (non-empty strings, e.g. 'mixer/in_proj') to "
-                         f"8-bit block sizes; got {blockwise!r}.")
+        raise ValueError(
+            f"`{name}` must map node-name substrings (non-empty strings, e.g. 'mixer/in_proj') to "
+            f"8-bit block sizes; got {blockwise!r}."
+        )
     blocks = dict(blockwise)
     for key, block in blocks.items():
         if isinstance(block, bool) or not isinstance(block, int) or block < 16 or block & (block - 1):
-            raise ValueError(f"`{name}`: the 8-bit block size of {key!r} must be a power of two >= 16 (e.g. 16, 32, "
-                             f"128); got {block!r}.")
+            raise ValueError(
+                f"`{name}`: the 8-bit block size of {key!r} must be a power of two >= 16 (e.g. 16, 32, "
+                f"128); got {block!r}."
+            )
     return blocks
 
 
@@ -81,15 +90,23 @@ def parse_blockwise(text: Union[str, None], option: str = "int8_blockwise") -> U
     for entry in text.split(","):
         key, sep, block = entry.partition("=")
         if not sep or not key.strip() or not block.strip().isdigit():
-            raise ValueError(f"`{option}` takes SUBSTRING=BLOCK[,SUBSTRING=BLOCK...] (e.g. "
-                             f"'mixer/in_proj=128,lm_head=128') or 'none'; got entry {entry!r}.")
+            raise ValueError(
+                f"`{option}` takes SUBSTRING=BLOCK[,SUBSTRING=BLOCK...] (e.g. "
+                f"'mixer/in_proj=128,lm_head=128') or 'none'; got entry {entry!r}."
+            )
         blocks[key.strip()] = int(block)
     return blockwise_8bit_blocks(blocks, option)
 
 
-def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, reduce_range: bool = False,
-                  keep_fp32: tuple = (), quantize_gather: bool = False,
-                  blockwise: Optional[Mapping[str, int]] = None) -> Path:
+def quantize_int8(
+    source: PathLike,
+    target: PathLike,
+    per_channel: bool = True,
+    reduce_range: bool = False,
+    keep_fp32: tuple = (),
+    quantize_gather: bool = False,
+    blockwise: Optional[Mapping[str, int]] = None,
+) -> Path:
     """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
 
     Why dynamic and not calibrated static INT8 (`quantize_static`, QDQ): measured once, same run,
@@ -131,9 +148,12 @@ def quantize_int8(source: PathLike, target: PathLike, per_channel: bool = True, 
     inline_weight_identities(model)
     graph = model.graph
     ranks = {init.name: len(init.dims) for init in graph.initializer}
-    exclude = [node.name for node in graph.node
-               if node.op_type in ("MatMul", "Gemm")
-               and (ranks.get(node.input[1], 2) != 2 or any(key in node.name for key in keep_fp32))]
+    exclude = [
+        node.name
+        for node in graph.node
+        if node.op_type in ("MatMul", "Gemm")
+        and (ranks.get(node.input[1], 2) != 2 or any(key in node.name for key in keep_fp32))
+    ]
     blocks = blockwise_8bit_blocks(blockwise or {})
     blocked = {}  # node name -> block size
     if blocks and has_fast_8bit_blocks():
@@ -174,15 +194,24 @@ def _blockwise_8bit(path: str, blocks: dict) -> None:
     rows = {init.name: init.dims[0] for init in model.graph.initializer if len(init.dims) == 2}
     # A block as large as a weight's input channels is one block per output channel: larger ones
     # would only pad (the same quantization, more bytes).
-    blocks = {node.name: min(blocks[node.name], max(16, 1 << (rows[node.input[1]] - 1).bit_length()))
-              for node in model.graph.node if node.name in blocks}
+    blocks = {
+        node.name: min(blocks[node.name], max(16, 1 << (rows[node.input[1]] - 1).bit_length()))
+        for node in model.graph.node
+        if node.name in blocks
+    }
     for block in sorted(set(blocks.values())):
         names = {name for name, size in blocks.items() if size == block}
         others = [node.name for node in model.graph.node if node.op_type == "MatMul" and node.name not in names]
-        options = dict(block_size=block, is_symmetric=True, accuracy_level=4,
-                       op_types_to_quantize=("MatMul",), quant_axes=(("MatMul", 0),))
-        quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=others,
-                                         algo_config=DefaultWeightOnlyQuantConfig(bits=8, **options), **options)
+        options = dict(
+            block_size=block,
+            is_symmetric=True,
+            accuracy_level=4,
+            op_types_to_quantize=("MatMul",),
+            quant_axes=(("MatMul", 0),),
+        )
+        quantizer = MatMulNBitsQuantizer(
+            model, nodes_to_exclude=others, algo_config=DefaultWeightOnlyQuantConfig(bits=8, **options), **options
+        )
         quantizer.process()
         model = quantizer.model.model
     onnx.save(model, path)
@@ -199,8 +228,11 @@ def inline_weight_identities(model: onnx.ModelProto) -> int:
     graph = model.graph
     initializers = {init.name for init in graph.initializer}
     outputs = {o.name for o in graph.output}
-    alias = {node.output[0]: node.input[0] for node in graph.node
-             if node.op_type == "Identity" and node.input[0] in initializers and node.output[0] not in outputs}
+    alias = {
+        node.output[0]: node.input[0]
+        for node in graph.node
+        if node.op_type == "Identity" and node.input[0] in initializers and node.output[0] not in outputs
+    }
     if not alias:
         return 0
     kept = [node for node in graph.node if not (node.op_type == "Identity" and node.output[0] in alias)]
@@ -251,17 +283,23 @@ def rewrite_for_weight_only(model: onnx.ModelProto) -> tuple[onnx.ModelProto, di
                         graph.initializer.append(initializers[weight_name])
                 has_bias = len(node.input) > 2 and node.input[2]
                 matmul_out = f"{node.output[0]}_matmul" if has_bias else node.output[0]
-                new_nodes.append(helper.make_node("MatMul", [node.input[0], weight_name], [matmul_out],
-                                                  name=f"{node.name}_MatMul"))
+                new_nodes.append(
+                    helper.make_node("MatMul", [node.input[0], weight_name], [matmul_out], name=f"{node.name}_MatMul")
+                )
                 if has_bias:
-                    new_nodes.append(helper.make_node("Add", [matmul_out, node.input[2]], [node.output[0]],
-                                                      name=f"{node.name}_Add"))
+                    new_nodes.append(
+                        helper.make_node("Add", [matmul_out, node.input[2]], [node.output[0]], name=f"{node.name}_Add")
+                    )
                 counts["gemm"] += 1
                 continue
         if node.op_type == "MatMul":
             producer = producers.get(node.input[1])
-            if (producer is not None and producer.op_type == "Transpose" and producer.input[0] in initializers
-                    and len(numpy_helper.to_array(initializers[producer.input[0]]).shape) == 2):
+            if (
+                producer is not None
+                and producer.op_type == "Transpose"
+                and producer.input[0] in initializers
+                and len(numpy_helper.to_array(initializers[producer.input[0]]).shape) == 2
+            ):
                 perm = [helper.get_attribute_value(a) for a in producer.attribute if a.name == "perm"]
                 if not perm or list(perm[0]) == [1, 0]:
                     source = producer.input[0]
@@ -295,8 +333,13 @@ def _tied_embedding_pairs(model: onnx.ModelProto) -> list:
     tables = {}
     for node in graph.node:
         axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 0)
-        if (node.op_type == "Gather" and node.name and axis == 0 and node.input[0] in initializers
-                and len(initializers[node.input[0]].dims) == 2):
+        if (
+            node.op_type == "Gather"
+            and node.name
+            and axis == 0
+            and node.input[0] in initializers
+            and len(initializers[node.input[0]].dims) == 2
+        ):
             tables.setdefault(tuple(initializers[node.input[0]].dims), []).append(node)
     pairs, arrays, paired = [], {}, set()
 
@@ -340,27 +383,53 @@ def _share_tied_embeddings(model: onnx.ModelProto, pairs: list) -> int:
     shared, dropped = 0, set()
     for gather_name, matmul_name in pairs:
         gather, matmul = nodes.get(f"{gather_name}_Q4"), nodes.get(f"{matmul_name}_Q4")
-        if gather is None or matmul is None or gather.op_type != "GatherBlockQuantized" or matmul.op_type != "MatMulNBits":
+        if (
+            gather is None
+            or matmul is None
+            or gather.op_type != "GatherBlockQuantized"
+            or matmul.op_type != "MatMulNBits"
+        ):
             continue
         g_attrs = {a.name: helper.get_attribute_value(a) for a in gather.attribute}
         m_attrs = {a.name: helper.get_attribute_value(a) for a in matmul.attribute}
         hidden, vocab, block = m_attrs["K"], m_attrs["N"], m_attrs["block_size"]
-        if (len(matmul.input) > 3 or len(gather.input) > 3 or m_attrs.get("bits", 4) != 4 or hidden % block
-                or g_attrs.get("block_size") != block or g_attrs.get("quantize_axis") != 1
-                or g_attrs.get("gather_axis", 0) != 0):
+        if (
+            len(matmul.input) > 3
+            or len(gather.input) > 3
+            or m_attrs.get("bits", 4) != 4
+            or hidden % block
+            or g_attrs.get("block_size") != block
+            or g_attrs.get("quantize_axis") != 1
+            or g_attrs.get("gather_axis", 0) != 0
+        ):
             continue
         data_shape, scales_shape = f"{gather.name}_packed_shape", f"{gather.name}_scales_shape"
-        graph.initializer.extend([numpy_helper.from_array(np.array([vocab, hidden // 2], np.int64), data_shape),
-                                  numpy_helper.from_array(np.array([vocab, hidden // block], np.int64), scales_shape)])
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array([vocab, hidden // 2], np.int64), data_shape),
+                numpy_helper.from_array(np.array([vocab, hidden // block], np.int64), scales_shape),
+            ]
+        )
         data, scales = f"{gather.name}_packed", f"{gather.name}_scales"
-        reshapes = [helper.make_node("Reshape", [matmul.input[1], data_shape], [data], name=f"{gather.name}_Reshape"),
-                    helper.make_node("Reshape", [matmul.input[2], scales_shape], [scales],
-                                     name=f"{gather.name}_Reshape_scales")]
+        reshapes = [
+            helper.make_node("Reshape", [matmul.input[1], data_shape], [data], name=f"{gather.name}_Reshape"),
+            helper.make_node(
+                "Reshape", [matmul.input[2], scales_shape], [scales], name=f"{gather.name}_Reshape_scales"
+            ),
+        ]
         dropped.update(name for name in (gather.input[0], gather.input[2]) if name in initializers)
         position = list(graph.node).index(gather)
-        replacement = helper.make_node("GatherBlockQuantized", [data, gather.input[1], scales], list(gather.output),
-                                       name=gather.name, domain="com.microsoft", bits=4, block_size=block,
-                                       gather_axis=0, quantize_axis=1)
+        replacement = helper.make_node(
+            "GatherBlockQuantized",
+            [data, gather.input[1], scales],
+            list(gather.output),
+            name=gather.name,
+            domain="com.microsoft",
+            bits=4,
+            block_size=block,
+            gather_axis=0,
+            quantize_axis=1,
+        )
         graph.node.remove(gather)
         for offset, node in enumerate(reshapes + [replacement]):
             graph.node.insert(position + offset, node)
@@ -401,8 +470,11 @@ def quantize_int4(
 
     model, counts = rewrite_for_weight_only(onnx.load(str(source)))
     op_types = ("MatMul", "Gather") if quantize_gather else ("MatMul",)
-    exclude = [node.name for node in model.graph.node
-               if node.op_type == "MatMul" and any(key in node.name for key in keep_fp32)]
+    exclude = [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul" and any(key in node.name for key in keep_fp32)
+    ]
     tied = [pair for pair in _tied_embedding_pairs(model) if pair[1] not in exclude] if quantize_gather else []
     algo_config = DefaultWeightOnlyQuantConfig(
         block_size=block_size,

@@ -35,16 +35,50 @@ def main(out_dir: str) -> None:
         loss = loss + (rank0_only * 4.0).sum()
     loss.backward()
     example.average_gradients(accelerator, [both, rank0_only, unused])
-    grads = {name: None if p.grad is None else p.grad.tolist()
-             for name, p in (("both", both), ("rank0_only", rank0_only), ("unused", unused))}
+    grads = {
+        name: None if p.grad is None else p.grad.tolist()
+        for name, p in (("both", both), ("rank0_only", rank0_only), ("unused", unused))
+    }
 
     run_dir = os.path.join(out_dir, "run")
-    final = example.main([
-        "--output_dir", run_dir, "--hidden_size", "32", "--num_hidden_layers", "1", "--state_size", "4",
-        "--vocab_size", "300", "--batch_size", "2", "--seq_len", "24", "--max_new_tokens", "6",
-        "--dynamics_len", "6", "--teacher_tokens", "3", "--save_steps", "100", "--logging_steps", "1",
-        "--lm_steps", "3", "--value_steps", "2", "--dynamics_steps", "2", "--joint_steps", "2", "--use_cpu", "true",
-    ])
+    final = example.main(
+        [
+            "--output_dir",
+            run_dir,
+            "--hidden_size",
+            "32",
+            "--num_hidden_layers",
+            "1",
+            "--state_size",
+            "4",
+            "--vocab_size",
+            "300",
+            "--batch_size",
+            "2",
+            "--seq_len",
+            "24",
+            "--max_new_tokens",
+            "6",
+            "--dynamics_len",
+            "6",
+            "--teacher_tokens",
+            "3",
+            "--save_steps",
+            "100",
+            "--logging_steps",
+            "1",
+            "--lm_steps",
+            "3",
+            "--value_steps",
+            "2",
+            "--dynamics_steps",
+            "2",
+            "--joint_steps",
+            "2",
+            "--use_cpu",
+            "true",
+        ]
+    )
     result = {"rank": rank, "world_size": accelerator.num_processes, "grads": grads, "final": final}
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)

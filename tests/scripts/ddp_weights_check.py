@@ -19,11 +19,30 @@ def main(out_dir: str) -> None:
     gen = torch.Generator().manual_seed(0)
     inputs = torch.randint(2, 11, (64, 16), generator=gen)
     dataset = Dataset.from_dict({"input_ids": inputs.tolist(), "labels": ((inputs - 1) % 9 + 2).tolist()})
-    config = TRMConfig(vocab_size=11, seq_len=16, hidden_size=32, num_heads=2, intermediate_size=64, L_layers=1,
-                       H_cycles=2, L_cycles=2, halt_max_steps=3, halt_exploration_prob=0.3)
-    args = DeepSupervisionConfig(output_dir=os.path.join(out_dir, "run"), per_device_train_batch_size=4, max_steps=4,
-                                 learning_rate=1e-2, warmup_steps=0, save_strategy="no", report_to="none",
-                                 use_cpu=True, disable_tqdm=True, logging_steps=2)
+    config = TRMConfig(
+        vocab_size=11,
+        seq_len=16,
+        hidden_size=32,
+        num_heads=2,
+        intermediate_size=64,
+        L_layers=1,
+        H_cycles=2,
+        L_cycles=2,
+        halt_max_steps=3,
+        halt_exploration_prob=0.3,
+    )
+    args = DeepSupervisionConfig(
+        output_dir=os.path.join(out_dir, "run"),
+        per_device_train_batch_size=4,
+        max_steps=4,
+        learning_rate=1e-2,
+        warmup_steps=0,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=2,
+    )
     trainer = DeepSupervisionTrainer(model=TRMForPuzzleSolving(config), args=args, train_dataset=dataset)
     trainer.train()
     digest = hashlib.sha256()

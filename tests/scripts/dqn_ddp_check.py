@@ -37,8 +37,20 @@ def digest(module: torch.nn.Module) -> str:
 
 def tiny_trm(seed: int, **overrides) -> TRMForPuzzleSolving:
     torch.manual_seed(seed)
-    config = dict(vocab_size=11, seq_len=16, hidden_size=32, num_heads=2, intermediate_size=64, L_layers=1, H_cycles=1,
-                  L_cycles=2, halt_max_steps=3, halt_exploration_prob=0.0, q_head_type="mlp", q_head_hidden_size=16)
+    config = dict(
+        vocab_size=11,
+        seq_len=16,
+        hidden_size=32,
+        num_heads=2,
+        intermediate_size=64,
+        L_layers=1,
+        H_cycles=1,
+        L_cycles=2,
+        halt_max_steps=3,
+        halt_exploration_prob=0.0,
+        q_head_type="mlp",
+        q_head_hidden_size=16,
+    )
     config.update(overrides)
     return TRMForPuzzleSolving(TRMConfig(**config))
 
@@ -50,9 +62,21 @@ def puzzles(num: int) -> Dataset:
 
 
 def args(out_dir: str, name: str, **overrides) -> DQNHaltingConfig:
-    kwargs = dict(output_dir=os.path.join(out_dir, name), per_device_train_batch_size=8, max_steps=8, learning_starts=8,
-                  dqn_batch_size=16, epsilon_steps=4, learning_rate=1e-2, save_strategy="no", report_to="none",
-                  use_cpu=True, disable_tqdm=True, logging_steps=4, seed=0)
+    kwargs = dict(
+        output_dir=os.path.join(out_dir, name),
+        per_device_train_batch_size=8,
+        max_steps=8,
+        learning_starts=8,
+        dqn_batch_size=16,
+        epsilon_steps=4,
+        learning_rate=1e-2,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=4,
+        seed=0,
+    )
     kwargs.update(overrides)
     return DQNHaltingConfig(**kwargs)
 
@@ -78,20 +102,29 @@ def main(out_dir: str) -> None:
     trm_before = digest(model.model)
     table.train()
     result.update(
-        rank=table.args.process_index, world_size=table.args.world_size,
-        table_head_after=digest(model.q_head), table_target_after=digest(table.target_q_head),
-        table_trm_unchanged=digest(model.model) == trm_before, table_first_indices=table.first_indices,
+        rank=table.args.process_index,
+        world_size=table.args.world_size,
+        table_head_after=digest(model.q_head),
+        table_target_after=digest(table.target_q_head),
+        table_trm_unchanged=digest(model.model) == trm_before,
+        table_first_indices=table.first_indices,
         table_buffer_added=table.buffer.added,
     )
 
     model = tiny_trm(seed=1)
-    joint = DQNHaltingTrainer(model=model, args=args(out_dir, "joint", freeze_trm=False, precompute_trajectories=False,
-                                                     max_steps=4, learning_starts=4),
-                              train_dataset=data)
+    joint = DQNHaltingTrainer(
+        model=model,
+        args=args(out_dir, "joint", freeze_trm=False, precompute_trajectories=False, max_steps=4, learning_starts=4),
+        train_dataset=data,
+    )
     before, head_before = digest(model), digest(model.q_head)
     joint.train()
-    result.update(joint_before=before, joint_head_before=head_before, joint_after=digest(model),
-                  joint_head_after=digest(model.q_head))
+    result.update(
+        joint_before=before,
+        joint_head_before=head_before,
+        joint_after=digest(model),
+        joint_head_after=digest(model.q_head),
+    )
 
     trm_dir = os.path.join(out_dir, "trm")
     if table.args.process_index == 0:
@@ -100,12 +133,34 @@ def main(out_dir: str) -> None:
     spec = importlib.util.spec_from_file_location("train_halting_dqn", ROOT / "examples" / "train_halting_dqn.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    metrics = example.main([
-        "--model_name_or_path", trm_dir, "--output_dir", os.path.join(out_dir, "example"), "--size", "4",
-        "--min_givens", "8", "--num_train_puzzles", "32", "--num_eval_puzzles", "8", "--q_head_type", "gru",
-        "--per_device_train_batch_size", "8", "--max_steps", "4", "--learning_starts", "8", "--dqn_batch_size", "8",
-        "--disable_tqdm", "true",
-    ])
+    metrics = example.main(
+        [
+            "--model_name_or_path",
+            trm_dir,
+            "--output_dir",
+            os.path.join(out_dir, "example"),
+            "--size",
+            "4",
+            "--min_givens",
+            "8",
+            "--num_train_puzzles",
+            "32",
+            "--num_eval_puzzles",
+            "8",
+            "--q_head_type",
+            "gru",
+            "--per_device_train_batch_size",
+            "8",
+            "--max_steps",
+            "4",
+            "--learning_starts",
+            "8",
+            "--dqn_batch_size",
+            "8",
+            "--disable_tqdm",
+            "true",
+        ]
+    )
     result["example_metrics"] = metrics
     with open(os.path.join(out_dir, f"rank{result['rank']}.json"), "w") as f:
         json.dump(result, f)

@@ -23,11 +23,30 @@ def main(out_dir: str) -> None:
     # The step limit is configuration, not a parameter, so DDP lets it differ between processes:
     # rank 0 halts every example at its first step; rank 1 (limit 8 > the 4 steps run, head biased
     # against halting, no exploration) never halts.
-    config = TRMConfig(vocab_size=11, seq_len=16, hidden_size=32, num_heads=2, intermediate_size=64, L_layers=1,
-                       H_cycles=1, L_cycles=1, halt_max_steps=1 if rank == 0 else 8, halt_exploration_prob=0.0)
-    args = DeepSupervisionConfig(output_dir=os.path.join(out_dir, "run"), per_device_train_batch_size=4, max_steps=4,
-                                 learning_rate=1e-3, warmup_steps=0, save_strategy="no", report_to="none",
-                                 use_cpu=True, disable_tqdm=True, logging_steps=2)
+    config = TRMConfig(
+        vocab_size=11,
+        seq_len=16,
+        hidden_size=32,
+        num_heads=2,
+        intermediate_size=64,
+        L_layers=1,
+        H_cycles=1,
+        L_cycles=1,
+        halt_max_steps=1 if rank == 0 else 8,
+        halt_exploration_prob=0.0,
+    )
+    args = DeepSupervisionConfig(
+        output_dir=os.path.join(out_dir, "run"),
+        per_device_train_batch_size=4,
+        max_steps=4,
+        learning_rate=1e-3,
+        warmup_steps=0,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=2,
+    )
     trainer = DeepSupervisionTrainer(model=TRMForPuzzleSolving(config), args=args, train_dataset=dataset)
     trainer.train()
     result = {

@@ -62,7 +62,9 @@ class CRSMCache(MambaCache):
 
     def snapshot(self) -> CRSMCacheState:
         """A detached copy: the forward mutates the cache, so branch from a snapshot."""
-        return CRSMCacheState([s.detach().clone() for s in self.conv_states], [s.detach().clone() for s in self.ssm_states])
+        return CRSMCacheState(
+            [s.detach().clone() for s in self.conv_states], [s.detach().clone() for s in self.ssm_states]
+        )
 
     def restore(self, state: CRSMCacheState) -> "CRSMCache":
         """Makes the cache hold `state` again (exactly: the tensors are copied, not recomputed)."""

@@ -182,8 +182,12 @@ class CRSMConfig(PretrainedConfig):
                     raise ValueError(f"`{name}` must be < vocab_size ({vocab_size}), got {value}.")
         eos_ids = eos_token_id if isinstance(eos_token_id, list) else [eos_token_id]
         for value in eos_ids:
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size):
-                raise ValueError(f"`eos_token_id` must be an int (or list of ints) in [0, {vocab_size}), got {eos_token_id!r}.")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab_size
+            ):
+                raise ValueError(
+                    f"`eos_token_id` must be an int (or list of ints) in [0, {vocab_size}), got {eos_token_id!r}."
+                )
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size

@@ -138,7 +138,9 @@ def latent_rollout_values(model, summary: torch.Tensor, logits: torch.Tensor, to
     branch = model.predict_next_summary(summary.repeat_interleave(k, dim=0), top.indices.reshape(-1))  # (n*k, S)
     candidates = top.indices.repeat_interleave(k, dim=0)  # (n*k, k): every branch keeps its leaf's candidates
     for _ in range(depth - 1):
-        tries = model.predict_next_summary(branch.repeat_interleave(k, dim=0), candidates.reshape(-1)).view(n * k, k, -1)
+        tries = model.predict_next_summary(branch.repeat_interleave(k, dim=0), candidates.reshape(-1)).view(
+            n * k, k, -1
+        )
         best = model.predict_value(tries.flatten(0, 1)).view(n * k, k).argmax(-1)
         branch = tries[torch.arange(n * k, device=tries.device), best]
     values = model.predict_value(branch).view(n, k)
@@ -177,8 +179,17 @@ def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rol
         _set_candidates(child, logits[i], top_k)
 
 
-def _search(model, root: _Node, num_simulations: int, c_puct: float, top_k: int, rollout: str,
-            rollout_depth: int, leaf_batch_size: int, eos: set) -> None:
+def _search(
+    model,
+    root: _Node,
+    num_simulations: int,
+    c_puct: float,
+    top_k: int,
+    rollout: str,
+    rollout_depth: int,
+    leaf_batch_size: int,
+    eos: set,
+) -> None:
     done = 0
     while done < num_simulations:
         wave = min(leaf_batch_size, num_simulations - done)
@@ -287,7 +298,10 @@ def mcts_generate(
         raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {rollout!r}")
     if apply_state_delta is None:
         apply_state_delta = False
-    if not (isinstance(apply_state_delta, bool) or (isinstance(apply_state_delta, str) and apply_state_delta in STATE_DELTA_MODES)):
+    if not (
+        isinstance(apply_state_delta, bool)
+        or (isinstance(apply_state_delta, str) and apply_state_delta in STATE_DELTA_MODES)
+    ):
         raise ValueError(f"`apply_state_delta` must be one of {STATE_DELTA_MODES}, got {apply_state_delta!r}")
     delta_mode = "prompt" if apply_state_delta is True else (apply_state_delta or None)
     if input_ids.dim() != 2:
@@ -325,16 +339,20 @@ def mcts_generate(
         _set_candidates(root, out.logits[0, -1], top_k_expansion)
         generated, stats = [], []
         for t in range(max_new_tokens):
-            _search(model, root, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, eos)
+            _search(
+                model, root, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, eos
+            )
             # Most visits wins; ties go to the higher prior (so one simulation is greedy).
             chosen = max(root.children.values(), key=lambda c: (c.visits, c.prior))
-            stats.append({
-                "token": chosen.token,
-                "visits": chosen.visits,
-                "q": chosen.q(),
-                "prior": chosen.prior,
-                "children": [(c.token, c.visits, c.q(), c.prior) for c in root.children.values()],
-            })
+            stats.append(
+                {
+                    "token": chosen.token,
+                    "visits": chosen.visits,
+                    "q": chosen.q(),
+                    "prior": chosen.prior,
+                    "children": [(c.token, c.visits, c.q(), c.prior) for c in root.children.values()],
+                }
+            )
             chosen_visits[b, t], chosen_values[b, t], root_values[b, t] = chosen.visits, chosen.q(), root.value
             generated.append(chosen.token)
             if streamer is not None:
@@ -364,8 +382,10 @@ def mcts_generate(
         n_prompt = int(attention_mask[b].sum()) if attention_mask is not None else prompt_len
         sequences[b, prompt_len - n_prompt : prompt_len - n_prompt + len(row)] = row
     # Trim columns no row reached (as generate does when every row stopped early).
-    longest = max(prompt_len - (int(attention_mask[b].sum()) if attention_mask is not None else prompt_len) + len(r)
-                  for b, r in enumerate(rows))
+    longest = max(
+        prompt_len - (int(attention_mask[b].sum()) if attention_mask is not None else prompt_len) + len(r)
+        for b, r in enumerate(rows)
+    )
     sequences = sequences[:, :longest].to(input_ids.device)
     generated_len = longest - prompt_len
     if not return_dict_in_generate:

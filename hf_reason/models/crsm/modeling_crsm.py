@@ -23,8 +23,8 @@ from transformers.models.mamba.modeling_mamba import (
 )
 from transformers.utils import ModelOutput
 
-from .configuration_crsm import CRSMConfig
 from .cache_crsm import CRSMCache, CRSMCacheState
+from .configuration_crsm import CRSMConfig
 from .mcts import CRSMDeliberationOutput, mcts_generate
 
 
@@ -54,9 +54,13 @@ class CRSMStateAggregator(nn.Module):
     def forward(self, ssm_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the summary `(B, S)` and the layer weights `(B, L)` (they sum to 1)."""
         reduced = torch.einsum("bldn,ln->bld", ssm_states.float(), self.state_weights)
-        per_layer = torch.stack(
-            [proj(norm(reduced[:, i])) for i, (norm, proj) in enumerate(zip(self.layer_norms, self.layer_proj))], dim=1
-        ) + self.layer_embedding
+        per_layer = (
+            torch.stack(
+                [proj(norm(reduced[:, i])) for i, (norm, proj) in enumerate(zip(self.layer_norms, self.layer_proj))],
+                dim=1,
+            )
+            + self.layer_embedding
+        )
         if self.kind == "attention":
             scores = self.key(per_layer) @ self.query / per_layer.shape[-1] ** 0.5
             weights = scores.softmax(dim=-1)
@@ -225,9 +229,13 @@ class CRSMModel(CRSMPreTrainedModel):
         self.embeddings = new_embeddings
 
     def new_cache(self, batch_size: int) -> CRSMCache:
-        return CRSMCache(self.config, batch_size, dtype=self.embeddings.weight.dtype, device=self.embeddings.weight.device)
+        return CRSMCache(
+            self.config, batch_size, dtype=self.embeddings.weight.dtype, device=self.embeddings.weight.device
+        )
 
-    def summarize(self, ssm_states: Union[CRSMCache, CRSMCacheState, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def summarize(
+        self, ssm_states: Union[CRSMCache, CRSMCacheState, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """State summary `(B, summary_size)` and layer weights `(B, L)` of a cache, snapshot or stacked states."""
         if not isinstance(ssm_states, torch.Tensor):
             ssm_states = ssm_states.stacked_ssm_states()
@@ -252,7 +260,9 @@ class CRSMModel(CRSMPreTrainedModel):
         cache_position (`torch.LongTensor`, *optional*): `arange(conv_kernel)` for the first
             (prefill) call, then the position of the token being fed.
         """
-        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
         use_cache = use_cache if use_cache is not None else (self.config.use_cache if not self.training else False)
         return_dict = return_dict if return_dict is not None else self.config.use_return_dict
         if (input_ids is None) == (inputs_embeds is None):
@@ -263,7 +273,9 @@ class CRSMModel(CRSMPreTrainedModel):
             use_cache = False
         if use_cache:
             if cache_params is None:
-                cache_params = CRSMCache(self.config, inputs_embeds.size(0), dtype=inputs_embeds.dtype, device=inputs_embeds.device)
+                cache_params = CRSMCache(
+                    self.config, inputs_embeds.size(0), dtype=inputs_embeds.dtype, device=inputs_embeds.device
+                )
                 cache_position = torch.arange(0, self.config.conv_kernel, device=inputs_embeds.device)
             elif cache_position is None:
                 raise ValueError(
@@ -286,7 +298,9 @@ class CRSMModel(CRSMPreTrainedModel):
             all_hidden_states = all_hidden_states + (hidden_states,)
         if not return_dict:
             return tuple(v for v in (hidden_states, cache_params, all_hidden_states) if v is not None)
-        return CRSMModelOutput(last_hidden_state=hidden_states, cache_params=cache_params, hidden_states=all_hidden_states)
+        return CRSMModelOutput(
+            last_hidden_state=hidden_states, cache_params=cache_params, hidden_states=all_hidden_states
+        )
 
 
 class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
@@ -342,7 +356,9 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
             summary, _ = self.summarize(cache)
         correction = self.state_delta(summary)
         for i in range(len(cache.ssm_states)):
-            cache.ssm_states[i] = cache.ssm_states[i] + self.config.delta_damping * correction[:, i].to(cache.ssm_states[i].dtype)
+            cache.ssm_states[i] = cache.ssm_states[i] + self.config.delta_damping * correction[:, i].to(
+                cache.ssm_states[i].dtype
+            )
         return correction
 
     # --- generation -----------------------------------------------------------------------------
@@ -386,7 +402,12 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
         if not use_cache and inputs_embeds is not None:
             model_inputs = {"inputs_embeds": inputs_embeds}
         model_inputs.update(
-            {"cache_params": cache_params, "use_cache": use_cache, "cache_position": cache_position, "attention_mask": attention_mask}
+            {
+                "cache_params": cache_params,
+                "use_cache": use_cache,
+                "cache_position": cache_position,
+                "attention_mask": attention_mask,
+            }
         )
         for key, value in kwargs.items():
             if key not in model_inputs:
@@ -462,11 +483,15 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
         summary = value = layer_weights = None
         if return_value:
             if outputs.cache_params is None:
-                raise ValueError("`return_value=True` needs the recurrent state; it is off with gradient checkpointing")
+                raise ValueError(
+                    "`return_value=True` needs the recurrent state; it is off with gradient checkpointing"
+                )
             summary, layer_weights = self.summarize(outputs.cache_params)
             value = self.predict_value(summary)
         if not return_dict:
-            output = tuple(v for v in (logits, outputs.cache_params, outputs.hidden_states, summary, value) if v is not None)
+            output = tuple(
+                v for v in (logits, outputs.cache_params, outputs.hidden_states, summary, value) if v is not None
+            )
             return ((loss,) + output) if loss is not None else output
         return CRSMCausalLMOutput(
             loss=loss,

@@ -1,7 +1,8 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """Meta-attention configuration: a GPT-2 configuration plus the settings of the meta-attention module."""
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from transformers.models.gpt2.configuration_gpt2 import GPT2Config
 
@@ -153,7 +154,11 @@ class MetaAttentionConfig(GPT2Config):
             )
         _check_int("meta_top_k", meta_top_k, 1)
         meta_features = list(META_FEATURES if meta_features is None else meta_features)
-        if not meta_features or any(f not in META_FEATURES for f in meta_features) or len(set(meta_features)) != len(meta_features):
+        if (
+            not meta_features
+            or any(f not in META_FEATURES for f in meta_features)
+            or len(set(meta_features)) != len(meta_features)
+        ):
             raise ValueError(
                 f"`meta_features` must be a non-empty list of distinct names from {list(META_FEATURES)}, "
                 f"got {meta_features!r}."
@@ -188,7 +193,12 @@ class MetaAttentionConfig(GPT2Config):
     @property
     def num_summary_features(self) -> int:
         """Size of one head's summary vector."""
-        sizes = {"entropy": 1, "top_k_weights": self.meta_top_k, "top_k_distances": self.meta_top_k, "mean_distance": 1}
+        sizes = {
+            "entropy": 1,
+            "top_k_weights": self.meta_top_k,
+            "top_k_distances": self.meta_top_k,
+            "mean_distance": 1,
+        }
         return sum(sizes[f] for f in self.meta_features)
 
     @classmethod

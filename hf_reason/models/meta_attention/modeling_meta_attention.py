@@ -398,7 +398,9 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
             inputs_embeds = self.wte(input_ids)
         batch, seq = inputs_embeds.shape[:2]
         if self.gradient_checkpointing and self.training and use_cache:
-            logger.warning_once("`use_cache=True` is incompatible with gradient checkpointing; using `use_cache=False`.")
+            logger.warning_once(
+                "`use_cache=True` is incompatible with gradient checkpointing; using `use_cache=False`."
+            )
             use_cache = False
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
@@ -429,11 +431,15 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
 
         summaries = []
         if self.meta is not None:
-            keys_total = past_seen + seq if attention_mask is None or attention_mask.ndim == 4 else attention_mask.shape[-1]
+            keys_total = (
+                past_seen + seq if attention_mask is None or attention_mask.ndim == 4 else attention_mask.shape[-1]
+            )
             query_index = cache_position
             if attention_mask is not None and attention_mask.ndim == 2:
-                visible_keys = attention_mask.to(torch.long).cumsum(-1).gather(
-                    1, query_index[None, :].expand(batch, -1).clamp(max=keys_total - 1)
+                visible_keys = (
+                    attention_mask.to(torch.long)
+                    .cumsum(-1)
+                    .gather(1, query_index[None, :].expand(batch, -1).clamp(max=keys_total - 1))
                 )
             else:
                 visible_keys = (query_index + 1)[None, :].expand(batch, -1)
@@ -634,7 +640,9 @@ class MetaAttentionForCausalLM(MetaAttentionPreTrainedModel, GenerationMixin):
             raise ValueError(f"`top_k` must be an integer >= 1, got {top_k!r}.")
         layers = list(range(self.config.n_layer)) if layers is None else list(layers)
         if not layers or any(not isinstance(i, int) or not 0 <= i < self.config.n_layer for i in layers):
-            raise ValueError(f"`layers` must be a non-empty list of indices in [0, {self.config.n_layer}), got {layers!r}.")
+            raise ValueError(
+                f"`layers` must be a non-empty list of indices in [0, {self.config.n_layer}), got {layers!r}."
+            )
         was_training = self.training
         self.eval()
         try:

@@ -8,8 +8,9 @@ saved with its code loads with `trust_remote_code=True` where hf-reason is not i
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -350,7 +351,9 @@ class TRMModel(TRMPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding):
         self.embed_tokens = value
 
-    def embed_inputs(self, input_ids: torch.LongTensor, puzzle_identifiers: Optional[torch.LongTensor]) -> torch.Tensor:
+    def embed_inputs(
+        self, input_ids: torch.LongTensor, puzzle_identifiers: Optional[torch.LongTensor]
+    ) -> torch.Tensor:
         """`x`: token (and puzzle) embeddings, scaled to unit variance."""
         embedding = self.embed_tokens(input_ids)
         if self.puzzle_prefix_len:
