@@ -68,6 +68,7 @@ from hf_reason.evaluation.statistics import (  # noqa: E402
     mcnemar_from_outcomes,
     wilson_interval,
 )
+from hf_reason.file_io import atomic_write_json
 from hf_reason.trainers.dpo import check_4bit_weights_trainable  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward  # noqa: E402
 
@@ -77,12 +78,6 @@ INSTRUCTION = "Solve each problem. Think inside <think></think>, then give the a
 
 
 # ----------------------------------------------------------------------------- provenance, stages
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
 def git_state() -> dict:
     def run(*cmd):
         try:
@@ -237,7 +232,7 @@ class Stage:
         return self.tmp
 
     def finish(self, record: dict) -> None:
-        write_json_atomic(self.tmp / "provenance.json", record)
+        atomic_write_json(self.tmp / "provenance.json", record, indent=2, sort_keys=True, default=str)
         if self.final.exists():  # a rebuild: the old stage stays complete until the new one takes its place
             os.replace(self.final, self.stale)
         os.replace(self.tmp, self.final)
@@ -485,7 +480,7 @@ def stage_pairs(args, root: Path) -> None:
             pairs.append(pair)
     stats["pairs"] = len(pairs)
     Dataset.from_list(pairs).save_to_disk(out / "pairs") if pairs else None
-    write_json_atomic(out / "stats.json", stats)
+    atomic_write_json(out / "stats.json", stats, indent=2, sort_keys=True, default=str)
     print(f"[3_pairs] {stats}")
     stage.finish(provenance("pairs", args, model=str(sft_dir), inputs=[sft_dir, data_dir]))
 
@@ -596,7 +591,7 @@ def stage_eval(args, root: Path) -> dict:
             name: {"p": tests[name], "p_bh": a, "significant": r} for name, a, r in zip(tests, adjusted, rejected)
         },
     }
-    write_json_atomic(out / "eval.json", report)
+    atomic_write_json(out / "eval.json", report, indent=2, sort_keys=True, default=str)
     stage.finish(provenance("eval", args, model=f"{sft_dir} (+ LoRA {dpo_dir})", inputs=[sft_dir, dpo_dir, data_dir]))
     return report
 

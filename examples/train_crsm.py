@@ -53,6 +53,7 @@ from transformers.utils.import_utils import is_mambapy_available  # noqa: E402
 from hf_reason import CRSMConfig, CRSMForCausalLM  # noqa: E402
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct, load_text_corpus  # noqa: E402
 from hf_reason.distributed import end_distributed  # noqa: E402
+from hf_reason.file_io import atomic_write_json
 
 
 STAGES = ("lm", "value", "dynamics", "joint")
@@ -173,13 +174,6 @@ def replace_dir(tmp: str, final: str) -> None:
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -495,8 +489,8 @@ def run_stage(stage: str, index: int, args, accelerator, tokenizer, start_dir: O
         model.config.use_mambapy = False
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_json(os.path.join(tmp, "loss_history.json"), history)
-        write_json(os.path.join(tmp, "processes.json"), processes)
+        atomic_write_json(os.path.join(tmp, "loss_history.json"), history, indent=2)
+        atomic_write_json(os.path.join(tmp, "processes.json"), processes, indent=2)
         plot_losses(history, os.path.join(tmp, "loss.png"), f"stage {index}: {stage}")
         replace_dir(tmp, final_dir)
     accelerator.wait_for_everyone()
@@ -511,7 +505,7 @@ def save_checkpoint(accelerator, ckpt_dir: str, step: int, history) -> None:
     accelerator.save_state(tmp, safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        write_json(os.path.join(tmp, "step.json"), {"step": step, "history": history})
+        atomic_write_json(os.path.join(tmp, "step.json"), {"step": step, "history": history}, indent=2)
         replace_dir(tmp, ckpt_dir)
     accelerator.wait_for_everyone()
 

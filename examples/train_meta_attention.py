@@ -39,7 +39,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +60,7 @@ from hf_reason.evaluation.reports import (
     reflection_alignment,
 )
 from hf_reason.evaluation.statistics import wilson_interval
+from hf_reason.file_io import atomic_path, atomic_write
 
 
 # Values a preset puts on the command line before the user's flags (argparse keeps the last
@@ -321,13 +321,6 @@ def summarise_rows(rows, samples: int) -> dict:
     return table
 
 
-def atomic_write(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def fmt(cell: dict) -> str:
     if cell["mean"] is None:
         return "n/a"
@@ -507,11 +500,11 @@ def save_loss_curves(losses: dict, path: str) -> None:
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 if __name__ == "__main__":

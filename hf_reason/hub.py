@@ -32,6 +32,8 @@ from typing import Optional, Union
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
+from .file_io import atomic_write, atomic_write_json
+
 
 PathLike = Union[str, os.PathLike]
 
@@ -1069,18 +1071,6 @@ def _version() -> str:
 
 
 # --------------------------------------------------------------------------- writing at save time
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_model_card(
     output_dir: PathLike,
     model,
@@ -1115,8 +1105,8 @@ def write_model_card(
         base_model=base_model,
         **card_kwargs,
     )
-    _atomic_write_text(output_dir / CARD_INPUTS_NAME, json.dumps(inputs, indent=2) + "\n")
-    _atomic_write_text(output_dir / CARD_NAME, str(card))
+    atomic_write_json(output_dir / CARD_INPUTS_NAME, inputs, indent=2)
+    atomic_write(output_dir / CARD_NAME, str(card))
     return card
 
 
@@ -1242,8 +1232,8 @@ def _write_trainer_adapter_card(
         num_parameters=trainable,
         **card_kwargs,
     )
-    _atomic_write_text(output_dir / CARD_INPUTS_NAME, json.dumps(inputs, indent=2) + "\n")
-    _atomic_write_text(output_dir / CARD_NAME, str(card))
+    atomic_write_json(output_dir / CARD_INPUTS_NAME, inputs, indent=2)
+    atomic_write(output_dir / CARD_NAME, str(card))
     return card
 
 
@@ -1470,7 +1460,7 @@ def prepare_upload_folder(
             f"{source} is not a save_pretrained folder: no config.json, adapter_config.json or tokenizer."
         )
     if plan.card is not None:
-        _atomic_write_text(folder / CARD_NAME, str(plan.card))
+        atomic_write(folder / CARD_NAME, str(plan.card))
     plan.files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return plan
 

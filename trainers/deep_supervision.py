@@ -13,13 +13,14 @@ from typing import Optional, Union
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_reason.evaluation.puzzles import run_supervision_steps, summarize
+from hf_reason.file_io import save_safetensors_atomic
 from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding
 
@@ -377,8 +378,7 @@ class DeepSupervisionTrainer(ModelCardMixin, Trainer):
         if self.ema is not None:
             state["ema.n_averaged"] = self.ema.n_averaged.clone()
         path = os.path.join(output_dir, STATE_FILE.format(rank=self.args.process_index))
-        save_file(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        save_safetensors_atomic(state, path)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)

@@ -38,13 +38,14 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from hf_reason.file_io import save_safetensors_atomic
 from hf_reason.models.trm.modeling_trm import IGNORE_INDEX
 
 from ._model_card import ModelCardMixin
@@ -897,8 +898,7 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         if self.intrinsic_bonus is not None:
             state.update({f"intrinsic.{k}": v.contiguous() for k, v in self.intrinsic_bonus.state_dict().items()})
         path = os.path.join(output_dir, STATE_FILE.format(rank=self.args.process_index))
-        save_file(state, path + ".tmp")
-        os.replace(path + ".tmp", path)  # written last: its presence marks the checkpoint complete
+        save_safetensors_atomic(state, path)  # written last: its presence marks the checkpoint complete
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)

@@ -27,11 +27,11 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
+from ..file_io import atomic_write
 from .sandbox import SandboxConfig
 from .validators import validate
 
@@ -368,21 +368,6 @@ def tool_sanity(report: str, registry: Optional[dict[str, tuple[set, set]]] = No
     return good / len(calls)
 
 
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class ReportEvaluator:
     """Scores reports against the curated tasks (or any rows with the same columns).
 
@@ -493,7 +478,7 @@ class ReportEvaluator:
             }
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
-            _atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
+            atomic_write(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
             buffer = io.StringIO()
             writer = csv.DictWriter(
                 buffer, fieldnames=["index", "task_id", "category", *SCORE_NAMES, "overall", "warnings"]
@@ -506,7 +491,7 @@ class ReportEvaluator:
                         "warnings": " | ".join(row["warnings"]),
                     }
                 )
-            _atomic_write(os.path.join(out_dir, "scores.csv"), buffer.getvalue())
+            atomic_write(os.path.join(out_dir, "scores.csv"), buffer.getvalue())
             with open(os.path.join(out_dir, "progress.jsonl"), "a", encoding="utf-8") as log:
                 for row in rows:
                     for warning in row["warnings"]:

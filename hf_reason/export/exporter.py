@@ -33,7 +33,8 @@ import onnx
 import torch
 from tqdm.auto import tqdm
 
-from .external_data import atomic_write, save_graphs
+from ..file_io import atomic_write_json
+from .external_data import save_graphs
 from .quantization import (
     PRECISIONS,
     blockwise_8bit_blocks,
@@ -59,11 +60,6 @@ GRAPH_SUFFIXES = (".onnx", ".onnx_data", ".onnx.data")
 
 def _mib(size: int) -> float:
     return round(size / 2**20, 3)
-
-
-def _write_json_atomic(data: dict, path: Path) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _optimum_trace(module: torch.nn.Module, onnx_config, opset: int, input_shapes: Optional[dict] = None) -> Callable:
@@ -833,14 +829,9 @@ def _commit_export(staging: Path, out_dir: Path, report: dict) -> None:
     for path in out_dir.iterdir():
         if path.is_file() and path.name not in staged and path.name.endswith(GRAPH_SUFFIXES):
             path.unlink()
-    # Temporary files are created 0600; the export is meant to be shared (served, uploaded).
-    umask = os.umask(0)
-    os.umask(umask)
     for name in sorted(staged):
-        os.chmod(staging / name, 0o666 & ~umask)
         os.replace(staging / name, out_dir / name)
-    _write_json_atomic(report, report_path)
-    os.chmod(report_path, 0o666 & ~umask)
+    atomic_write_json(report_path, report, indent=2, sort_keys=True)
 
 
 def _save_tokenizer(model_dir: Path, target: Path) -> bool:

@@ -11,17 +11,18 @@ same parameter differently in each graph, and a quantizer derives new names.) ON
 resolves the `location` of external data relative to the graph's own path, so
 `InferenceSession("model.onnx")` finds the shared file next to it, and `onnx.load` reads it back.
 
-One graph is written as one self-contained file, as before: there is nothing to share.
+One graph is written as one self-contained file: there is nothing to share.
 """
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
 import onnx
 from onnx import TensorProto, numpy_helper
+
+from ..file_io import atomic_write
 
 
 PathLike = Union[str, os.PathLike]
@@ -60,23 +61,9 @@ def _raw_bytes(tensor: TensorProto) -> bytes:
     return raw
 
 
-def atomic_write(path: PathLike, write) -> None:
-    """Writes `path` through a temporary file in the same folder (`write(handle)` fills it, binary),
-    then renames it: a reader sees the old file or the whole new one, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_onnx_atomic(model: onnx.ModelProto, path: PathLike) -> None:
     """Writes `model` (self-contained) to `path` atomically (`atomic_write`)."""
-    atomic_write(path, lambda handle: handle.write(model.SerializeToString()))
+    atomic_write(path, model.SerializeToString())
 
 
 def save_graphs(models: dict, out_dir: PathLike, data_name: str = WEIGHTS_FILE_NAME) -> dict:
@@ -132,4 +119,4 @@ def save_graphs(models: dict, out_dir: PathLike, data_name: str = WEIGHTS_FILE_N
     return sizes
 
 
-__all__ = ["EXTERNAL_MIN_BYTES", "WEIGHTS_FILE_NAME", "atomic_write", "save_graphs", "save_onnx_atomic"]
+__all__ = ["EXTERNAL_MIN_BYTES", "WEIGHTS_FILE_NAME", "save_graphs", "save_onnx_atomic"]

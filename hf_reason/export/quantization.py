@@ -9,7 +9,6 @@ after a small graph rewrite, because it only handles `MatMul` with a constant ri
 """
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional, Union
@@ -18,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..file_io import atomic_path
 from .external_data import save_onnx_atomic
 
 
@@ -162,9 +162,7 @@ def quantize_int8(
                 block = next((size for key, size in blocks.items() if key in node.name), None)
                 if block is not None:
                     blocked[node.name] = block
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         quantize_dynamic(
             model,
             tmp,
@@ -177,11 +175,7 @@ def quantize_int8(
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         if blocked:
-            _blockwise_8bit(tmp, blocked)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            _blockwise_8bit(str(tmp), blocked)
     return target
 
 
