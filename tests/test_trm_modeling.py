@@ -7,7 +7,12 @@ from conftest import run_without_hf_reason, tiny_trm_config
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving, TRMModel
-from hf_reason.models.trm.modeling_trm import TRMBlock, stablemax_cross_entropy
+from hf_reason.models.trm.modeling_trm import (
+    TRMBlock,
+    score_cells,
+    stablemax_cross_entropy,
+    supervision_steps,
+)
 
 
 VARIANTS = {
@@ -405,6 +410,49 @@ def test_solve_without_halting_matches_step_by_step_forward():
             carry = out.carry
             assert torch.equal(solved.step_predictions[step], out.logits.argmax(-1))
             torch.testing.assert_close(solved.q_halt_logits[step], out.q_halt_logits)
+
+
+def test_supervision_steps_drop_halted_rows_and_continue_the_others_exactly():
+    model = make_model(halt_max_steps=4, puzzle_emb_ndim=32, num_puzzle_identifiers=5)
+    input_ids, labels, puzzle_ids = make_batch(model.config, batch_size=4)
+    halt_at = torch.tensor([1, 3, 4, 2])  # a halting rule that stops row i at step halt_at[i]
+    seen_steps = torch.zeros(4, dtype=torch.long)
+
+    def halt(output):
+        return output.carry.steps >= halt_at[rows]
+
+    records, full = [], None
+    with torch.no_grad():
+        loop = supervision_steps(
+            model, 4, halt=halt, input_ids=input_ids, labels=labels, puzzle_identifiers=puzzle_ids
+        )
+        rows = torch.arange(4)
+        for record in loop:
+            records.append(record)
+            seen_steps[record.rows] += 1
+            # the rows still running get exactly what running every row from the start gives
+            full = model(input_ids, labels=labels, puzzle_identifiers=puzzle_ids, carry=full and full.carry)
+            torch.testing.assert_close(record.output.logits, full.logits[record.rows])
+            full.carry = full.carry.continued()
+            rows = record.rows[~record.halted]
+    assert [r.rows.tolist() for r in records] == [[0, 1, 2, 3], [1, 2, 3], [1, 2], [2]]
+    assert [r.halted.tolist() for r in records] == [
+        [True, False, False, False],
+        [False, False, True],
+        [True, False],
+        [True],
+    ]
+    assert [r.step for r in records] == [1, 2, 3, 4] and seen_steps.tolist() == halt_at.tolist()
+    with pytest.raises(ValueError, match="max_steps"):
+        next(supervision_steps(model, 0, input_ids=input_ids))
+
+
+def test_score_cells_leaves_out_ignored_positions():
+    labels = torch.tensor([[1, 2, -100], [3, -100, -100], [-100, -100, -100]])
+    scores = score_cells(torch.tensor([[1, 0, 7], [3, 9, 9], [0, 0, 0]]), labels)
+    assert scores.correct.tolist() == [1, 1, 0] and scores.total.tolist() == [2, 1, 0]
+    assert scores.exact.tolist() == [False, True, True]
+    assert scores.accuracy.tolist() == [0.5, 1.0, 0.0]
 
 
 def test_wrong_input_shape_is_a_clear_error():

@@ -4,8 +4,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.trm.modeling_trm import IGNORE_INDEX, score_cells, supervision_steps
 
-IGNORE_INDEX = -100
+
+__all__ = ["IGNORE_INDEX", "SupervisionStats", "run_supervision_steps", "summarize"]
 
 
 @dataclass
@@ -31,8 +33,6 @@ def run_supervision_steps(model, input_ids, labels, puzzle_identifiers=None, max
     step and at the maximum, and how often the halting head was right.
     """
     max_steps = max_steps or model.config.halt_max_steps
-    mask = labels != IGNORE_INDEX
-    counts = mask.sum(-1).clamp_min(1)
     batch = input_ids.shape[0]
     halted = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     steps = torch.full((batch,), max_steps, dtype=torch.long, device=input_ids.device)
@@ -40,27 +40,25 @@ def run_supervision_steps(model, input_ids, labels, puzzle_identifiers=None, max
     exact_at_halt = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     halt_hits = torch.zeros(batch, device=input_ids.device)
     losses = []
-    carry = None
-    for step in range(1, max_steps + 1):
-        out = model(input_ids, labels=labels, puzzle_identifiers=puzzle_identifiers, carry=carry, return_dict=True)
-        carry = out.carry
-        carry.halted = torch.zeros_like(carry.halted)  # never reset: we follow each puzzle to the end
+    for record in supervision_steps(
+        model, max_steps, input_ids=input_ids, labels=labels, puzzle_identifiers=puzzle_identifiers
+    ):
+        out, step = record.output, record.step
         losses.append(out.loss.float())
-        correct_cells = ((out.logits.argmax(-1) == labels) & mask).sum(-1)
-        exact = correct_cells == mask.sum(-1)
+        scores = score_cells(out.logits.argmax(-1), labels)
         head_says_halt = model.halt_decision(out.q_halt_logits, out.q_continue_logits)
-        halt_hits += (head_says_halt == exact).float()  # the head's own call, not the step limit
+        halt_hits += (head_says_halt == scores.exact).float()  # the head's own call, not the step limit
         decision = head_says_halt | (step == max_steps)
         newly = decision & ~halted
         steps = torch.where(newly, step, steps)
-        cell_at_halt = torch.where(newly, correct_cells.float() / counts, cell_at_halt)
-        exact_at_halt = torch.where(newly, exact, exact_at_halt)
+        cell_at_halt = torch.where(newly, scores.accuracy, cell_at_halt)
+        exact_at_halt = torch.where(newly, scores.exact, exact_at_halt)
         halted |= decision
     return SupervisionStats(
         loss=torch.stack(losses).mean().expand(batch),
         cell_accuracy=cell_at_halt,
         exact_at_halt=exact_at_halt,
-        exact_at_max=exact,
+        exact_at_max=scores.exact,
         steps=steps,
         halting_accuracy=halt_hits / max_steps,
     )

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..models.trm import TRMCarry, TRMConfig, TRMPuzzleSolvingOutput, TRMSolveOutput
+from ..models.trm.modeling_trm import solve_puzzles
 
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -285,37 +286,7 @@ class ORTTRMForPuzzleSolving:
             raise ValueError(f"`max_steps` must be an integer >= 1, got {max_steps!r}.")
         if graph == "fused" or (graph == "auto" and self.step_session is None):
             return self._solve_fused(input_ids, puzzle_identifiers, max_steps, use_halting)
-        input_ids = torch.as_tensor(input_ids)
-        batch_size = input_ids.shape[0]
-        predictions = torch.zeros_like(input_ids)
-        steps_used = torch.zeros(batch_size, dtype=torch.long)
-        active = torch.arange(batch_size)
-        carry = self.initial_carry(batch_size)
-        step_predictions, step_q_halt = [], []
-        for step in range(max_steps):
-            ids = torch.as_tensor(puzzle_identifiers)[active] if puzzle_identifiers is not None else None
-            out = self.forward(input_ids[active], puzzle_identifiers=ids, carry=carry)
-            predictions[active] = out.logits.argmax(-1)
-            steps_used[active] = step + 1
-            q_halt = torch.full((batch_size,), float("nan"))
-            q_halt[active] = out.q_halt_logits
-            step_predictions.append(predictions.clone())
-            step_q_halt.append(q_halt)
-            carry = out.carry
-            if use_halting:
-                keep = ~self.halt_decision(out.q_halt_logits, out.q_continue_logits)
-                if not keep.any():
-                    break
-                if not keep.all():  # copying the carry costs a step's worth of memory traffic
-                    active = active[keep]
-                    carry = carry.select(keep)
-            carry.halted = torch.zeros_like(carry.halted)
-        return TRMSolveOutput(
-            predictions=predictions,
-            step_predictions=torch.stack(step_predictions),
-            steps=steps_used,
-            q_halt_logits=torch.stack(step_q_halt),
-        )
+        return solve_puzzles(self, input_ids, puzzle_identifiers, max_steps=max_steps, use_halting=use_halting)
 
     def _solve_fused(self, input_ids, puzzle_identifiers, max_steps: int, use_halting: bool) -> TRMSolveOutput:
         if self.solve_session is None:

@@ -8,9 +8,9 @@ saved with its code loads with `trust_remote_code=True` where hf-reason is not i
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +22,13 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, eager
 from transformers.utils import logging
 
 from .configuration_trm import TRMConfig, _round_up
-from .q_heads import TRMHaltingHead, build_q_head, init_q_head  # noqa: F401  (TRMHaltingHead: old import path)
+from .q_heads import TRMHaltingHead, build_q_head, init_q_head  # noqa: F401  (TRMHaltingHead is importable from here too)
 
 
 logger = logging.get_logger(__name__)
 
+# Label of a position without a target (padding, given cells where only blanks are scored); the
+# value transformers' losses ignore, used by every hf-reason puzzle dataset.
 IGNORE_INDEX = -100
 
 # Standard deviation of a unit normal truncated to [-2, 2]; dividing by it makes the *truncated*
@@ -210,6 +212,38 @@ class TRMCarry(ModelOutput):
         return TRMCarry(
             y=self.y[index], z=self.z[index], steps=self.steps[index], halted=self.halted[index], q_hidden=q_hidden
         )
+
+    def continued(self) -> "TRMCarry":
+        """This carry with no row marked halted, so the next forward continues every row instead of
+        restarting the ones the halting rule stopped (for callers that decide themselves when a
+        puzzle ends: inference, evaluation, RL rollouts)."""
+        return TRMCarry(
+            y=self.y, z=self.z, steps=self.steps, halted=torch.zeros_like(self.halted), q_hidden=self.q_hidden
+        )
+
+
+class CellScores(NamedTuple):
+    """Per-example counts of `score_cells`: `correct` cells and `total` cells with a target."""
+
+    correct: torch.LongTensor
+    total: torch.LongTensor
+
+    @property
+    def accuracy(self) -> torch.FloatTensor:
+        """Fraction of target cells right (0 for an example without targets)."""
+        return self.correct.float() / self.total.clamp_min(1)
+
+    @property
+    def exact(self) -> torch.BoolTensor:
+        """Whether every target cell is right."""
+        return self.correct == self.total
+
+
+def score_cells(predictions: torch.LongTensor, labels: torch.LongTensor) -> CellScores:
+    """Right cells of `predictions` against `labels` `(batch, seq_len)`, positions labelled
+    `IGNORE_INDEX` left out."""
+    mask = labels != IGNORE_INDEX
+    return CellScores(correct=((predictions == labels) & mask).sum(-1), total=mask.sum(-1))
 
 
 @dataclass
@@ -576,7 +610,7 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         per_token = TOKEN_LOSSES[self.config.loss_type](logits, labels, mask)
         lm_loss = (per_token / counts.clamp_min(1).unsqueeze(-1)).sum(-1).mean().to(logits.dtype)
         with torch.no_grad():
-            is_correct = ((logits.argmax(-1) == labels) & mask).sum(-1) == counts
+            is_correct = score_cells(logits.argmax(-1), labels).exact
         q_halt_loss = F.binary_cross_entropy_with_logits(q_halt_logits, is_correct.to(q_halt_logits.dtype))
         if self.config.halting == "dqn":  # the head is trained by the DQN halting trainer, not here
             q_halt_loss = torch.zeros_like(q_halt_loss)
@@ -605,45 +639,114 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
             use_halting (`bool`, defaults to `True`): apply the halting rule; `False` runs all steps.
         """
         max_steps = self.config.halt_max_steps if max_steps is None else max_steps
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"`max_steps` must be an integer >= 1, got {max_steps!r}.")
         was_training = self.training
         self.eval()
-        batch_size = input_ids.shape[0]
-        predictions = torch.zeros_like(input_ids)
-        steps_used = torch.zeros(batch_size, dtype=torch.long, device=input_ids.device)
-        active = torch.arange(batch_size, device=input_ids.device)
-        carry = self.model.initial_carry(batch_size)
-        step_predictions, step_q_halt = [], []
         try:
-            for step in range(max_steps):
-                ids = puzzle_identifiers[active] if puzzle_identifiers is not None else None
-                out = self(input_ids[active], puzzle_identifiers=ids, carry=carry, return_dict=True)
-                predictions[active] = out.logits.argmax(-1)
-                steps_used[active] = step + 1
-                q_halt = torch.full((batch_size,), float("nan"), device=input_ids.device)
-                q_halt[active] = out.q_halt_logits
-                step_predictions.append(predictions.clone())
-                step_q_halt.append(q_halt)
-                keep = torch.ones_like(active, dtype=torch.bool)
-                if use_halting:
-                    keep = ~self.halt_decision(out.q_halt_logits, out.q_continue_logits)
-                if not keep.any():
-                    break
-                active = active[keep]
-                carry = out.carry.select(keep)
-                carry.halted = torch.zeros_like(carry.halted)
+            return solve_puzzles(self, input_ids, puzzle_identifiers, max_steps=max_steps, use_halting=use_halting)
         finally:
             self.train(was_training)
-        return TRMSolveOutput(
-            predictions=predictions,
-            step_predictions=torch.stack(step_predictions),
-            steps=steps_used,
-            q_halt_logits=torch.stack(step_q_halt),
-        )
+
+
+@dataclass
+class TRMSupervisionStep:
+    """
+    One supervision step of `supervision_steps`.
+
+    Args:
+        step (`int`): the step's number, from 1.
+        rows (`torch.LongTensor` of shape `(num_rows,)`): the rows of the batch this step computed
+            (all of them, or those the halting rule has not stopped yet).
+        output (`TRMPuzzleSolvingOutput`): the step's output for `rows`.
+        halted (`torch.BoolTensor` of shape `(num_rows,)`): the rows the halting rule stopped at this
+            step (all False without a rule); they are not computed again.
+    """
+
+    step: int
+    rows: torch.LongTensor
+    output: TRMPuzzleSolvingOutput
+    halted: torch.BoolTensor
+
+
+def supervision_steps(
+    step_fn: Callable[..., TRMPuzzleSolvingOutput],
+    max_steps: int,
+    halt: Optional[Callable[[TRMPuzzleSolvingOutput], torch.BoolTensor]] = None,
+    carry: Optional[TRMCarry] = None,
+    **inputs: Optional[torch.Tensor],
+) -> Iterator[TRMSupervisionStep]:
+    """
+    The supervision loop: runs `step_fn` step after step and yields each step's outputs.
+
+    Every way of running a TRM over its steps (solving, evaluation, halting rollouts, ONNX Runtime,
+    export parity) is this loop with its own step function and halting rule.
+
+    Args:
+        step_fn: one supervision step, called as `step_fn(**inputs, carry=carry)` on the rows still
+            running: a `TRMForPuzzleSolving`, its ONNX Runtime wrapper, or a function around one.
+        max_steps (`int`): steps to run at most (>= 1).
+        halt: the halting rule, `halt(output) -> BoolTensor` of the rows that stop; they leave the
+            batch, and the loop ends when none is left. `None`: every row runs `max_steps` steps.
+        carry (`TRMCarry`, *optional*): where to continue from; `None` starts every row afresh.
+        inputs: the batch-first tensors `step_fn` takes (`input_ids`, `puzzle_identifiers`,
+            `labels`, ...); `None` values are passed on as they are.
+    """
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be an integer >= 1, got {max_steps!r}.")
+    batch_size = next(v for v in inputs.values() if v is not None).shape[0]
+    rows = torch.arange(batch_size)
+    for step in range(1, max_steps + 1):
+        output = step_fn(**inputs, carry=carry)
+        halted = halt(output) if halt is not None else torch.zeros(rows.shape[0], dtype=torch.bool)
+        yield TRMSupervisionStep(step=step, rows=rows, output=output, halted=halted)
+        carry = output.carry.continued()
+        if halted.any():
+            if halted.all():
+                return
+            keep = (~halted).cpu()
+            rows = rows[keep]
+            carry = carry.select(keep.to(carry.steps.device))
+            inputs = {k: v[keep.to(v.device)] if v is not None else None for k, v in inputs.items()}
+
+
+def solve_puzzles(
+    step_fn, input_ids: torch.LongTensor, puzzle_identifiers=None, *, max_steps: int, use_halting: bool = True
+) -> TRMSolveOutput:
+    """`TRMForPuzzleSolving.solve` for any step function with a `halt_decision` (the model or its ONNX
+    Runtime wrapper): the answer of each row at the step where it halted, and every step's answers."""
+    input_ids = torch.as_tensor(input_ids)
+    batch_size, device = input_ids.shape[0], input_ids.device
+    predictions = torch.zeros_like(input_ids)
+    steps_used = torch.zeros(batch_size, dtype=torch.long, device=device)
+    step_predictions, step_q_halt = [], []
+
+    def halt(output):
+        return step_fn.halt_decision(output.q_halt_logits, output.q_continue_logits)
+
+    for record in supervision_steps(
+        step_fn,
+        max_steps,
+        halt=halt if use_halting else None,
+        input_ids=input_ids,
+        puzzle_identifiers=torch.as_tensor(puzzle_identifiers) if puzzle_identifiers is not None else None,
+    ):
+        rows = record.rows.to(device)
+        predictions[rows] = record.output.logits.argmax(-1).to(device)
+        steps_used[rows] = record.step
+        q_halt = torch.full((batch_size,), float("nan"), device=device)
+        q_halt[rows] = record.output.q_halt_logits.to(device)
+        step_predictions.append(predictions.clone())
+        step_q_halt.append(q_halt)
+    return TRMSolveOutput(
+        predictions=predictions,
+        step_predictions=torch.stack(step_predictions),
+        steps=steps_used,
+        q_halt_logits=torch.stack(step_q_halt),
+    )
 
 
 __all__ = [
+    "IGNORE_INDEX",
+    "CellScores",
     "TRMCarry",
     "TRMForPuzzleSolving",
     "TRMModel",
@@ -651,4 +754,8 @@ __all__ = [
     "TRMPreTrainedModel",
     "TRMPuzzleSolvingOutput",
     "TRMSolveOutput",
+    "TRMSupervisionStep",
+    "solve_puzzles",
+    "score_cells",
+    "supervision_steps",
 ]
