@@ -184,6 +184,8 @@ class DeepSupervisionTrainer(ModelCardMixin, Trainer):
     halting step), `exact_accuracy_max_steps`, `mean_steps` and `halting_accuracy`.
     """
 
+    training_state_files = (STATE_FILE.format(rank="*"),)
+
     def __init__(self, model=None, args: Optional[DeepSupervisionConfig] = None, **kwargs):
         if args is None:
             args = DeepSupervisionConfig(output_dir="trm-deep-supervision")

@@ -508,6 +508,8 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
     computed; `evaluate()` runs every step and reports it in both modes), `episodes`.
     """
 
+    training_state_files = (STATE_FILE.format(rank="*"),)
+
     def __init__(
         self,
         model=None,
