@@ -3,10 +3,9 @@ import json
 
 import pytest
 import torch
-from conftest import run_without_hf_reason
+from model_tester import ModelTesterMixin
 from transformers import (
     AutoConfig,
-    AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
     GPT2Config,
@@ -39,6 +38,34 @@ def make_model(seed: int = 0, gate: float = 0.0, attn_implementation: str = "sdp
         with torch.no_grad():
             model.transformer.meta.gate.fill_(gate)
     return model.eval()
+
+
+def meta_attention_family_outputs(model, inputs):
+    return {"introspection": model.introspect(inputs["input_ids"], start=4, top_k=2).to_json()}
+
+
+class TestMetaAttentionModelCommon(ModelTesterMixin):
+    model_class = MetaAttentionForCausalLM
+    base_model_class = MetaAttentionModel
+    auto_classes = (AutoModelForCausalLM,)
+    other_heads = {AutoModelForSequenceClassification: MetaAttentionForSequenceScoring}
+    remote_code_files = frozenset({"configuration_meta_attention.py", "modeling_meta_attention.py"})
+    remote_auto_class = "AutoModelForCausalLM"
+    config_variants = {
+        "default": {},
+        "detached_maps_early_injection": {"meta_detach_attention": False, "meta_inject_layer": 0},
+    }
+    is_causal_lm = True
+    family_outputs = staticmethod(meta_attention_family_outputs)
+
+    def get_config(self, **overrides):
+        # An open gate, so the module's output reaches the logits; no dropout, so training is deterministic.
+        dropout = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, summary_first_dropout=0.0)
+        return tiny_config(**{"meta_gate_init": 0.5, **dropout, **overrides})
+
+    def prepare_inputs(self, config, batch_size=3, seed=0):
+        ids = make_ids(batch=batch_size, seed=seed)
+        return {"input_ids": ids, "labels": ids}
 
 
 def make_ids(batch: int = 2, seq: int = 12, seed: int = 0) -> torch.Tensor:
@@ -148,55 +175,6 @@ def test_sdpa_and_eager_models_agree():
     torch.testing.assert_close(eager(ids).logits, sdpa(ids).logits, rtol=1e-5, atol=1e-5)
 
 
-def test_save_load_round_trip_and_auto_classes(tmp_path):
-    model = make_model(gate=0.3)
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
-    assert (tmp_path / "modeling_meta_attention.py").exists()
-    ids = make_ids()
-    expected = model(ids).logits
-    for auto_class in (AutoModelForCausalLM, MetaAttentionForCausalLM):
-        loaded = auto_class.from_pretrained(tmp_path).eval()
-        assert type(loaded) is MetaAttentionForCausalLM
-        torch.testing.assert_close(loaded(ids).logits, expected, rtol=0, atol=0)
-    core = AutoModel.from_pretrained(tmp_path).eval()
-    assert type(core) is MetaAttentionModel
-    torch.testing.assert_close(
-        core.transformer.meta.gate if hasattr(core, "transformer") else core.meta.gate, model.transformer.meta.gate
-    )
-    critic = AutoModelForSequenceClassification.from_pretrained(tmp_path)
-    assert type(critic) is MetaAttentionForSequenceScoring
-    torch.testing.assert_close(critic.transformer.wte.weight, model.transformer.wte.weight)
-    assert type(AutoModelForCausalLM.from_config(tiny_config())) is MetaAttentionForCausalLM
-
-
-def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
-    model = make_model(gate=0.3)
-    ckpt = tmp_path / "ckpt"
-    model.save_pretrained(ckpt)
-    ids = make_ids()
-    torch.save({"ids": ids}, tmp_path / "inputs.pt")
-    run_without_hf_reason(
-        f"""
-        import torch
-        from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
-        assert type(model).__name__ == "MetaAttentionForCausalLM", type(model)
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        ids = torch.load({str(tmp_path / "inputs.pt")!r})["ids"]
-        with torch.no_grad():
-            logits = model(ids).logits
-            intro = model.introspect(ids, start=4, top_k=2).to_json()
-        torch.save({{"logits": logits, "intro": intro}}, {str(tmp_path / "out.pt")!r})
-        """,
-        cwd=tmp_path,
-    )
-    remote = torch.load(tmp_path / "out.pt")
-    with torch.no_grad():
-        torch.testing.assert_close(remote["logits"], model(ids).logits, rtol=0, atol=0)
-    assert remote["intro"] == model.introspect(ids, start=4, top_k=2).to_json()
-
-
 def test_introspect_agrees_with_output_attentions():
     model = make_model(gate=0.5)
     ids = make_ids(batch=2, seq=10)
@@ -292,30 +270,6 @@ def test_logits_to_keep_and_loss():
     torch.testing.assert_close(last.logits, full.logits[:, -1:], rtol=1e-6, atol=1e-6)
     manual = torch.nn.functional.cross_entropy(full.logits[:, :-1].reshape(-1, 96), ids[:, 1:].reshape(-1))
     torch.testing.assert_close(full.loss, manual, rtol=1e-5, atol=1e-6)
-
-
-def test_gradient_checkpointing_gives_the_same_gradients():
-    model = make_model(gate=0.5, meta_detach_attention=False).train()
-    model.config.resid_pdrop = model.config.embd_pdrop = model.config.attn_pdrop = 0.0
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    ids = make_ids()
-
-    def grads():
-        model.zero_grad()
-        model(ids, labels=ids).loss.backward()
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    reference = grads()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    assert all(block.gradient_checkpointing for block in model.transformer.h)
-    checkpointed = grads()
-    model.gradient_checkpointing_disable()
-    assert reference.keys() == checkpointed.keys() and "transformer.meta.gate" in reference
-    for name in reference:
-        assert torch.isfinite(reference[name]).all(), name
-        torch.testing.assert_close(checkpointed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_detached_maps_keep_the_lm_loss_from_reshaping_attention():

@@ -1,10 +1,10 @@
 import copy
-import json
 
 import pytest
 import torch
-from conftest import run_without_hf_reason, tiny_trm_config
-from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification
+from conftest import tiny_trm_config
+from model_tester import ModelTesterMixin
+from transformers import AutoModelForTokenClassification
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving, TRMModel
 from hf_reason.models.trm.modeling_trm import (
@@ -40,6 +40,35 @@ def make_model(seed: int = 0, **overrides) -> TRMForPuzzleSolving:
     return TRMForPuzzleSolving(tiny_trm_config(**overrides)).eval()
 
 
+def trm_family_outputs(model, inputs):
+    solved = model.solve(inputs["input_ids"], puzzle_identifiers=inputs.get("puzzle_identifiers"))
+    return {"predictions": solved.predictions, "steps": solved.steps}
+
+
+class TestTRMModelCommon(ModelTesterMixin):
+    model_class = TRMForPuzzleSolving
+    base_model_class = TRMModel
+    auto_classes = (AutoModelForPuzzleSolving, AutoModelForTokenClassification)
+    remote_code_files = frozenset({"configuration_trm.py", "modeling_trm.py", "q_heads.py"})
+    remote_auto_class = "AutoModelForTokenClassification"
+    config_variants = {"default": {}, **VARIANTS}
+    remote_code_variant = "mlp_mixer_learned_puzzle_emb"
+    family_outputs = staticmethod(trm_family_outputs)
+
+    def get_config(self, **overrides):
+        return tiny_trm_config(**overrides)
+
+    def prepare_inputs(self, config, batch_size=3, seed=0):
+        input_ids, labels, puzzle_ids = make_batch(config, batch_size, seed)
+        inputs = {"input_ids": input_ids, "labels": labels}
+        if puzzle_ids is not None:
+            inputs["puzzle_identifiers"] = puzzle_ids
+        return inputs
+
+    def outputs_to_compare(self, output):
+        return {"logits": output["logits"], "q_halt_logits": output["q_halt_logits"], "carry_y": output["carry"]["y"]}
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_output_shapes_and_carry(variant):
     model = make_model(**VARIANTS[variant])
@@ -59,86 +88,14 @@ def test_output_shapes_and_carry(variant):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_save_load_round_trip_identical_and_safetensors_only(variant, tmp_path):
-    model = make_model(**VARIANTS[variant])
-    input_ids, labels, puzzle_ids = make_batch(model.config)
-    model.save_pretrained(tmp_path)
-    files = sorted(p.name for p in tmp_path.iterdir())
-    assert "model.safetensors" in files
-    assert not any(name.endswith((".bin", ".pt", ".pth", ".pkl")) for name in files)
-    # the code travels with the weights for trust_remote_code loading
-    assert {"configuration_trm.py", "modeling_trm.py"} <= set(files)
-    saved_config = json.loads((tmp_path / "config.json").read_text())
-    assert saved_config["auto_map"]["AutoModelForTokenClassification"] == "modeling_trm.TRMForPuzzleSolving"
-
-    reloaded = TRMForPuzzleSolving.from_pretrained(tmp_path).eval()
-    for name, tensor in model.state_dict().items():
-        torch.testing.assert_close(reloaded.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
-    expected = model(input_ids, labels=labels, puzzle_identifiers=puzzle_ids)
-    actual = reloaded(input_ids, labels=labels, puzzle_identifiers=puzzle_ids)
-    torch.testing.assert_close(actual.logits, expected.logits, rtol=0, atol=0)
-    torch.testing.assert_close(actual.loss, expected.loss, rtol=0, atol=0)
-
-
-def test_auto_classes_load_the_right_models(tmp_path):
-    model = make_model()
-    model.save_pretrained(tmp_path)
-    input_ids, _, _ = make_batch(model.config)
-    assert isinstance(AutoConfig.from_pretrained(tmp_path), TRMConfig)
-    core = AutoModel.from_pretrained(tmp_path)
-    assert type(core) is TRMModel
-    torch.testing.assert_close(core.y_init, model.model.y_init)
-    for auto_class in (AutoModelForPuzzleSolving, AutoModelForTokenClassification):
-        loaded = auto_class.from_pretrained(tmp_path).eval()
-        assert type(loaded) is TRMForPuzzleSolving
-        torch.testing.assert_close(loaded(input_ids).logits, model(input_ids).logits, rtol=0, atol=0)
-    # a config built in memory maps to the right classes too
-    assert type(AutoModelForPuzzleSolving.from_config(tiny_trm_config())) is TRMForPuzzleSolving
-
-
-def test_trust_remote_code_load_in_clean_process_without_hf_reason(tmp_path):
-    model = make_model(mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=32, num_puzzle_identifiers=3)
-    ckpt = tmp_path / "ckpt"
-    model.save_pretrained(ckpt)
-    input_ids, _, puzzle_ids = make_batch(model.config)
-    torch.save({"input_ids": input_ids, "puzzle_ids": puzzle_ids}, tmp_path / "inputs.pt")
-    run_without_hf_reason(
-        f"""
-        import torch
-        from transformers import AutoModelForTokenClassification
-        model = AutoModelForTokenClassification.from_pretrained({str(ckpt)!r}, trust_remote_code=True).eval()
-        assert type(model).__name__ == "TRMForPuzzleSolving", type(model)
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        inputs = torch.load({str(tmp_path / "inputs.pt")!r})
-        with torch.no_grad():
-            out = model(inputs["input_ids"], puzzle_identifiers=inputs["puzzle_ids"])
-            solved = model.solve(inputs["input_ids"], puzzle_identifiers=inputs["puzzle_ids"])
-        torch.save({{"logits": out.logits, "steps": solved.steps}}, {str(tmp_path / "out.pt")!r})
-        """,
-        cwd=tmp_path,
-    )
-    remote = torch.load(tmp_path / "out.pt")
-    with torch.no_grad():
-        expected = model(input_ids, puzzle_identifiers=puzzle_ids).logits
-        expected_steps = model.solve(input_ids, puzzle_identifiers=puzzle_ids).steps
-    torch.testing.assert_close(remote["logits"], expected, rtol=0, atol=0)
-    assert remote["steps"].tolist() == expected_steps.tolist()
-
-
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_batch_matches_single_examples(variant):
+def test_solve_of_a_batch_matches_solving_one_puzzle_at_a_time(variant):
     model = make_model(**VARIANTS[variant])
     input_ids, _, puzzle_ids = make_batch(model.config, batch_size=4)
-    with torch.no_grad():
-        batched = model(input_ids, puzzle_identifiers=puzzle_ids)
-        solved = model.solve(input_ids, puzzle_identifiers=puzzle_ids, use_halting=False)
-        for i in range(4):
-            ids = puzzle_ids[i : i + 1] if puzzle_ids is not None else None
-            single = model(input_ids[i : i + 1], puzzle_identifiers=ids)
-            torch.testing.assert_close(single.logits[0], batched.logits[i], rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(single.q_halt_logits[0], batched.q_halt_logits[i], rtol=1e-5, atol=1e-5)
-            single_solved = model.solve(input_ids[i : i + 1], puzzle_identifiers=ids, use_halting=False)
-            assert torch.equal(single_solved.predictions[0], solved.predictions[i])
+    solved = model.solve(input_ids, puzzle_identifiers=puzzle_ids, use_halting=False)
+    for i in range(4):
+        ids = puzzle_ids[i : i + 1] if puzzle_ids is not None else None
+        single = model.solve(input_ids[i : i + 1], puzzle_identifiers=ids, use_halting=False)
+        assert torch.equal(single.predictions[0], solved.predictions[i])
 
 
 @pytest.mark.parametrize("H_cycles,L_cycles,L_layers", [(1, 2, 1), (3, 2, 2), (2, 4, 1)])
@@ -334,25 +291,6 @@ def test_halting_head_that_prefers_halting_stops_the_loop_early(halting):
         carry = model(input_ids, labels=labels, carry=carry).carry
         assert carry.halted.all() == (step == 4) and not (carry.halted.any() and step < 4)
     assert model.solve(input_ids).steps.tolist() == [4] * 4
-
-
-def test_gradient_checkpointing_gives_the_same_gradients():
-    model = make_model(L_layers=2).train()
-    input_ids, labels, _ = make_batch(model.config)
-
-    def grads():
-        model.zero_grad()
-        model(input_ids, labels=labels).loss.backward()
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-    reference = grads()
-    model.gradient_checkpointing_enable()
-    assert all(block.gradient_checkpointing for block in model.model.layers)
-    checkpointed = grads()
-    model.gradient_checkpointing_disable()
-    assert reference.keys() == checkpointed.keys() and len(reference) > 5
-    for name in reference:
-        torch.testing.assert_close(checkpointed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_gradient_checkpointing_recomputes_the_blocks():

@@ -53,7 +53,9 @@ class CRSMStateAggregator(nn.Module):
 
     def forward(self, ssm_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns the summary `(B, S)` and the layer weights `(B, L)` (they sum to 1)."""
-        reduced = torch.einsum("bldn,ln->bld", ssm_states.float(), self.state_weights)
+        # The cache may hold the states in another dtype than the heads' weights (float32 states of a
+        # bfloat16 model): compute in the weights' dtype.
+        reduced = torch.einsum("bldn,ln->bld", ssm_states.to(self.state_weights.dtype), self.state_weights)
         per_layer = (
             torch.stack(
                 [proj(norm(reduced[:, i])) for i, (norm, proj) in enumerate(zip(self.layer_norms, self.layer_proj))],
@@ -488,12 +490,7 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
                 )
             summary, layer_weights = self.summarize(outputs.cache_params)
             value = self.predict_value(summary)
-        if not return_dict:
-            output = tuple(
-                v for v in (logits, outputs.cache_params, outputs.hidden_states, summary, value) if v is not None
-            )
-            return ((loss,) + output) if loss is not None else output
-        return CRSMCausalLMOutput(
+        output = CRSMCausalLMOutput(
             loss=loss,
             logits=logits,
             cache_params=outputs.cache_params,
@@ -502,6 +499,7 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
             value=value,
             layer_weights=layer_weights,
         )
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = [
