@@ -16,7 +16,7 @@ TORCH_INDEX_ARGS := $(if $(strip $(TORCH_INDEX)),--index-url $(TORCH_INDEX))
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test quality style bench clean
+.PHONY: install demo test quality style fix-copies bench clean
 
 install: $(VENV)/.installed
 
@@ -32,14 +32,19 @@ demo: install
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadfile -q
 
-# Lint and format checks (CI runs them); `make style` applies the fixes.
+# Lint, format and copied-code checks (CI runs them); `make style` / `make fix-copies` apply the fixes.
 quality: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) utils/check_copies.py
 
 style: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+# Rewrites code marked `# Copied from hf_reason...` from its source (see utils/check_copies.py).
+fix-copies: install
+	$(PY) utils/check_copies.py --fix_and_overwrite
 
 bench: install
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -16,16 +16,19 @@ CRSM_AUTO_MAP = {
 CRSM_AGGREGATORS = ("attention", "gated")
 
 
+# Copied from hf_reason.models.trm.configuration_trm._check_int
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+# Copied from hf_reason.models.trm.configuration_trm._check_choice
 def _check_choice(name: str, value, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
 
 
+# Copied from hf_reason.models.trm.configuration_trm._check_float
 def _check_float(name: str, value, low: float, high: Optional[float] = None, low_inclusive: bool = True) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:

@@ -22,20 +22,26 @@ META_FEATURES = ("entropy", "top_k_weights", "top_k_distances", "mean_distance")
 _NON_ARCHITECTURE_KEYS = ("model_type", "architectures", "auto_map", "_name_or_path", "transformers_version")
 
 
+# Copied from hf_reason.models.trm.configuration_trm._check_int
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
+# Copied from hf_reason.models.crsm.configuration_crsm._check_bool
 def _check_bool(name: str, value) -> None:
     if not isinstance(value, bool):
         raise ValueError(f"`{name}` must be True or False, got {value!r}.")
 
 
-def _check_float(name: str, value, low: float, high: Optional[float] = None) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= low
-    if not ok or (high is not None and value > high):
-        bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
+# Copied from hf_reason.models.trm.configuration_trm._check_float
+def _check_float(name: str, value, low: float, high: Optional[float] = None, low_inclusive: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = value >= low if low_inclusive else value > low
+        ok = ok and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
         raise ValueError(f"`{name}` must be a number {bound}, got {value!r}.")
 
 
