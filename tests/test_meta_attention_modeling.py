@@ -49,7 +49,9 @@ class TestMetaAttentionModelCommon(ModelTesterMixin):
     base_model_class = MetaAttentionModel
     auto_classes = (AutoModelForCausalLM,)
     other_heads = {AutoModelForSequenceClassification: MetaAttentionForSequenceScoring}
-    remote_code_files = frozenset({"configuration_meta_attention.py", "modeling_meta_attention.py"})
+    remote_code_files = frozenset(
+        {"configuration_meta_attention.py", "modeling_meta_attention.py", "introspection.py"}
+    )
     remote_auto_class = "AutoModelForCausalLM"
     config_variants = {
         "default": {},

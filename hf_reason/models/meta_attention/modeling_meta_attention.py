@@ -4,7 +4,7 @@
 Reads top-down as the model is built: the per-layer attention-implementation view (eager where maps
 are read, the configured implementation elsewhere), the attention summaries, the meta-attention
 module, `MetaAttentionPreTrainedModel`, output dataclasses, the bare `MetaAttentionModel`, the
-causal LM with `introspect`, and the self-critic `MetaAttentionForSequenceScoring`. The GPT-2 blocks
+causal LM with `introspect` (computed in `introspection.py`), and the self-critic `MetaAttentionForSequenceScoring`. The GPT-2 blocks
 are transformers' own (`GPT2Block`). Only torch, transformers and this folder are imported, so a
 checkpoint saved with its code loads with `trust_remote_code=True` where hf-reason is not installed.
 """
@@ -13,7 +13,7 @@ import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2Block, GPT2PreTrainedMode
 from transformers.utils import logging
 
 from .configuration_meta_attention import MetaAttentionConfig
+from .introspection import MetaAttentionIntrospectionOutput, attention_introspection
 
 
 logger = logging.get_logger(__name__)
@@ -247,70 +248,6 @@ class MetaAttentionScoringOutput(ModelOutput):
     attentions: Optional[tuple[torch.FloatTensor, ...]] = None
 
 
-@dataclass
-class MetaAttentionIntrospectionOutput(ModelOutput):
-    """
-    What the model attended to, from [`MetaAttentionForCausalLM.introspect`].
-
-    For a position `p`, the entries describe the attention row of query `p - 1`: what the model
-    looked at while writing the token at `p`. Entries are the `top_k` largest probabilities over
-    all layers, heads and keys, largest first.
-
-    Args:
-        positions (`torch.LongTensor` of shape `(num_positions,)`): the described positions.
-        token_ids (`torch.LongTensor` of shape `(batch, num_positions)`): the token at each position.
-        attended_positions (`torch.LongTensor` of shape `(batch, num_positions, top_k)`): attended keys.
-        attended_token_ids (`torch.LongTensor` of shape `(batch, num_positions, top_k)`): their tokens.
-        layers (`torch.LongTensor` of shape `(batch, num_positions, top_k)`): layer of each entry.
-        heads (`torch.LongTensor` of shape `(batch, num_positions, top_k)`): head of each entry.
-        weights (`torch.FloatTensor` of shape `(batch, num_positions, top_k)`): attention probability.
-        valid (`torch.BoolTensor` of shape `(batch, num_positions)`): False where the position is padding.
-        num_layers (`int`, *optional*): the model's number of layers (what "early / middle / late"
-            layer bands of a report's focus claims are thirds of, whichever `layers` were kept).
-    """
-
-    positions: Optional[torch.LongTensor] = None
-    token_ids: Optional[torch.LongTensor] = None
-    attended_positions: Optional[torch.LongTensor] = None
-    attended_token_ids: Optional[torch.LongTensor] = None
-    layers: Optional[torch.LongTensor] = None
-    heads: Optional[torch.LongTensor] = None
-    weights: Optional[torch.FloatTensor] = None
-    valid: Optional[torch.BoolTensor] = None
-    num_layers: Optional[int] = None
-
-    def to_json(self, tokenizer: Any = None, batch_index: int = 0) -> list[dict]:
-        """Plain-JSON form of one sequence for the report evaluator.
-
-        Returns a list of `{"position", "token", "attended": [{"token", "position", "layer",
-        "head", "weight"}]}` (plus `"num_layers"` in each record when known); tokens are strings
-        when a tokenizer is given, ids otherwise.
-        """
-
-        def token(token_id: int):
-            return tokenizer.decode([token_id]) if tokenizer is not None else token_id
-
-        records = []
-        for j, position in enumerate(self.positions.tolist()):
-            if not bool(self.valid[batch_index, j]):
-                continue
-            attended = [
-                {
-                    "token": token(int(self.attended_token_ids[batch_index, j, r])),
-                    "position": int(self.attended_positions[batch_index, j, r]),
-                    "layer": int(self.layers[batch_index, j, r]),
-                    "head": int(self.heads[batch_index, j, r]),
-                    "weight": float(self.weights[batch_index, j, r]),
-                }
-                for r in range(self.weights.shape[-1])
-            ]
-            record = {"position": position, "token": token(int(self.token_ids[batch_index, j])), "attended": attended}
-            if self.num_layers is not None:
-                record["num_layers"] = int(self.num_layers)
-            records.append(record)
-        return records
-
-
 class MetaAttentionModel(MetaAttentionPreTrainedModel):
     """
     GPT-2 (embeddings, `GPT2Block`s, final layer norm, with GPT-2's parameter names, so GPT-2 state
@@ -409,14 +346,53 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
             cache_position = torch.arange(past_seen, past_seen + seq, device=inputs_embeds.device)
         if attention_mask is not None and attention_mask.ndim < 4:
             attention_mask = attention_mask.view(batch, -1)
-        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
+        if position_ids is None:
+            position_ids = self._position_ids(attention_mask, cache_position, seq)
+        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids).to(inputs_embeds.device))
+        causal_mask, eager_mask = self._causal_masks(
+            inputs_embeds, attention_mask, cache_position, past_key_values, position_ids, output_attentions
+        )
+        visible_keys = None
+        if self.meta is not None:
+            visible_keys = self._visible_keys(attention_mask, cache_position, batch)
+
+        hidden_states, all_hidden_states, all_attentions, meta_attentions = self._run_blocks(
+            hidden_states,
+            past_key_values,
+            cache_position,
+            causal_mask,
+            eager_mask,
+            visible_keys,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            **kwargs,
+        )
+        hidden_states = self.ln_f(hidden_states)
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+        output = MetaAttentionModelOutput(
+            last_hidden_state=hidden_states,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+            meta_attentions=meta_attentions if output_attentions else None,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    @staticmethod
+    def _position_ids(attention_mask, cache_position: torch.LongTensor, seq: int) -> torch.LongTensor:
+        if attention_mask is not None and attention_mask.ndim == 2:
             # Positions count real tokens only, as `generate` does: a left-padded episode gets the
             # same position embeddings, hence the same outputs, as the unpadded one (TRL pads left).
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq:]
-        elif position_ids is None:
-            position_ids = cache_position.unsqueeze(0)
-        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids).to(inputs_embeds.device))
+            return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq:]
+        return cache_position.unsqueeze(0)
 
+    def _causal_masks(
+        self, inputs_embeds, attention_mask, cache_position, past_key_values, position_ids, output_attentions
+    ):
+        """The mask for the configured attention, and the one for the eager layers whose maps are read
+        (the same mask when everything runs eager)."""
         mask_kwargs = dict(
             input_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -428,26 +404,37 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
         eager_mask = causal_mask
         if self.config._attn_implementation != "eager" and (self.meta_layers or output_attentions):
             eager_mask = create_causal_mask(config=self._eager_view, **mask_kwargs)
+        return causal_mask, eager_mask
 
-        summaries = []
-        if self.meta is not None:
-            keys_total = (
-                past_seen + seq if attention_mask is None or attention_mask.ndim == 4 else attention_mask.shape[-1]
-            )
-            query_index = cache_position
-            if attention_mask is not None and attention_mask.ndim == 2:
-                visible_keys = (
-                    attention_mask.to(torch.long)
-                    .cumsum(-1)
-                    .gather(1, query_index[None, :].expand(batch, -1).clamp(max=keys_total - 1))
-                )
-            else:
-                visible_keys = (query_index + 1)[None, :].expand(batch, -1)
+    @staticmethod
+    def _visible_keys(attention_mask, cache_position: torch.LongTensor, batch: int) -> torch.Tensor:
+        """How many non-padding keys each new position sees `(batch, seq)`: what the attention
+        summaries normalise their distances by."""
+        if attention_mask is not None and attention_mask.ndim == 2:
+            keys_total = attention_mask.shape[-1]
+            index = cache_position[None, :].expand(batch, -1).clamp(max=keys_total - 1)
+            return attention_mask.to(torch.long).cumsum(-1).gather(1, index)
+        return (cache_position + 1)[None, :].expand(batch, -1)
 
+    def _run_blocks(
+        self,
+        hidden_states,
+        past_key_values,
+        cache_position,
+        causal_mask,
+        eager_mask,
+        visible_keys,
+        use_cache: bool,
+        output_attentions: bool,
+        output_hidden_states: bool,
+        **kwargs,
+    ):
+        """The GPT-2 blocks, with the attention maps of `meta_layers` summarised on the way and the
+        meta-attention module's update added after block `meta_inject_index`."""
         checkpointed = self.gradient_checkpointing and self.training
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        meta_attentions = None
+        summaries, meta_attentions = [], None
         with self._attention_maps_from_every_layer(output_attentions and not checkpointed):
             for i, block in enumerate(self.h):
                 if output_hidden_states:
@@ -472,24 +459,13 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
                     probs = attn_probs.detach() if self.config.meta_detach_attention else attn_probs
                     summaries.append(
                         attention_summaries(
-                            probs, visible_keys, query_index, self.config.meta_top_k, self.config.meta_features
+                            probs, visible_keys, cache_position, self.config.meta_top_k, self.config.meta_features
                         )
                     )
                 if self.meta is not None and i == self.config.meta_inject_index:
                     update, meta_attentions = self.meta(hidden_states, torch.cat(summaries, dim=2))
                     hidden_states = hidden_states + update
-
-        hidden_states = self.ln_f(hidden_states)
-        if output_hidden_states:
-            all_hidden_states += (hidden_states,)
-        output = MetaAttentionModelOutput(
-            last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
-            hidden_states=all_hidden_states,
-            attentions=all_attentions,
-            meta_attentions=meta_attentions if output_attentions else None,
-        )
-        return output if return_dict is not False else output.to_tuple()
+        return hidden_states, all_hidden_states, all_attentions, meta_attentions
 
 
 def _load_gpt2_weights(model: MetaAttentionPreTrainedModel, gpt2_model: PreTrainedModel) -> None:
@@ -631,47 +607,7 @@ class MetaAttentionForCausalLM(MetaAttentionPreTrainedModel, GenerationMixin):
             top_k (`int`, defaults to 5): entries kept per position (>= 1).
             layers (`list[int]`, *optional*): restrict to these layers.
         """
-        if input_ids.ndim != 2:
-            raise ValueError(f"`input_ids` must have shape (batch, seq), got {tuple(input_ids.shape)}.")
-        seq = input_ids.shape[1]
-        if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start < max(seq, 2):
-            raise ValueError(f"`start` must be an integer in [1, {seq - 1}] for a sequence of {seq}, got {start!r}.")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"`top_k` must be an integer >= 1, got {top_k!r}.")
-        layers = list(range(self.config.n_layer)) if layers is None else list(layers)
-        if not layers or any(not isinstance(i, int) or not 0 <= i < self.config.n_layer for i in layers):
-            raise ValueError(
-                f"`layers` must be a non-empty list of indices in [0, {self.config.n_layer}), got {layers!r}."
-            )
-        was_training = self.training
-        self.eval()
-        try:
-            out = self(input_ids, attention_mask=attention_mask, output_attentions=True, use_cache=False)
-        finally:
-            self.train(was_training)
-        maps = torch.stack([out.attentions[i] for i in layers], dim=1)  # (B, L, H, T, S)
-        batch, num_layers, num_heads = maps.shape[:3]
-        positions = torch.arange(start, seq, device=input_ids.device)
-        rows = maps[:, :, :, positions - 1, :].permute(0, 3, 1, 2, 4)  # (B, P, L, H, S)
-        k = min(top_k, num_layers * num_heads * seq)
-        weights, flat = rows.reshape(batch, len(positions), -1).topk(k, dim=-1)
-        key = flat % seq
-        head = (flat // seq) % num_heads
-        layer = torch.tensor(layers, device=input_ids.device)[flat // (seq * num_heads)]
-        valid = torch.ones(batch, len(positions), dtype=torch.bool, device=input_ids.device)
-        if attention_mask is not None:
-            valid = attention_mask[:, positions].bool() & attention_mask[:, positions - 1].bool()
-        return MetaAttentionIntrospectionOutput(
-            positions=positions,
-            token_ids=input_ids[:, positions],
-            attended_positions=key,
-            attended_token_ids=input_ids.gather(1, key.flatten(1)).view_as(key),
-            layers=layer,
-            heads=head,
-            weights=weights,
-            valid=valid,
-            num_layers=self.config.n_layer,
-        )
+        return attention_introspection(self, input_ids, attention_mask, start, top_k, layers)
 
 
 class MetaAttentionForSequenceScoring(MetaAttentionPreTrainedModel):
