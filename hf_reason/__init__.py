@@ -9,6 +9,7 @@ from .models.auto import AutoModelForPuzzleSolving, register_auto_classes
 from .models.crsm import (
     CRSMCache,
     CRSMConfig,
+    CRSMDeliberationConfig,
     CRSMDeliberationOutput,
     CRSMForCausalLM,
     CRSMModel,
@@ -39,6 +40,7 @@ __all__ = [
     "AutoModelForPuzzleSolving",
     "CRSMCache",
     "CRSMConfig",
+    "CRSMDeliberationConfig",
     "CRSMDeliberationOutput",
     "CRSMForCausalLM",
     "CRSMModel",

@@ -7,7 +7,14 @@ from model_tester import ModelTesterMixin
 from transformers import AutoModelForCausalLM, MambaConfig, MambaForCausalLM
 from transformers.generation.streamers import BaseStreamer
 
-from hf_reason import CRSMCache, CRSMConfig, CRSMDeliberationOutput, CRSMForCausalLM, CRSMModel
+from hf_reason import (
+    CRSMCache,
+    CRSMConfig,
+    CRSMDeliberationConfig,
+    CRSMDeliberationOutput,
+    CRSMForCausalLM,
+    CRSMModel,
+)
 
 
 def tiny_crsm_config(**overrides) -> CRSMConfig:
@@ -497,6 +504,21 @@ def test_mcts_rejects_bad_arguments():
             model.generate(ids, deliberation="mcts", max_new_tokens=2, **kwargs)
     with pytest.raises(ValueError, match="deliberation"):
         model.generate(ids, deliberation="beam")
+
+
+def test_deliberation_config_gives_what_its_fields_as_arguments_give():
+    model = make_model(seed=3)
+    ids = make_ids(batch=1, length=5)
+    settings = dict(num_simulations=5, rollout="model", rollout_depth=2, leaf_batch_size=2)
+    by_arguments = model.generate(ids, deliberation="mcts", max_new_tokens=4, **settings)
+    config = CRSMDeliberationConfig(**settings)
+    assert model.generate(ids, deliberation="mcts", max_new_tokens=4, deliberation_config=config).equal(by_arguments)
+    with pytest.raises(ValueError, match="not both"):
+        model.generate(ids, deliberation="mcts", deliberation_config=config, num_simulations=3)
+    with pytest.raises(ValueError, match="`rollout_depth` must be an integer >= 1"):
+        CRSMDeliberationConfig(rollout_depth=0)
+    assert CRSMDeliberationConfig(apply_state_delta=None).state_delta_mode is None
+    assert CRSMDeliberationConfig(apply_state_delta=True).state_delta_mode == "prompt"
 
 
 def test_state_delta_trains_through_cached_steps():

@@ -2,7 +2,7 @@
 
 from .cache_crsm import CRSMCache, CRSMCacheState
 from .configuration_crsm import CRSMConfig
-from .mcts import CRSMDeliberationOutput, mcts_generate
+from .mcts import CRSMDeliberationConfig, CRSMDeliberationOutput, mcts_generate
 from .modeling_crsm import (
     CRSMCausalLMOutput,
     CRSMForCausalLM,
@@ -27,6 +27,7 @@ __all__ = [
     "CRSMCacheState",
     "CRSMCausalLMOutput",
     "CRSMConfig",
+    "CRSMDeliberationConfig",
     "CRSMDeliberationOutput",
     "CRSMForCausalLM",
     "CRSMLatentDynamics",

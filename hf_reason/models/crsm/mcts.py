@@ -47,8 +47,8 @@ and the GIL); bench/crsm.py measures it by default (a 20 ms/token consumer, thre
 """
 
 import math
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import Optional, Union
 
 import torch
 from transformers.utils import ModelOutput
@@ -58,6 +58,68 @@ from .cache_crsm import CRSMCache, CRSMCacheState
 
 ROLLOUTS = ("value", "dynamics", "model")
 STATE_DELTA_MODES = (False, True, "prompt", "token")
+
+
+@dataclass
+class CRSMDeliberationConfig:
+    """
+    How `generate(deliberation="mcts", ...)` searches before committing each token; every field can
+    also be given to `generate` / `mcts_generate` as a keyword argument.
+
+    Args:
+        num_simulations (`int`, defaults to 16): simulations per committed token (>= 1). One
+            simulation gives greedy decoding.
+        c_puct (`float`, defaults to 1.5): exploration weight of the prior in PUCT (>= 0).
+        top_k_expansion (`int`, defaults to 8): a node's candidate tokens are the LM's top-k (>= 1),
+            with the probabilities renormalised over them as priors.
+        rollout (`str`, defaults to `"value"`): leaf evaluation: `"value"` (value head on the leaf
+            state), `"dynamics"` (a latent rollout of `rollout_depth` steps with the dynamics model,
+            branching over the leaf's top-k tokens; see the module docstring), or `"model"` (greedy
+            rollout of `rollout_depth` backbone steps, then the value head).
+        rollout_depth (`int`, defaults to 4): steps of the `"dynamics"` and `"model"` rollouts (>= 1).
+        leaf_batch_size (`int`, defaults to 8): leaves selected with virtual loss and evaluated in
+            one batched backbone step (>= 1).
+        apply_state_delta (`bool` or `str`, defaults to `False`): correct the recurrent state with the
+            state-delta module (`h <- h + delta_damping * correction`). `True` or `"prompt"`: once,
+            after the prompt, as examples/train_crsm.py trains it (the prompt's logits still pick
+            the first token; every later state descends from the corrected one). `"token"`: after
+            the prompt and after every committed token (its subtree is then discarded: its states
+            were computed without the correction); only for a model trained that way. `None` is
+            read as `False`.
+    """
+
+    num_simulations: int = 16
+    c_puct: float = 1.5
+    top_k_expansion: int = 8
+    rollout: str = "value"
+    rollout_depth: int = 4
+    leaf_batch_size: int = 8
+    apply_state_delta: Union[bool, str, None] = False
+
+    def __post_init__(self):
+        for name in ("num_simulations", "top_k_expansion", "rollout_depth", "leaf_batch_size"):
+            _check_positive_int(name, getattr(self, name))
+        if isinstance(self.c_puct, bool) or not isinstance(self.c_puct, (int, float)) or self.c_puct < 0:
+            raise ValueError(f"`c_puct` must be a number >= 0, got {self.c_puct!r}")
+        if self.rollout not in ROLLOUTS:
+            raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {self.rollout!r}")
+        if self.apply_state_delta is None:
+            self.apply_state_delta = False
+        if not (
+            isinstance(self.apply_state_delta, bool)
+            or (isinstance(self.apply_state_delta, str) and self.apply_state_delta in STATE_DELTA_MODES)
+        ):
+            raise ValueError(f"`apply_state_delta` must be one of {STATE_DELTA_MODES}, got {self.apply_state_delta!r}")
+
+    @property
+    def state_delta_mode(self) -> Optional[str]:
+        """`"prompt"`, `"token"`, or None (no correction)."""
+        return "prompt" if self.apply_state_delta is True else (self.apply_state_delta or None)
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
 
 
 @dataclass
@@ -179,27 +241,17 @@ def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rol
         _set_candidates(child, logits[i], top_k)
 
 
-def _search(
-    model,
-    root: _Node,
-    num_simulations: int,
-    c_puct: float,
-    top_k: int,
-    rollout: str,
-    rollout_depth: int,
-    leaf_batch_size: int,
-    eos: set,
-) -> None:
+def _search(model, root: _Node, config: CRSMDeliberationConfig, eos: set) -> None:
     done = 0
-    while done < num_simulations:
-        wave = min(leaf_batch_size, num_simulations - done)
+    while done < config.num_simulations:
+        wave = min(config.leaf_batch_size, config.num_simulations - done)
         requests, paths = [], []
         for _ in range(wave):
             node, path = root, [root]
             while True:
                 if node.terminal or node.state is None:
                     break  # a finished sequence, or a leaf already queued in this wave
-                action, prior = _select_action(node, c_puct)
+                action, prior = _select_action(node, config.c_puct)
                 child = node.children.get(action)
                 if child is None:
                     child = node.children[action] = _Node(token=action, prior=prior)
@@ -212,12 +264,48 @@ def _search(
                 visited.visits += 1
             paths.append(path)
         if requests:
-            _evaluate(model, requests, rollout, rollout_depth, top_k, eos)
+            _evaluate(model, requests, config.rollout, config.rollout_depth, config.top_k_expansion, eos)
         for path in paths:
             value = path[-1].value
             for visited in path:
                 visited.value_sum += value
         done += wave
+
+
+def _deliberation_config(config: Optional[CRSMDeliberationConfig], kwargs: dict) -> CRSMDeliberationConfig:
+    """The search settings from a config or from `generate`'s keyword arguments (not both); other
+    arguments `generate` may pass along are accepted only when they change nothing."""
+    names = {f.name for f in fields(CRSMDeliberationConfig)}
+    settings = {k: v for k, v in kwargs.items() if k in names}
+    unsupported = sorted(
+        k for k, v in kwargs.items() if k not in names and v is not None and k not in ("use_cache", "do_sample")
+    )
+    if unsupported or kwargs.get("do_sample"):
+        raise ValueError(
+            f"generate(deliberation='mcts') does not take {unsupported or ['do_sample=True']}; it takes "
+            f"max_new_tokens, {', '.join(sorted(names))}, deliberation_config, eos_token_id, pad_token_id, "
+            "attention_mask, return_dict_in_generate, streamer"
+        )
+    if config is not None and settings:
+        raise ValueError(
+            f"Pass the search settings either in `deliberation_config` or as arguments, not both: {sorted(settings)}"
+        )
+    if config is not None and not isinstance(config, CRSMDeliberationConfig):
+        raise ValueError(f"`deliberation_config` must be a CRSMDeliberationConfig, got {type(config).__name__}")
+    return config if config is not None else CRSMDeliberationConfig(**settings)
+
+
+def _special_tokens(model, gen_config, eos_token_id, pad_token_id) -> tuple[set, int]:
+    """The end-of-sequence ids and the padding id: the arguments, else the generation config's, else
+    the model config's (padding falls back to the smallest end-of-sequence id, then 0)."""
+    if eos_token_id is None:
+        eos_token_id = gen_config.eos_token_id if gen_config.eos_token_id is not None else model.config.eos_token_id
+    eos = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]) - {None}
+    if pad_token_id is None:
+        pad_token_id = gen_config.pad_token_id if gen_config.pad_token_id is not None else model.config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = min(eos) if eos else 0
+    return eos, pad_token_id
 
 
 @torch.no_grad()
@@ -226,19 +314,13 @@ def mcts_generate(
     input_ids: torch.LongTensor,
     attention_mask: Optional[torch.LongTensor] = None,
     max_new_tokens: Optional[int] = None,
-    num_simulations: int = 16,
-    c_puct: float = 1.5,
-    top_k_expansion: int = 8,
-    rollout: str = "value",
-    rollout_depth: int = 4,
-    leaf_batch_size: int = 8,
-    apply_state_delta=False,
+    deliberation_config: Optional[CRSMDeliberationConfig] = None,
     eos_token_id=None,
     pad_token_id: Optional[int] = None,
     return_dict_in_generate: bool = False,
     generation_config=None,
     streamer=None,
-    **unused,
+    **kwargs,
 ):
     """Deliberate decoding with MCTS; called by `CRSMForCausalLM.generate(..., deliberation="mcts")`.
 
@@ -246,24 +328,8 @@ def mcts_generate(
         input_ids (`torch.LongTensor` of shape `(batch_size, prompt_length)`): prompts (left padding
             is removed with `attention_mask`; each row is searched separately).
         max_new_tokens (`int`, *optional*): tokens to generate; defaults to the generation config's.
-        num_simulations (`int`, defaults to 16): simulations per committed token (>= 1). One
-            simulation gives greedy decoding.
-        c_puct (`float`, defaults to 1.5): exploration weight of the prior in PUCT (>= 0).
-        top_k_expansion (`int`, defaults to 8): a node's candidate tokens are the LM's top-k (>= 1),
-            with the probabilities renormalised over them as priors.
-        rollout (`str`, defaults to `"value"`): leaf evaluation: `"value"` (value head on the leaf
-            state), `"dynamics"` (a latent rollout of `rollout_depth` steps with the dynamics model,
-            branching over the leaf's top-k tokens; see the module docstring), or `"model"` (greedy
-            rollout of `rollout_depth` backbone steps, then the value head).
-        rollout_depth (`int`, defaults to 4): steps of the `"dynamics"` and `"model"` rollouts (>= 1).
-        leaf_batch_size (`int`, defaults to 8): leaves selected with virtual loss and evaluated in
-            one batched backbone step (>= 1).
-        apply_state_delta (`bool` or `str`, defaults to `False`): correct the recurrent state with the
-            state-delta module (`h <- h + delta_damping * correction`). `True` or `"prompt"`: once,
-            after the prompt, as examples/train_crsm.py trains it (the prompt's logits still pick
-            the first token; every later state descends from the corrected one). `"token"`: after
-            the prompt and after every committed token (its subtree is then discarded: its states
-            were computed without the correction); only for a model trained that way.
+        deliberation_config ([`CRSMDeliberationConfig`], *optional*): how to search; its fields can
+            instead be given one by one as keyword arguments (`num_simulations=32, rollout="model"`).
         eos_token_id (`int` or `list[int]`, *optional*): stops a row; defaults to the model's.
         return_dict_in_generate (`bool`, defaults to `False`): return a [`CRSMDeliberationOutput`]
             with the search statistics instead of the sequences alone.
@@ -272,49 +338,17 @@ def mcts_generate(
             transformers). With `generate` in a thread the search for the next token runs while
             the consumer handles the current one (see the module docstring).
     """
-    if unused:
-        unsupported = sorted(k for k, v in unused.items() if v is not None and k not in ("use_cache", "do_sample"))
-        if unsupported or unused.get("do_sample"):
-            raise ValueError(
-                f"generate(deliberation='mcts') does not take {unsupported or ['do_sample=True']}; it takes "
-                "max_new_tokens, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, "
-                "apply_state_delta, eos_token_id, pad_token_id, attention_mask, return_dict_in_generate, streamer"
-            )
+    config = _deliberation_config(deliberation_config, kwargs)
     gen_config = generation_config or model.generation_config
     if max_new_tokens is None:
         max_new_tokens = gen_config.max_new_tokens if gen_config.max_new_tokens is not None else 20
-    for name, value, minimum in (
-        ("num_simulations", num_simulations, 1),
-        ("top_k_expansion", top_k_expansion, 1),
-        ("rollout_depth", rollout_depth, 1),
-        ("leaf_batch_size", leaf_batch_size, 1),
-        ("max_new_tokens", max_new_tokens, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    if isinstance(c_puct, bool) or not isinstance(c_puct, (int, float)) or c_puct < 0:
-        raise ValueError(f"`c_puct` must be a number >= 0, got {c_puct!r}")
-    if rollout not in ROLLOUTS:
-        raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {rollout!r}")
-    if apply_state_delta is None:
-        apply_state_delta = False
-    if not (
-        isinstance(apply_state_delta, bool)
-        or (isinstance(apply_state_delta, str) and apply_state_delta in STATE_DELTA_MODES)
-    ):
-        raise ValueError(f"`apply_state_delta` must be one of {STATE_DELTA_MODES}, got {apply_state_delta!r}")
-    delta_mode = "prompt" if apply_state_delta is True else (apply_state_delta or None)
+    _check_positive_int("max_new_tokens", max_new_tokens)
     if input_ids.dim() != 2:
         raise ValueError(f"`input_ids` must have shape (batch_size, prompt_length), got {tuple(input_ids.shape)}")
     if streamer is not None and input_ids.shape[0] != 1:
         raise ValueError(f"`streamer` needs a batch size of 1, got input_ids of shape {tuple(input_ids.shape)}")
-    if eos_token_id is None:
-        eos_token_id = gen_config.eos_token_id if gen_config.eos_token_id is not None else model.config.eos_token_id
-    eos = set(eos_token_id if isinstance(eos_token_id, (list, tuple)) else [eos_token_id]) - {None}
-    if pad_token_id is None:
-        pad_token_id = gen_config.pad_token_id if gen_config.pad_token_id is not None else model.config.pad_token_id
-    if pad_token_id is None:
-        pad_token_id = min(eos) if eos else 0
+    eos, pad_token_id = _special_tokens(model, gen_config, eos_token_id, pad_token_id)
+    delta_mode = config.state_delta_mode
 
     was_training = model.training
     model.eval()
@@ -336,12 +370,10 @@ def mcts_generate(
         root.summary, _ = model.summarize(out.cache_params)
         root.value = float(model.predict_value(root.summary)[0])
         # The prompt's logits were computed before the correction, which acts from the next step on.
-        _set_candidates(root, out.logits[0, -1], top_k_expansion)
+        _set_candidates(root, out.logits[0, -1], config.top_k_expansion)
         generated, stats = [], []
         for t in range(max_new_tokens):
-            _search(
-                model, root, num_simulations, c_puct, top_k_expansion, rollout, rollout_depth, leaf_batch_size, eos
-            )
+            _search(model, root, config, eos)
             # Most visits wins; ties go to the higher prior (so one simulation is greedy).
             chosen = max(root.children.values(), key=lambda c: (c.visits, c.prior))
             stats.append(

@@ -421,10 +421,11 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
         """`GenerationMixin.generate`, or MCTS deliberation with `deliberation="mcts"`.
 
         With `deliberation=None` every argument goes to `GenerationMixin.generate` unchanged. With
-        `"mcts"`, the keyword arguments are those of [`~hf_reason.models.crsm.mcts.mcts_generate`]
+        `"mcts"`, the keyword arguments are those of [`~hf_reason.models.crsm.mcts.mcts_generate`]:
+        the search settings as a `deliberation_config=CRSMDeliberationConfig(...)` or field by field
         (`num_simulations`, `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`,
-        `leaf_batch_size`, `apply_state_delta`, `max_new_tokens`, `eos_token_id`,
-        `return_dict_in_generate`, ...).
+        `leaf_batch_size`, `apply_state_delta`), and `max_new_tokens`, `eos_token_id`,
+        `return_dict_in_generate`, `streamer`.
         """
         if deliberation is None:
             return super().generate(inputs, **kwargs)
