@@ -49,7 +49,7 @@ class TestTRMModelCommon(ModelTesterMixin):
     model_class = TRMForPuzzleSolving
     base_model_class = TRMModel
     auto_classes = (AutoModelForPuzzleSolving, AutoModelForTokenClassification)
-    remote_code_files = frozenset({"configuration_trm.py", "modeling_trm.py", "q_heads.py"})
+    remote_code_files = frozenset({"configuration_trm.py", "modeling_trm.py", "q_heads.py", "supervision.py"})
     remote_auto_class = "AutoModelForTokenClassification"
     config_variants = {"default": {}, **VARIANTS}
     remote_code_variant = "mlp_mixer_learned_puzzle_emb"
