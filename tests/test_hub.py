@@ -232,6 +232,47 @@ def test_prepare_upload_folder_refuses_pickled_weights(tmp_path):
         prepare_upload_folder(tmp_path / "m", "no-org", tmp_path / "up2")
 
 
+STATE_EXCLUDED = "temporary or training-state file"
+
+
+def test_upload_leaves_out_the_state_files_our_trainers_declare(tmp_path):
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    state_files = [
+        "deep_supervision_state_rank0.safetensors",
+        "dqn_halting_state_rank0.safetensors",
+        "dqn_halting_state_rank1.safetensors",
+    ]
+    for name in state_files:
+        (model_dir / name).write_bytes(b"state")
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.files == _expected_files()
+    assert dict(plan.excluded) == {
+        "checkpoint-5/": "training output, not part of the model",
+        "training_args.bin": "pickle file (weights travel as safetensors only)",
+        **dict.fromkeys(state_files, STATE_EXCLUDED),
+    }
+
+
+def test_upload_leaves_out_the_state_files_a_users_trainer_subclass_declares(tmp_path):
+    from hf_reason.trainers import DeepSupervisionTrainer, training_state_files
+
+    class SolverTrainer(DeepSupervisionTrainer):
+        training_state_files = (*DeepSupervisionTrainer.training_state_files, "solver_state_*.json")
+
+    assert "solver_state_*.json" in training_state_files()
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    (model_dir / "solver_state_7.json").write_text("{}")
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.files == _expected_files()
+    assert dict(plan.excluded)["solver_state_7.json"] == STATE_EXCLUDED
+
+
+def test_importing_the_hub_does_not_import_the_trainers():
+    # the trainers import the hub for their cards; the upload imports them only when it builds a folder
+    code = "import sys, hf_reason.hub; sys.exit(bool({'hf_reason.trainers', 'trl'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
 class RecordingHfApi(HfApi):
     """A real HfApi whose two network methods record their arguments (and the folder) instead."""
 

@@ -17,6 +17,7 @@ The flow is:
   tokenizer, the `auto_map` code files, the card, an optional ONNX export under `onnx/` with its
   `export_report.json`) and `push_to_hub` uploads it in one commit through `HfApi`. A PEFT adapter
   gets the adapter card, a tokenizer pushed alone a tokenizer card (`build_tokenizer_card`).
+  Pickles and the training state files that trainers declare (`training_state_files`) stay out.
 
 The modules:
 

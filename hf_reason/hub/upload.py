@@ -1,10 +1,11 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """The exact folder uploaded to the Hub (`prepare_upload_folder`) and the upload in one commit (`push_to_hub`)."""
 
+import fnmatch
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -59,8 +60,9 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _copy_tree(src: Path, dst: Path, excluded: list, prefix: str = "") -> None:
-    """Copies `src` into `dst` but for training outputs, pickles and temporary files, listed in `excluded`."""
+def _copy_tree(src: Path, dst: Path, excluded: list, state_files: Sequence[str], prefix: str = "") -> None:
+    """Copies `src` into `dst` but for training outputs, pickles, temporary files and the files whose name
+    matches a `state_files` pattern (fnmatch), each listed in `excluded` with the reason."""
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         shown = prefix + rel.as_posix()
@@ -76,7 +78,11 @@ def _copy_tree(src: Path, dst: Path, excluded: list, prefix: str = "") -> None:
         if name.endswith(_PICKLE_SUFFIXES):
             excluded.append((shown, "pickle file (weights travel as safetensors only)"))
             continue
-        if name.endswith(".tmp") or name.startswith(".") or name.startswith("deep_supervision_state_"):
+        if (
+            name.endswith(".tmp")
+            or name.startswith(".")
+            or any(fnmatch.fnmatchcase(name, pattern) for pattern in state_files)
+        ):
             excluded.append((shown, "temporary or training-state file"))
             continue
         _place(path, dst / rel)
@@ -152,10 +158,12 @@ def prepare_upload_folder(
 
     `source_dir` is a `save_pretrained` folder of an hf-reason model (weights, config, tokenizer)
     or of a PEFT adapter (`adapter_config.json`). Pickle files and training state are left out
-    (listed in `plan.excluded`); the `auto_map` code files are added when missing; the card is
-    rendered for `repo_id` from the inputs `write_model_card` kept (explicit `card_kwargs`, e.g.
-    `eval_results=...`, take precedence); `onnx_dir` (an `hf-reason export` folder) goes to `onnx/`
-    with its `export_report.json`. An adapter card loads its base with `trust_remote_code=True` when
+    (listed in `plan.excluded`); training state is every file that a trainer class, ours or a
+    user's subclass, declares in its `training_state_files` (`hf_reason.trainers.training_state_files()`).
+    The `auto_map` code files are added when missing; the card is rendered for `repo_id` from the
+    inputs `write_model_card` kept (explicit `card_kwargs`, e.g. `eval_results=...`, take
+    precedence); `onnx_dir` (an `hf-reason export` folder) goes to `onnx/` with its
+    `export_report.json`. An adapter card loads its base with `trust_remote_code=True` when
     the base's config has an `auto_map`; that config comes from `card_kwargs["base_config"]`, the
     saved card inputs, the base's folder or Hub cache, or PEFT's record of an hf-reason base class.
     """
@@ -164,12 +172,16 @@ def prepare_upload_folder(
         raise FileNotFoundError(f"`source_dir` {source} is not a directory.")
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"`repo_id` must look like 'org/name', got {repo_id!r}.")
+    # Imported here: the trainers import this package for their cards, and importing them costs TRL's import.
+    from ..trainers import training_state_files
+
+    state_files = training_state_files()
     folder = Path(upload_dir) if upload_dir is not None else Path(tempfile.mkdtemp(prefix="hf-reason-upload-"))
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"`upload_dir` {folder} must be empty or not exist.")
     folder.mkdir(parents=True, exist_ok=True)
     plan = UploadPlan(folder=folder, kind="", repo_id=repo_id)
-    _copy_tree(source, folder, plan.excluded)
+    _copy_tree(source, folder, plan.excluded, state_files)
 
     saved = _read_json(source / CARD_INPUTS_NAME) or {}
     inputs = {
@@ -218,7 +230,9 @@ def prepare_upload_folder(
         _code_files(folder, source, config)
         if onnx_dir is not None:
             onnx_excluded: list = []
-            _copy_tree(Path(onnx_dir), folder / ONNX_SUBFOLDER, onnx_excluded, prefix=f"{ONNX_SUBFOLDER}/")
+            _copy_tree(
+                Path(onnx_dir), folder / ONNX_SUBFOLDER, onnx_excluded, state_files, prefix=f"{ONNX_SUBFOLDER}/"
+            )
             plan.excluded.extend(onnx_excluded)
             if not any((folder / ONNX_SUBFOLDER).rglob("*.onnx")):
                 raise ValueError(f"`onnx_dir` {onnx_dir} holds no .onnx file.")
