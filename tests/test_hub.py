@@ -523,6 +523,7 @@ def test_templates_ship_in_the_wheel(tmp_path):
     names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
     templates = {Path(n).name for n in names if n.startswith("hf_reason/model_cards/")}
     assert {"trm.md", "crsm.md", "meta_attention.md", "adapter.md", "tokenizer.md"} <= templates
+    assert "hf_reason/hub/citations.bib" in names  # the cited methods' BibTeX, read at import
 
 
 # --------------------------------------------------------------------------- a tokenizer pushed alone
@@ -824,6 +825,26 @@ def test_adapter_card_cites_its_peft_method():
     assert keys(
         LoraConfig(r=4, target_modules=["c_attn"]), training_args={"trainer_config": "ReasoningGRPOConfig"}
     ) == ["hu2022lora", "shao2024deepseekmath", "peft"]
+
+
+def test_citations_are_read_from_the_bibtex_file_by_key(tmp_path):
+    from hf_reason.hub import CITATIONS, load_citations
+
+    training = ["grpo", "dpo", "ld-dpo"]
+    peft = ["LORA", "DORA", "ADALORA", "IA3", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA", "LOHA"]
+    assert list(CITATIONS) == training + peft
+    assert CITATIONS["grpo"].startswith("@article{shao2024deepseekmath,\n") and CITATIONS["grpo"].endswith("}")
+    good = "% a comment\n\n% key: a\n@misc{a,\n  year = {2025}\n}\n\n% key: b\n@misc{b}\n"
+    (tmp_path / "good.bib").write_text(good)
+    assert load_citations(tmp_path / "good.bib") == {"a": "@misc{a,\n  year = {2025}\n}", "b": "@misc{b}"}
+    for bad, message in [
+        ("@misc{a}\n", "must follow a line `% key: <key>`"),
+        ("% key: a\n@misc{a}\n% key: a\n@misc{b}\n", "'a' appears twice"),
+        ("% key: a\ntitle = {x}\n", "must be one BibTeX entry"),
+    ]:
+        (tmp_path / "bad.bib").write_text(bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_citations(tmp_path / "bad.bib")
 
 
 # --------------------------------------------------------------------------- push: adapters and ONNX-only exports
