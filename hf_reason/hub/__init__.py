@@ -24,7 +24,7 @@ The modules:
 - `families`: the model families (`Family`, `FAMILIES`, `family_for`) and their card templates;
 - `results`: `EvaluationResult`, `results_from_metrics` and the card's results table;
 - `citations`: the training and PEFT method papers (`CITATIONS`, read from `citations.bib`);
-- `training_info`: the hyperparameters and datasets a card records;
+- `card_inputs`: what a card records besides the model (hyperparameters, datasets, results);
 - `model_card`, `adapter_card`, `tokenizer_card`: the three card builders, and `card_helpers`,
   what they share (metadata, the Auto class a checkpoint loads with);
 - `card_writers`: writing a card at save time, from a model or a trainer;
@@ -34,6 +34,7 @@ The modules:
 
 from .adapter_card import build_adapter_card
 from .card_helpers import auto_class_for, count_safetensors_parameters
+from .card_inputs import describe_datasets, training_summary
 from .card_writers import write_model_card, write_trainer_model_card
 from .citations import CITATIONS, load_citations, peft_methods, training_methods
 from .families import ADAPTER_TEMPLATE, BASE_TAGS, FAMILIES, TOKENIZER_TEMPLATE, Family, family_for, template_path
@@ -41,7 +42,6 @@ from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_REPORT_NAME, ONNX_SUBF
 from .model_card import build_model_card
 from .results import BINARY_METRICS, EvaluationResult, results_from_metrics
 from .tokenizer_card import build_tokenizer_card
-from .training_info import describe_datasets, training_summary
 from .upload import UploadPlan, prepare_upload_folder, push_to_hub
 
 

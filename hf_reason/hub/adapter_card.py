@@ -8,10 +8,10 @@ from typing import Optional, Union
 from huggingface_hub import ModelCard
 
 from .card_helpers import _architecture, _hf_reason_import, _json_safe, _metadata, _version, auto_class_for
+from .card_inputs import _card_sources, _training_section
 from .citations import _citations, peft_methods, training_methods
 from .families import ADAPTER_TEMPLATE, BASE_TAGS, FAMILIES, template_path
-from .results import EvaluationResult, _as_results, _eval_table
-from .training_info import _training_section, describe_datasets, training_summary
+from .results import EvaluationResult, _eval_table
 
 
 # PEFT task types and the transformers Auto class their base model loads with.
@@ -59,9 +59,7 @@ def build_adapter_card(
     family = FAMILIES.get((base_config or {}).get("model_type"))
     pipeline_tag = family.pipeline_tag if family else _PEFT_TASK_PIPELINE.get(task_type)
     hub_task = family.task_type if family else (pipeline_tag or "other")
-    results = _as_results(eval_results)
-    dataset_rows = describe_datasets(datasets)
-    training = training_summary(training_args)
+    training, dataset_rows, results = _card_sources(training_args, datasets, eval_results)
     model_id = repo_id or f"<your-org>/{base_model.split('/')[-1]}-{str(peft_type).lower()}"
     card_data = _metadata(
         model_name=model_id.split("/")[-1],

@@ -15,11 +15,11 @@ from huggingface_hub import ModelCard
 from ..file_io import PathLike, atomic_write, atomic_write_json
 from .adapter_card import _base_config_summary, build_adapter_card
 from .card_helpers import _json_safe
+from .card_inputs import _saved_inputs, describe_datasets
 from .families import FAMILIES
 from .file_names import CARD_INPUTS_NAME, CARD_NAME
 from .model_card import build_model_card
 from .results import EvaluationResult, _as_results, results_from_metrics
-from .training_info import describe_datasets, training_summary
 
 
 def write_model_card(
@@ -41,12 +41,7 @@ def write_model_card(
     if not output_dir.is_dir():
         raise FileNotFoundError(f"`output_dir` {output_dir} does not exist; call save_pretrained first.")
     results = _as_results(eval_results)
-    inputs = {
-        "training": training_summary(training_args),
-        "datasets": describe_datasets(datasets),
-        "eval_results": [r.to_dict() for r in results],
-        "base_model": base_model,
-    }
+    inputs = _saved_inputs(training_args, datasets, results, base_model)
     card = build_model_card(
         model,
         repo_id=repo_id,
@@ -56,6 +51,11 @@ def write_model_card(
         base_model=base_model,
         **card_kwargs,
     )
+    return _save_card(output_dir, card, inputs)
+
+
+def _save_card(output_dir: Path, card: ModelCard, inputs: dict) -> ModelCard:
+    """Writes the card's inputs and the card (`README.md`) into `output_dir`, each atomically."""
     atomic_write_json(output_dir / CARD_INPUTS_NAME, inputs, indent=2)
     atomic_write(output_dir / CARD_NAME, str(card))
     return card
@@ -123,30 +123,19 @@ def write_trainer_model_card(
     results = results_from_metrics(metrics, dataset_name=eval_name, dataset_split="eval") if metrics else []
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     tags += [t for t in getattr(trainer, "_tag_names", None) or () if t not in tags]
-    card_kwargs = {"tags": tags, "license": license or "apache-2.0", "language": language}
-    repo_id = getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id
+    card_kwargs = {
+        "repo_id": getattr(trainer, "hub_model_id", None) or trainer.args.hub_model_id,
+        "training_args": trainer.args,
+        "datasets": datasets,
+        "eval_results": results,
+        "base_model": finetuned_from,
+        "tags": tags,
+        "license": license or "apache-2.0",
+        "language": language,
+    }
     if peft_config:
-        return _write_trainer_adapter_card(
-            output_dir,
-            model,
-            base,
-            repo_id=repo_id,
-            training_args=trainer.args,
-            datasets=datasets,
-            eval_results=results,
-            base_model=finetuned_from,
-            **card_kwargs,
-        )
-    return write_model_card(
-        output_dir,
-        model,
-        repo_id=repo_id,
-        training_args=trainer.args,
-        datasets=datasets,
-        eval_results=results,
-        base_model=finetuned_from,
-        **card_kwargs,
-    )
+        return _write_trainer_adapter_card(output_dir, model, base, **card_kwargs)
+    return write_model_card(output_dir, model, **card_kwargs)
 
 
 def _write_trainer_adapter_card(
@@ -164,14 +153,9 @@ def _write_trainer_adapter_card(
         or f"<your-org>/{base_config['model_type'].replace('_', '-')}"
     )
     trainable = sum(p.numel() for n, p in peft_model.named_parameters() if p.requires_grad)
-    inputs = {
-        "training": training_summary(training_args),
-        "datasets": describe_datasets(datasets),
-        "eval_results": [r.to_dict() for r in eval_results],
-        "base_model": base_model,
-        # so that a later push knows the base needs trust_remote_code, with no base download
-        "base_config": _base_config_summary(base_config),
-    }
+    inputs = _saved_inputs(training_args, datasets, eval_results, base_model)
+    # so that a later push knows the base needs trust_remote_code, with no base download
+    inputs["base_config"] = _base_config_summary(base_config)
     card = build_adapter_card(
         adapter_config,
         base_model=base_model,
@@ -183,6 +167,4 @@ def _write_trainer_adapter_card(
         num_parameters=trainable,
         **card_kwargs,
     )
-    atomic_write_json(output_dir / CARD_INPUTS_NAME, inputs, indent=2)
-    atomic_write(output_dir / CARD_NAME, str(card))
-    return card
+    return _save_card(output_dir, card, inputs)

@@ -9,11 +9,11 @@ from typing import Optional, Union
 from huggingface_hub import ModelCard
 
 from .card_helpers import _architecture, _hf_reason_import, _json_safe, _metadata, _version, auto_class_for
+from .card_inputs import _card_sources, _training_section
 from .citations import _citations, training_methods
 from .families import BASE_TAGS, family_for, template_path
 from .file_names import ONNX_REPORT_NAME
-from .results import EvaluationResult, _as_results, _eval_table
-from .training_info import _training_section, describe_datasets, training_summary
+from .results import EvaluationResult, _eval_table
 
 
 # Report fields that describe the exporting machine (a local path), not the export.
@@ -202,9 +202,7 @@ def build_model_card(
     config, counted = _config_dict(model)
     model_type = config.get("model_type")
     family = family_for(model_type)
-    results = _as_results(eval_results)
-    dataset_rows = describe_datasets(datasets)
-    training = training_summary(training_args)
+    training, dataset_rows, results = _card_sources(training_args, datasets, eval_results)
     model_id = repo_id or f"<your-org>/{model_type.replace('_', '-')}"
     card_data = _metadata(
         model_name=model_id.split("/")[-1],

@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard
 
 from ..file_io import PathLike
 from .card_helpers import _metadata, _read_json, _version
+from .card_inputs import _training_section, describe_datasets
 from .families import BASE_TAGS, TOKENIZER_TEMPLATE, template_path
-from .training_info import _training_section, describe_datasets
 
 
 def _tokenizer_algorithm(tokenizer_json: Mapping) -> tuple[str, bool]:

@@ -1,13 +1,16 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""What a card records of the training: the hyperparameters (`training_summary`) and the datasets
-(`describe_datasets`), and the card's *Training* section that shows them.
+"""What a card is rendered from besides the model: the training hyperparameters (`training_summary`),
+the datasets (`describe_datasets`) and the evaluation results, as a caller gives them and as they are
+saved next to a model for a later push; and the card's *Training* section that shows the first two.
 """
 
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
+from typing import Optional
 
 from .card_helpers import _json_safe
+from .results import EvaluationResult, _as_results
 
 
 # TrainingArguments fields worth a reader's attention; subclass fields (the trainer's own) are
@@ -134,3 +137,20 @@ def _training_section(training: Mapping, dataset_rows: Sequence[Mapping]) -> str
     if not parts:
         return "No training arguments or datasets were recorded for this checkpoint."
     return "\n".join(parts)
+
+
+def _card_sources(training_args, datasets, eval_results) -> tuple[dict, list[dict], list[EvaluationResult]]:
+    """(training summary, dataset rows, evaluation results) of a card, from what its builder was given."""
+    results = _as_results(eval_results)
+    dataset_rows = describe_datasets(datasets)
+    return training_summary(training_args), dataset_rows, results
+
+
+def _saved_inputs(training_args, datasets, results: Sequence[EvaluationResult], base_model: Optional[str]) -> dict:
+    """The card's inputs as saved next to a model (`CARD_INPUTS_NAME`), for a later push to re-render it."""
+    return {
+        "training": training_summary(training_args),
+        "datasets": describe_datasets(datasets),
+        "eval_results": [r.to_dict() for r in results],
+        "base_model": base_model,
+    }
