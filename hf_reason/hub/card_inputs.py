@@ -113,6 +113,7 @@ def describe_datasets(datasets) -> list[dict]:
 
 
 def _training_section(training: Mapping, dataset_rows: Sequence[Mapping]) -> str:
+    """The card's *Training* section: the datasets as a list, the hyperparameters as a table."""
     parts = []
     if dataset_rows:
         parts.append("Datasets:\n")
