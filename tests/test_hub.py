@@ -232,6 +232,47 @@ def test_prepare_upload_folder_refuses_pickled_weights(tmp_path):
         prepare_upload_folder(tmp_path / "m", "no-org", tmp_path / "up2")
 
 
+STATE_EXCLUDED = "temporary or training-state file"
+
+
+def test_upload_leaves_out_the_state_files_our_trainers_declare(tmp_path):
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    state_files = [
+        "deep_supervision_state_rank0.safetensors",
+        "dqn_halting_state_rank0.safetensors",
+        "dqn_halting_state_rank1.safetensors",
+    ]
+    for name in state_files:
+        (model_dir / name).write_bytes(b"state")
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.files == _expected_files()
+    assert dict(plan.excluded) == {
+        "checkpoint-5/": "training output, not part of the model",
+        "training_args.bin": "pickle file (weights travel as safetensors only)",
+        **dict.fromkeys(state_files, STATE_EXCLUDED),
+    }
+
+
+def test_upload_leaves_out_the_state_files_a_users_trainer_subclass_declares(tmp_path):
+    from hf_reason.trainers import DeepSupervisionTrainer, training_state_files
+
+    class SolverTrainer(DeepSupervisionTrainer):
+        training_state_files = (*DeepSupervisionTrainer.training_state_files, "solver_state_*.json")
+
+    assert "solver_state_*.json" in training_state_files()
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    (model_dir / "solver_state_7.json").write_text("{}")
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.files == _expected_files()
+    assert dict(plan.excluded)["solver_state_7.json"] == STATE_EXCLUDED
+
+
+def test_importing_the_hub_does_not_import_the_trainers():
+    # the trainers import the hub for their cards; the upload imports them only when it builds a folder
+    code = "import sys, hf_reason.hub; sys.exit(bool({'hf_reason.trainers', 'trl'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
 class RecordingHfApi(HfApi):
     """A real HfApi whose two network methods record their arguments (and the folder) instead."""
 
@@ -482,6 +523,7 @@ def test_templates_ship_in_the_wheel(tmp_path):
     names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
     templates = {Path(n).name for n in names if n.startswith("hf_reason/model_cards/")}
     assert {"trm.md", "crsm.md", "meta_attention.md", "adapter.md", "tokenizer.md"} <= templates
+    assert "hf_reason/hub/citations.bib" in names  # the cited methods' BibTeX, read at import
 
 
 # --------------------------------------------------------------------------- a tokenizer pushed alone
@@ -783,6 +825,26 @@ def test_adapter_card_cites_its_peft_method():
     assert keys(
         LoraConfig(r=4, target_modules=["c_attn"]), training_args={"trainer_config": "ReasoningGRPOConfig"}
     ) == ["hu2022lora", "shao2024deepseekmath", "peft"]
+
+
+def test_citations_are_read_from_the_bibtex_file_by_key(tmp_path):
+    from hf_reason.hub import CITATIONS, load_citations
+
+    training = ["grpo", "dpo", "ld-dpo"]
+    peft = ["LORA", "DORA", "ADALORA", "IA3", "PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "VERA", "LOHA"]
+    assert list(CITATIONS) == training + peft
+    assert CITATIONS["grpo"].startswith("@article{shao2024deepseekmath,\n") and CITATIONS["grpo"].endswith("}")
+    good = "% a comment\n\n% key: a\n@misc{a,\n  year = {2025}\n}\n\n% key: b\n@misc{b}\n"
+    (tmp_path / "good.bib").write_text(good)
+    assert load_citations(tmp_path / "good.bib") == {"a": "@misc{a,\n  year = {2025}\n}", "b": "@misc{b}"}
+    for bad, message in [
+        ("@misc{a}\n", "must follow a line `% key: <key>`"),
+        ("% key: a\n@misc{a}\n% key: a\n@misc{b}\n", "'a' appears twice"),
+        ("% key: a\ntitle = {x}\n", "must be one BibTeX entry"),
+    ]:
+        (tmp_path / "bad.bib").write_text(bad)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_citations(tmp_path / "bad.bib")
 
 
 # --------------------------------------------------------------------------- push: adapters and ONNX-only exports

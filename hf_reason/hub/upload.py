@@ -1,0 +1,341 @@
+# Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
+"""The exact folder uploaded to the Hub (`prepare_upload_folder`) and the upload in one commit (`push_to_hub`)."""
+
+import fnmatch
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from huggingface_hub import HfApi, ModelCard
+
+from ..file_io import PathLike, atomic_write
+from .adapter_card import _base_config_summary, build_adapter_card
+from .card_helpers import _read_json, _version, count_safetensors_parameters
+from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_REPORT_NAME, ONNX_SUBFOLDER
+from .model_card import build_model_card
+from .tokenizer_card import build_tokenizer_card
+
+
+# Pickle-based files never travel to the Hub: loading them runs arbitrary code (weights must be
+# safetensors) and training state belongs to checkpoints, not to a shared model.
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+_SKIPPED_DIRS = {".git", "runs", "ema", "__pycache__", ".ipynb_checkpoints"}
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+_ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors",)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
+
+
+@dataclass
+class UploadPlan:
+    """The exact folder `push_to_hub` uploads, and what was left out of it and why.
+
+    Attributes:
+        folder: the folder, uploaded as it is.
+        kind: what it holds: `"model"`, `"adapter"`, `"onnx"` (an ONNX export without PyTorch weights)
+            or `"tokenizer"`.
+        repo_id: the repository it is built for (the card's loading code names it).
+        files: the files in `folder`, as sorted POSIX paths relative to it.
+        excluded: `(path, reason)` for each file or folder of the source that is left out.
+        card: the card written to `README.md`, or None.
+    """
+
+    folder: Path
+    kind: str
+    repo_id: str
+    files: list[str] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+    card: Optional[ModelCard] = None
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Puts `src` at `dst`, creating the folders on the way."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:  # a hard link costs no disk for multi-GB weights; copy across file systems
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _copy_tree(src: Path, dst: Path, excluded: list, state_files: Sequence[str], prefix: str = "") -> None:
+    """Copies `src` into `dst` but for training outputs, pickles, temporary files and the files whose name
+    matches a `state_files` pattern (fnmatch), each listed in `excluded` with the reason."""
+    for path in sorted(src.rglob("*")):
+        rel = path.relative_to(src)
+        shown = prefix + rel.as_posix()
+        if any(part in _SKIPPED_DIRS or part.startswith("checkpoint-") for part in rel.parts[:-1]):
+            continue
+        if path.is_dir():
+            if rel.name in _SKIPPED_DIRS or rel.name.startswith("checkpoint-"):
+                excluded.append((shown + "/", "training output, not part of the model"))
+            continue
+        name = rel.name
+        if name in (CARD_NAME, CARD_INPUTS_NAME) and len(rel.parts) == 1 and not prefix:
+            continue  # the card is re-rendered for the repo id
+        if name.endswith(_PICKLE_SUFFIXES):
+            excluded.append((shown, "pickle file (weights travel as safetensors only)"))
+            continue
+        if (
+            name.endswith(".tmp")
+            or name.startswith(".")
+            or any(fnmatch.fnmatchcase(name, pattern) for pattern in state_files)
+        ):
+            excluded.append((shown, "temporary or training-state file"))
+            continue
+        _place(path, dst / rel)
+
+
+def _code_files(folder: Path, source: Path, config: Mapping) -> None:
+    """Puts the modules named by `auto_map` (and their relative imports) next to the weights.
+
+    Each module comes from the saved folder when it is there, else from the installed family package.
+    """
+    from transformers.dynamic_module_utils import get_relative_imports
+
+    family_dir = Path(__file__).parents[1] / "models" / str(config.get("model_type"))
+    pending = []
+    for ref in (config.get("auto_map") or {}).values():
+        ref = ref[0] if isinstance(ref, (list, tuple)) else ref
+        if ref and "--" not in ref:  # "other/repo--module.Class" lives in another repository
+            pending.append(ref.rsplit(".", 1)[0])
+    seen = set()
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        name = module.replace(".", "/") + ".py"
+        origin = source / name if (source / name).is_file() else family_dir / name
+        if not origin.is_file():
+            raise FileNotFoundError(f"`auto_map` needs {name}, which is neither in {source} nor in {family_dir}.")
+        if not (folder / name).exists():
+            _place(origin, folder / name)
+        pending.extend(get_relative_imports(origin))
+
+
+def _base_config(base_model: Optional[str]) -> Optional[dict]:
+    """The base model's config.json, if it is available locally (a folder or the Hub cache); no code runs."""
+    if not base_model:
+        return None
+    if Path(base_model, "config.json").is_file():
+        return _read_json(Path(base_model, "config.json"))
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(base_model, "config.json")
+    return _read_json(Path(cached)) if isinstance(cached, str) else None
+
+
+def _base_config_from_adapter(adapter_config: Mapping) -> Optional[dict]:
+    """The base's config when PEFT recorded an hf-reason class as the base (`auto_mapping`).
+
+    Only hf-reason's own installed modules are imported here, never code from a checkpoint.
+    """
+    import importlib
+
+    mapping = adapter_config.get("auto_mapping") or {}
+    library, class_name = mapping.get("parent_library") or "", mapping.get("base_model_class")
+    if not (library.startswith("hf_reason.") and class_name):
+        return None
+    model_cls = getattr(importlib.import_module(library), class_name)
+    config = model_cls.config_class().to_dict()
+    config["architectures"] = [class_name]
+    return config
+
+
+def prepare_upload_folder(
+    source_dir: PathLike,
+    repo_id: str,
+    upload_dir: Optional[PathLike] = None,
+    *,
+    onnx_dir: Optional[PathLike] = None,
+    base_model: Optional[str] = None,
+    **card_kwargs,
+) -> UploadPlan:
+    """Builds, in `upload_dir`, the exact folder that `push_to_hub` uploads, and returns its plan.
+
+    `source_dir` is a `save_pretrained` folder of an hf-reason model (weights, config, tokenizer)
+    or of a PEFT adapter (`adapter_config.json`). Pickle files and training state are left out
+    (listed in `plan.excluded`); training state is every file that a trainer class, ours or a
+    user's subclass, declares in its `training_state_files` (`hf_reason.trainers.training_state_files()`).
+    The `auto_map` code files are added when missing; the card is rendered for `repo_id` from the
+    inputs `write_model_card` kept (explicit `card_kwargs`, e.g. `eval_results=...`, take
+    precedence); `onnx_dir` (an `hf-reason export` folder) goes to `onnx/` with its
+    `export_report.json`. An adapter card loads its base with `trust_remote_code=True` when
+    the base's config has an `auto_map`; that config comes from `card_kwargs["base_config"]`, the
+    saved card inputs, the base's folder or Hub cache, or PEFT's record of an hf-reason base class.
+    """
+    source = Path(source_dir)
+    if not source.is_dir():
+        raise FileNotFoundError(f"`source_dir` {source} is not a directory.")
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ValueError(f"`repo_id` must look like 'org/name', got {repo_id!r}.")
+    # Imported here: the trainers import this package for their cards, and importing them costs TRL's import.
+    from ..trainers import training_state_files
+
+    state_files = training_state_files()
+    folder = Path(upload_dir) if upload_dir is not None else Path(tempfile.mkdtemp(prefix="hf-reason-upload-"))
+    if folder.exists() and any(folder.iterdir()):
+        raise ValueError(f"`upload_dir` {folder} must be empty or not exist.")
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = UploadPlan(folder=folder, kind="", repo_id=repo_id)
+    _copy_tree(source, folder, plan.excluded, state_files)
+
+    saved = _read_json(source / CARD_INPUTS_NAME) or {}
+    inputs = {
+        "training_args": saved.get("training") or None,
+        "datasets": saved.get("datasets") or None,
+        "eval_results": saved.get("eval_results") or None,
+    }
+    inputs.update(card_kwargs)
+    explicit_base_config = inputs.pop("base_config", None)
+
+    adapter_config = _read_json(folder / "adapter_config.json")
+    config = _read_json(folder / "config.json")
+    if adapter_config is not None:
+        plan.kind = "adapter"
+        if not any((folder / name).is_file() for name in _ADAPTER_WEIGHT_FILES):
+            raise ValueError(
+                f"{source} has adapter_config.json but no adapter_model.safetensors (pickled "
+                "adapter_model.bin is not uploaded: save with safe_serialization=True)."
+            )
+        base = base_model or saved.get("base_model") or adapter_config.get("base_model_name_or_path")
+        if not base:
+            raise ValueError("`base_model` is needed for an adapter card: adapter_config.json names no base model.")
+        weights = [folder / n for n in _ADAPTER_WEIGHT_FILES if (folder / n).is_file()]
+        base_config = (
+            explicit_base_config
+            or saved.get("base_config")
+            or _base_config(base)
+            or _base_config_from_adapter(adapter_config)
+        )
+        plan.card = build_adapter_card(
+            adapter_config,
+            base_model=base,
+            repo_id=repo_id,
+            base_config=base_config,
+            num_parameters=count_safetensors_parameters(weights),
+            **inputs,
+        )
+    elif config is not None:
+        plan.kind = "model"
+        onnx_only = not any((folder / n).is_file() for n in _WEIGHT_FILES) and any(folder.glob("*.onnx"))
+        if not onnx_only and not any((folder / n).is_file() for n in _WEIGHT_FILES):
+            raise ValueError(
+                f"{source} holds no model.safetensors (pickled weights are never uploaded: save with "
+                "safe_serialization=True)."
+            )
+        _code_files(folder, source, config)
+        if onnx_dir is not None:
+            onnx_excluded: list = []
+            _copy_tree(
+                Path(onnx_dir), folder / ONNX_SUBFOLDER, onnx_excluded, state_files, prefix=f"{ONNX_SUBFOLDER}/"
+            )
+            plan.excluded.extend(onnx_excluded)
+            if not any((folder / ONNX_SUBFOLDER).rglob("*.onnx")):
+                raise ValueError(f"`onnx_dir` {onnx_dir} holds no .onnx file.")
+        onnx_files = sorted(
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and (p.suffix in (".onnx", ".onnx_data") or p.name == ONNX_REPORT_NAME)
+        )
+        report_path = next((folder / f for f in onnx_files if Path(f).name == ONNX_REPORT_NAME), None)
+        weights = (
+            [folder / "model.safetensors"]
+            if (folder / "model.safetensors").is_file()
+            else sorted(folder.glob("model-*.safetensors"))
+        )
+        plan.card = build_model_card(
+            config,
+            repo_id=repo_id,
+            base_model=base_model or saved.get("base_model"),
+            num_parameters=count_safetensors_parameters(weights) if weights else None,
+            onnx_files=onnx_files,
+            onnx_report=_read_json(report_path) if report_path else None,
+            onnx_only=onnx_only,
+            **inputs,
+        )
+        if onnx_only:
+            plan.kind = "onnx"
+    elif any((folder / n).is_file() for n in _TOKENIZER_FILES):
+        plan.kind = "tokenizer"
+        plan.card = build_tokenizer_card(folder, repo_id=repo_id, **card_kwargs)
+    else:
+        raise ValueError(
+            f"{source} is not a save_pretrained folder: no config.json, adapter_config.json or tokenizer."
+        )
+    if plan.card is not None:
+        atomic_write(folder / CARD_NAME, str(plan.card))
+    plan.files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return plan
+
+
+def push_to_hub(
+    source,
+    repo_id: str,
+    *,
+    private: bool = False,
+    onnx_dir: Optional[PathLike] = None,
+    tokenizer=None,
+    base_model: Optional[str] = None,
+    commit_message: Optional[str] = None,
+    revision: Optional[str] = None,
+    create_pr: bool = False,
+    token: Optional[str] = None,
+    api: Optional[HfApi] = None,
+    **card_kwargs,
+):
+    """Uploads a model, adapter, tokenizer or ONNX export to the Hub in one commit, with its card.
+
+    Args:
+        source: a `save_pretrained` folder, or an object with `save_pretrained` (a model, a
+            `PeftModel`, a tokenizer), which is saved (safetensors) to a temporary folder first.
+        repo_id: `"org/name"`; the repository is created if it does not exist.
+        private: create the repository private.
+        onnx_dir: an `hf-reason export` folder, uploaded under `onnx/` with its report.
+        tokenizer: a tokenizer saved next to the model (when `source` is an object).
+        base_model: for adapters, the base model's Hub id (default: from `adapter_config.json`).
+        api: the `HfApi` to use (default: `HfApi(token=token)`).
+        card_kwargs: passed to the card builder (e.g. `eval_results`, `datasets`, `training_args`).
+
+    Returns:
+        The `CommitInfo` of the upload.
+    """
+    api = api or HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="hf-reason-push-") as tmp:
+        if isinstance(source, (str, os.PathLike)):
+            source_dir = Path(source)
+        else:
+            if not hasattr(source, "save_pretrained"):
+                raise ValueError(f"`source` must be a folder or have `save_pretrained`; got {type(source).__name__}.")
+            source_dir = Path(tmp, "saved")
+            if hasattr(source, "get_base_model"):  # a PeftModel: its base tells whether loading needs remote code
+                base = source.get_base_model()
+                card_kwargs.setdefault(
+                    "base_config",
+                    _base_config_summary({**base.config.to_dict(), "architectures": [type(base).__name__]}),
+                )
+            kwargs = {} if _is_tokenizer(source) else {"safe_serialization": True}
+            source.save_pretrained(source_dir, **kwargs)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(source_dir)
+        plan = prepare_upload_folder(
+            source_dir, repo_id, Path(tmp, "upload"), onnx_dir=onnx_dir, base_model=base_model, **card_kwargs
+        )
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        return api.upload_folder(
+            repo_id=getattr(repo_url, "repo_id", None) or repo_id,
+            folder_path=str(plan.folder),
+            repo_type="model",
+            revision=revision,
+            create_pr=create_pr,
+            commit_message=commit_message or f"Upload {plan.kind} with hf-reason {_version()}",
+        )
+
+
+def _is_tokenizer(obj) -> bool:
+    from transformers import PreTrainedTokenizerBase
+
+    return isinstance(obj, PreTrainedTokenizerBase)
