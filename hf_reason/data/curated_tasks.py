@@ -1,11 +1,12 @@
 """The curated reasoning task set: loader, schema check and generated entries.
 
-The set ships as JSONL package data (``hf_reason/data/curated/tasks.jsonl``); the schema and
-the report format are documented in docs/curated_dataset.md. `load_curated_tasks` checks
-every line and returns a `datasets.Dataset` (nested fields `validator`, `introspection` and
-`reflection_memo` are JSON strings there, so that rows with different validator
-configurations share one Arrow schema). `generated_entries` builds more entries of the
-generatable categories (math, theory_of_mind, planning) in the same schema.
+The set ships as JSONL package data (``hf_reason/data/curated/tasks.jsonl``, built from the
+hand-written sources by ``utils/build_curated_tasks.py``); the schema and the report format are
+documented in docs/curated_dataset.md. `load_curated_tasks` checks every line and returns a
+`datasets.Dataset` (nested fields `validator`, `introspection` and `reflection_memo` are JSON
+strings there, so that rows with different validator configurations share one Arrow schema).
+`generated_entries` builds more entries of the generatable categories (math, theory_of_mind,
+planning) in the same schema.
 """
 
 from __future__ import annotations
@@ -48,11 +49,23 @@ _ENTRY_KEYS = (
 
 
 class CuratedTaskError(ValueError):
-    """A malformed entry: names the line and the field."""
+    """A malformed entry: names the file, the line, the entry (where its id is known) and the field.
 
-    def __init__(self, line: int, field: str, message: str, source: str = "tasks.jsonl"):
-        super().__init__(f"{source}, line {line}, field `{field}`: {message}")
-        self.line, self.field = line, field
+    Attributes `source`, `line` (`None` for what has no line, e.g. a whole file), `entry`, `field`
+    and `reason` (the message without the location) let a caller report or re-locate it.
+    """
+
+    def __init__(
+        self,
+        line: Optional[int],
+        field: str,
+        message: str,
+        source: str = "tasks.jsonl",
+        entry: Optional[str] = None,
+    ):
+        where = source + ("" if line is None else f", line {line}") + ("" if entry is None else f", entry `{entry}`")
+        super().__init__(f"{where}, field `{field}`: {message}")
+        self.source, self.line, self.entry, self.field, self.reason = source, line, entry, field, message
 
 
 def build_report(
