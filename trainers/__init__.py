@@ -1,16 +1,12 @@
 """Trainers for reasoning models, importable as `hf_reason.trainers`."""
 
+from hf_reason.evaluation.halting import HaltingTrajectories, collect_trajectories, evaluate_halting
+
 from ._model_card import training_state_files
 from .deep_supervision import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
 from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
-from .dqn_halting import (
-    DQNHaltingConfig,
-    DQNHaltingTrainer,
-    HaltingTrajectories,
-    ReplayBuffer,
-    collect_trajectories,
-    evaluate_halting,
-)
+from .dqn_halting_config import DQNHaltingConfig
+from .dqn_halting_trainer import DQNHaltingTrainer
 from .grpo import ReasoningGRPOConfig, ReasoningGRPOTrainer
 from .rewards import (
     ArithmeticAnswerReward,
@@ -20,6 +16,7 @@ from .rewards import (
     PlanReward,
     TheoryOfMindReward,
 )
+from .rl_utils import ReplayBuffer
 
 
 __all__ = ["DeepSupervisionConfig", "DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]

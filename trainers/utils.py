@@ -1,0 +1,75 @@
+# Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
+"""What several hf-reason trainers share: a hook right after each optimizer step, training metrics
+reduced over all processes when they are logged, and the check behind the configs' error messages."""
+
+from collections.abc import Callable, Iterable
+
+import torch
+from transformers import TrainerCallback
+
+
+__all__ = ["AfterOptimizerStep", "MetricWindow", "check_value"]
+
+
+def check_value(ok: bool, name: str, value, allowed: str) -> None:
+    """Raises a `ValueError` naming `name`, what it must be (`allowed`) and the `value` it got."""
+    if not ok:
+        raise ValueError(f"`{name}` must be {allowed}, got {value!r}.")
+
+
+class AfterOptimizerStep(TrainerCallback):
+    """Calls `step_fn()` right after every optimizer step, before the learning-rate scheduler steps:
+    the place to move what follows the weights (an EMA, a target network, a second optimizer)."""
+
+    def __init__(self, step_fn: Callable[[], None]):
+        self.step_fn = step_fn
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.step_fn()
+
+
+class MetricWindow:
+    """Sums and counts of training metrics since the last training log, reduced over all processes.
+
+    `mean_keys` are logged as their mean over everything recorded in the window (keys with nothing
+    recorded are left out of the log); `total_keys` are returned as plain sums. The key lists are fixed,
+    so every process all-reduces tensors of the same length even when one recorded nothing for a key.
+
+    Args:
+        mean_keys (`Iterable[str]`): metrics logged as means.
+        total_keys (`Iterable[str]`, defaults to `()`): metrics returned as sums.
+    """
+
+    def __init__(self, mean_keys: Iterable[str], total_keys: Iterable[str] = ()):
+        self.mean_keys = tuple(mean_keys)
+        self.total_keys = tuple(total_keys)
+        self.reset()
+
+    def reset(self) -> None:
+        keys = self.mean_keys + self.total_keys
+        self.sums = dict.fromkeys(keys, 0.0)
+        self.counts = dict.fromkeys(keys, 0)
+        self.recorded = False
+
+    def add(self, key: str, total: float, count: int = 1) -> None:
+        """Adds `total` over `count` items (one value by default) to `key`."""
+        self.sums[key] += total
+        self.counts[key] += count
+        self.recorded = True
+
+    def __bool__(self) -> bool:
+        return self.recorded
+
+    def reduce(self, accelerator) -> tuple[dict[str, float], dict[str, float]]:
+        """`(means, totals)` over every process since the last call, rounded means to 6 digits; starts a
+        new window. Every process must call it at the same point (it is a collective operation)."""
+        keys = self.mean_keys + self.total_keys
+        sums = torch.tensor([self.sums[k] for k in keys], dtype=torch.float64)
+        counts = torch.tensor([self.counts[k] for k in keys], dtype=torch.float64)
+        if accelerator.num_processes > 1:
+            sums = accelerator.reduce(sums.to(accelerator.device), "sum").cpu()
+            counts = accelerator.reduce(counts.to(accelerator.device), "sum").cpu()
+        self.reset()
+        sums, counts = dict(zip(keys, sums.tolist())), dict(zip(keys, counts.tolist()))
+        means = {k: round(sums[k] / counts[k], 6) for k in self.mean_keys if counts[k] > 0}
+        return means, {k: sums[k] for k in self.total_keys}
