@@ -3,7 +3,8 @@
 from hf_reason.evaluation.halting import HaltingTrajectories, collect_trajectories, evaluate_halting
 
 from ._model_card import training_state_files
-from .deep_supervision import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
+from .deep_supervision_config import DeepSupervisionConfig
+from .deep_supervision_trainer import DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
 from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
 from .dqn_halting_config import DQNHaltingConfig
 from .dqn_halting_trainer import DQNHaltingTrainer
