@@ -1,6 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """What several hf-reason trainers share: a hook right after each optimizer step, training metrics
-reduced over all processes when they are logged, and the check behind the configs' error messages."""
+reduced over all processes when they are logged, the check behind the configs' error messages and
+the guard that keeps bitsandbytes 4-bit models trainable."""
 
 from collections.abc import Callable, Iterable
 
@@ -8,7 +9,13 @@ import torch
 from transformers import TrainerCallback
 
 
-__all__ = ["AfterOptimizerStep", "MetricWindow", "check_value"]
+__all__ = [
+    "AfterOptimizerStep",
+    "MetricWindow",
+    "check_4bit_weights_trainable",
+    "check_value",
+    "keep_4bit_weights_trainable",
+]
 
 
 def check_value(ok: bool, name: str, value, allowed: str) -> None:
@@ -73,3 +80,50 @@ class MetricWindow:
         sums, counts = dict(zip(keys, sums.tolist())), dict(zip(keys, counts.tolist()))
         means = {k: round(sums[k] / counts[k], 6) for k in self.mean_keys if counts[k] > 0}
         return means, {k: sums[k] for k in self.total_keys}
+
+
+def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if getattr(getattr(m, "weight", None), "quant_state", None) is not None
+    ]
+
+
+def check_4bit_weights_trainable(model) -> None:
+    """Raises if a bitsandbytes 4-bit layer of `model` was repacked for CPU inference.
+
+    On CPUs with AVX512-BF16, bitsandbytes (0.48+) repacks a 4-bit weight in place the first time an
+    eval-mode layer runs a no-grad forward, for a faster inference kernel. That kernel has no
+    backward: training through a repacked model gets no gradient through those layers, silently or
+    with an in-place error (docs/trainers.md). The layout also rounds the block scales to bfloat16,
+    so the forward differs slightly from the trainable one. Our DPO and GRPO trainers call this when
+    training starts; the remedy is to reload the model and train before any evaluation or
+    generation, or to call `keep_4bit_weights_trainable` on it first.
+    """
+    repacked = [
+        name
+        for name, module in _linear_4bit_layers(model)
+        if getattr(module.weight.quant_state, "packing_format_for_cpu", False)
+    ]
+    if repacked:
+        raise ValueError(
+            f"{len(repacked)} 4-bit layers (e.g. {repacked[0]!r}) were repacked for CPU inference by an earlier no-grad "
+            "forward (evaluation or generation), and bitsandbytes cannot train through that layout; reload the model "
+            "from disk and train it before running any evaluation or generation"
+        )
+
+
+def keep_4bit_weights_trainable(model) -> int:
+    """Turns off bitsandbytes' CPU inference repacking on `model`'s 4-bit layers; returns how many.
+
+    Evaluation during training (`eval_strategy`, reference forwards, generation) then runs the
+    same dequantizing kernel as training, so it can never leave the weights in the layout that
+    `check_4bit_weights_trainable` refuses. The price is the slower CPU inference kernel for this
+    model object; reload it for fast CPU inference after training. A no-op without 4-bit layers.
+    """
+    layers = _linear_4bit_layers(model)
+    for _, module in layers:
+        if hasattr(module, "support_avx512bf16_for_cpu"):  # the switch bitsandbytes' forward reads
+            module.support_avx512bf16_for_cpu = False
+    return len(layers)
