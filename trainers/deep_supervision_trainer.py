@@ -19,13 +19,12 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_reason.evaluation.puzzles import PUZZLE_KEYS, run_supervision_steps, summarize
-from hf_reason.file_io import save_safetensors_atomic
 from hf_reason.hub import write_trainer_model_card
 from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding, score_cells
 
 from ._model_card import ModelCardMixin
 from .deep_supervision_config import DeepSupervisionConfig
-from .utils import AfterOptimizerStep, MetricWindow
+from .utils import AfterOptimizerStep, CheckpointStateMixin, MetricWindow
 
 
 __all__ = ["DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]
@@ -79,7 +78,7 @@ class SignSGD(torch.optim.Optimizer):
                 param[rows] = updated
 
 
-class DeepSupervisionTrainer(ModelCardMixin, Trainer):
+class DeepSupervisionTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
     """
     Trainer for [`TRMForPuzzleSolving`] with deep supervision.
 
@@ -97,6 +96,13 @@ class DeepSupervisionTrainer(ModelCardMixin, Trainer):
     """
 
     training_state_files = (STATE_FILE.format(rank="*"),)
+    _state_file = STATE_FILE
+    _missing_state_message = (
+        "{path} is missing: {checkpoint} is incomplete (interrupted while saving), was written by fewer processes "
+        "than this run has, or was not written by DeepSupervisionTrainer. Resume from an earlier checkpoint "
+        "(hf_reason.trainers.last_complete_checkpoint finds the newest complete one) with the same number of "
+        "processes."
+    )
 
     def __init__(self, model=None, args: Optional[DeepSupervisionConfig] = None, **kwargs):
         if args is None:
@@ -265,44 +271,30 @@ class DeepSupervisionTrainer(ModelCardMixin, Trainer):
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
         write_trainer_model_card(self, output_dir)  # README.md: a Hub model card for the saved model
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        output_dir = os.path.join(
-            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        )
+    def _save_checkpoint_files(self, folder: str) -> None:
         if self.ema is not None and self.args.should_save:
-            self.ema.module.save_pretrained(os.path.join(output_dir, EMA_DIR), safe_serialization=True)
-        # Written last, atomically, per process: its presence marks this process's part complete,
-        # and the world size in it tells `last_complete_checkpoint` how many such files to expect.
+            self.ema.module.save_pretrained(os.path.join(folder, EMA_DIR), safe_serialization=True)
+
+    def _checkpoint_state(self) -> dict[str, torch.Tensor]:
+        # The world size tells `last_complete_checkpoint` how many state files to expect.
         state = {"world_size": torch.tensor(self.args.world_size, dtype=torch.long)}
         if self._carry is not None:
             state.update({f"carry.{k}": v.contiguous() for k, v in self._carry.items()})
             state.update({f"current.{k}": v.contiguous() for k, v in self._current.items()})
         if self.ema is not None:
             state["ema.n_averaged"] = self.ema.n_averaged.clone()
-        path = os.path.join(output_dir, STATE_FILE.format(rank=self.args.process_index))
-        save_safetensors_atomic(state, path)
+        return state
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_FILE.format(rank=self.args.process_index))
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{path} is missing: {resume_from_checkpoint} is incomplete (interrupted while saving), was "
-                "written by fewer processes than this run has, or was not written by DeepSupervisionTrainer. "
-                "Resume from an earlier checkpoint (hf_reason.trainers.last_complete_checkpoint finds the "
-                "newest complete one) with the same number of processes."
-            )
-        state = load_file(path)
+    def _load_checkpoint_state(self, state: dict[str, torch.Tensor], checkpoint: str) -> None:
         carry = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("carry.")}
         if carry:
             self._carry = TRMCarry(**carry)
             self._current = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("current.")}
         if self.ema is not None:
-            ema_weights = os.path.join(resume_from_checkpoint, EMA_DIR, "model.safetensors")
+            ema_weights = os.path.join(checkpoint, EMA_DIR, "model.safetensors")
             if not os.path.isfile(ema_weights) or "ema.n_averaged" not in state:
                 raise FileNotFoundError(
-                    f"{resume_from_checkpoint} has no EMA state ({ema_weights}): it was saved with `ema_decay=0`. "
+                    f"{checkpoint} has no EMA state ({ema_weights}): it was saved with `ema_decay=0`. "
                     "Resume with `ema_decay=0`, or start a new run to use the EMA."
                 )
             # strict: every EMA weight must come back, or evaluation would silently mix in fresh weights

@@ -30,15 +30,12 @@ network's soft updates count) covers `k` rollout steps.
 
 import copy
 import math
-import os
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from safetensors.torch import load_file
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from hf_reason.evaluation.halting import (
@@ -49,14 +46,13 @@ from hf_reason.evaluation.halting import (
     halting_metrics,
 )
 from hf_reason.evaluation.puzzles import PUZZLE_KEYS
-from hf_reason.file_io import save_safetensors_atomic
 from hf_reason.models.trm.modeling_trm import score_cells
 
 from ._model_card import ModelCardMixin
 from .dqn_halting_config import DQNHaltingConfig
 from .dqn_halting_episodes import CONTINUE, HALT, HaltingEpisodes, PendingContinue, Transitions
 from .rl_utils import CountBonus, ReplayBuffer, RNDBonus, epsilon_at, soft_update
-from .utils import AfterOptimizerStep, MetricWindow
+from .utils import AfterOptimizerStep, CheckpointStateMixin, MetricWindow
 
 
 logger = logging.get_logger(__name__)
@@ -66,7 +62,7 @@ __all__ = ["DQNHaltingTrainer"]
 STATE_FILE = "dqn_halting_state_rank{rank}.safetensors"
 
 
-class DQNHaltingTrainer(ModelCardMixin, Trainer):
+class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
     """
     Trains the halting Q-head of a [`TRMForPuzzleSolving`] with DQN (see the module docstring).
 
@@ -86,6 +82,11 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
     """
 
     training_state_files = (STATE_FILE.format(rank="*"),)
+    _state_file = STATE_FILE
+    _missing_state_message = (
+        "{path} is missing: {checkpoint} is incomplete (interrupted while saving) or was not written by "
+        "DQNHaltingTrainer. Resume from an earlier checkpoint."
+    )
 
     # Logged as means over the window since the last log; the totals give `intrinsic_share` and `episodes`.
     METRIC_KEYS = (
@@ -433,26 +434,13 @@ class DQNHaltingTrainer(ModelCardMixin, Trainer):
         return metrics
 
     # ----------------------------------------------------------------- checkpoints
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        output_dir = os.path.join(
-            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        )
+    def _checkpoint_state(self) -> dict[str, torch.Tensor]:
         state = {f"target.{k}": v.contiguous() for k, v in self.target_q_head.state_dict().items()}
         if self.intrinsic_bonus is not None:
             state.update({f"intrinsic.{k}": v.contiguous() for k, v in self.intrinsic_bonus.state_dict().items()})
-        path = os.path.join(output_dir, STATE_FILE.format(rank=self.args.process_index))
-        save_safetensors_atomic(state, path)  # written last: its presence marks the checkpoint complete
+        return state
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_FILE.format(rank=self.args.process_index))
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"{path} is missing: {resume_from_checkpoint} is incomplete (interrupted while saving) or was not "
-                "written by DQNHaltingTrainer. Resume from an earlier checkpoint."
-            )
-        state = load_file(path)
+    def _load_checkpoint_state(self, state: dict[str, torch.Tensor], checkpoint: str) -> None:
         self.target_q_head.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("target.")})
         intrinsic = {k[10:]: v for k, v in state.items() if k.startswith("intrinsic.")}
         self._pending_intrinsic_state = intrinsic or None

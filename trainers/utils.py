@@ -1,16 +1,22 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """What several hf-reason trainers share: a hook right after each optimizer step, training metrics
-reduced over all processes when they are logged, the check behind the configs' error messages and
-the guard that keeps bitsandbytes 4-bit models trainable."""
+reduced over all processes when they are logged, per-process state files in checkpoints, the check
+behind the configs' error messages and the guard that keeps bitsandbytes 4-bit models trainable."""
 
+import os
 from collections.abc import Callable, Iterable
 
 import torch
+from safetensors.torch import load_file
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from hf_reason.file_io import save_safetensors_atomic
 
 
 __all__ = [
     "AfterOptimizerStep",
+    "CheckpointStateMixin",
     "MetricWindow",
     "check_4bit_weights_trainable",
     "check_value",
@@ -80,6 +86,45 @@ class MetricWindow:
         sums, counts = dict(zip(keys, sums.tolist())), dict(zip(keys, counts.tolist()))
         means = {k: round(sums[k] / counts[k], 6) for k in self.mean_keys if counts[k] > 0}
         return means, {k: sums[k] for k in self.total_keys}
+
+
+class CheckpointStateMixin:
+    """Trainer state that the model, optimizer and scheduler do not hold (a carry, a target network, ...)
+    in every checkpoint, and back on resume: one safetensors file per process, written atomically after
+    everything else of the checkpoint, so that its presence marks the process's part complete.
+
+    Put it before the `Trainer` in the bases and define `_state_file` (the file name with a `{rank}`
+    field for the process index), `_missing_state_message` (the error when a resumed checkpoint lacks
+    the file, formatted with `path` and `checkpoint`), `_checkpoint_state()` (the tensors to save) and
+    `_load_checkpoint_state(state, checkpoint)`; optionally `_save_checkpoint_files(folder)` for other
+    files of the trainer, written before the state file.
+    """
+
+    _state_file: str
+    _missing_state_message: str
+
+    def _checkpoint_state(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _load_checkpoint_state(self, state: dict[str, torch.Tensor], checkpoint: str) -> None:
+        raise NotImplementedError
+
+    def _save_checkpoint_files(self, folder: str) -> None:
+        pass
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        self._save_checkpoint_files(folder)
+        path = os.path.join(folder, self._state_file.format(rank=self.args.process_index))
+        save_safetensors_atomic(self._checkpoint_state(), path)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, self._state_file.format(rank=self.args.process_index))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(self._missing_state_message.format(path=path, checkpoint=resume_from_checkpoint))
+        self._load_checkpoint_state(load_file(path), resume_from_checkpoint)
 
 
 def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:
