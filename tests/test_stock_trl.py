@@ -1,7 +1,7 @@
 """Stock `trl.GRPOTrainer` and `trl.DPOTrainer` run two steps on each of our text-generating model
 families (CRSM, meta-attention), and refuse TRM, a grid solver that generates no text.
 
-What TRL needs from a custom model (issue 7): an `auto_map` on the config, `GenerationMixin`
+What TRL needs from a custom model: an `auto_map` on the config, `GenerationMixin`
 and a generation config, gradient checkpointing (TRL turns it on by default; left on here), and
 what cached generation needs. Each family is built tiny from its config, with a local tokenizer.
 """
