@@ -1,4 +1,4 @@
-"""2-process CPU runs under `accelerate launch` with the shipped config (slow: ~20 s each)."""
+"""2-process CPU runs under `accelerate launch` with the shipped config (slow: each starts two processes)."""
 
 import json
 
@@ -8,10 +8,10 @@ from conftest import REPO_ROOT, accelerate_launch
 
 def test_every_multiprocess_script_destroys_its_process_group():
     """A script that exits with the gloo group alive can abort in interpreter teardown (rank 1,
-    SIGABRT, "terminate called without an active exception"; pytorch/pytorch#179291), which failed
-    CI here once; destroying the group alone still aborted once (the Sudoku example, rank 1). Every
-    script that runs under `accelerate launch` ends with `end_distributed()` after `main()`, which
-    collects reference cycles first (see its docstring)."""
+    SIGABRT, "terminate called without an active exception"; pytorch/pytorch#179291), and destroying
+    the group alone does not always prevent it. Every script that runs under `accelerate launch`
+    ends with `end_distributed()` after `main()`, which collects reference cycles first (see its
+    docstring)."""
     examples = REPO_ROOT / "examples"
     scripts = [
         *sorted((REPO_ROOT / "tests" / "scripts").glob("*.py")),

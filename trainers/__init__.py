@@ -1,17 +1,20 @@
-"""Trainers for reasoning models, importable as `hf_reason.trainers`."""
+"""Trainers for reasoning models, importable as `hf_reason.trainers`.
+
+Each trainer follows TRL's layout: `X_config.py` holds its config dataclass and `X_trainer.py` the
+trainer; `utils.py` and `rl_utils.py` hold what they share, `rewards.py` the reward functions.
+"""
+
+from hf_reason.evaluation.halting import HaltingTrajectories, collect_trajectories, evaluate_halting
 
 from ._model_card import training_state_files
-from .deep_supervision import DeepSupervisionConfig, DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
-from .dpo import LengthBalancedDPOConfig, LengthBalancedDPOTrainer, LengthBalancedSampler
-from .dqn_halting import (
-    DQNHaltingConfig,
-    DQNHaltingTrainer,
-    HaltingTrajectories,
-    ReplayBuffer,
-    collect_trajectories,
-    evaluate_halting,
-)
-from .grpo import ReasoningGRPOConfig, ReasoningGRPOTrainer
+from .deep_supervision_config import DeepSupervisionConfig
+from .deep_supervision_trainer import DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
+from .dpo_config import LengthBalancedDPOConfig
+from .dpo_trainer import LengthBalancedDPOTrainer, LengthBalancedSampler
+from .dqn_halting_config import DQNHaltingConfig
+from .dqn_halting_trainer import DQNHaltingTrainer
+from .grpo_config import ReasoningGRPOConfig
+from .grpo_trainer import ReasoningGRPOTrainer
 from .rewards import (
     ArithmeticAnswerReward,
     CombinedReward,
@@ -20,6 +23,7 @@ from .rewards import (
     PlanReward,
     TheoryOfMindReward,
 )
+from .rl_utils import ReplayBuffer
 
 
 __all__ = ["DeepSupervisionConfig", "DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]

@@ -7,7 +7,10 @@ import torch
 from ..models.trm.modeling_trm import IGNORE_INDEX, score_cells, supervision_steps
 
 
-__all__ = ["IGNORE_INDEX", "SupervisionStats", "run_supervision_steps", "summarize"]
+__all__ = ["IGNORE_INDEX", "PUZZLE_KEYS", "SupervisionStats", "run_supervision_steps", "summarize"]
+
+# The columns of a puzzle dataset that a puzzle solver's forward takes (`puzzle_identifiers` optional).
+PUZZLE_KEYS = ("input_ids", "labels", "puzzle_identifiers")
 
 
 @dataclass
