@@ -44,6 +44,7 @@ from .quantization import (
     quantize_int4,
     quantize_int8,
 )
+from .sessions import REPORT_NAME
 
 
 PathLike = Union[str, os.PathLike]
@@ -52,7 +53,6 @@ PathLike = Union[str, os.PathLike]
 EXPORTERS: dict[str, Callable] = {}
 MAX_PARITY_STEPS = 6
 TASKS: dict[str, tuple] = {}
-REPORT_NAME = "export_report.json"
 # Files an earlier export may have left that this one must not keep: ONNX graphs and their
 # external-data files (`onnx.save(..., save_as_external_data=True)` / Optimum's `model.onnx_data`).
 GRAPH_SUFFIXES = (".onnx", ".onnx_data", ".onnx.data")
@@ -186,7 +186,7 @@ def _build_graphs(
 def _check_fp32_dir(fp32_dir: PathLike, family: str, expected: dict) -> Path:
     """`fp32_dir` must hold an FP32 export of the same family with the same graph options."""
     fp32_dir = Path(fp32_dir)
-    report_path = fp32_dir / "export_report.json"
+    report_path = fp32_dir / REPORT_NAME
     if not report_path.is_file():
         raise ValueError(
             f"`fp32_dir` must be a folder written by `export_pretrained(..., precision='fp32')`; "
@@ -379,7 +379,7 @@ def export_trm(
     )
     bar.set_postfix_str("parity")
     ort_model = ORTTRMForPuzzleSolving.from_files(
-        out_dir, report["files"], optimization_level, solve_info, config=model.config
+        out_dir, report["files"], optimization_level, config=model.config, solve_graph_info=solve_info
     )
     report["parity"] = _trm_parity(model, ort_model, parity_samples, seed, fp32=precision == "fp32")
     if solve_graph:
