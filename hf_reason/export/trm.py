@@ -18,6 +18,7 @@ from torch import nn
 
 from ..models.auto import AutoModelForPuzzleSolving
 from ..models.trm import TRMCarry, TRMForPuzzleSolving
+from ..models.trm.modeling_trm import supervision_steps
 from .configs import onnx_config
 from .ort_trm import ORTTRMForPuzzleSolving
 from .pipeline import (
@@ -198,49 +199,56 @@ class TRMExportOptions(ExportOptions):
 # Steps of the parity check: a few show drift and halting; the full budget would cost minutes at
 # the reference size.
 MAX_PARITY_STEPS = 6
+_PARITY_KEYS = ("logits", "q_halt_logits", "q_continue_logits", "carry_y", "carry_z")
+
+
+def _step_outputs(output) -> dict:
+    return {
+        "logits": output.logits,
+        "q_halt_logits": output.q_halt_logits,
+        "q_continue_logits": output.q_continue_logits,
+        "carry_y": output.carry.y,
+        "carry_z": output.carry.z,
+    }
 
 
 def trm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool) -> dict:
-    """PyTorch vs ONNX Runtime over a whole `solve` (every step's carry, logits and halting)."""
+    """PyTorch vs ONNX Runtime over supervision steps (every step's carry, logits and halting) and a
+    whole `solve`.
+
+    Two comparisons per step. Forced: ONNX Runtime gets PyTorch's carry of the previous step, so the
+    differences are the export's own error at every step. Free-running: each side continues from its
+    own carry, as in deployment (the carries drift apart by float rounding amplified through the
+    recursion; docs/onnx.md, "The parity check"), for top-1 and halting agreement.
+    """
     config = model.config
     gen = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(1, config.vocab_size, (num_samples, config.seq_len), generator=gen)
     puzzle_ids = None
     if config.puzzle_emb_ndim:
         puzzle_ids = torch.randint(0, config.num_puzzle_identifiers, (num_samples,), generator=gen)
-    max_abs = {"logits": 0.0, "q_halt_logits": 0.0, "q_continue_logits": 0.0, "carry_y": 0.0, "carry_z": 0.0}
-    top1, halting = [], []
-    carry_pt = carry_ort = None
+    max_abs = dict.fromkeys(_PARITY_KEYS, 0.0)
+
+    def forced_step(carry=None, **inputs):
+        pt = model(**inputs, carry=carry)
+        forced = ort_model(**inputs, carry=carry)
+        expected, actual = _step_outputs(pt), _step_outputs(forced)
+        for key in _PARITY_KEYS:
+            max_abs[key] = max(max_abs[key], float((expected[key] - actual[key]).abs().max()))
+        return pt
+
     steps = min(config.halt_max_steps, MAX_PARITY_STEPS)
+    inputs = {"input_ids": input_ids, "puzzle_identifiers": puzzle_ids}
+    top1, halting = [], []
     with torch.no_grad():
-        for _ in range(steps):
-            pt = model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_pt, return_dict=True)
-            # Same input carry on both sides: the export's own error at every step. (Free-running
-            # carries drift apart by float rounding amplified through the recursion, ~1e-4 after
-            # a few steps even between two PyTorch builds; agreement below measures that path.)
-            forced = ort_model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_pt)
-            for key, a, b in (
-                ("logits", pt.logits, forced.logits),
-                ("q_halt_logits", pt.q_halt_logits, forced.q_halt_logits),
-                ("q_continue_logits", pt.q_continue_logits, forced.q_continue_logits),
-                ("carry_y", pt.carry.y, forced.carry.y),
-                ("carry_z", pt.carry.z, forced.carry.z),
-            ):
-                max_abs[key] = max(max_abs[key], float((a - b).abs().max()))
-            ox = ort_model(input_ids, puzzle_identifiers=puzzle_ids, carry=carry_ort)
+        for pt, ox in zip(
+            supervision_steps(forced_step, steps, **inputs), supervision_steps(ort_model, steps, **inputs)
+        ):
+            pt, ox = pt.output, ox.output
             top1.append((pt.logits.argmax(-1) == ox.logits.argmax(-1)).float().mean().item())
-            halting.append(
-                (
-                    model.halt_decision(pt.q_halt_logits, pt.q_continue_logits)
-                    == ort_model.halt_decision(ox.q_halt_logits, ox.q_continue_logits)
-                )
-                .float()
-                .mean()
-                .item()
-            )
-            carry_pt, carry_ort = pt.carry, ox.carry
-            carry_pt.halted = torch.zeros_like(carry_pt.halted)
-            carry_ort.halted = torch.zeros_like(carry_ort.halted)
+            pt_halts = model.halt_decision(pt.q_halt_logits, pt.q_continue_logits)
+            ort_halts = ort_model.halt_decision(ox.q_halt_logits, ox.q_continue_logits)
+            halting.append((pt_halts == ort_halts).float().mean().item())
         solved_pt = model.solve(input_ids, puzzle_identifiers=puzzle_ids, max_steps=steps)
         solved_ort = ort_model.solve(input_ids, puzzle_identifiers=puzzle_ids, max_steps=steps)
     result = {
