@@ -348,7 +348,7 @@ def test_int4_keep_fp32_leaves_the_named_matmuls_unquantized(tmp_path):
 
 def test_int4_with_zero_initialised_puzzle_embedding_and_halting_head(tmp_path):
     # A fresh TRM's puzzle embedding and halting-head weight are both zero matrices of transposed
-    # shapes: equal by content, yet not a tied embedding (this crashed the INT4 export once).
+    # shapes: equal by content, yet not a tied embedding.
     torch.manual_seed(0)
     config = tiny_trm_config(mixer="mlp", pos_encodings="none", puzzle_emb_ndim=32, num_puzzle_identifiers=2)
     model = TRMForPuzzleSolving(config).eval()
