@@ -4,7 +4,7 @@ The CRSM decode step spent a third of its time in two kinds of nodes that ONNX R
 kernels run far slower than their size suggests: `Softplus` (scalar, where `Exp` and `Log` are
 vectorized) and a `Mul` that broadcasts a last axis of 1 against a longer one (Mamba's
 discretization `dt[..., None] * A`, the outer product `dt * x` x `B`, the read-out by `C`). This
-script times each pattern as the export writes it now against the plain formulation, at the 50M
+script times each pattern as the export writes it against the plain formulation, at the 50M
 CRSM's sizes (intermediate 1024, state 16; 32 tokens for the prefill chunk), 16 copies per graph
 (one per layer) whose outputs one `Sum` node adds, so per-call overhead is shared alike. One line
 per pattern: ours (the exported form) vs the reference (the plain form), median of interleaved

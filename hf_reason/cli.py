@@ -49,11 +49,43 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_type(model_dir: str) -> Optional[str]:
+    """The saved model's `model_type`, or None where its config cannot be read (`export_pretrained`
+    then says why, after checking the other options)."""
+    from transformers import PretrainedConfig
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(model_dir)
+    except (OSError, ValueError):
+        return None
+    return config.get("model_type")
+
+
+def _export_options(args: argparse.Namespace, int8_blockwise: Optional[dict]):
+    """The export options of the model's family from the command line's flags (None for a model type
+    without an exporter or an unreadable model folder: `export_pretrained` names the problem)."""
+    from hf_reason.export import CRSMExportOptions, MetaAttentionExportOptions, TRMExportOptions
+
+    model_type = _model_type(args.model_dir)
+    if model_type == "trm":
+        return TRMExportOptions(
+            solve_graph=args.trm_solve_graph,
+            int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
+            int8_blockwise=int8_blockwise,
+        )
+    if model_type == "crsm":
+        return CRSMExportOptions(prefill_length=args.crsm_prefill_length, int8_blockwise=int8_blockwise)
+    if model_type == "meta_attention":
+        return MetaAttentionExportOptions(fusions=not args.no_meta_attention_fusions, int8_blockwise=int8_blockwise)
+    return None
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from hf_reason.export import export_pretrained
     from hf_reason.export.quantization import parse_blockwise
 
     try:
+        int8_blockwise = parse_blockwise(args.int8_blockwise, "--int8-blockwise")
         report = export_pretrained(
             args.model_dir,
             args.out_dir,
@@ -65,12 +97,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             accuracy_level=args.accuracy_level,
             quantize_gather=not args.no_quantize_gather,
             optimization_level=args.optimization_level,
-            trm_solve_graph=args.trm_solve_graph,
-            crsm_prefill_length=args.crsm_prefill_length,
             parity_samples=args.parity_samples,
-            trm_int8_fp32_token_mixer=not args.trm_int8_quantize_token_mixer,
-            meta_attention_fusions=not args.no_meta_attention_fusions,
-            int8_blockwise=parse_blockwise(args.int8_blockwise, "--int8-blockwise"),
+            options=_export_options(args, int8_blockwise),
         )
     except (ValueError, OSError) as error:
         # A bad option value or an unreadable model folder is the user's to fix: the message, not a

@@ -18,8 +18,15 @@ from hf_reason import TRMForPuzzleSolving
 from hf_reason.cli import build_parser
 from hf_reason.cli import main as cli_main
 from hf_reason.export import (
+    EXPORTERS,
+    FAMILY_EXPORTERS,
     OPTIMIZATION_LEVELS,
+    REPORT_NAME,
+    TASKS,
+    CRSMExportOptions,
+    MetaAttentionExportOptions,
     ORTTRMForPuzzleSolving,
+    TRMExportOptions,
     create_session,
     export_pretrained,
     onnx_config,
@@ -129,6 +136,74 @@ def test_a_fused_session_needs_its_exported_budget(tmp_path):
     session = ORTTRMForPuzzleSolving.from_pretrained(tmp_path).solve_session
     with pytest.raises(ValueError, match="`solve_graph_info` must give the one-graph solve's `max_steps`"):
         ORTTRMForPuzzleSolving(model.config, solve_session=session)
+
+
+def test_every_family_is_registered_with_its_tasks_and_options():
+    assert TASKS == {"trm": ("puzzle-solving",), "meta_attention": ("text-generation",), "crsm": ("text-generation",)}
+    options = {"trm": TRMExportOptions, "meta_attention": MetaAttentionExportOptions, "crsm": CRSMExportOptions}
+    for name, entry in FAMILY_EXPORTERS.items():
+        assert entry.name == name and entry.tasks == TASKS[name] and EXPORTERS[name] is entry.export
+        assert entry.options_class is options[name]
+    assert REPORT_NAME == "export_report.json"
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: TRMExportOptions(solve_graph="yes"), "`solve_graph` must be True or False; got 'yes'"),
+        (lambda: TRMExportOptions(solve_max_steps=0), "`solve_max_steps` must be an integer >= 1, got 0"),
+        (lambda: TRMExportOptions(int8_fp32_token_mixer=1), "`int8_fp32_token_mixer` must be True or False"),
+        (lambda: CRSMExportOptions(prefill_length=0), "`prefill_length` must be an integer >= 1, got 0"),
+        (lambda: CRSMExportOptions(prefill_length=True), "`prefill_length` must be an integer >= 1"),
+        (lambda: MetaAttentionExportOptions(fusions=None), "`fusions` must be True or False; got None"),
+        (
+            lambda: MetaAttentionExportOptions(int8_blockwise={"lm_head": 24}),
+            "`int8_blockwise`: the 8-bit block size of 'lm_head' must be a power of two",
+        ),
+        (lambda: TRMExportOptions(int8_blockwise=("lm_head",)), "`int8_blockwise` must map node-name substrings"),
+    ],
+)
+def test_family_options_name_the_field_and_what_it_allows(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_options_of_another_family_or_with_the_prefixed_keywords_are_refused(tmp_path):
+    model = tiny_trm()
+    with pytest.raises(
+        ValueError, match="`options` for model type 'trm' must be a TRMExportOptions; got CRSMExportOptions"
+    ):
+        export_pretrained(model, tmp_path, options=CRSMExportOptions())
+    with pytest.raises(ValueError, match="Pass either `options` or the keywords `trm_solve_graph`, not both"):
+        export_pretrained(model, tmp_path, options=TRMExportOptions(), trm_solve_graph=True)
+    assert not any(tmp_path.iterdir()), "a rejected request must not write anything"
+
+
+def test_options_object_and_prefixed_keywords_give_the_same_export(tmp_path):
+    model = tiny_trm()
+    common = dict(precision="int8", parity_samples=2, progress=False)
+    by_keywords = export_pretrained(
+        model, tmp_path / "keywords", trm_solve_graph=True, trm_int8_fp32_token_mixer=False, **common
+    )
+    by_options = export_pretrained(
+        model, tmp_path / "options", options=TRMExportOptions(solve_graph=True, int8_fp32_token_mixer=False), **common
+    )
+    for key in ("files", "parity", "quantization", "solve_graph"):
+        assert by_options[key] == by_keywords[key], key
+    assert by_options["quantization"]["kept_fp32"] == []
+    # The fused solve's budget is an option too; an FP32 export with another budget does not match.
+    short = export_pretrained(
+        model,
+        tmp_path / "short",
+        options=TRMExportOptions(solve_graph=True, solve_max_steps=1),
+        parity_samples=2,
+        progress=False,
+    )
+    assert short["solve_graph"] == {"max_steps": 1, "use_halting": True}
+    with pytest.raises(ValueError, match="`fp32_dir` .* holds a different export .*solve_graph"):
+        export_pretrained(
+            model, tmp_path / "int8", precision="int8", trm_solve_graph=True, fp32_dir=tmp_path / "short"
+        )
 
 
 @pytest.mark.parametrize("level", ["basic", "disable"])

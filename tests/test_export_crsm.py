@@ -100,9 +100,9 @@ def test_chunked_prefill_with_left_padding_longer_than_a_chunk(exported):
         ort_model.prefill(ids, mask.flip(1))
 
 
-def test_graphs_of_an_older_export_are_refused(exported, tmp_path):
-    """An older prefill graph (tokens and mask only) or step graph (summary and value outputs) gets an
-    error that says to re-export."""
+def test_graphs_of_another_interface_are_refused(exported, tmp_path):
+    """A prefill graph without state inputs (tokens and mask only) or a step graph with summary and
+    value outputs gets an error that says to re-export."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -110,19 +110,22 @@ def test_graphs_of_an_older_export_are_refused(exported, tmp_path):
     mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", PREFILL])
     logits = helper.make_tensor_value_info("logits", TensorProto.INT64, ["batch", PREFILL])
     graph = helper.make_graph(
-        [helper.make_node("Add", ["input_ids", "attention_mask"], ["logits"])], "old", [ids, mask], [logits]
+        [helper.make_node("Add", ["input_ids", "attention_mask"], ["logits"])], "stateless", [ids, mask], [logits]
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "prefill.onnx")
     model, out, _ = exported
     with pytest.raises(ValueError, match="re-export the model"):
         ORTCRSMForCausalLM(model.config, None, ort.InferenceSession(str(tmp_path / "prefill.onnx")))
-    # A step graph that still returns the summary and value (before the head graphs took them over).
+    # A step graph that returns the summary and value too (the head graphs' outputs).
     names = ["input_ids", "conv_states", "ssm_states"]
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch"]) for n in names]
     outputs = ["logits", "conv_states_out", "ssm_states_out", "state_summary", "value"]
     nodes = [helper.make_node("Identity", [names[i % 3]], [o]) for i, o in enumerate(outputs)]
     graph = helper.make_graph(
-        nodes, "old_step", inputs, [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch"]) for o in outputs]
+        nodes,
+        "step_with_value",
+        inputs,
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, ["batch"]) for o in outputs],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
     with pytest.raises(ValueError, match=r"model.onnx returns .*'value'.*re-export the model"):
@@ -395,7 +398,7 @@ def test_int8_blockwise_option_replaces_the_default(trained_export, tmp_path):
         }
         assert len(blocked) == model.config.num_hidden_layers and all("mixer/out_proj" in n for n in blocked), blocked
         assert set(blocked.values()) == {32}
-    # {}: every matmul dynamic INT8, as before blockwise INT8 existed.
+    # {}: every matmul dynamic INT8.
     report = export_pretrained(
         model,
         tmp_path / "dynamic",

@@ -1,24 +1,38 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""CRSM graphs for ONNX export: the prompt prefill and the single-token step, with the recurrent
-states as plain tensors.
+"""CRSM export: its graphs, options, quantization defaults, parity check and registry entry.
 
-transformers' `MambaCache` cannot cross a graph boundary (and Mamba's fixed-size states do not fit
-Optimum's KV-cache classes), so the per-layer conv / SSM states are stacked into two tensors,
-`conv_states (batch, layers, intermediate, conv_kernel)` and `ssm_states (batch, layers,
-intermediate, state_size)`, that `mixer_chunk_forward` reads and returns. Both graphs return the
-logits and the states only: the state summary and the value head's estimate come from the separate
-`summarize` / `value` graphs when asked for, as the PyTorch forward computes them only with
-`return_value=True` (computed in the step graph, they were ~10% of a 50M decode step; in the
-prefill graph, work repeated for every chunk).
+The graphs are the prompt prefill and the single-token step, with the recurrent states as plain
+tensors, and the small heads deliberation calls between steps. transformers' `MambaCache` cannot
+cross a graph boundary (and Mamba's fixed-size states do not fit Optimum's KV-cache classes), so the
+per-layer conv / SSM states are stacked into two tensors, `conv_states (batch, layers, intermediate,
+conv_kernel)` and `ssm_states (batch, layers, intermediate, state_size)`, that `mixer_chunk_forward`
+reads and returns. Both backbone graphs return the logits and the states only: the state summary
+and the value head's estimate come from the separate `summarize` / `value` graphs when asked for,
+as the PyTorch forward computes them only with `return_value=True` (a plain decode never reads them;
+docs/onnx.md, "CRSM graphs").
 """
 
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
+from transformers import AutoModelForCausalLM
 
 from ..models.crsm import CRSMForCausalLM
+from .configs import onnx_config
+from .ort_crsm import ORTCRSMForCausalLM
+from .pipeline import (
+    ExportOptions,
+    ExportRequest,
+    FamilyExporter,
+    build_export,
+    check_positive_int,
+    decoding_parity,
+    optimum_trace,
+    register_family,
+)
 
 
 def mixer_chunk_forward(
@@ -76,9 +90,9 @@ def mixer_chunk_forward(
 
 def _discretize(mixer, discrete_time_step: torch.Tensor, hidden_states: torch.Tensor, B: torch.Tensor):
     """Zero-order-hold `exp(A * dt)` and `dt * x * B`, `(..., intermediate, state)`, with matmuls in place
-    of the broadcasts along the last axis, which ONNX Runtime's CPU kernels run ~10x slower than a
-    same-shape multiply (the outer products have an inner dimension of 1; measured per decode step at
-    50M INT4: 4.3 -> 3.3 ms with `_softplus`)."""
+    of the broadcasts along the last axis, which ONNX Runtime's CPU kernels run far slower than a
+    same-shape multiply (the outer products have an inner dimension of 1; docs/onnx.md, "Slow CPU
+    kernels, not node count")."""
     A = -torch.exp(mixer.A_log.float())
     ones = torch.ones(1, mixer.ssm_state_size, dtype=A.dtype)
     discrete_A = torch.exp((discrete_time_step[..., None] @ ones) * A)
@@ -116,7 +130,8 @@ def mixer_step_forward(
 
 
 def _softplus(x: torch.Tensor) -> torch.Tensor:
-    # ONNX Runtime's CPU Softplus is scalar (11.5 us per 1024 values, Exp 0.6 us, Log 2 us).
+    # ONNX Runtime's CPU Softplus is scalar, where Exp and Log are vectorized (docs/onnx.md, "Slow CPU
+    # kernels, not node count").
     return torch.where(x > 20, x, torch.log1p(torch.exp(x)))  # torch's softplus threshold (20)
 
 
@@ -216,7 +231,8 @@ class CRSMStepForExport(nn.Module):
 
     def forward(self, input_ids: torch.LongTensor, conv_states: torch.Tensor, ssm_states: torch.Tensor) -> dict:
         # A one-token chunk: the same arithmetic as Mamba's single-token path, traced without its
-        # in-place cache updates (roll, index assignment), which left ~1300 nodes per step.
+        # in-place cache updates (roll, index assignment), which add many nodes per step
+        # (docs/onnx.md, "CRSM graphs").
         return _run_chunk(self.model, input_ids, conv_states, ssm_states, None)
 
 
@@ -277,10 +293,165 @@ def export_crsm_head(model: CRSMForCausalLM, part: str, path, opset: int) -> Non
         )
 
 
+# CRSM matmuls left FP32 at INT8 / INT4, by node-name substring, in every graph (the step and
+# prefill graphs compute the value too, and the same weights must stay byte-identical across
+# graphs to be stored once). The value head is two small matmuls whose scalar output MCTS compares
+# across children, where quantization error shows most (docs/onnx.md, "Quantization").
+CRSM_KEEP_FP32 = ("value_head",)
+# INT8: the mixers' in_proj, x_proj, out_proj and the LM head are 8-bit MatMulNBits, which
+# quantizes weights and activations per block of input channels; dynamic INT8 has one activation
+# scale per tensor, and a few outlier channels stretch it (most of all in the gated SSM output that
+# out_proj reads). out_proj and x_proj (the SSM output and the convolved input) keep blocks of 16;
+# in_proj (reads the normalized residual stream) and the LM head (the final norm's output), most of
+# the blockwise weights, take blocks of 128 (fewer activation scales: faster, for the same
+# agreement). dt_proj (input: time_step_rank channels) stays FP32 at INT8: small, no slower, and
+# blockwise it lost agreement. The measurements: docs/onnx.md, "CRSM INT8: a block size per matmul";
+# `int8_blockwise=` chooses another set.
+CRSM_INT8_BLOCKWISE = {"mixer/in_proj": 128, "mixer/x_proj": 16, "mixer/out_proj": 16, "lm_head": 128}
+CRSM_INT8_KEEP_FP32 = CRSM_KEEP_FP32 + ("mixer/dt_proj",)
+
+
+@dataclass
+class CRSMExportOptions(ExportOptions):
+    """
+    CRSM's export options (`export_pretrained(..., options=CRSMExportOptions(...))`).
+
+    Args:
+        prefill_length (`int`, defaults to 32):
+            Chunk length of `prefill.onnx` (`--crsm-prefill-length`); a prompt runs through it chunk
+            after chunk, left-padded to a whole number of chunks.
+        int8_blockwise (`Mapping[str, int]`, *optional*):
+            As in `ExportOptions`; CRSM's default (`None`) is `CRSM_INT8_BLOCKWISE`, e.g.
+            `{"mixer/in_proj": 16, "mixer/x_proj": 16, "mixer/out_proj": 16, "lm_head": 16}` is the
+            most accurate, slower setting.
+    """
+
+    keyword_fields: ClassVar[dict] = {**ExportOptions.keyword_fields, "crsm_prefill_length": "prefill_length"}
+
+    prefill_length: int = field(
+        default=32,
+        metadata={"help": "Chunk length of prefill.onnx, an integer >= 1; longer prompts run chunk after chunk."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive_int(self.prefill_length, "prefill_length")
+
+    def graph_fields(self, config) -> dict:
+        return {"prefill_length": self.prefill_length}
+
+    def quantization(self, config) -> dict:
+        return {
+            "int8_keep_fp32": CRSM_INT8_KEEP_FP32,
+            "int4_keep_fp32": CRSM_KEEP_FP32,
+            "int8_blockwise": CRSM_INT8_BLOCKWISE if self.int8_blockwise is None else self.int8_blockwise,
+        }
+
+
+def _crsm_head_quantization(precision: str) -> dict:
+    """Quantization options of the deliberation head graphs that differ from the backbone's."""
+    if precision == "int8":
+        # The latent dynamics' token embedding is a vocabulary-sized table (as large as the LM's
+        # own embedding): stored UINT8 too, at a small error in the predicted summary. The
+        # backbone's embedding stays FP32 (docs/onnx.md, "Quantization").
+        return {"dynamics.onnx": {"int8_quantize_gather": True}}
+    return {}
+
+
+def crsm_parity(model, ort_model, num_samples: int, seed: int, fp32: bool, decode_steps: int = 8) -> dict:
+    """Prefill (left-padded prompts) then single-token steps fed PyTorch's greedy tokens; logits,
+    recurrent states and values compared at every step; then free-running greedy generation."""
+    config = model.config
+    gen = torch.Generator().manual_seed(seed)
+    prompt_len = 8  # more than one chunk when the prefill graph is shorter
+    ids = torch.randint(3 if config.vocab_size > 3 else 0, config.vocab_size, (num_samples, prompt_len), generator=gen)
+    diffs = {"logits": 0.0, "conv_states": 0.0, "ssm_states": 0.0, "value": 0.0}
+    top1 = []
+
+    def compare(pt_logits, pt_cache, pt_value, ox):
+        for key, a, b in (
+            ("logits", pt_logits, ox["logits"]),
+            ("value", pt_value, ox["value"]),
+            ("conv_states", torch.stack(pt_cache.conv_states, 1), ox["conv_states"]),
+            ("ssm_states", torch.stack(pt_cache.ssm_states, 1), ox["ssm_states"]),
+        ):
+            diffs[key] = max(diffs[key], float((a - torch.from_numpy(b)).abs().max()))
+        top1.append((pt_logits.argmax(-1) == torch.from_numpy(ox["logits"]).argmax(-1)).float().mean().item())
+
+    with torch.no_grad():
+        pt = model(ids, use_cache=True, return_value=True)
+        ox = ort_model.prefill(ids, return_value=True)
+        compare(pt.logits[:, -1], pt.cache_params, pt.value, ox)
+        cache, position = pt.cache_params, torch.tensor([config.conv_kernel])
+        for _ in range(decode_steps):
+            token = pt.logits[:, -1:].argmax(-1)
+            pt = model(token, cache_params=cache, cache_position=position, use_cache=True, return_value=True)
+            cache, position = pt.cache_params, position + 1
+            # ORT continues from its own states, as in deployment (the recurrence is contractive:
+            # rounding does not grow over steps the way it does through TRM's recursion).
+            ox = ort_model.step(token, ox["conv_states"], ox["ssm_states"], return_value=True)
+            ox["logits"] = ox["logits"][:, -1]
+            compare(pt.logits[:, -1], cache, pt.value, ox)
+        greedy_pt = model.generate(
+            ids, max_new_tokens=decode_steps, do_sample=False, pad_token_id=config.pad_token_id
+        )[:, prompt_len:]
+        greedy_ort = ort_model.generate(ids, max_new_tokens=decode_steps)[:, prompt_len:]
+    result = decoding_parity(num_samples, decode_steps, top1, greedy_pt, greedy_ort)
+    if fp32:
+        result["max_abs_diff"] = diffs
+    return result
+
+
+def export_crsm(model, request: ExportRequest, options: CRSMExportOptions) -> dict:
+    """Exports a `CRSMForCausalLM` (the family's step of `export_pretrained`): `model.onnx`
+    (single-token step, states in / out), `prefill.onnx` (chunks of `options.prefill_length` tokens,
+    states in / out: prompts of any length) and the deliberation heads' graphs."""
+    graphs = {
+        "model.onnx": optimum_trace(
+            CRSMStepForExport(model), onnx_config("crsm", "text-generation", model.config), request.opset
+        ),
+        "prefill.onnx": optimum_trace(
+            CRSMPrefillForExport(model),
+            onnx_config("crsm_prefill", "text-generation", model.config),
+            request.opset,
+            {"sequence_length": options.prefill_length},
+        ),
+    }
+    for part in CRSMHeadsForExport.PARTS:
+        graphs[f"{part}.onnx"] = partial(export_crsm_head, model, part, opset=request.opset)
+
+    def parity(files) -> dict:
+        ort_model = ORTCRSMForCausalLM.from_files(
+            request.out_dir, files, request.optimization_level, config=model.config
+        )
+        return crsm_parity(model, ort_model, request.parity_samples, request.seed, fp32=request.precision == "fp32")
+
+    # The step and prefill graphs hold the same backbone: written together, every weight is stored once.
+    per_graph = _crsm_head_quantization(request.precision)
+    return build_export(model, request, options, graphs, parity, per_graph=per_graph)
+
+
+CRSM_EXPORTER = register_family(
+    FamilyExporter(
+        name="crsm",
+        tasks=("text-generation",),
+        options_class=CRSMExportOptions,
+        export=export_crsm,
+        auto_class=AutoModelForCausalLM,
+    )
+)
+
+
 __all__ = [
+    "CRSM_EXPORTER",
+    "CRSM_INT8_BLOCKWISE",
+    "CRSM_INT8_KEEP_FP32",
+    "CRSM_KEEP_FP32",
+    "CRSMExportOptions",
     "CRSMHeadsForExport",
     "CRSMPrefillForExport",
     "CRSMStepForExport",
+    "export_crsm",
     "export_crsm_head",
     "mixer_chunk_forward",
     "mixer_step_forward",

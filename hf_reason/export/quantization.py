@@ -48,8 +48,9 @@ def check_int4_options(block_size: int, accuracy_level: int) -> None:
         )
 
 
-# onnxruntime's MatMulNBits has fast 8-bit kernels (int8 compute) on x86 since 1.22 and on ARM64
-# since 1.23; before, 8-bit weights went through a dequantize-then-FP32 path (measured ~16x slower).
+# onnxruntime's MatMulNBits has fast 8-bit kernels (int8 compute) on x86 from 1.22 and on ARM64
+# from 1.23; older versions run 8-bit weights through a much slower dequantize-then-FP32 path
+# (docs/onnx.md, "CRSM INT8: which matmuls carry the error").
 MIN_ORT_FOR_8BIT_BLOCKS = (1, 23)
 
 
@@ -109,20 +110,9 @@ def quantize_int8(
 ) -> Path:
     """Dynamic INT8 (weights stored int8, activations quantized on the fly) of `MatMul` / `Gemm` weights.
 
-    Why dynamic and not calibrated static INT8 (`quantize_static`, QDQ): measured once, same run,
-    2 shared CPU cores, static with per-channel INT8 weights, symmetric INT8 activations calibrated
-    on 32 real task inputs and the same weights-only set of matmuls:
-
-    | model (briefly trained)                        | dynamic (shipped)        | static MinMax           |
-    |------------------------------------------------|--------------------------|-------------------------|
-    | TRM, MLP mixer, hidden 128, 81 cells           | top-1 0.963, 92 ms/step  | 0.941, 519 ms/step      |
-    | meta-attention, hidden 256, 4 layers, KV cache | top-1 1.000, 1.25 ms/tok | 1.000, 2.35 ms/tok      |
-
-    (top-1: agreement with FP32 over 64 held-out puzzles x 3 steps / 512 decode positions; FP32
-    was 285 ms/step and 3.97 ms/token.) Percentile calibration was no better on TRM (0.958,
-    543 ms) and fails on the KV-cache decoder (onnxruntime's histogram collector cannot stack
-    activations whose cache length varies). Static was slower than dynamic on both and slower than
-    FP32 on TRM, with no agreement gain, so it is not offered.
+    Dynamic rather than calibrated static INT8 (`quantize_static`, QDQ): static was slower than
+    dynamic on TRM and meta-attention, slower than FP32 on TRM, and no more accurate (docs/onnx.md,
+    "INT8: dynamic, not calibrated static"), so it is not offered.
 
     Args:
         per_channel: one scale per output channel (else per tensor).
@@ -449,8 +439,8 @@ def quantize_int4(
 
     Args:
         block_size: weights share one scale per `block_size` input channels (power of two >= 16).
-        accuracy_level: compute type of `MatMulNBits`; 4 (int8 activations) is the only level that
-            was faster than INT8 on CPU here, 0 / 1 keep FP32 activations (more accurate).
+        accuracy_level: compute type of `MatMulNBits`; 4 (int8 activations) is the fast one on CPU
+            (docs/onnx.md, "Quantization"), 0 / 1 keep FP32 activations (more accurate).
         is_symmetric: symmetric blocks (no zero point).
         quantize_gather: also store embedding tables (`Gather`) in 4 bits; otherwise a large
             vocabulary keeps the file far above 1/5 of FP32. A table tied to a quantized LM head (its
