@@ -38,7 +38,7 @@ from .card_inputs import describe_datasets, training_summary
 from .card_writers import write_model_card, write_trainer_model_card
 from .citations import CITATIONS, load_citations, peft_methods, training_methods
 from .families import ADAPTER_TEMPLATE, BASE_TAGS, FAMILIES, TOKENIZER_TEMPLATE, Family, family_for, template_path
-from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_REPORT_NAME, ONNX_SUBFOLDER
+from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_SUBFOLDER
 from .model_card import build_model_card
 from .results import BINARY_METRICS, EvaluationResult, results_from_metrics
 from .tokenizer_card import build_tokenizer_card
@@ -55,7 +55,6 @@ __all__ = [
     "EvaluationResult",
     "FAMILIES",
     "Family",
-    "ONNX_REPORT_NAME",
     "ONNX_SUBFOLDER",
     "TOKENIZER_TEMPLATE",
     "UploadPlan",

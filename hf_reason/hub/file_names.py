@@ -6,5 +6,5 @@ CARD_NAME = "README.md"
 # the final repo id; local only: our upload folder leaves it out, and the leading underscore keeps
 # `Trainer.push_to_hub` (ignore_patterns "_*") from uploading it too.
 CARD_INPUTS_NAME = "_hf_reason_card.json"
+# An ONNX export travels in this subfolder; its report's name is `hf_reason.export.REPORT_NAME`.
 ONNX_SUBFOLDER = "onnx"
-ONNX_REPORT_NAME = "export_report.json"

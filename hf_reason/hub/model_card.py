@@ -12,7 +12,6 @@ from .card_helpers import _architecture, _hf_reason_import, _json_safe, _metadat
 from .card_inputs import _card_sources, _training_section
 from .citations import _citations, training_methods
 from .families import BASE_TAGS, family_for, template_path
-from .file_names import ONNX_REPORT_NAME
 from .results import EvaluationResult, _eval_table
 
 
@@ -149,7 +148,9 @@ def _onnx_section(onnx_files: Sequence[str], onnx_report: Optional[Mapping], mod
     if onnx_report:
         onnx_report = {k: v for k, v in onnx_report.items() if k not in _LOCAL_REPORT_KEYS}
         scalars = {k: v for k, v in onnx_report.items() if isinstance(v, (str, int, float, bool))}
-        lines += ["", f"Export report (`{ONNX_REPORT_NAME}`):", ""]
+        from ..export.sessions import REPORT_NAME  # only a card with an export pays the export package's import
+
+        lines += ["", f"Export report (`{REPORT_NAME}`):", ""]
         if scalars:
             lines += ["| field | value |", "| --- | --- |"] + [
                 f"| `{k}` | `{json.dumps(v)}` |" for k, v in scalars.items()

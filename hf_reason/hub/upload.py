@@ -15,7 +15,7 @@ from huggingface_hub import HfApi, ModelCard
 from ..file_io import PathLike, atomic_write
 from .adapter_card import _base_config_summary, build_adapter_card
 from .card_helpers import _read_json, _version, count_safetensors_parameters
-from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_REPORT_NAME, ONNX_SUBFOLDER
+from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_SUBFOLDER
 from .model_card import build_model_card
 from .tokenizer_card import build_tokenizer_card
 
@@ -167,13 +167,16 @@ def prepare_upload_folder(
     the base's config has an `auto_map`; that config comes from `card_kwargs["base_config"]`, the
     saved card inputs, the base's folder or Hub cache, or PEFT's record of an hf-reason base class.
     """
+    # Imported here: the trainers import this package for their cards, and importing them (TRL) and the
+    # export package (Optimum) costs seconds that only building an upload folder needs to pay.
+    from ..export.sessions import REPORT_NAME
+    from ..trainers import training_state_files
+
     source = Path(source_dir)
     if not source.is_dir():
         raise FileNotFoundError(f"`source_dir` {source} is not a directory.")
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"`repo_id` must look like 'org/name', got {repo_id!r}.")
-    # Imported here: the trainers import this package for their cards, and importing them costs TRL's import.
-    from ..trainers import training_state_files
 
     state_files = training_state_files()
     folder = Path(upload_dir) if upload_dir is not None else Path(tempfile.mkdtemp(prefix="hf-reason-upload-"))
@@ -239,9 +242,9 @@ def prepare_upload_folder(
         onnx_files = sorted(
             p.relative_to(folder).as_posix()
             for p in folder.rglob("*")
-            if p.is_file() and (p.suffix in (".onnx", ".onnx_data") or p.name == ONNX_REPORT_NAME)
+            if p.is_file() and (p.suffix in (".onnx", ".onnx_data") or p.name == REPORT_NAME)
         )
-        report_path = next((folder / f for f in onnx_files if Path(f).name == ONNX_REPORT_NAME), None)
+        report_path = next((folder / f for f in onnx_files if Path(f).name == REPORT_NAME), None)
         weights = (
             [folder / "model.safetensors"]
             if (folder / "model.safetensors").is_file()
