@@ -34,7 +34,7 @@ from trm_common import TimeBudget  # noqa: E402
 from hf_reason import TRMConfig, TRMForPuzzleSolving  # noqa: E402
 from hf_reason.data.sudoku import generate_sudoku, sudoku_vocab_size  # noqa: E402
 from hf_reason.evaluation.statistics import wilson_interval  # noqa: E402
-from hf_reason.models.trm.modeling_trm import TRMBlock, stablemax_cross_entropy  # noqa: E402
+from hf_reason.models.trm.modeling_trm import IGNORE_INDEX, TRMBlock, stablemax_cross_entropy  # noqa: E402
 from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer  # noqa: E402
 
 
@@ -58,7 +58,7 @@ class DirectPuzzleModel(nn.Module):
         logits = self.head(hidden)
         loss = None
         if labels is not None:
-            mask = labels != -100
+            mask = labels != IGNORE_INDEX
             loss = (stablemax_cross_entropy(logits, labels, mask).sum(-1) / mask.sum(-1)).mean().float()
         return {"loss": loss, "logits": logits}
 

@@ -37,6 +37,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..models.trm.supervision import IGNORE_INDEX
 from .grid import NUM_DIHEDRAL_TRANSFORMS, check_int, dihedral_transform, inverse_dihedral_transform
 
 
@@ -65,7 +66,7 @@ ARC_NUM_COLORS = 10
 ARC_VOCAB_SIZE = ARC_COLOR_OFFSET + ARC_NUM_COLORS
 ARC_GRID_SIZE = 30
 ARC_SEQ_LEN = ARC_GRID_SIZE * ARC_GRID_SIZE
-ARC_IGNORE_INDEX = -100
+ARC_IGNORE_INDEX = IGNORE_INDEX  # labels of the padding around a grid: not scored
 ARC_IDENTITY_AUGMENTATION = "d0_c0123456789"
 
 _VERSIONS = ("arcagi", "arcagi2")

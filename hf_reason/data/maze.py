@@ -37,6 +37,7 @@ import datasets
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..models.trm.supervision import IGNORE_INDEX
 from .grid import NUM_DIHEDRAL_TRANSFORMS, check_int, dihedral_transform, pad_grid
 
 
@@ -64,7 +65,7 @@ MAZE_START_TOKEN = 3
 MAZE_GOAL_TOKEN = 4
 MAZE_PATH_TOKEN = 5
 MAZE_VOCAB_SIZE = 6
-MAZE_IGNORE_INDEX = -100
+MAZE_IGNORE_INDEX = IGNORE_INDEX  # path labels of padding cells: not scored
 MAZE_MIN_SIZE = 9
 MAZE_MAX_SIZE = 30  # the 30x30 grid of the TRM/HRM maze task
 
