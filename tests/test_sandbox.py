@@ -114,6 +114,12 @@ print('cwd', os.getcwd(), 'pids', sorted(p for p in os.listdir('/proc') if p.isd
     assert eval(lines["cwd"].split(" ", 2)[2]) == ["1"]  # its own /proc: only itself
 
 
+def test_stdin_the_code_never_reads_does_not_hold_the_parent_past_its_timeout():
+    config = SandboxConfig(**{**SMALL, "timeout": 1.0})
+    result = run_in_sandbox("import time\ntime.sleep(60)", config, stdin="x" * 4 * 1024**2)
+    assert result.status == "timeout" and result.duration < 10
+
+
 def test_infinite_loop_hits_cpu_limit():
     result = run_in_sandbox("while True:\n    pass", SandboxConfig(**SMALL))
     assert result.status == "timeout"

@@ -24,7 +24,8 @@ MASKED_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run", "/dev/mqueue"
 # the kernel's accounting of it (CPU seconds, peak resident KiB) to the report descriptor argv[1]. A
 # process's peak resident memory includes the memory of whatever it was forked from, so the child is
 # forked from this small interpreter rather than from the parent, whose footprint would swamp it. The
-# report descriptor is closed on exec: the child cannot write to it.
+# report descriptor is closed on exec, so the child does not inherit it (without a PID namespace, a child
+# of the caller's own uid could still reach it through /proc, as it can any of that user's processes).
 REAPER = r"""
 import json, os, sys
 report, command = int(sys.argv[1]), json.loads(sys.argv[2])
