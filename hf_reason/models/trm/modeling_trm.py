@@ -23,7 +23,15 @@ from transformers.utils import logging
 
 from .configuration_trm import TRMConfig, _round_up
 from .q_heads import TRMHaltingHead, build_q_head, init_q_head  # noqa: F401  (TRMHaltingHead is importable from here too)
-from .supervision import IGNORE_INDEX, CellScores, TRMSupervisionStep, score_cells, supervision_steps
+from .supervision import (
+    IGNORE_INDEX,
+    CellScores,
+    TRMSolveOutput,
+    TRMSupervisionStep,
+    score_cells,
+    solve_puzzles,
+    supervision_steps,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -267,26 +275,6 @@ class TRMPuzzleSolvingOutput(ModelOutput):
     q_continue_loss: Optional[torch.FloatTensor] = None
     target_q_continue: Optional[torch.FloatTensor] = None
     is_correct: Optional[torch.BoolTensor] = None
-
-
-@dataclass
-class TRMSolveOutput(ModelOutput):
-    """
-    Args:
-        predictions (`torch.LongTensor` of shape `(batch_size, seq_len)`):
-            Each example's answer at the step where it halted.
-        step_predictions (`torch.LongTensor` of shape `(num_steps_run, batch_size, seq_len)`):
-            The answer after every supervision step (frozen once an example halted).
-        steps (`torch.LongTensor` of shape `(batch_size,)`):
-            Supervision steps each example used.
-        q_halt_logits (`torch.FloatTensor` of shape `(num_steps_run, batch_size)`):
-            Halting logits per step (NaN after an example halted).
-    """
-
-    predictions: Optional[torch.LongTensor] = None
-    step_predictions: Optional[torch.LongTensor] = None
-    steps: Optional[torch.LongTensor] = None
-    q_halt_logits: Optional[torch.FloatTensor] = None
 
 
 class TRMPreTrainedModel(PreTrainedModel):
@@ -618,42 +606,6 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
             return solve_puzzles(self, input_ids, puzzle_identifiers, max_steps=max_steps, use_halting=use_halting)
         finally:
             self.train(was_training)
-
-
-def solve_puzzles(
-    step_fn, input_ids: torch.LongTensor, puzzle_identifiers=None, *, max_steps: int, use_halting: bool = True
-) -> TRMSolveOutput:
-    """`TRMForPuzzleSolving.solve` for any step function with a `halt_decision` (the model or its ONNX
-    Runtime wrapper): the answer of each row at the step where it halted, and every step's answers."""
-    input_ids = torch.as_tensor(input_ids)
-    batch_size, device = input_ids.shape[0], input_ids.device
-    predictions = torch.zeros_like(input_ids)
-    steps_used = torch.zeros(batch_size, dtype=torch.long, device=device)
-    step_predictions, step_q_halt = [], []
-
-    def halt(output):
-        return step_fn.halt_decision(output.q_halt_logits, output.q_continue_logits)
-
-    for record in supervision_steps(
-        step_fn,
-        max_steps,
-        halt=halt if use_halting else None,
-        input_ids=input_ids,
-        puzzle_identifiers=torch.as_tensor(puzzle_identifiers) if puzzle_identifiers is not None else None,
-    ):
-        rows = record.rows.to(device)
-        predictions[rows] = record.output.logits.argmax(-1).to(device)
-        steps_used[rows] = record.step
-        q_halt = torch.full((batch_size,), float("nan"), device=device)
-        q_halt[rows] = record.output.q_halt_logits.to(device)
-        step_predictions.append(predictions.clone())
-        step_q_halt.append(q_halt)
-    return TRMSolveOutput(
-        predictions=predictions,
-        step_predictions=torch.stack(step_predictions),
-        steps=steps_used,
-        q_halt_logits=torch.stack(step_q_halt),
-    )
 
 
 __all__ = [
