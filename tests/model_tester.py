@@ -3,8 +3,9 @@
 A family's test module defines a `Test...` class with `ModelTesterMixin` and says how to build a
 tiny config, a batch and the outputs to compare; the mixin then checks what users of any
 transformers model rely on: save / load, the Auto classes, tuple vs dict outputs, batching,
-gradient checkpointing, dtypes, resizing embeddings, `generate` with and without cache, and
-loading with `trust_remote_code=True` in a clean interpreter without hf-reason.
+gradient checkpointing, dtypes, resizing embeddings, `generate` with and without cache, loading
+with `trust_remote_code=True` in a clean interpreter without hf-reason, and the refusal of
+non-finite config floats.
 """
 
 import inspect
@@ -16,7 +17,7 @@ from typing import Any, Optional
 import pytest
 import torch
 from conftest import run_without_hf_reason
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 
 def _assert_same(actual, expected, rtol: float = 0.0, atol: float = 0.0, name: str = "output"):
@@ -230,6 +231,22 @@ class ModelTesterMixin:
         without_cache = model.generate(prompt, use_cache=False, **kwargs)
         assert with_cache.shape[1] > prompt.shape[1]
         assert with_cache.tolist() == without_cache.tolist()
+
+    def test_config_refuses_non_finite_floats_naming_the_field(self):
+        config_class = type(self.get_config())
+        # The family's float arguments and those of the transformers config it extends (GPT-2's dropouts).
+        names = {
+            name
+            for cls in config_class.__mro__
+            if issubclass(cls, PretrainedConfig) and cls is not PretrainedConfig
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if type(parameter.default) is float
+        }
+        assert len(names) >= 4, names
+        for name in sorted(names):
+            for value in (float("nan"), float("inf"), float("-inf")):
+                with pytest.raises(ValueError, match=f"`{name}` must be a finite number"):
+                    self.get_config(**{name: value})
 
     def test_trust_remote_code_load_in_a_clean_process_without_hf_reason(self, tmp_path):
         model = self.make_model(seed=2, **self.config_variants[self.remote_code_variant])

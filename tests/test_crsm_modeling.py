@@ -506,6 +506,15 @@ def test_mcts_rejects_bad_arguments():
         model.generate(ids, deliberation="beam")
 
 
+@pytest.mark.parametrize("c_puct", [float("nan"), float("inf")])
+def test_non_finite_c_puct_is_refused(c_puct):
+    message = r"^`c_puct` must be a finite number >= 0.0, got (nan|inf)\.$"
+    with pytest.raises(ValueError, match=message):
+        CRSMDeliberationConfig(c_puct=c_puct)
+    with pytest.raises(ValueError, match=message):
+        make_model().generate(make_ids(), deliberation="mcts", max_new_tokens=2, c_puct=c_puct)
+
+
 def test_deliberation_config_gives_what_its_fields_as_arguments_give():
     model = make_model(seed=3)
     ids = make_ids(batch=1, length=5)

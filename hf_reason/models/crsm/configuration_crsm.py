@@ -30,13 +30,14 @@ def _check_choice(name: str, value, choices: tuple) -> None:
 
 # Copied from hf_reason.models.trm.configuration_trm._check_float
 def _check_float(name: str, value, low: float, high: Optional[float] = None, low_inclusive: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN fails every comparison, but infinity passes a bound on one side: finiteness is checked too.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value >= low if low_inclusive else value > low
         ok = ok and (high is None or value <= high)
     if not ok:
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ValueError(f"`{name}` must be a number {bound}, got {value!r}.")
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
 
 
 def _check_bool(name: str, value) -> None:

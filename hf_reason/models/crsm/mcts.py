@@ -54,6 +54,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from .cache_crsm import CRSMCache, CRSMCacheState
+from .configuration_crsm import _check_float
 
 
 ROLLOUTS = ("value", "dynamics", "model")
@@ -99,8 +100,7 @@ class CRSMDeliberationConfig:
     def __post_init__(self):
         for name in ("num_simulations", "top_k_expansion", "rollout_depth", "leaf_batch_size"):
             _check_positive_int(name, getattr(self, name))
-        if isinstance(self.c_puct, bool) or not isinstance(self.c_puct, (int, float)) or self.c_puct < 0:
-            raise ValueError(f"`c_puct` must be a number >= 0, got {self.c_puct!r}")
+        _check_float("c_puct", self.c_puct, 0.0)
         if self.rollout not in ROLLOUTS:
             raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {self.rollout!r}")
         if self.apply_state_delta is None:

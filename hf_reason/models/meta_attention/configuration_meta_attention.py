@@ -1,6 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """Meta-attention configuration: a GPT-2 configuration plus the settings of the meta-attention module."""
 
+import math
 from collections.abc import Sequence
 from typing import Optional
 
@@ -36,13 +37,14 @@ def _check_bool(name: str, value) -> None:
 
 # Copied from hf_reason.models.trm.configuration_trm._check_float
 def _check_float(name: str, value, low: float, high: Optional[float] = None, low_inclusive: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN fails every comparison, but infinity passes a bound on one side: finiteness is checked too.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value >= low if low_inclusive else value > low
         ok = ok and (high is None or value <= high)
     if not ok:
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ValueError(f"`{name}` must be a number {bound}, got {value!r}.")
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
 
 
 class MetaAttentionConfig(GPT2Config):
@@ -134,6 +136,10 @@ class MetaAttentionConfig(GPT2Config):
             raise ValueError(f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head}).")
         if self.add_cross_attention:
             raise ValueError("`add_cross_attention` must be False: meta-attention models are decoder-only.")
+        for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout"):
+            _check_float(name, getattr(self, name), 0.0, 1.0)
+        _check_float("layer_norm_epsilon", self.layer_norm_epsilon, 0.0, low_inclusive=False)
+        _check_float("initializer_range", self.initializer_range, 0.0)
 
         _check_bool("use_meta_attention", use_meta_attention)
         if (

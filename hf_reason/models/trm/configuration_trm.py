@@ -1,6 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """TRM (Tiny Recursive Model) configuration."""
 
+import math
 from typing import Optional
 
 from transformers.configuration_utils import PretrainedConfig
@@ -27,13 +28,14 @@ def _check_choice(name: str, value, choices: tuple) -> None:
 
 
 def _check_float(name: str, value, low: float, high: Optional[float] = None, low_inclusive: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN fails every comparison, but infinity passes a bound on one side: finiteness is checked too.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value >= low if low_inclusive else value > low
         ok = ok and (high is None or value <= high)
     if not ok:
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ValueError(f"`{name}` must be a number {bound}, got {value!r}.")
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
 
 
 class TRMConfig(PretrainedConfig):
