@@ -4,8 +4,8 @@ A family's test module defines a `Test...` class with `ModelTesterMixin` and say
 tiny config, a batch and the outputs to compare; the mixin then checks what users of any
 transformers model rely on: save / load, the Auto classes, tuple vs dict outputs, batching,
 gradient checkpointing, dtypes, resizing embeddings, `generate` with and without cache, loading
-with `trust_remote_code=True` in a clean interpreter without hf-reason, and the refusal of
-non-finite config floats.
+with `trust_remote_code=True` in a clean interpreter without hf-reason, and the refusal of a
+folder without its config and of non-finite config floats.
 """
 
 import inspect
@@ -231,6 +231,22 @@ class ModelTesterMixin:
         without_cache = model.generate(prompt, use_cache=False, **kwargs)
         assert with_cache.shape[1] > prompt.shape[1]
         assert with_cache.tolist() == without_cache.tolist()
+
+    def test_a_folder_without_its_config_is_refused(self, tmp_path):
+        model = self.make_model()
+        model_type = model.config.model_type
+        # A model type in the folder's name is what transformers falls back on without config.json.
+        folder = tmp_path / f"my-{model_type}-checkpoint"
+        model.save_pretrained(folder)
+        (folder / "config.json").unlink()
+        loaders = (self.model_class.from_pretrained, type(model.config).from_pretrained, AutoConfig.from_pretrained)
+        for load in (*loaders, AutoModel.from_pretrained, *(auto.from_pretrained for auto in self.auto_classes)):
+            with pytest.raises(FileNotFoundError, match=f"{folder} has no config.json"):
+                load(folder)
+        other = {**model.config.to_dict(), "model_type": "gpt_neox"}
+        (folder / "config.json").write_text(json.dumps(other))
+        with pytest.raises(ValueError, match=f"model_type 'gpt_neox'; a {type(model.config).__name__} loads only"):
+            self.model_class.from_pretrained(folder)
 
     def test_config_refuses_non_finite_floats_naming_the_field(self):
         config_class = type(self.get_config())
