@@ -2,10 +2,11 @@
 """PyTorch meta-attention model: GPT-2 plus a module that reads the model's own attention maps.
 
 Reads top-down as the model is built: the per-layer attention-implementation view (eager where maps
-are read, the configured implementation elsewhere), the meta-attention module (it reads the
-attention summaries of `introspection.py`), `MetaAttentionPreTrainedModel`, output dataclasses, the
-bare `MetaAttentionModel`, the causal LM with `introspect` (computed in `introspection.py`), and the
-self-critic `MetaAttentionForSequenceScoring`. The GPT-2 blocks are transformers' own (`GPT2Block`). Only torch, transformers and this folder are imported, so a
+are read, the configured implementation elsewhere), the input checks, the meta-attention module
+(it reads the attention summaries of `introspection.py`), `MetaAttentionPreTrainedModel`, output
+dataclasses, the bare `MetaAttentionModel`, the causal LM with `introspect` (computed in
+`introspection.py`), and the self-critic `MetaAttentionForSequenceScoring`. The GPT-2 blocks are
+transformers' own (`GPT2Block`). Only torch, transformers and this folder are imported, so a
 checkpoint saved with its code loads with `trust_remote_code=True` where hf-reason is not installed.
 """
 
@@ -54,6 +55,44 @@ class _AttentionImplementationView:
     @property
     def _attn_implementation(self) -> str:
         return "eager" if self.eager else self._config._attn_implementation
+
+
+# Copied from hf_reason.models.trm.modeling_trm.check_ids
+def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
+    """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
+    the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of
+    range with its position.
+
+    Skipped while tracing or compiling (ONNX export, `torch.compile`): a branch on the values would be
+    baked into the graph. The ONNX Runtime wrappers run this same check on their inputs.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return ids
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {ids.dtype}.")
+    outside = (ids < 0) | (ids >= size)
+    if outside.any():
+        where = tuple(outside.nonzero()[0].tolist())
+        raise ValueError(
+            f"`{name}` must hold ids from 0 to {size - 1} ({size_name}={size}); got {ids[where].item()} at "
+            f"position {where}."
+        )
+    return ids.long()
+
+
+# Copied from hf_reason.models.crsm.mcts.check_prompt_batch
+def check_prompt_batch(inputs=None, **kwargs) -> None:
+    """A `ValueError` for an empty batch of prompts, in `inputs` or in `generate`'s `input_ids` /
+    `inputs_embeds` (the other keyword arguments are ignored).
+
+    Generation refuses an empty batch rather than return an empty result: transformers' decoding loop
+    cannot run on one, and a batch that lost all its prompts upstream is a mistake better seen here.
+    """
+    for prompts in (inputs, kwargs.get("input_ids"), kwargs.get("inputs_embeds")):
+        if prompts is not None and prompts.shape[0] == 0:
+            raise ValueError(
+                f"`generate` needs at least one prompt; got a batch of 0 (prompts of shape {tuple(prompts.shape)})."
+            )
 
 
 class MetaAttentionModule(nn.Module):
@@ -282,6 +321,7 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
         if inputs_embeds is None:
+            input_ids = check_ids(input_ids, "input_ids", self.config.vocab_size, "vocab_size")
             self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
             inputs_embeds = self.wte(input_ids)
         batch, seq = inputs_embeds.shape[:2]
@@ -456,6 +496,11 @@ class MetaAttentionForCausalLM(MetaAttentionPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, new_embeddings: nn.Linear):
         self.lm_head = new_embeddings
+
+    def generate(self, inputs: Optional[torch.Tensor] = None, **kwargs):
+        """`GenerationMixin.generate`, with a clear error for an empty batch of prompts (`check_prompt_batch`)."""
+        check_prompt_batch(inputs, **kwargs)
+        return super().generate(inputs, **kwargs)
 
     @classmethod
     def from_gpt2(

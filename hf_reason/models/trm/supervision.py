@@ -132,7 +132,8 @@ def solve_puzzles(
     Runtime wrapper): the answer of each row at the step where it halted, and every step's answers."""
     input_ids = torch.as_tensor(input_ids)
     batch_size, device = input_ids.shape[0], input_ids.device
-    predictions = torch.zeros_like(input_ids)
+    # Long whatever the ids' integer dtype: the answers are token ids as the logits' argmax gives them.
+    predictions = torch.zeros(input_ids.shape, dtype=torch.long, device=device)
     steps_used = torch.zeros(batch_size, dtype=torch.long, device=device)
     step_predictions, step_q_halt = [], []
 
