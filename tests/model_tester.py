@@ -3,8 +3,10 @@
 A family's test module defines a `Test...` class with `ModelTesterMixin` and says how to build a
 tiny config, a batch and the outputs to compare; the mixin then checks what users of any
 transformers model rely on: save / load, the Auto classes, tuple vs dict outputs, batching,
-gradient checkpointing, dtypes, resizing embeddings, `generate` with and without cache, and
-loading with `trust_remote_code=True` in a clean interpreter without hf-reason.
+gradient checkpointing, dtypes, resizing embeddings, `generate` with and without cache, loading
+with `trust_remote_code=True` in a clean interpreter without hf-reason, and the refusal of bad
+inputs (ids out of the vocabulary or of a float dtype, a folder without its config, non-finite
+config floats, an empty batch to `generate`).
 """
 
 import inspect
@@ -16,7 +18,7 @@ from typing import Any, Optional
 import pytest
 import torch
 from conftest import run_without_hf_reason
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 
 def _assert_same(actual, expected, rtol: float = 0.0, atol: float = 0.0, name: str = "output"):
@@ -230,6 +232,73 @@ class ModelTesterMixin:
         without_cache = model.generate(prompt, use_cache=False, **kwargs)
         assert with_cache.shape[1] > prompt.shape[1]
         assert with_cache.tolist() == without_cache.tolist()
+
+    def test_ids_out_of_the_vocabulary_raise_an_error_naming_the_vocabulary_size(self):
+        model = self.make_model()
+        vocab_size = model.config.vocab_size
+        for bad_id in (vocab_size, -1):
+            inputs = self.prepare_inputs(model.config)
+            inputs["input_ids"][1, 2] = bad_id
+            message = f"`input_ids` must hold ids from 0 to {vocab_size - 1} (vocab_size={vocab_size}); got {bad_id} at position (1, 2)."
+            with pytest.raises(ValueError) as error, torch.no_grad():
+                model(**inputs)
+            assert str(error.value) == message
+
+    def test_ids_of_any_integer_dtype_give_the_int64_outputs_and_other_dtypes_are_refused(self):
+        model = self.make_model()
+        inputs = self.prepare_inputs(model.config)
+        expected = self.forward(model, inputs)
+        for dtype in (torch.int32, torch.int16, torch.uint8):
+            outputs = self.forward(model, {**inputs, "input_ids": inputs["input_ids"].to(dtype)})
+            _assert_same(outputs, expected, name=str(dtype))
+        for dtype in (torch.float32, torch.bool):
+            with pytest.raises(ValueError) as error, torch.no_grad():
+                model(**{**inputs, "input_ids": inputs["input_ids"].to(dtype)})
+            assert str(error.value) == f"`input_ids` must hold integer ids; got dtype {dtype}."
+
+    def test_a_folder_without_its_config_is_refused(self, tmp_path):
+        model = self.make_model()
+        model_type = model.config.model_type
+        # A model type in the folder's name is what transformers falls back on without config.json.
+        folder = tmp_path / f"my-{model_type}-checkpoint"
+        model.save_pretrained(folder)
+        (folder / "config.json").unlink()
+        loaders = (self.model_class.from_pretrained, type(model.config).from_pretrained, AutoConfig.from_pretrained)
+        for load in (*loaders, AutoModel.from_pretrained, *(auto.from_pretrained for auto in self.auto_classes)):
+            with pytest.raises(FileNotFoundError, match=f"{folder} has no config.json"):
+                load(folder)
+        other = {**model.config.to_dict(), "model_type": "gpt_neox"}
+        (folder / "config.json").write_text(json.dumps(other))
+        with pytest.raises(ValueError, match=f"model_type 'gpt_neox'; a {type(model.config).__name__} loads only"):
+            self.model_class.from_pretrained(folder)
+
+    def test_config_refuses_non_finite_floats_naming_the_field(self):
+        config_class = type(self.get_config())
+        # The family's float arguments and those of the transformers config it extends (GPT-2's dropouts).
+        names = {
+            name
+            for cls in config_class.__mro__
+            if issubclass(cls, PretrainedConfig) and cls is not PretrainedConfig
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if type(parameter.default) is float
+        }
+        assert len(names) >= 4, names
+        for name in sorted(names):
+            for value in (float("nan"), float("inf"), float("-inf")):
+                with pytest.raises(ValueError, match=f"`{name}` must be a finite number"):
+                    self.get_config(**{name: value})
+
+    def test_generate_refuses_an_empty_batch(self):
+        if not self.is_causal_lm:
+            pytest.skip(f"{self.model_class.__name__} does not generate text")
+        model = self.make_model()
+        prompt = self.prepare_inputs(model.config, batch_size=2)["input_ids"][:0, :5]
+        message = r"`generate` needs at least one prompt; got a batch of 0 \(prompts of shape \(0, 5\)\)"
+        for kwargs in ({"use_cache": True}, {"use_cache": False}):
+            with pytest.raises(ValueError, match=message):
+                model.generate(prompt, max_new_tokens=3, do_sample=False, **kwargs)
+        with pytest.raises(ValueError, match=message):
+            model.generate(input_ids=prompt, max_new_tokens=3)
 
     def test_trust_remote_code_load_in_a_clean_process_without_hf_reason(self, tmp_path):
         model = self.make_model(seed=2, **self.config_variants[self.remote_code_variant])

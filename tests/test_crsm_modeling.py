@@ -506,6 +506,31 @@ def test_mcts_rejects_bad_arguments():
         model.generate(ids, deliberation="beam")
 
 
+@pytest.mark.parametrize("c_puct", [float("nan"), float("inf")])
+def test_non_finite_c_puct_is_refused(c_puct):
+    message = r"^`c_puct` must be a finite number >= 0.0, got (nan|inf)\.$"
+    with pytest.raises(ValueError, match=message):
+        CRSMDeliberationConfig(c_puct=c_puct)
+    with pytest.raises(ValueError, match=message):
+        make_model().generate(make_ids(), deliberation="mcts", max_new_tokens=2, c_puct=c_puct)
+
+
+def test_deliberation_names_an_out_of_vocabulary_id_at_its_position_in_the_batch():
+    model = make_model()
+    ids = make_ids()
+    ids[1, 3] = 64
+    message = r"^`input_ids` must hold ids from 0 to 63 \(vocab_size=64\); got 64 at position \(1, 3\)\.$"
+    for deliberation in (None, "mcts"):
+        with pytest.raises(ValueError, match=message):
+            model.generate(ids, deliberation=deliberation, max_new_tokens=2)
+
+
+def test_deliberation_refuses_an_empty_batch_as_generate_does():
+    model = make_model()
+    with pytest.raises(ValueError, match=r"^`generate` needs at least one prompt; got a batch of 0"):
+        model.generate(make_ids()[:0], deliberation="mcts", max_new_tokens=2)
+
+
 def test_deliberation_config_gives_what_its_fields_as_arguments_give():
     model = make_model(seed=3)
     ids = make_ids(batch=1, length=5)

@@ -233,6 +233,37 @@ def test_generate_matches_pytorch_greedy(exported):
     )
 
 
+def error_of(function, *args, **kwargs) -> str:
+    """The message of the `ValueError` that `function(*args, **kwargs)` raises."""
+    with pytest.raises(ValueError) as error:
+        function(*args, **kwargs)
+    return str(error.value)
+
+
+def test_wrapper_refuses_the_ids_pytorch_refuses_with_the_same_errors(exported):
+    model, out, _ = exported
+    ort_model = ORTCRSMForCausalLM.from_pretrained(out)
+    ids = torch.randint(3, 64, (2, 5), generator=torch.Generator().manual_seed(0))
+    too_large, negative = ids.clone(), ids.clone()
+    too_large[1, 2], negative[0, 4] = 64, -1
+    search = dict(deliberation="mcts", num_simulations=2, max_new_tokens=2)
+    with torch.no_grad():
+        for bad in (too_large, negative, ids.float()):
+            expected = error_of(model, bad)
+            assert error_of(ort_model.prefill, bad) == expected
+            assert error_of(ort_model.generate, bad, max_new_tokens=2) == expected
+            assert error_of(ort_model.generate, bad, **search) == expected
+        root = ort_model.prefill(ids)
+        tokens = torch.tensor([5, 64])
+        assert error_of(ort_model.step, tokens, root["conv_states"], root["ssm_states"]) == error_of(
+            model, tokens[:, None]
+        )
+        with pytest.raises(ValueError, match="the states of as many rows"):
+            ort_model.step(torch.tensor([5]), root["conv_states"], root["ssm_states"])
+        for kwargs in ({"max_new_tokens": 2}, search):
+            assert error_of(ort_model.generate, ids[:0], **kwargs) == error_of(model.generate, ids[:0], **kwargs)
+
+
 def train_tiny_crsm(seed: int = 0) -> CRSMForCausalLM:
     """100 steps on counting sequences (mod 60), so the logits are confident."""
     model = tiny_model(seed).train()

@@ -130,6 +130,32 @@ def trained_fp32(trained_lm, tmp_path_factory):
     return out
 
 
+def error_of(function, *args, **kwargs) -> str:
+    """The message of the `ValueError` that `function(*args, **kwargs)` raises."""
+    with pytest.raises(ValueError) as error:
+        function(*args, **kwargs)
+    return str(error.value)
+
+
+def test_wrapper_refuses_the_ids_pytorch_refuses_with_the_same_errors(trained_lm, trained_fp32):
+    ort_model = ORTMetaAttentionForCausalLM.from_pretrained(trained_fp32)
+    ids = torch.randint(3, 90, (2, 6), generator=torch.Generator().manual_seed(0))
+    too_large, negative = ids.clone(), ids.clone()
+    too_large[0, 1], negative[1, 5] = 96, -1
+    with torch.no_grad():
+        for bad in (too_large, negative, ids.float(), ids.bool()):
+            expected = error_of(trained_lm, bad)
+            assert error_of(ort_model, bad) == expected
+            assert error_of(ort_model.generate, bad, max_new_tokens=2) == expected
+        assert error_of(ort_model.generate, ids[:0], max_new_tokens=2) == error_of(
+            trained_lm.generate, ids[:0], max_new_tokens=2
+        )
+    cache = ort_model(ids).past_key_values
+    with pytest.raises(ValueError, match=r"`past_key_values` holds \[2\] rows and `input_ids` 1"):
+        ort_model(ids[:1, -1:], past_key_values=cache)
+    torch.testing.assert_close(ort_model(ids.int()).logits, ort_model(ids).logits, rtol=0, atol=0)
+
+
 def fp32_weight_matmuls(path) -> list:
     """`MatMul` / `Gemm` nodes whose weight is still a plain FP32 initializer."""
     graph = onnx.load(str(path)).graph

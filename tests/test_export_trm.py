@@ -94,10 +94,24 @@ def test_fp32_matches_pytorch_every_step_and_whole_solve(variant, tmp_path):
     torch.testing.assert_close(actual.q_halt_logits, expected.q_halt_logits, rtol=1e-4, atol=FP32_ATOL, equal_nan=True)
 
 
-def test_fused_solve_graph_matches_pytorch_solve(tmp_path):
+@pytest.fixture(scope="module")
+def fused_export(tmp_path_factory):
+    """A tiny TRM exported with its step graph and the one-graph solve (traced once for this module)."""
     model = model_with_live_halting(mixer="mlp", pos_encodings="none")
-    export_pretrained(model, tmp_path, precision="fp32", trm_solve_graph=True, progress=False)
-    ort_model = ORTTRMForPuzzleSolving.from_pretrained(tmp_path)
+    out = tmp_path_factory.mktemp("trm_fused")
+    export_pretrained(model, out, precision="fp32", trm_solve_graph=True, progress=False)
+    return model, ORTTRMForPuzzleSolving.from_pretrained(out)
+
+
+def error_of(function, *args, **kwargs) -> str:
+    """The message of the `ValueError` that `function(*args, **kwargs)` raises."""
+    with pytest.raises(ValueError) as error:
+        function(*args, **kwargs)
+    return str(error.value)
+
+
+def test_fused_solve_graph_matches_pytorch_solve(fused_export):
+    model, ort_model = fused_export
     ids, _ = puzzles(model.config, batch_size=12, seed=3)
     expected = model.solve(ids)
     actual = ort_model.solve(ids, graph="fused")
@@ -110,6 +124,41 @@ def test_fused_solve_graph_matches_pytorch_solve(tmp_path):
     # The budget and halting rule are baked into the one-graph solve.
     with pytest.raises(ValueError, match="max_steps"):
         ort_model.solve(ids, max_steps=2, graph="fused")
+
+
+def test_wrapper_refuses_what_pytorch_refuses_with_the_same_errors(fused_export):
+    model, ort_model = fused_export
+    ids, _ = puzzles(model.config, batch_size=2)
+    too_large, negative = ids.clone(), ids.clone()
+    too_large[1, 5], negative[0, 3] = 1000, -1
+    cases = {
+        "id 1000": dict(input_ids=too_large),
+        "id -1": dict(input_ids=negative),
+        "float ids": dict(input_ids=ids.float()),
+        "bool ids": dict(input_ids=ids.bool()),
+        "another length": dict(input_ids=ids[:, :-1]),
+        "a carry of two rows for one": dict(input_ids=ids[:1], carry=model(ids).carry),
+    }
+    with torch.no_grad():
+        for name, inputs in cases.items():
+            assert error_of(ort_model, **inputs) == error_of(model, **inputs), name
+            if "carry" not in inputs:
+                for graph in ("step", "fused"):
+                    actual = error_of(ort_model.solve, inputs["input_ids"], graph=graph)
+                    assert actual == error_of(model.solve, inputs["input_ids"]), (name, graph)
+    assert error_of(ort_model, too_large) == (
+        "`input_ids` must hold ids from 0 to 10 (vocab_size=11); got 1000 at position (1, 5)."
+    )
+
+
+def test_wrapper_takes_int32_puzzles_as_the_model_does(fused_export):
+    model, ort_model = fused_export
+    ids, _ = puzzles(model.config, batch_size=4)
+    torch.testing.assert_close(ort_model(ids.int()).logits, ort_model(ids).logits, rtol=0, atol=0)
+    for graph in ("step", "fused"):
+        expected, solved = ort_model.solve(ids, graph=graph), ort_model.solve(ids.int(), graph=graph)
+        assert solved.predictions.dtype == torch.long
+        assert torch.equal(solved.predictions, expected.predictions) and torch.equal(solved.steps, expected.steps)
 
 
 def train_tiny_trm(seed: int = 0) -> TRMForPuzzleSolving:

@@ -3,7 +3,9 @@
 import csv
 import json
 import math
+import os
 import re
+import stat
 import subprocess
 import sys
 
@@ -354,3 +356,17 @@ def test_cli_end_to_end(tmp_path):
     progress = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert progress and all(p["index"] == 3 for p in progress)
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_output_file_is_created_with_the_same_permissions(umask, tmp_path):
+    """summary.json and scores.csv are written atomically, progress.jsonl is appended: all three are
+    created as a plain `open` creates a file, 0o666 less the umask."""
+    report = {"task_id": TASK["id"], "completion": "Answer: drawer"}  # warns: no Plan section
+    previous = os.umask(umask)
+    try:
+        ReportEvaluator([TASK]).evaluate([report], out_dir=str(tmp_path / "out"))
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "out").iterdir()}
+    assert modes == dict.fromkeys(["progress.jsonl", "scores.csv", "summary.json"], 0o666 & ~umask)

@@ -399,6 +399,59 @@ def test_wrong_input_shape_is_a_clear_error():
         model(torch.zeros(2, 15, dtype=torch.long))
 
 
+def test_solve_takes_any_integer_dtype_and_names_a_float_one():
+    model = make_model()
+    input_ids, _, _ = make_batch(model.config)
+    expected = model.solve(input_ids)
+    for dtype in (torch.int32, torch.int16):
+        solved = model.solve(input_ids.to(dtype))
+        assert solved.predictions.dtype == solved.step_predictions.dtype == torch.long
+        assert torch.equal(solved.predictions, expected.predictions)
+        assert torch.equal(solved.steps, expected.steps)
+    with pytest.raises(ValueError, match=r"^`input_ids` must hold integer ids; got dtype torch.float32\.$"):
+        model.solve(input_ids.float())
+
+
+@pytest.mark.parametrize("carry_rows,input_rows", [(3, 1), (1, 3), (3, 2)])
+def test_a_carry_of_another_batch_size_is_refused_naming_both_sizes(carry_rows, input_rows):
+    model = make_model()
+    input_ids, _, _ = make_batch(model.config)
+    carry = model(input_ids[:carry_rows]).carry
+    message = f"The carry has {carry_rows} rows and `input_ids` {input_rows}: pass the carry the previous step"
+    with pytest.raises(ValueError, match=f"^{message}"):
+        model(input_ids[:input_rows], carry=carry)
+    with pytest.raises(ValueError, match=f"^{message}"):
+        model.model(input_ids[:input_rows], carry=carry)
+
+
+def test_a_carry_whose_tensors_disagree_on_the_batch_size_is_refused_naming_each():
+    model = make_model()
+    input_ids, _, _ = make_batch(model.config)
+    carry = model(input_ids).carry
+    carry.halted = carry.halted[:1]
+    with pytest.raises(
+        ValueError, match="^The carry has rows {'y': 3, 'z': 3, 'steps': 3, 'halted': 1} and `input_ids` 3"
+    ):
+        model(input_ids, carry=carry)
+
+
+def test_puzzle_identifiers_out_of_range_name_the_number_of_identifiers():
+    model = make_model(puzzle_emb_ndim=32, num_puzzle_identifiers=3)
+    input_ids, _, _ = make_batch(model.config)
+    message = (
+        r"`puzzle_identifiers` must hold ids from 0 to 2 \(num_puzzle_identifiers=3\); got 3 at position \(1,\)\."
+    )
+    with pytest.raises(ValueError, match=message):
+        model(input_ids, puzzle_identifiers=torch.tensor([0, 3, 1]))
+    with pytest.raises(ValueError, match=r"`puzzle_identifiers` must have shape \(batch_size,\) = \(3,\); got \(2,\)"):
+        model(input_ids, puzzle_identifiers=torch.tensor([0, 1]))
+    # Without a puzzle embedding the identifiers are not read (a dataset's column may hold any).
+    plain = make_model()
+    torch.testing.assert_close(
+        plain(input_ids, puzzle_identifiers=torch.full((3,), 7)).logits, plain(input_ids).logits, rtol=0, atol=0
+    )
+
+
 def test_missing_puzzle_identifiers_mean_the_blank_puzzle():
     model = make_model(puzzle_emb_ndim=32, num_puzzle_identifiers=3)
     with torch.no_grad():

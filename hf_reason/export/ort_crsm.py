@@ -64,16 +64,25 @@ class ORTCRSMForCausalLM(ORTModelForExport):
         return cls(config, sessions[cls.step_file_name], sessions[cls.prefill_file_name], heads)
 
     def step(self, input_ids, conv_states: np.ndarray, ssm_states: np.ndarray, return_value: bool = False) -> dict:
-        """One token per row `(batch, 1)` from the given states: logits `(batch, 1, vocab)` and the new
-        states; with `return_value=True` also `state_summary` and `value` of the new state (through the
-        `summarize` and `value` graphs, as `CRSMForCausalLM.forward(return_value=True)`)."""
-        feed = {
-            "input_ids": as_numpy(input_ids).astype(np.int64, copy=False).reshape(-1, 1),
-            "conv_states": conv_states,
-            "ssm_states": ssm_states,
-        }
-        out = dict(zip(("logits", "conv_states", "ssm_states"), self.step_session.run(None, feed)))
+        """One token per row `(batch,)` or `(batch, 1)` from the given states: logits `(batch, 1, vocab)` and
+        the new states; with `return_value=True` also `state_summary` and `value` of the new state (through
+        the `summarize` and `value` graphs, as `CRSMForCausalLM.forward(return_value=True)`). The tokens
+        are checked as the PyTorch model checks its ids."""
+        tokens = torch.as_tensor(input_ids)
+        ids = self._input_ids(tokens.reshape(-1, 1) if tokens.dim() == 1 else tokens)
+        rows = {"input_ids": ids.shape[0], "conv_states": conv_states.shape[0], "ssm_states": ssm_states.shape[0]}
+        if ids.shape[1] != 1 or len(set(rows.values())) != 1:
+            raise ValueError(
+                f"`step` takes one token per row, `(batch,)` or `(batch, 1)`, and the states of as many rows; got "
+                f"input_ids of shape {tuple(tokens.shape)} and rows {rows}."
+            )
+        out = self._step(ids, conv_states, ssm_states)
         return self._add_value(out) if return_value else out
+
+    def _step(self, ids: np.ndarray, conv_states: np.ndarray, ssm_states: np.ndarray) -> dict:
+        """`step` for checked ids `(batch, 1)` (the decoding loops' own tokens)."""
+        feed = {"input_ids": ids, "conv_states": conv_states, "ssm_states": ssm_states}
+        return dict(zip(("logits", "conv_states", "ssm_states"), self.step_session.run(None, feed)))
 
     def _add_value(self, out: dict) -> dict:
         """Adds `state_summary` and `value` of `out["ssm_states"]` (the `summarize` / `value` graphs)."""
@@ -92,7 +101,7 @@ class ORTCRSMForCausalLM(ORTModelForExport):
         `prefill.onnx` in chunks of `prefill_length` tokens, each from the states the previous one
         returned; it is left-padded to a whole number of chunks (exact, see `CRSMPrefillForExport`).
         """
-        ids = as_numpy(input_ids).astype(np.int64, copy=False)
+        ids = self._input_ids(input_ids)
         mask = np.ones_like(ids) if attention_mask is None else as_numpy(attention_mask).astype(np.int64, copy=False)
         if mask.shape != ids.shape:
             raise ValueError(f"`attention_mask` must have the shape of `input_ids` {ids.shape}; got {mask.shape}.")
@@ -168,10 +177,11 @@ class ORTCRSMForCausalLM(ORTModelForExport):
                 pad_token_id=pad_token_id,
                 **mcts_kwargs,
             )
-        check_generate_args(max_new_tokens, do_sample, temperature)
+        input_ids = self._input_ids(input_ids)
+        check_generate_args(input_ids, max_new_tokens, do_sample, temperature)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = resolve_pad_token_id(pad_token_id, self.config, eos)
-        batch_size = as_numpy(input_ids).shape[0]
+        batch_size = input_ids.shape[0]
         if prefilled is not None:
             shapes = {
                 key: getattr(prefilled.get(key), "shape", None) for key in ("logits", "conv_states", "ssm_states")
@@ -185,7 +195,7 @@ class ORTCRSMForCausalLM(ORTModelForExport):
 
         def advance(tokens: np.ndarray) -> np.ndarray:
             nonlocal states
-            states = self.step(tokens, states["conv_states"], states["ssm_states"])
+            states = self._step(tokens.reshape(-1, 1), states["conv_states"], states["ssm_states"])
             return states["logits"][:, -1]
 
         return generate_tokens(

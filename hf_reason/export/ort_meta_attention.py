@@ -57,9 +57,20 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
         """A `MetaAttentionCausalLMOutput`: `logits (batch, seq, vocab)` (torch) and `past_key_values`,
         the new cache as a list of numpy `(key, value)` pairs of shape `(batch, heads, positions, head_dim)`.
 
-        `attention_mask` covers the cached and the new positions (as in transformers).
+        `attention_mask` covers the cached and the new positions (as in transformers). The ids are
+        checked as the PyTorch model checks them, with the same errors.
         """
-        ids = as_numpy(input_ids).astype(np.int64, copy=False)
+        ids = self._input_ids(input_ids)
+        cached_rows = {key.shape[0] for key, _ in past_key_values or ()}
+        if cached_rows - {ids.shape[0]}:
+            raise ValueError(
+                f"`past_key_values` holds {sorted(cached_rows)} rows and `input_ids` {ids.shape[0]}: pass this "
+                "wrapper's cache of the same batch."
+            )
+        return self._forward(ids, attention_mask, past_key_values)
+
+    def _forward(self, ids: np.ndarray, attention_mask=None, past_key_values: Optional[list] = None):
+        """`forward` for checked ids (the decoding loop's own tokens)."""
         batch_size = ids.shape[0]
         if past_key_values is None:
             past_key_values = self.empty_cache(batch_size)
@@ -69,6 +80,11 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
             if attention_mask is None
             else as_numpy(attention_mask).astype(np.int64, copy=False)
         )
+        if mask.shape != (batch_size, past_len + ids.shape[1]):
+            raise ValueError(
+                f"`attention_mask` must cover the cached and the new positions, shape "
+                f"{(batch_size, past_len + ids.shape[1])}; got {mask.shape}."
+            )
         if past_len + ids.shape[1] < self.min_keys:
             raise ValueError(
                 f"The meta-attention graph needs at least meta_top_k={self.min_keys} positions; left-pad the "
@@ -105,8 +121,9 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
                 decoding starts from its last logits and cache instead of running the prompt again
                 (branching several continuations off one prefill; timing decode alone).
         """
-        check_generate_args(max_new_tokens, do_sample, temperature)
-        ids = as_numpy(input_ids).astype(np.int64, copy=False)
+        input_ids = self._input_ids(input_ids)
+        check_generate_args(input_ids, max_new_tokens, do_sample, temperature)
+        ids = input_ids
         batch_size, prompt_len = ids.shape
         mask = np.ones_like(ids) if attention_mask is None else as_numpy(attention_mask).astype(np.int64, copy=False)
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
@@ -126,12 +143,12 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
                 # attention summaries count visible tokens only) and gives the top-k enough keys.
                 ids = np.concatenate([np.full((batch_size, extra), pad if pad is not None else 0, np.int64), ids], 1)
                 mask = np.concatenate([np.zeros((batch_size, extra), np.int64), mask], 1)
-            out = self.forward(ids, mask)
+            out = self._forward(ids, mask)
 
         def advance(tokens: np.ndarray) -> np.ndarray:
             nonlocal mask, out
             mask = np.concatenate([mask, np.ones((batch_size, 1), np.int64)], 1)
-            out = self.forward(tokens[:, None], mask, out.past_key_values)
+            out = self._forward(tokens[:, None], mask, out.past_key_values)
             return out.logits[:, -1].numpy()
 
         return generate_tokens(

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..models.trm import TRMCarry, TRMConfig, TRMPuzzleSolvingOutput, TRMSolveOutput
-from ..models.trm.modeling_trm import solve_puzzles
+from ..models.trm.modeling_trm import check_puzzle_inputs, solve_puzzles
 from .sessions import ORTModelForExport, as_numpy
 
 
@@ -74,6 +74,7 @@ class ORTTRMForPuzzleSolving(ORTModelForExport):
         return q_halt_logits > q_continue_logits
 
     def _step_feed(self, input_ids, puzzle_identifiers, carry: TRMCarry) -> dict:
+        """The step graph's inputs from inputs `check_puzzle_inputs` accepted."""
         feed = {
             "input_ids": as_numpy(input_ids).astype(np.int64, copy=False),
             "carry_y": as_numpy(carry.y).astype(np.float32, copy=False),
@@ -105,14 +106,11 @@ class ORTTRMForPuzzleSolving(ORTModelForExport):
         return self.forward(*args, **kwargs)
 
     def forward(self, input_ids, puzzle_identifiers=None, carry: Optional[TRMCarry] = None) -> TRMPuzzleSolvingOutput:
-        """One supervision step, as `TRMForPuzzleSolving.forward` in eval mode (no loss)."""
+        """One supervision step, as `TRMForPuzzleSolving.forward` in eval mode (no loss); the inputs are
+        checked as the model checks them (`check_puzzle_inputs`), with the same errors."""
         if self.step_session is None:
             raise ValueError(f"This export has no step graph ({self.step_file_name}); only `solve(graph='fused')`.")
-        input_ids = torch.as_tensor(input_ids)
-        if input_ids.dim() != 2 or input_ids.shape[1] != self.config.seq_len:
-            raise ValueError(
-                f"`input_ids` must have shape (batch_size, seq_len={self.config.seq_len}); got {tuple(input_ids.shape)}."
-            )
+        input_ids, puzzle_identifiers = check_puzzle_inputs(self.config, input_ids, puzzle_identifiers, carry)
         if carry is None:
             carry = self.initial_carry(input_ids.shape[0])
         logits, q_halt, q_continue, y, z, steps, halted, *q_hidden = self.step_session.run(
@@ -169,7 +167,8 @@ class ORTTRMForPuzzleSolving(ORTModelForExport):
                 f"The one-graph solve was exported with max_steps={exported[0]}, use_halting={exported[1]}; got "
                 f"max_steps={max_steps}, use_halting={use_halting}. Use `graph='step'` for other settings."
             )
-        feed = {"input_ids": as_numpy(input_ids).astype(np.int64, copy=False)}
+        input_ids, puzzle_identifiers = check_puzzle_inputs(self.config, input_ids, puzzle_identifiers)
+        feed = {"input_ids": as_numpy(input_ids)}
         if self.config.puzzle_emb_ndim:
             if puzzle_identifiers is None:
                 puzzle_identifiers = np.zeros(feed["input_ids"].shape[0], dtype=np.int64)

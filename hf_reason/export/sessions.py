@@ -8,6 +8,7 @@ arrays, and it keeps the per-call overhead to a few tens of microseconds.
 """
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -16,6 +17,11 @@ import numpy as np
 import torch
 
 from ..file_io import PathLike
+from ..models.crsm.mcts import check_prompt_batch
+
+# The model folders hold copies of this one check (utils/check_copies.py); the wrappers run it on
+# their inputs, so that ONNX Runtime refuses what the PyTorch models refuse, with the same errors.
+from ..models.trm.modeling_trm import check_ids
 
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
@@ -188,12 +194,24 @@ class ORTModelForExport:
     def _from_sessions(cls, config, sessions: dict, **kwargs):
         raise NotImplementedError
 
+    def _input_ids(self, input_ids) -> np.ndarray:
+        """`input_ids` `(batch_size, sequence_length)` as the int64 array a session takes, checked as the
+        PyTorch models check theirs (`check_ids`: an integer dtype, ids below `config.vocab_size`),
+        with the same errors. A session would wrap a negative id around, or read past its table."""
+        ids = torch.as_tensor(input_ids)
+        if ids.dim() != 2:
+            raise ValueError(f"`input_ids` must have shape (batch_size, sequence_length); got {tuple(ids.shape)}.")
+        return as_numpy(check_ids(ids, "input_ids", self.config.vocab_size, "vocab_size"))
 
-def check_generate_args(max_new_tokens, do_sample: bool, temperature: float) -> None:
+
+def check_generate_args(input_ids: np.ndarray, max_new_tokens, do_sample: bool, temperature: float) -> None:
+    """The wrappers' `generate` arguments: at least one prompt in the checked `input_ids` (the PyTorch
+    models' `check_prompt_batch`), `max_new_tokens >= 1`, and a finite `temperature > 0` when sampling."""
+    check_prompt_batch(input_ids=input_ids)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be an integer >= 1, got {max_new_tokens!r}.")
-    if do_sample and not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0 when sampling, got {temperature!r}.")
+    if do_sample and not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"`temperature` must be a finite number > 0 when sampling, got {temperature!r}.")
 
 
 def resolve_pad_token_id(pad_token_id: Optional[int], config, eos: Optional[int]) -> Optional[int]:

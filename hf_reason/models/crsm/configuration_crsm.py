@@ -30,13 +30,14 @@ def _check_choice(name: str, value, choices: tuple) -> None:
 
 # Copied from hf_reason.models.trm.configuration_trm._check_float
 def _check_float(name: str, value, low: float, high: Optional[float] = None, low_inclusive: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN fails every comparison, but infinity passes a bound on one side: finiteness is checked too.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value >= low if low_inclusive else value > low
         ok = ok and (high is None or value <= high)
     if not ok:
         bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ValueError(f"`{name}` must be a number {bound}, got {value!r}.")
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}.")
 
 
 def _check_bool(name: str, value) -> None:
@@ -44,7 +45,47 @@ def _check_bool(name: str, value) -> None:
         raise ValueError(f"`{name}` must be True or False, got {value!r}.")
 
 
-class CRSMConfig(PretrainedConfig):
+# Copied from hf_reason.models.trm.configuration_trm.RequireConfigFileMixin
+class RequireConfigFileMixin:
+    """
+    Loading that builds a config from a checkpoint only out of a config file of the class's own
+    `model_type`, with a clear error otherwise.
+
+    transformers builds a config from its defaults when a local folder has no `config.json`, and
+    `AutoConfig` then picks the class by a model type found in the folder's *name*: a `my-trm` folder
+    without its config would load as a default-sized TRM (and fail later, on the weights' shapes, or
+    not at all). Mixed in before `PretrainedConfig` (or a subclass of it).
+    """
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        cls._check_checkpoint_config(config_dict, pretrained_model_name_or_path)
+        return config_dict, kwargs
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        # `AutoConfig` reads a checkpoint's dict with the base class's `get_config_dict` (empty without
+        # a config file) and passes it here with the checkpoint's `name_or_path`.
+        if "name_or_path" in kwargs:
+            cls._check_checkpoint_config(config_dict, kwargs["name_or_path"])
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
+    def _check_checkpoint_config(cls, config_dict: dict, source) -> None:
+        if not config_dict:
+            raise FileNotFoundError(
+                f"{source} has no config.json: a {cls.__name__} checkpoint loads only with its config "
+                "(`save_pretrained` writes it)."
+            )
+        if config_dict.get("model_type") != cls.model_type:
+            raise ValueError(
+                f"The config.json of {source} has model_type {config_dict.get('model_type')!r}; a "
+                f"{cls.__name__} loads only a config of model_type {cls.model_type!r}."
+            )
+
+
+class CRSMConfig(RequireConfigFileMixin, PretrainedConfig):
     r"""
     Configuration of a [`CRSMModel`] / [`CRSMForCausalLM`]: a Mamba (selective state-space) language
     model that can deliberate with Monte-Carlo tree search over its own recurrent state.

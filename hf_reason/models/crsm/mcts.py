@@ -54,6 +54,7 @@ import torch
 from transformers.utils import ModelOutput
 
 from .cache_crsm import CRSMCache, CRSMCacheState
+from .configuration_crsm import _check_float
 
 
 ROLLOUTS = ("value", "dynamics", "model")
@@ -99,8 +100,7 @@ class CRSMDeliberationConfig:
     def __post_init__(self):
         for name in ("num_simulations", "top_k_expansion", "rollout_depth", "leaf_batch_size"):
             _check_positive_int(name, getattr(self, name))
-        if isinstance(self.c_puct, bool) or not isinstance(self.c_puct, (int, float)) or self.c_puct < 0:
-            raise ValueError(f"`c_puct` must be a number >= 0, got {self.c_puct!r}")
+        _check_float("c_puct", self.c_puct, 0.0)
         if self.rollout not in ROLLOUTS:
             raise ValueError(f"`rollout` must be one of {ROLLOUTS}, got {self.rollout!r}")
         if self.apply_state_delta is None:
@@ -120,6 +120,43 @@ class CRSMDeliberationConfig:
 def _check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+
+
+# Copied from hf_reason.models.trm.modeling_trm.check_ids
+def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
+    """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
+    the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of
+    range with its position.
+
+    Skipped while tracing or compiling (ONNX export, `torch.compile`): a branch on the values would be
+    baked into the graph. The ONNX Runtime wrappers run this same check on their inputs.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return ids
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {ids.dtype}.")
+    outside = (ids < 0) | (ids >= size)
+    if outside.any():
+        where = tuple(outside.nonzero()[0].tolist())
+        raise ValueError(
+            f"`{name}` must hold ids from 0 to {size - 1} ({size_name}={size}); got {ids[where].item()} at "
+            f"position {where}."
+        )
+    return ids.long()
+
+
+def check_prompt_batch(inputs=None, **kwargs) -> None:
+    """A `ValueError` for an empty batch of prompts, in `inputs` or in `generate`'s `input_ids` /
+    `inputs_embeds` (the other keyword arguments are ignored).
+
+    Generation refuses an empty batch rather than return an empty result: transformers' decoding loop
+    cannot run on one, and a batch that lost all its prompts upstream is a mistake better seen here.
+    """
+    for prompts in (inputs, kwargs.get("input_ids"), kwargs.get("inputs_embeds")):
+        if prompts is not None and prompts.shape[0] == 0:
+            raise ValueError(
+                f"`generate` needs at least one prompt; got a batch of 0 (prompts of shape {tuple(prompts.shape)})."
+            )
 
 
 @dataclass
@@ -345,6 +382,9 @@ def mcts_generate(
     _check_positive_int("max_new_tokens", max_new_tokens)
     if input_ids.dim() != 2:
         raise ValueError(f"`input_ids` must have shape (batch_size, prompt_length), got {tuple(input_ids.shape)}")
+    check_prompt_batch(input_ids=input_ids)
+    # The whole batch at once: the search runs row by row, and an error names the id's own position.
+    input_ids = check_ids(input_ids, "input_ids", model.config.vocab_size, "vocab_size")
     if streamer is not None and input_ids.shape[0] != 1:
         raise ValueError(f"`streamer` needs a batch size of 1, got input_ids of shape {tuple(input_ids.shape)}")
     eos, pad_token_id = _special_tokens(model, gen_config, eos_token_id, pad_token_id)

@@ -25,7 +25,7 @@ from transformers.utils import ModelOutput
 
 from .cache_crsm import CRSMCache, CRSMCacheState
 from .configuration_crsm import CRSMConfig
-from .mcts import CRSMDeliberationOutput, mcts_generate
+from .mcts import CRSMDeliberationOutput, check_ids, check_prompt_batch, mcts_generate
 
 
 class CRSMStateAggregator(nn.Module):
@@ -270,6 +270,7 @@ class CRSMModel(CRSMPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of `input_ids` or `inputs_embeds`.")
         if inputs_embeds is None:
+            input_ids = check_ids(input_ids, "input_ids", self.config.vocab_size, "vocab_size")
             inputs_embeds = self.embeddings(input_ids)
         if self.gradient_checkpointing and self.training and use_cache:
             use_cache = False
@@ -428,6 +429,7 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
         `return_dict_in_generate`, `streamer`.
         """
         if deliberation is None:
+            check_prompt_batch(inputs, **kwargs)
             return super().generate(inputs, **kwargs)
         if deliberation != "mcts":
             raise ValueError(f"`deliberation` must be None or 'mcts', got {deliberation!r}")

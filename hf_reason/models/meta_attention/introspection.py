@@ -1,5 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""Introspection of a meta-attention causal LM: what it attended to while writing each token.
+"""Reading a meta-attention model's attention maps: the per-row summaries the meta-attention module
+attends over (`attention_summaries`), and introspection, what the causal LM attended to while writing
+each token (`attention_introspection`).
 
 Only torch and transformers are imported (this file travels with the checkpoint's remote code).
 """
@@ -8,7 +10,57 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from transformers.modeling_outputs import ModelOutput
+
+
+def attention_summaries(
+    attn_probs: torch.Tensor,
+    visible_keys: torch.Tensor,
+    query_index: torch.Tensor,
+    top_k: int,
+    features: list[str],
+) -> torch.Tensor:
+    """Per-head summaries of each query position's attention row.
+
+    Args:
+        attn_probs (`torch.Tensor` of shape `(batch, heads, queries, keys)`): attention probabilities.
+        visible_keys (`torch.Tensor` of shape `(batch, queries)`): number of non-padding keys a query
+            can see (itself included); normalises entropy and distances so that left padding and
+            sequence length do not change the summaries.
+        query_index (`torch.Tensor` of shape `(queries,)`): key index of each query (cache included).
+        top_k (`int`): attended positions kept per head.
+        features (`list[str]`): which summaries, in `META_FEATURES` order.
+
+    Returns:
+        `torch.Tensor` of shape `(batch, queries, heads, num_summary_features)`.
+    """
+    probs = attn_probs.float().transpose(1, 2)  # (B, T, H, S)
+    num_keys = probs.shape[-1]
+    n = visible_keys.to(probs.dtype).clamp(min=1.0)[:, :, None, None]  # (B, T, 1, 1)
+    # distance of every key to its query, in units of the visible context
+    offsets = (query_index[:, None] - torch.arange(num_keys, device=probs.device)[None, :]).to(probs.dtype)
+    offsets = offsets.clamp(min=0.0)[None, :, None, :]  # (1, T, 1, S); future keys have probability 0
+    out = []
+    if "entropy" in features:
+        # log of clamped probabilities: xlogy's gradient is infinite at the exact zeros of masked keys
+        entropy = -(probs * torch.log(probs.clamp(min=1e-12))).sum(-1, keepdim=True)
+        out.append(entropy / torch.log(n.clamp(min=2.0)))
+    if "top_k_weights" in features or "top_k_distances" in features:
+        if num_keys < top_k:  # the first positions see fewer keys than top_k
+            probs_k = F.pad(probs, (0, top_k - num_keys))
+            offsets_k = F.pad(offsets.expand(*probs.shape[:-1], -1), (0, top_k - num_keys))
+        else:
+            probs_k, offsets_k = probs, offsets.expand(*probs.shape[:-1], -1)
+        top_weights, top_index = probs_k.topk(top_k, dim=-1)
+        if "top_k_weights" in features:
+            out.append(top_weights)
+        if "top_k_distances" in features:
+            distances = offsets_k.gather(-1, top_index) / n
+            out.append(torch.where(top_weights > 0, distances, torch.zeros_like(distances)))
+    if "mean_distance" in features:
+        out.append((probs * offsets).sum(-1, keepdim=True) / n)
+    return torch.cat(out, dim=-1)
 
 
 @dataclass

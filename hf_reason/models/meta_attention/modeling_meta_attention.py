@@ -2,10 +2,11 @@
 """PyTorch meta-attention model: GPT-2 plus a module that reads the model's own attention maps.
 
 Reads top-down as the model is built: the per-layer attention-implementation view (eager where maps
-are read, the configured implementation elsewhere), the attention summaries, the meta-attention
-module, `MetaAttentionPreTrainedModel`, output dataclasses, the bare `MetaAttentionModel`, the
-causal LM with `introspect` (computed in `introspection.py`), and the self-critic `MetaAttentionForSequenceScoring`. The GPT-2 blocks
-are transformers' own (`GPT2Block`). Only torch, transformers and this folder are imported, so a
+are read, the configured implementation elsewhere), the input checks, the meta-attention module
+(it reads the attention summaries of `introspection.py`), `MetaAttentionPreTrainedModel`, output
+dataclasses, the bare `MetaAttentionModel`, the causal LM with `introspect` (computed in
+`introspection.py`), and the self-critic `MetaAttentionForSequenceScoring`. The GPT-2 blocks are
+transformers' own (`GPT2Block`). Only torch, transformers and this folder are imported, so a
 checkpoint saved with its code loads with `trust_remote_code=True` where hf-reason is not installed.
 """
 
@@ -27,7 +28,7 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2Block, GPT2PreTrainedMode
 from transformers.utils import logging
 
 from .configuration_meta_attention import MetaAttentionConfig
-from .introspection import MetaAttentionIntrospectionOutput, attention_introspection
+from .introspection import MetaAttentionIntrospectionOutput, attention_introspection, attention_summaries
 
 
 logger = logging.get_logger(__name__)
@@ -56,53 +57,42 @@ class _AttentionImplementationView:
         return "eager" if self.eager else self._config._attn_implementation
 
 
-def attention_summaries(
-    attn_probs: torch.Tensor,
-    visible_keys: torch.Tensor,
-    query_index: torch.Tensor,
-    top_k: int,
-    features: list[str],
-) -> torch.Tensor:
-    """Per-head summaries of each query position's attention row.
+# Copied from hf_reason.models.trm.modeling_trm.check_ids
+def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
+    """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
+    the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of
+    range with its position.
 
-    Args:
-        attn_probs (`torch.Tensor` of shape `(batch, heads, queries, keys)`): attention probabilities.
-        visible_keys (`torch.Tensor` of shape `(batch, queries)`): number of non-padding keys a query
-            can see (itself included); normalises entropy and distances so that left padding and
-            sequence length do not change the summaries.
-        query_index (`torch.Tensor` of shape `(queries,)`): key index of each query (cache included).
-        top_k (`int`): attended positions kept per head.
-        features (`list[str]`): which summaries, in `META_FEATURES` order.
-
-    Returns:
-        `torch.Tensor` of shape `(batch, queries, heads, num_summary_features)`.
+    Skipped while tracing or compiling (ONNX export, `torch.compile`): a branch on the values would be
+    baked into the graph. The ONNX Runtime wrappers run this same check on their inputs.
     """
-    probs = attn_probs.float().transpose(1, 2)  # (B, T, H, S)
-    num_keys = probs.shape[-1]
-    n = visible_keys.to(probs.dtype).clamp(min=1.0)[:, :, None, None]  # (B, T, 1, 1)
-    # distance of every key to its query, in units of the visible context
-    offsets = (query_index[:, None] - torch.arange(num_keys, device=probs.device)[None, :]).to(probs.dtype)
-    offsets = offsets.clamp(min=0.0)[None, :, None, :]  # (1, T, 1, S); future keys have probability 0
-    out = []
-    if "entropy" in features:
-        # log of clamped probabilities: xlogy's gradient is infinite at the exact zeros of masked keys
-        entropy = -(probs * torch.log(probs.clamp(min=1e-12))).sum(-1, keepdim=True)
-        out.append(entropy / torch.log(n.clamp(min=2.0)))
-    if "top_k_weights" in features or "top_k_distances" in features:
-        if num_keys < top_k:  # the first positions see fewer keys than top_k
-            probs_k = F.pad(probs, (0, top_k - num_keys))
-            offsets_k = F.pad(offsets.expand(*probs.shape[:-1], -1), (0, top_k - num_keys))
-        else:
-            probs_k, offsets_k = probs, offsets.expand(*probs.shape[:-1], -1)
-        top_weights, top_index = probs_k.topk(top_k, dim=-1)
-        if "top_k_weights" in features:
-            out.append(top_weights)
-        if "top_k_distances" in features:
-            distances = offsets_k.gather(-1, top_index) / n
-            out.append(torch.where(top_weights > 0, distances, torch.zeros_like(distances)))
-    if "mean_distance" in features:
-        out.append((probs * offsets).sum(-1, keepdim=True) / n)
-    return torch.cat(out, dim=-1)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return ids
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {ids.dtype}.")
+    outside = (ids < 0) | (ids >= size)
+    if outside.any():
+        where = tuple(outside.nonzero()[0].tolist())
+        raise ValueError(
+            f"`{name}` must hold ids from 0 to {size - 1} ({size_name}={size}); got {ids[where].item()} at "
+            f"position {where}."
+        )
+    return ids.long()
+
+
+# Copied from hf_reason.models.crsm.mcts.check_prompt_batch
+def check_prompt_batch(inputs=None, **kwargs) -> None:
+    """A `ValueError` for an empty batch of prompts, in `inputs` or in `generate`'s `input_ids` /
+    `inputs_embeds` (the other keyword arguments are ignored).
+
+    Generation refuses an empty batch rather than return an empty result: transformers' decoding loop
+    cannot run on one, and a batch that lost all its prompts upstream is a mistake better seen here.
+    """
+    for prompts in (inputs, kwargs.get("input_ids"), kwargs.get("inputs_embeds")):
+        if prompts is not None and prompts.shape[0] == 0:
+            raise ValueError(
+                f"`generate` needs at least one prompt; got a batch of 0 (prompts of shape {tuple(prompts.shape)})."
+            )
 
 
 class MetaAttentionModule(nn.Module):
@@ -331,6 +321,7 @@ class MetaAttentionModel(MetaAttentionPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
         if inputs_embeds is None:
+            input_ids = check_ids(input_ids, "input_ids", self.config.vocab_size, "vocab_size")
             self.warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
             inputs_embeds = self.wte(input_ids)
         batch, seq = inputs_embeds.shape[:2]
@@ -505,6 +496,11 @@ class MetaAttentionForCausalLM(MetaAttentionPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, new_embeddings: nn.Linear):
         self.lm_head = new_embeddings
+
+    def generate(self, inputs: Optional[torch.Tensor] = None, **kwargs):
+        """`GenerationMixin.generate`, with a clear error for an empty batch of prompts (`check_prompt_batch`)."""
+        check_prompt_batch(inputs, **kwargs)
+        return super().generate(inputs, **kwargs)
 
     @classmethod
     def from_gpt2(

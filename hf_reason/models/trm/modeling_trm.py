@@ -23,7 +23,15 @@ from transformers.utils import logging
 
 from .configuration_trm import TRMConfig, _round_up
 from .q_heads import TRMHaltingHead, build_q_head, init_q_head  # noqa: F401  (TRMHaltingHead is importable from here too)
-from .supervision import IGNORE_INDEX, CellScores, TRMSupervisionStep, score_cells, supervision_steps
+from .supervision import (
+    IGNORE_INDEX,
+    CellScores,
+    TRMSolveOutput,
+    TRMSupervisionStep,
+    score_cells,
+    solve_puzzles,
+    supervision_steps,
+)
 
 
 logger = logging.get_logger(__name__)
@@ -269,24 +277,68 @@ class TRMPuzzleSolvingOutput(ModelOutput):
     is_correct: Optional[torch.BoolTensor] = None
 
 
-@dataclass
-class TRMSolveOutput(ModelOutput):
-    """
-    Args:
-        predictions (`torch.LongTensor` of shape `(batch_size, seq_len)`):
-            Each example's answer at the step where it halted.
-        step_predictions (`torch.LongTensor` of shape `(num_steps_run, batch_size, seq_len)`):
-            The answer after every supervision step (frozen once an example halted).
-        steps (`torch.LongTensor` of shape `(batch_size,)`):
-            Supervision steps each example used.
-        q_halt_logits (`torch.FloatTensor` of shape `(num_steps_run, batch_size)`):
-            Halting logits per step (NaN after an example halted).
-    """
+def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
+    """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
+    the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of
+    range with its position.
 
-    predictions: Optional[torch.LongTensor] = None
-    step_predictions: Optional[torch.LongTensor] = None
-    steps: Optional[torch.LongTensor] = None
-    q_halt_logits: Optional[torch.FloatTensor] = None
+    Skipped while tracing or compiling (ONNX export, `torch.compile`): a branch on the values would be
+    baked into the graph. The ONNX Runtime wrappers run this same check on their inputs.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return ids
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {ids.dtype}.")
+    outside = (ids < 0) | (ids >= size)
+    if outside.any():
+        where = tuple(outside.nonzero()[0].tolist())
+        raise ValueError(
+            f"`{name}` must hold ids from 0 to {size - 1} ({size_name}={size}); got {ids[where].item()} at "
+            f"position {where}."
+        )
+    return ids.long()
+
+
+def check_puzzle_inputs(
+    config: TRMConfig, input_ids, puzzle_identifiers=None, carry: Optional[TRMCarry] = None
+) -> tuple[torch.LongTensor, Optional[torch.LongTensor]]:
+    """The inputs of one supervision step, checked: `input_ids` `(batch_size, seq_len)` of ids below
+    `vocab_size` (any integer dtype), `puzzle_identifiers` `(batch_size,)` below
+    `num_puzzle_identifiers` (read only with a puzzle embedding), and a carry of `batch_size` rows.
+
+    The model and its ONNX Runtime wrapper both run it, so they refuse the same inputs with the same
+    errors. Returns the ids as LongTensors; skipped while tracing or compiling, as `check_ids`.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return input_ids, puzzle_identifiers
+    input_ids = torch.as_tensor(input_ids)
+    if input_ids.dim() != 2 or input_ids.shape[1] != config.seq_len:
+        raise ValueError(
+            f"`input_ids` must have shape (batch_size, seq_len={config.seq_len}); got {tuple(input_ids.shape)}."
+        )
+    input_ids = check_ids(input_ids, "input_ids", config.vocab_size, "vocab_size")
+    batch_size = input_ids.shape[0]
+    if puzzle_identifiers is not None and config.puzzle_emb_ndim:
+        puzzle_identifiers = torch.as_tensor(puzzle_identifiers)
+        if tuple(puzzle_identifiers.shape) != (batch_size,):
+            raise ValueError(
+                f"`puzzle_identifiers` must have shape (batch_size,) = ({batch_size},); "
+                f"got {tuple(puzzle_identifiers.shape)}."
+            )
+        puzzle_identifiers = check_ids(
+            puzzle_identifiers, "puzzle_identifiers", config.num_puzzle_identifiers, "num_puzzle_identifiers"
+        )
+    if carry is not None:
+        rows = {key: value.shape[0] for key, value in carry.items() if isinstance(value, torch.Tensor)}
+        if set(rows.values()) != {batch_size}:
+            # Broadcasting would otherwise run a one-row batch against every row of the carry.
+            sizes = set(rows.values())
+            carry_rows = f"{sizes.pop()} rows" if len(sizes) == 1 else f"rows {rows}"
+            raise ValueError(
+                f"The carry has {carry_rows} and `input_ids` {batch_size}: pass the carry the previous step "
+                "returned for this batch, or `carry=None` to start afresh."
+            )
+    return input_ids, puzzle_identifiers
 
 
 class TRMPreTrainedModel(PreTrainedModel):
@@ -436,16 +488,16 @@ class TRMModel(TRMPreTrainedModel):
     ) -> TRMModelOutput:
         r"""
         input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`):
-            The puzzle tokens `x`.
+            The puzzle tokens `x` (any integer dtype).
         puzzle_identifiers (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Puzzle ids for the puzzle embedding; `None` means identifier 0, the blank puzzle.
         carry (`TRMCarry`, *optional*):
-            State from the previous supervision step; `None` starts every example afresh.
+            State from the previous supervision step (of this batch); `None` starts every example afresh.
+
+        Ids out of range, a float or bool dtype, a wrong shape or a carry of another batch size raise a
+        `ValueError` naming the input (`check_puzzle_inputs`).
         """
-        if input_ids.dim() != 2 or input_ids.shape[1] != self.config.seq_len:
-            raise ValueError(
-                f"`input_ids` must have shape (batch_size, seq_len={self.config.seq_len}); got {tuple(input_ids.shape)}."
-            )
+        input_ids, puzzle_identifiers = check_puzzle_inputs(self.config, input_ids, puzzle_identifiers, carry)
         if carry is None:
             carry = self.initial_carry(input_ids.shape[0])
         carry = self.reset_carry(carry)
@@ -571,7 +623,10 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
         # HRM's bootstrapped target: run the next supervision step from the new carry (no reset,
         # no gradient) and take the value of its best action; at the last step only halting is left.
         # No replay buffer or target network: a large batch acts as many parallel environments.
-        x = self.model.embed_inputs(input_ids, puzzle_identifiers)
+        # The step's forward checked the ids; they reach the embedding as long, whatever their integer dtype.
+        if puzzle_identifiers is not None:
+            puzzle_identifiers = puzzle_identifiers.long()
+        x = self.model.embed_inputs(input_ids.long(), puzzle_identifiers)
         next_y, _ = self.model.recursion(x, carry.y, carry.z)
         next_halt, next_continue, _ = self.q_values(next_y, carry.steps + 1, carry.q_hidden)
         return torch.sigmoid(torch.where(is_last_step, next_halt, torch.maximum(next_halt, next_continue)))
@@ -620,42 +675,6 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
             self.train(was_training)
 
 
-def solve_puzzles(
-    step_fn, input_ids: torch.LongTensor, puzzle_identifiers=None, *, max_steps: int, use_halting: bool = True
-) -> TRMSolveOutput:
-    """`TRMForPuzzleSolving.solve` for any step function with a `halt_decision` (the model or its ONNX
-    Runtime wrapper): the answer of each row at the step where it halted, and every step's answers."""
-    input_ids = torch.as_tensor(input_ids)
-    batch_size, device = input_ids.shape[0], input_ids.device
-    predictions = torch.zeros_like(input_ids)
-    steps_used = torch.zeros(batch_size, dtype=torch.long, device=device)
-    step_predictions, step_q_halt = [], []
-
-    def halt(output):
-        return step_fn.halt_decision(output.q_halt_logits, output.q_continue_logits)
-
-    for record in supervision_steps(
-        step_fn,
-        max_steps,
-        halt=halt if use_halting else None,
-        input_ids=input_ids,
-        puzzle_identifiers=torch.as_tensor(puzzle_identifiers) if puzzle_identifiers is not None else None,
-    ):
-        rows = record.rows.to(device)
-        predictions[rows] = record.output.logits.argmax(-1).to(device)
-        steps_used[rows] = record.step
-        q_halt = torch.full((batch_size,), float("nan"), device=device)
-        q_halt[rows] = record.output.q_halt_logits.to(device)
-        step_predictions.append(predictions.clone())
-        step_q_halt.append(q_halt)
-    return TRMSolveOutput(
-        predictions=predictions,
-        step_predictions=torch.stack(step_predictions),
-        steps=steps_used,
-        q_halt_logits=torch.stack(step_q_halt),
-    )
-
-
 __all__ = [
     "IGNORE_INDEX",
     "CellScores",
@@ -667,6 +686,8 @@ __all__ = [
     "TRMPuzzleSolvingOutput",
     "TRMSolveOutput",
     "TRMSupervisionStep",
+    "check_ids",
+    "check_puzzle_inputs",
     "solve_puzzles",
     "score_cells",
     "supervision_steps",

@@ -1,9 +1,10 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""The TRM supervision loop and the scoring of cells.
+"""The TRM supervision loop, solving on it, and the scoring of cells.
 
-`supervision_steps` is the one loop over supervision steps that solving, evaluation, halting
-rollouts, ONNX Runtime and the export's parity check all run, each with its own step function and
-halting rule. Only torch is imported (this file travels with the checkpoint's remote code).
+`supervision_steps` is the one loop over supervision steps that solving (`solve_puzzles`),
+evaluation, halting rollouts, ONNX Runtime and the export's parity check all run, each with its own
+step function and halting rule. Only torch and transformers are imported (this file travels with the
+checkpoint's remote code).
 """
 
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
 import torch
+from transformers.utils import ModelOutput
 
 
 # Label of a position without a target (padding, given cells where only blanks are scored); the
@@ -103,4 +105,69 @@ def supervision_steps(
             inputs = {k: v[keep.to(v.device)] if v is not None else None for k, v in inputs.items()}
 
 
-__all__ = ["IGNORE_INDEX", "CellScores", "TRMSupervisionStep", "score_cells", "supervision_steps"]
+@dataclass
+class TRMSolveOutput(ModelOutput):
+    """
+    Args:
+        predictions (`torch.LongTensor` of shape `(batch_size, seq_len)`):
+            Each example's answer at the step where it halted.
+        step_predictions (`torch.LongTensor` of shape `(num_steps_run, batch_size, seq_len)`):
+            The answer after every supervision step (frozen once an example halted).
+        steps (`torch.LongTensor` of shape `(batch_size,)`):
+            Supervision steps each example used.
+        q_halt_logits (`torch.FloatTensor` of shape `(num_steps_run, batch_size)`):
+            Halting logits per step (NaN after an example halted).
+    """
+
+    predictions: Optional[torch.LongTensor] = None
+    step_predictions: Optional[torch.LongTensor] = None
+    steps: Optional[torch.LongTensor] = None
+    q_halt_logits: Optional[torch.FloatTensor] = None
+
+
+def solve_puzzles(
+    step_fn, input_ids: torch.LongTensor, puzzle_identifiers=None, *, max_steps: int, use_halting: bool = True
+) -> TRMSolveOutput:
+    """`TRMForPuzzleSolving.solve` for any step function with a `halt_decision` (the model or its ONNX
+    Runtime wrapper): the answer of each row at the step where it halted, and every step's answers."""
+    input_ids = torch.as_tensor(input_ids)
+    batch_size, device = input_ids.shape[0], input_ids.device
+    # Long whatever the ids' integer dtype: the answers are token ids as the logits' argmax gives them.
+    predictions = torch.zeros(input_ids.shape, dtype=torch.long, device=device)
+    steps_used = torch.zeros(batch_size, dtype=torch.long, device=device)
+    step_predictions, step_q_halt = [], []
+
+    def halt(output):
+        return step_fn.halt_decision(output.q_halt_logits, output.q_continue_logits)
+
+    for record in supervision_steps(
+        step_fn,
+        max_steps,
+        halt=halt if use_halting else None,
+        input_ids=input_ids,
+        puzzle_identifiers=torch.as_tensor(puzzle_identifiers) if puzzle_identifiers is not None else None,
+    ):
+        rows = record.rows.to(device)
+        predictions[rows] = record.output.logits.argmax(-1).to(device)
+        steps_used[rows] = record.step
+        q_halt = torch.full((batch_size,), float("nan"), device=device)
+        q_halt[rows] = record.output.q_halt_logits.to(device)
+        step_predictions.append(predictions.clone())
+        step_q_halt.append(q_halt)
+    return TRMSolveOutput(
+        predictions=predictions,
+        step_predictions=torch.stack(step_predictions),
+        steps=steps_used,
+        q_halt_logits=torch.stack(step_q_halt),
+    )
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "CellScores",
+    "TRMSolveOutput",
+    "TRMSupervisionStep",
+    "score_cells",
+    "solve_puzzles",
+    "supervision_steps",
+]
