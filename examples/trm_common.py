@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from transformers import HfArgumentParser, TrainerCallback  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving  # noqa: E402
-from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, last_complete_checkpoint  # noqa: E402
+from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, resolve_resume_checkpoint  # noqa: E402
 
 
 @dataclass
@@ -85,6 +85,10 @@ class TimeBudget(TrainerCallback):
 
 def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConfig, callbacks=()):
     """Trains (resuming when `--resume_from_checkpoint last` or a path is given) and saves the EMA model."""
+    # "last": the newest complete checkpoint; none there is an error, never a silent new run
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    if resume:
+        print(f"Resuming from {resume}")
     trainer = DeepSupervisionTrainer(
         model=model,
         args=training_args,
@@ -92,13 +96,6 @@ def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConf
         eval_dataset=eval_dataset,
         callbacks=list(callbacks),
     )
-    resume = training_args.resume_from_checkpoint
-    if resume == "last":
-        resume = last_complete_checkpoint(training_args.output_dir)
-        if resume is None:
-            print(f"No complete checkpoint in {training_args.output_dir}: starting from scratch.")
-    if resume:
-        print(f"Resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
     print(f"Trained to global step {trainer.state.global_step}.")
     metrics = trainer.evaluate() if eval_dataset is not None else {}

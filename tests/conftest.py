@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 from hf_reason import TRMConfig  # noqa: E402
 
@@ -36,6 +37,34 @@ def tiny_trm_config(**overrides) -> TRMConfig:
     )
     kwargs.update(overrides)
     return TRMConfig(**kwargs)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+class KilledWhileSaving(BaseException):
+    """Stands for a kill -9: raised from inside a save, caught by nothing on its way out."""
+
+
+class StepsTaken(TrainerCallback):
+    """Records the global step at the end of every optimizer step a run takes."""
+
+    def __init__(self):
+        self.taken = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.taken.append(state.global_step)
+
+
+def kill_before_the_state_file(trainer, step: int) -> None:
+    """Makes `trainer` die while saving checkpoint-`step`: after the Trainer's own files (where the
+    stock Trainer rotates old checkpoints) and before the state file that marks it complete."""
+    save_files = trainer._save_checkpoint_files
+
+    def save_then_die(folder):
+        save_files(folder)
+        if trainer.state.global_step == step:
+            raise KilledWhileSaving
+
+    trainer._save_checkpoint_files = save_then_die
 
 
 @pytest.fixture(autouse=True)

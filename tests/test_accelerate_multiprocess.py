@@ -5,6 +5,39 @@ import json
 import pytest
 from conftest import REPO_ROOT, accelerate_launch
 
+from hf_reason.trainers import is_complete_checkpoint, last_complete_checkpoint
+
+
+# The Sudoku example at a size that trains in seconds.
+TINY_SUDOKU = [
+    "--num_train_puzzles",
+    "40",
+    "--num_eval_puzzles",
+    "8",
+    "--min_givens",
+    "50",
+    "--hidden_size",
+    "32",
+    "--num_heads",
+    "2",
+    "--L_layers",
+    "1",
+    "--H_cycles",
+    "1",
+    "--L_cycles",
+    "1",
+    "--halt_max_steps",
+    "2",
+    "--expansion",
+    "1",
+    "--per_device_train_batch_size",
+    "4",
+    "--per_device_eval_batch_size",
+    "4",
+    "--disable_tqdm",
+    "true",
+]
+
 
 def test_every_multiprocess_script_destroys_its_process_group():
     """A script that exits with the gloo group alive can abort in interpreter teardown (rank 1,
@@ -57,40 +90,46 @@ def test_sudoku_example_runs_under_accelerate_launch(tmp_path):
         "examples/train_trm_sudoku.py",
         "--output_dir",
         str(out),
+        *TINY_SUDOKU,
         "--max_steps",
         "2",
-        "--num_train_puzzles",
-        "40",
-        "--num_eval_puzzles",
-        "8",
-        "--min_givens",
-        "50",
-        "--hidden_size",
-        "32",
-        "--num_heads",
-        "2",
-        "--L_layers",
-        "1",
-        "--H_cycles",
-        "1",
-        "--L_cycles",
-        "1",
-        "--halt_max_steps",
-        "2",
-        "--expansion",
-        "1",
-        "--per_device_train_batch_size",
-        "4",
-        "--per_device_eval_batch_size",
-        "4",
-        "--disable_tqdm",
-        "true",
         "--save_strategy",
         "no",
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
     assert "eval_exact_accuracy" in result.stdout
+
+
+@pytest.mark.slow
+def test_rotation_waits_for_every_process_state_file(tmp_path):
+    """Rank 1 is SIGKILLed while saving checkpoint-4 (save_total_limit=1), before its state file. Rank 0,
+    which alone deletes checkpoints, must delete none: checkpoint-2 is the only complete one, and
+    checkpoint-4 was still being written by rank 1 (a slow rank, not only a dead one)."""
+    out = tmp_path / "run"
+    result = accelerate_launch(
+        "tests/scripts/kill_while_saving.py",
+        "4",
+        "1",
+        "examples/train_trm_sudoku.py",
+        "--output_dir",
+        str(out),
+        *TINY_SUDOKU,
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--save_total_limit",
+        "1",
+        timeout=240,
+    )
+    assert result.returncode != 0
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not (out / "checkpoint-4" / "deep_supervision_state_rank1.safetensors").exists()
+    assert is_complete_checkpoint(out / "checkpoint-2")
+    assert last_complete_checkpoint(out) == str(out / "checkpoint-2")
 
 
 @pytest.mark.slow
