@@ -23,7 +23,7 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from transformers import HfArgumentParser  # noqa: E402
+from transformers import HfArgumentParser, enable_full_determinism, set_seed  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving  # noqa: E402
 from hf_reason.data.sudoku import generate_sudoku  # noqa: E402
@@ -53,6 +53,8 @@ def main(argv=None):
     parser = HfArgumentParser((HaltingArguments, DQNHaltingConfig))
     parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no")
     script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    # Before the new Q-head is built: the Trainer seeds itself only once the model exists.
+    (enable_full_determinism if training_args.full_determinism else set_seed)(training_args.seed)
     if not script_args.model_name_or_path:
         parser.error(
             "--model_name_or_path is required: train a TRM first (make demo, or "

@@ -9,7 +9,7 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from transformers import HfArgumentParser, TrainerCallback  # noqa: E402
+from transformers import HfArgumentParser, TrainerCallback, enable_full_determinism, set_seed  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving  # noqa: E402
 from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, resolve_resume_checkpoint  # noqa: E402
@@ -45,7 +45,8 @@ class TRMModelArguments:
 
 
 def parse_args(script_args_class, model_defaults: Optional[dict] = None):
-    """Parses `script_args_class`, `TRMModelArguments` and `DeepSupervisionConfig` from the command line.
+    """Parses `script_args_class`, `TRMModelArguments` and `DeepSupervisionConfig` from the command line,
+    then seeds every generator with `--seed`.
 
     `model_defaults` replaces the defaults of some model flags for one task (e.g. attention for
     mazes): they are the parser's defaults, so `--help` shows them and an explicit flag wins.
@@ -53,7 +54,11 @@ def parse_args(script_args_class, model_defaults: Optional[dict] = None):
     parser = HfArgumentParser((script_args_class, TRMModelArguments, DeepSupervisionConfig))
     # Without a GPU, train on the CPU; under `accelerate launch` the processes then form a gloo group.
     parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", **(model_defaults or {}))
-    return parser.parse_args_into_dataclasses()
+    script_args, model_args, training_args = parser.parse_args_into_dataclasses()
+    # The Trainer seeds itself only once the model exists: seeding as it does, before the scripts
+    # build data and model, makes `--seed` fix the initial weights too.
+    (enable_full_determinism if training_args.full_determinism else set_seed)(training_args.seed)
+    return script_args, model_args, training_args
 
 
 def build_model(args: TRMModelArguments, vocab_size: int, seq_len: int, num_puzzle_identifiers: int = 1):

@@ -578,6 +578,10 @@ def test_example_documents_every_flag_and_runs(tmp_path, capsys):
     assert "exact accuracy at halt" in capsys.readouterr().out
     saved = TRMForPuzzleSolving.from_pretrained(tmp_path / "out")
     assert saved.config.halting == "dqn" and saved.config.q_head_type == "gru"
+    # --seed fixes the new Q-head's initial weights too: a second run saves the same model
+    example.main([*flags, "--output_dir", str(tmp_path / "again")])
+    weights = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("out", "again")]
+    assert weights[0] == weights[1]
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         example.main([*flags, "--output_dir", str(tmp_path / "new"), "--resume_from_checkpoint", "last"])
 

@@ -201,6 +201,19 @@ def test_sudoku_example_refuses_to_resume_without_a_complete_checkpoint(tmp_path
     assert "Trained to" not in result.stdout
 
 
+def test_sudoku_example_seed_fixes_the_initial_weights(tmp_path):
+    """Two runs with one --seed log the same losses from the first step on and save the same weights."""
+    runs = []
+    for name in ("a", "b"):
+        result = run(*SUDOKU_TINY, "--output_dir", str(tmp_path / name), "--logging_steps", "1", "--seed", "3")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(result)
+    losses = [[line for line in r.stdout.splitlines() if line.startswith("{'loss'")] for r in runs]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
+    weights = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("a", "b")]
+    assert weights[0] == weights[1]
+
+
 def test_demo_runs_end_to_end_at_a_tiny_budget(tmp_path):
     result = run(
         "examples/demo.py", "--output_dir", str(tmp_path), "--max_steps", "3", "--num_train", "64", "--num_eval", "16"
