@@ -119,9 +119,12 @@ def run_without_hf_reason(script: str, cwd, env=None, timeout: int = 300) -> sub
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def accelerate_launch(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`accelerate launch` with the shipped 2-process CPU config on a free port (fixed ports collided
-    when two of these tests ran at once under pytest-xdist)."""
+def accelerate_launch(
+    *args: str, cwd=REPO_ROOT, timeout: float = 600, config: str = "cpu_2proc.yaml", launch_args=()
+) -> subprocess.CompletedProcess:
+    """`accelerate launch` with a shipped config (by default the 2-process CPU one) and `launch_args`
+    (flags of `accelerate launch` that override the config) on a free port (fixed ports collided when
+    two of these tests ran at once under pytest-xdist)."""
     import socket
 
     with socket.socket() as sock:
@@ -132,9 +135,10 @@ def accelerate_launch(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subpro
         str(Path(sys.executable).parent / "accelerate"),
         "launch",
         "--config_file",
-        str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"),
+        str(REPO_ROOT / "accelerate_configs" / config),
         "--main_process_port",
         str(port),
+        *launch_args,
         *args,
     ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
