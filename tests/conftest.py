@@ -39,6 +39,29 @@ def tiny_trm_config(**overrides) -> TRMConfig:
     return TRMConfig(**kwargs)
 
 
+# The TRM examples' model and batch flags for a model that trains in seconds.
+TINY_TRM_FLAGS = [
+    "--hidden_size",
+    "32",
+    "--num_heads",
+    "2",
+    "--L_layers",
+    "1",
+    "--H_cycles",
+    "1",
+    "--L_cycles",
+    "1",
+    "--halt_max_steps",
+    "2",
+    "--expansion",
+    "1",
+    "--per_device_train_batch_size",
+    "4",
+    "--per_device_eval_batch_size",
+    "4",
+]
+
+
 # ----------------------------------------------------------------------------- checkpoints
 class KilledWhileSaving(BaseException):
     """Stands for a kill -9: raised from inside a save, caught by nothing on its way out."""

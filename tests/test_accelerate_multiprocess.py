@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from conftest import REPO_ROOT, accelerate_launch
+from conftest import REPO_ROOT, TINY_TRM_FLAGS, accelerate_launch
 from transformers import AutoModelForCausalLM
 
 from hf_reason import AutoModelForPuzzleSolving
@@ -20,24 +20,7 @@ TINY_SUDOKU = [
     "8",
     "--min_givens",
     "50",
-    "--hidden_size",
-    "32",
-    "--num_heads",
-    "2",
-    "--L_layers",
-    "1",
-    "--H_cycles",
-    "1",
-    "--L_cycles",
-    "1",
-    "--halt_max_steps",
-    "2",
-    "--expansion",
-    "1",
-    "--per_device_train_batch_size",
-    "4",
-    "--per_device_eval_batch_size",
-    "4",
+    *TINY_TRM_FLAGS,
     "--disable_tqdm",
     "true",
 ]

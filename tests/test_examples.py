@@ -7,28 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_TRM_FLAGS
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "--hidden_size",
-    "32",
-    "--num_heads",
-    "2",
-    "--L_layers",
-    "1",
-    "--H_cycles",
-    "1",
-    "--L_cycles",
-    "1",
-    "--halt_max_steps",
-    "2",
-    "--expansion",
-    "1",
-    "--per_device_train_batch_size",
-    "4",
-    "--per_device_eval_batch_size",
-    "4",
+    *TINY_TRM_FLAGS,
     "--max_steps",
     "2",
     "--disable_tqdm",
