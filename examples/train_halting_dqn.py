@@ -11,6 +11,8 @@ the training puzzles, learns the head by DQN, scores the greedy policy on held-o
 (exact accuracy with its Wilson 95% interval, mean supervision steps, premature halts) and saves
 the model with `halting="dqn"`, so `model.solve(...)` stops where the head says.
 Every flag is listed by --help (script flags, then DQNHaltingConfig / TrainingArguments flags).
+With `--save_strategy steps`, `--resume_from_checkpoint last` continues from the newest complete
+checkpoint in --output_dir.
 """
 
 import os
@@ -21,13 +23,13 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from transformers import HfArgumentParser  # noqa: E402
+from transformers import HfArgumentParser, enable_full_determinism, set_seed  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving  # noqa: E402
 from hf_reason.data.sudoku import generate_sudoku  # noqa: E402
 from hf_reason.distributed import end_distributed  # noqa: E402
 from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
-from hf_reason.trainers import DQNHaltingConfig, DQNHaltingTrainer  # noqa: E402
+from hf_reason.trainers import DQNHaltingConfig, DQNHaltingTrainer, resolve_resume_checkpoint  # noqa: E402
 
 
 @dataclass
@@ -51,11 +53,17 @@ def main(argv=None):
     parser = HfArgumentParser((HaltingArguments, DQNHaltingConfig))
     parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", save_strategy="no")
     script_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    # Before the new Q-head is built: the Trainer seeds itself only once the model exists.
+    (enable_full_determinism if training_args.full_determinism else set_seed)(training_args.seed)
     if not script_args.model_name_or_path:
         parser.error(
             "--model_name_or_path is required: train a TRM first (make demo, or "
             "examples/train_trm_sudoku.py) and pass its directory."
         )
+    # "last": the newest complete checkpoint; none there is an error, never a silent new run
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    if resume:
+        print(f"Resuming from {resume}")
     model = AutoModelForPuzzleSolving.from_pretrained(script_args.model_name_or_path)
     if model.config.seq_len != script_args.size**2:
         parser.error(
@@ -72,7 +80,7 @@ def main(argv=None):
         script_args.num_eval_puzzles, size=script_args.size, min_givens=script_args.min_givens, seed=seed + 10_000
     )
     trainer = DQNHaltingTrainer(model=model, args=training_args, train_dataset=train_ds, eval_dataset=eval_ds)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate()
     trainer.save_model()
     if trainer.is_world_process_zero():

@@ -9,10 +9,10 @@ from typing import Optional
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
-from transformers import HfArgumentParser, TrainerCallback  # noqa: E402
+from transformers import HfArgumentParser, TrainerCallback, enable_full_determinism, set_seed  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving  # noqa: E402
-from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, last_complete_checkpoint  # noqa: E402
+from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, resolve_resume_checkpoint  # noqa: E402
 
 
 @dataclass
@@ -45,7 +45,8 @@ class TRMModelArguments:
 
 
 def parse_args(script_args_class, model_defaults: Optional[dict] = None):
-    """Parses `script_args_class`, `TRMModelArguments` and `DeepSupervisionConfig` from the command line.
+    """Parses `script_args_class`, `TRMModelArguments` and `DeepSupervisionConfig` from the command line,
+    then seeds every generator with `--seed`.
 
     `model_defaults` replaces the defaults of some model flags for one task (e.g. attention for
     mazes): they are the parser's defaults, so `--help` shows them and an explicit flag wins.
@@ -53,7 +54,11 @@ def parse_args(script_args_class, model_defaults: Optional[dict] = None):
     parser = HfArgumentParser((script_args_class, TRMModelArguments, DeepSupervisionConfig))
     # Without a GPU, train on the CPU; under `accelerate launch` the processes then form a gloo group.
     parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none", **(model_defaults or {}))
-    return parser.parse_args_into_dataclasses()
+    script_args, model_args, training_args = parser.parse_args_into_dataclasses()
+    # The Trainer seeds itself only once the model exists: seeding as it does, before the scripts
+    # build data and model, makes `--seed` fix the initial weights too.
+    (enable_full_determinism if training_args.full_determinism else set_seed)(training_args.seed)
+    return script_args, model_args, training_args
 
 
 def build_model(args: TRMModelArguments, vocab_size: int, seq_len: int, num_puzzle_identifiers: int = 1):
@@ -85,6 +90,10 @@ class TimeBudget(TrainerCallback):
 
 def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConfig, callbacks=()):
     """Trains (resuming when `--resume_from_checkpoint last` or a path is given) and saves the EMA model."""
+    # "last": the newest complete checkpoint; none there is an error, never a silent new run
+    resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    if resume:
+        print(f"Resuming from {resume}")
     trainer = DeepSupervisionTrainer(
         model=model,
         args=training_args,
@@ -92,13 +101,6 @@ def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConf
         eval_dataset=eval_dataset,
         callbacks=list(callbacks),
     )
-    resume = training_args.resume_from_checkpoint
-    if resume == "last":
-        resume = last_complete_checkpoint(training_args.output_dir)
-        if resume is None:
-            print(f"No complete checkpoint in {training_args.output_dir}: starting from scratch.")
-    if resume:
-        print(f"Resuming from {resume}")
     trainer.train(resume_from_checkpoint=resume)
     print(f"Trained to global step {trainer.state.global_step}.")
     metrics = trainer.evaluate() if eval_dataset is not None else {}

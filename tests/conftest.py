@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 from hf_reason import TRMConfig  # noqa: E402
 
@@ -36,6 +37,57 @@ def tiny_trm_config(**overrides) -> TRMConfig:
     )
     kwargs.update(overrides)
     return TRMConfig(**kwargs)
+
+
+# The TRM examples' model and batch flags for a model that trains in seconds.
+TINY_TRM_FLAGS = [
+    "--hidden_size",
+    "32",
+    "--num_heads",
+    "2",
+    "--L_layers",
+    "1",
+    "--H_cycles",
+    "1",
+    "--L_cycles",
+    "1",
+    "--halt_max_steps",
+    "2",
+    "--expansion",
+    "1",
+    "--per_device_train_batch_size",
+    "4",
+    "--per_device_eval_batch_size",
+    "4",
+]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+class KilledWhileSaving(BaseException):
+    """Stands for a kill -9: raised from inside a save, caught by nothing on its way out."""
+
+
+class StepsTaken(TrainerCallback):
+    """Records the global step at the end of every optimizer step a run takes."""
+
+    def __init__(self):
+        self.taken = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.taken.append(state.global_step)
+
+
+def kill_before_the_state_file(trainer, step: int) -> None:
+    """Makes `trainer` die while saving checkpoint-`step`: after the Trainer's own files (where the
+    stock Trainer rotates old checkpoints) and before the state file that marks it complete."""
+    save_files = trainer._save_checkpoint_files
+
+    def save_then_die(folder):
+        save_files(folder)
+        if trainer.state.global_step == step:
+            raise KilledWhileSaving
+
+    trainer._save_checkpoint_files = save_then_die
 
 
 @pytest.fixture(autouse=True)
@@ -90,9 +142,12 @@ def run_without_hf_reason(script: str, cwd, env=None, timeout: int = 300) -> sub
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def accelerate_launch(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`accelerate launch` with the shipped 2-process CPU config on a free port (fixed ports collided
-    when two of these tests ran at once under pytest-xdist)."""
+def accelerate_launch(
+    *args: str, cwd=REPO_ROOT, timeout: float = 600, config: str = "cpu_2proc.yaml", launch_args=()
+) -> subprocess.CompletedProcess:
+    """`accelerate launch` with a shipped config (by default the 2-process CPU one) and `launch_args`
+    (flags of `accelerate launch` that override the config) on a free port (fixed ports collided when
+    two of these tests ran at once under pytest-xdist)."""
     import socket
 
     with socket.socket() as sock:
@@ -103,9 +158,10 @@ def accelerate_launch(*args: str, cwd=REPO_ROOT, timeout: float = 600) -> subpro
         str(Path(sys.executable).parent / "accelerate"),
         "launch",
         "--config_file",
-        str(REPO_ROOT / "accelerate_configs" / "cpu_2proc.yaml"),
+        str(REPO_ROOT / "accelerate_configs" / config),
         "--main_process_port",
         str(port),
+        *launch_args,
         *args,
     ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

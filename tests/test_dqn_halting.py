@@ -4,7 +4,14 @@ from typing import Optional
 
 import pytest
 import torch
-from conftest import REPO_ROOT, accelerate_launch, tiny_trm_config
+from conftest import (
+    REPO_ROOT,
+    KilledWhileSaving,
+    StepsTaken,
+    accelerate_launch,
+    kill_before_the_state_file,
+    tiny_trm_config,
+)
 from datasets import Dataset
 from torch import nn
 
@@ -477,6 +484,29 @@ def test_checkpoint_saves_and_restores_the_target_network(tmp_path):
     assert resumed._pending_intrinsic_state is not None
 
 
+def test_a_kill_while_saving_keeps_the_previous_checkpoint_under_save_total_limit(tmp_path):
+    def trainer():
+        torch.manual_seed(0)
+        model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=4))
+        settings = dict(save_strategy="steps", save_steps=2, save_total_limit=1, max_steps=4, learning_starts=8)
+        args = dqn_args(tmp_path, per_device_train_batch_size=8, dqn_batch_size=8, **settings)
+        return DQNHaltingTrainer(model=model, args=args, trajectories=toy_trajectories(16, 4, 64, seed=0)[0])
+
+    killed = trainer()
+    kill_before_the_state_file(killed, step=4)
+    with pytest.raises(KilledWhileSaving):
+        killed.train()
+    out = tmp_path / "run"
+    assert not (out / "checkpoint-4" / STATE_FILE.format(rank=0)).exists()
+    assert (out / "checkpoint-2" / STATE_FILE.format(rank=0)).is_file()
+
+    resumed, steps = trainer(), StepsTaken()
+    resumed.add_callback(steps)
+    resumed.train(resume_from_checkpoint="last")
+    assert steps.taken == [3, 4]
+    assert sorted(os.listdir(out)) == ["checkpoint-4"]
+
+
 def test_trainer_rejects_bad_inputs(tmp_path):
     model = TRMForPuzzleSolving(tiny_trm_config(halt_max_steps=1))
     with pytest.raises(ValueError, match="halt_max_steps"):
@@ -519,38 +549,41 @@ def test_example_documents_every_flag_and_runs(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("train_halting_dqn", script)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    metrics = example.main(
-        [
-            "--model_name_or_path",
-            str(tmp_path / "trm"),
-            "--output_dir",
-            str(tmp_path / "out"),
-            "--size",
-            "4",
-            "--min_givens",
-            "8",
-            "--num_train_puzzles",
-            "32",
-            "--num_eval_puzzles",
-            "8",
-            "--q_head_type",
-            "gru",
-            "--per_device_train_batch_size",
-            "8",
-            "--max_steps",
-            "6",
-            "--learning_starts",
-            "8",
-            "--dqn_batch_size",
-            "8",
-            "--disable_tqdm",
-            "true",
-        ],
-    )
+    flags = [
+        "--model_name_or_path",
+        str(tmp_path / "trm"),
+        "--size",
+        "4",
+        "--min_givens",
+        "8",
+        "--num_train_puzzles",
+        "32",
+        "--num_eval_puzzles",
+        "8",
+        "--q_head_type",
+        "gru",
+        "--per_device_train_batch_size",
+        "8",
+        "--max_steps",
+        "6",
+        "--learning_starts",
+        "8",
+        "--dqn_batch_size",
+        "8",
+        "--disable_tqdm",
+        "true",
+    ]
+    metrics = example.main([*flags, "--output_dir", str(tmp_path / "out")])
     assert metrics["eval_num_puzzles"] == 8 and 1 <= metrics["eval_mean_steps"] <= 3
     assert "exact accuracy at halt" in capsys.readouterr().out
     saved = TRMForPuzzleSolving.from_pretrained(tmp_path / "out")
     assert saved.config.halting == "dqn" and saved.config.q_head_type == "gru"
+    # --seed fixes the new Q-head's initial weights too: a second run saves the same model
+    example.main([*flags, "--output_dir", str(tmp_path / "again")])
+    weights = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("out", "again")]
+    assert weights[0] == weights[1]
+    with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+        example.main([*flags, "--output_dir", str(tmp_path / "new"), "--resume_from_checkpoint", "last"])
 
 
 @pytest.mark.slow

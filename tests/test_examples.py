@@ -1,33 +1,18 @@
 """The examples run end to end at tiny size, and --help documents every flag."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_TRM_FLAGS
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "--hidden_size",
-    "32",
-    "--num_heads",
-    "2",
-    "--L_layers",
-    "1",
-    "--H_cycles",
-    "1",
-    "--L_cycles",
-    "1",
-    "--halt_max_steps",
-    "2",
-    "--expansion",
-    "1",
-    "--per_device_train_batch_size",
-    "4",
-    "--per_device_eval_batch_size",
-    "4",
+    *TINY_TRM_FLAGS,
     "--max_steps",
     "2",
     "--disable_tqdm",
@@ -161,26 +146,56 @@ def test_arc_example_trains_with_puzzle_embeddings(tmp_path):
     assert config["seq_len"] == 900
 
 
-def test_sudoku_example_resumes_from_the_last_complete_checkpoint(tmp_path):
-    common = [
-        "examples/train_trm_sudoku.py",
-        "--output_dir",
-        str(tmp_path),
-        "--num_train_puzzles",
-        "40",
-        "--num_eval_puzzles",
-        "4",
-        "--min_givens",
-        "50",
-        *TINY[:-6],
-    ]
-    first = run(*common, "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2")
-    assert first.returncode == 0, first.stderr[-3000:]
+SUDOKU_TINY = [
+    "examples/train_trm_sudoku.py",
+    "--num_train_puzzles",
+    "40",
+    "--num_eval_puzzles",
+    "4",
+    "--min_givens",
+    "50",
+    *TINY[:-2],  # the tests choose their checkpoints
+]
+
+
+def test_sudoku_example_killed_while_saving_resumes_from_the_last_complete_checkpoint(tmp_path):
+    """SIGKILLed while saving checkpoint-4 under `save_total_limit=1`, after the Trainer's own files
+    and before the state file: checkpoint-2 is still there, and `--resume_from_checkpoint last` takes it."""
+    flags = [*SUDOKU_TINY, "--output_dir", str(tmp_path), "--max_steps", "4"]
+    checkpoints = ["--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "1"]
+    killed = run("tests/scripts/kill_while_saving.py", "4", "0", *flags, *checkpoints)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (tmp_path / "checkpoint-4" / "deep_supervision_state_rank0.safetensors").exists()
     assert (tmp_path / "checkpoint-2" / "deep_supervision_state_rank0.safetensors").is_file()
-    resumed = run(*common, "--max_steps", "4", "--save_strategy", "no", "--resume_from_checkpoint", "last")
+
+    resumed = run(*flags, *checkpoints, "--resume_from_checkpoint", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Resuming from {tmp_path / 'checkpoint-2'}" in resumed.stdout
     assert "Trained to global step 4." in resumed.stdout
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-4"]
+
+
+def test_sudoku_example_refuses_to_resume_without_a_complete_checkpoint(tmp_path):
+    (tmp_path / "checkpoint-4").mkdir()  # left by a run killed while saving its first checkpoint
+    result = run(*SUDOKU_TINY, "--output_dir", str(tmp_path), "--resume_from_checkpoint", "last")
+    assert result.returncode != 0
+    assert (
+        f"no complete checkpoint in {tmp_path} (incomplete, interrupted while saving: checkpoint-4)" in result.stderr
+    )
+    assert "Trained to" not in result.stdout
+
+
+def test_sudoku_example_seed_fixes_the_initial_weights(tmp_path):
+    """Two runs with one --seed log the same losses from the first step on and save the same weights."""
+    runs = []
+    for name in ("a", "b"):
+        result = run(*SUDOKU_TINY, "--output_dir", str(tmp_path / name), "--logging_steps", "1", "--seed", "3")
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs.append(result)
+    losses = [[line for line in r.stdout.splitlines() if line.startswith("{'loss'")] for r in runs]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
+    weights = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("a", "b")]
+    assert weights[0] == weights[1]
 
 
 def test_demo_runs_end_to_end_at_a_tiny_budget(tmp_path):

@@ -2,7 +2,7 @@ import os
 
 import pytest
 import torch
-from conftest import tiny_trm_config
+from conftest import KilledWhileSaving, StepsTaken, kill_before_the_state_file, tiny_trm_config
 from datasets import Dataset
 from safetensors.torch import load_file
 
@@ -103,6 +103,47 @@ def test_incomplete_checkpoint_is_skipped_and_refused(tmp_path):
     assert last_complete_checkpoint(out).endswith("checkpoint-2")
     with pytest.raises(FileNotFoundError, match="incomplete"):
         make_trainer(tmp_path, max_steps=6).train(resume_from_checkpoint=str(out / "checkpoint-4"))
+
+
+def test_a_kill_while_saving_keeps_the_previous_checkpoint_under_save_total_limit(tmp_path):
+    settings = dict(save_strategy="steps", save_steps=2, save_total_limit=1, max_steps=4)
+    trainer = make_trainer(tmp_path, **settings)
+    kill_before_the_state_file(trainer, step=4)
+    with pytest.raises(KilledWhileSaving):
+        trainer.train()
+    out = tmp_path / "out"
+    assert (out / "checkpoint-4").is_dir() and not (
+        out / "checkpoint-4" / "deep_supervision_state_rank0.safetensors"
+    ).exists()
+    assert last_complete_checkpoint(out) == str(out / "checkpoint-2")
+
+    resumed = make_trainer(tmp_path, **settings)
+    steps = StepsTaken()
+    resumed.add_callback(steps)
+    resumed.train(resume_from_checkpoint="last")
+    assert steps.taken == [3, 4]  # continued, not restarted
+    # the rotation ran once checkpoint-4 was complete: only it is left
+    assert sorted(os.listdir(out)) == ["checkpoint-4"]
+    assert last_complete_checkpoint(out) == str(out / "checkpoint-4")
+
+
+def test_rotation_deletes_incomplete_checkpoints_first_and_never_the_new_one(tmp_path):
+    out = tmp_path / "out"
+    # left by a killed run: a folder numbered beyond the resumed checkpoint, without state files
+    (out / "checkpoint-9").mkdir(parents=True)
+    (out / "checkpoint-9" / "config.json").write_text("{}")
+    trainer = make_trainer(tmp_path, save_strategy="steps", save_steps=2, save_total_limit=2, max_steps=6)
+    trainer.train()
+    assert sorted(os.listdir(out)) == ["checkpoint-4", "checkpoint-6"]
+
+
+def test_resume_last_without_a_complete_checkpoint_is_an_error_not_a_new_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        make_trainer(tmp_path).train(resume_from_checkpoint="last")
+    (tmp_path / "out" / "checkpoint-4").mkdir(parents=True)
+    for resume in ("last", True):
+        with pytest.raises(FileNotFoundError, match=r"no complete checkpoint .*checkpoint-4"):
+            make_trainer(tmp_path).train(resume_from_checkpoint=resume)
 
 
 def test_puzzle_embeddings_use_their_own_sign_sgd_optimizer(tmp_path):

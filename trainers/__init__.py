@@ -24,6 +24,7 @@ from .rewards import (
     TheoryOfMindReward,
 )
 from .rl_utils import ReplayBuffer
+from .utils import is_complete_checkpoint, resolve_resume_checkpoint
 
 
 __all__ = ["DeepSupervisionConfig", "DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]
@@ -33,3 +34,4 @@ __all__ += ["ReasoningGRPOConfig", "ReasoningGRPOTrainer"]
 __all__ += ["LengthBalancedDPOConfig", "LengthBalancedDPOTrainer", "LengthBalancedSampler"]
 __all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "FormatReward", "PlanReward"]
 __all__ += ["TheoryOfMindReward", "training_state_files"]
+__all__ += ["is_complete_checkpoint", "resolve_resume_checkpoint"]

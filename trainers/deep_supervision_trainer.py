@@ -8,15 +8,13 @@ checkpoints, resume) is the Trainer's own machinery.
 """
 
 import os
-from typing import Optional, Union
+from typing import Optional
 
 import torch
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_reason.evaluation.puzzles import PUZZLE_KEYS, run_supervision_steps, summarize
 from hf_reason.hub import write_trainer_model_card
@@ -24,7 +22,7 @@ from hf_reason.models.trm.modeling_trm import TRMCarry, TRMPuzzleEmbedding, scor
 
 from ._model_card import ModelCardMixin
 from .deep_supervision_config import DeepSupervisionConfig
-from .utils import AfterOptimizerStep, CheckpointStateMixin, MetricWindow
+from .utils import AfterOptimizerStep, CheckpointStateMixin, MetricWindow, last_complete_checkpoint
 
 
 __all__ = ["DeepSupervisionTrainer", "SignSGD", "last_complete_checkpoint"]
@@ -276,8 +274,7 @@ class DeepSupervisionTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
             self.ema.module.save_pretrained(os.path.join(folder, EMA_DIR), safe_serialization=True)
 
     def _checkpoint_state(self) -> dict[str, torch.Tensor]:
-        # The world size tells `last_complete_checkpoint` how many state files to expect.
-        state = {"world_size": torch.tensor(self.args.world_size, dtype=torch.long)}
+        state = {}
         if self._carry is not None:
             state.update({f"carry.{k}": v.contiguous() for k, v in self._carry.items()})
             state.update({f"current.{k}": v.contiguous() for k, v in self._current.items()})
@@ -300,32 +297,3 @@ class DeepSupervisionTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
             # strict: every EMA weight must come back, or evaluation would silently mix in fresh weights
             self.ema.module.load_state_dict(load_file(ema_weights), strict=True)
             self.ema.n_averaged.copy_(state["ema.n_averaged"])
-
-
-def _is_complete(checkpoint: str) -> bool:
-    rank0 = os.path.join(checkpoint, STATE_FILE.format(rank=0))
-    if not os.path.isfile(rank0):
-        return False
-    try:
-        with safe_open(rank0, framework="pt") as f:
-            world_size = int(f.get_tensor("world_size"))
-    except (SafetensorError, OSError):  # unreadable or without a world size: not one we can resume from
-        return False
-    return all(os.path.isfile(os.path.join(checkpoint, STATE_FILE.format(rank=r))) for r in range(world_size))
-
-
-def last_complete_checkpoint(output_dir: Union[str, os.PathLike]) -> Optional[str]:
-    """The newest `checkpoint-N` in `output_dir` whose save finished on every process, or None.
-
-    A run killed while saving leaves a partial folder; resuming from it would fail or silently
-    lose state. Each process writes its state file last, and rank 0's records the number of
-    processes, so a checkpoint counts as complete when all of their files are there.
-    """
-    if not os.path.isdir(output_dir):
-        return None
-    candidates = []
-    for name in os.listdir(output_dir):
-        path = os.path.join(output_dir, name)
-        if name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") and name.split("-")[-1].isdigit() and _is_complete(path):
-            candidates.append((int(name.split("-")[-1]), path))
-    return max(candidates)[1] if candidates else None

@@ -1,12 +1,15 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """What several hf-reason trainers share: a hook right after each optimizer step, training metrics
-reduced over all processes when they are logged, per-process state files in checkpoints, the check
-behind the configs' error messages and the guard that keeps bitsandbytes 4-bit models trainable."""
+reduced over all processes when they are logged, per-process state files in checkpoints (with the
+rotation and the resume that respect them), the check behind the configs' error messages and the
+guard that keeps bitsandbytes 4-bit models trainable."""
 
 import os
 from collections.abc import Callable, Iterable
+from typing import Optional, Union
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -20,7 +23,10 @@ __all__ = [
     "MetricWindow",
     "check_4bit_weights_trainable",
     "check_value",
+    "is_complete_checkpoint",
     "keep_4bit_weights_trainable",
+    "last_complete_checkpoint",
+    "resolve_resume_checkpoint",
 ]
 
 
@@ -91,7 +97,15 @@ class MetricWindow:
 class CheckpointStateMixin:
     """Trainer state that the model, optimizer and scheduler do not hold (a carry, a target network, ...)
     in every checkpoint, and back on resume: one safetensors file per process, written atomically after
-    everything else of the checkpoint, so that its presence marks the process's part complete.
+    everything else of the checkpoint, so that its presence marks the process's part complete. Rank 0's
+    file also records the number of processes, so a checkpoint is complete when every process's file
+    is there (`is_complete_checkpoint`).
+
+    `save_total_limit` rotation runs only once the new checkpoint is complete on every process (after a
+    barrier), deletes incomplete checkpoints before complete ones and never the one just saved: a run
+    killed at any point of a save keeps a complete checkpoint to resume from. With
+    `resume_from_checkpoint="last"` (or `True`), `train` resumes from the newest complete checkpoint in
+    `output_dir` and raises when there is none, rather than starting over.
 
     Put it before the `Trainer` in the bases and define `_state_file` (the file name with a `{rank}`
     field for the process index), `_missing_state_message` (the error when a resumed checkpoint lacks
@@ -102,6 +116,10 @@ class CheckpointStateMixin:
 
     _state_file: str
     _missing_state_message: str
+    # Set while `Trainer._save_checkpoint` runs (its rotation waits) and to the checkpoint just completed
+    # while the rotation runs (it stays).
+    _holding_rotation: bool = False
+    _just_saved: Optional[str] = None
 
     def _checkpoint_state(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -112,12 +130,51 @@ class CheckpointStateMixin:
     def _save_checkpoint_files(self, folder: str) -> None:
         pass
 
+    def train(self, resume_from_checkpoint: Optional[Union[str, bool]] = None, *args, **kwargs):
+        """`Trainer.train`, where `resume_from_checkpoint=True` or `"last"` means the newest complete
+        checkpoint in `args.output_dir` (`resolve_resume_checkpoint`)."""
+        resume = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir, self._state_file)
+        return super().train(resume, *args, **kwargs)
+
     def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        self._holding_rotation = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._holding_rotation = False
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         self._save_checkpoint_files(folder)
-        path = os.path.join(folder, self._state_file.format(rank=self.args.process_index))
-        save_safetensors_atomic(self._checkpoint_state(), path)
+        state = {"world_size": torch.tensor(self.args.world_size, dtype=torch.long), **self._checkpoint_state()}
+        save_safetensors_atomic(state, os.path.join(folder, self._state_file.format(rank=self.args.process_index)))
+        # Rank 0 rotates, but every process writes its own state file: only after all of them is the
+        # new checkpoint one to resume from, and only then may an older one go.
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            self._just_saved = folder
+            try:
+                self._rotate_checkpoints(use_mtime=True, output_dir=run_dir)
+            finally:
+                self._just_saved = None
+
+    def _rotate_checkpoints(self, use_mtime=False, output_dir=None) -> None:
+        if not self._holding_rotation:
+            super()._rotate_checkpoints(use_mtime=use_mtime, output_dir=output_dir)
+
+    def _sorted_checkpoints(self, output_dir=None, checkpoint_prefix=PREFIX_CHECKPOINT_DIR, use_mtime=False):
+        # Rotation deletes from the front of this list. The Trainer orders by age (or by step number when
+        # the file system's times look unreliable, which ranks a stale folder of a killed run as newest);
+        # on top of that, incomplete checkpoints go first, and the best and the just saved one last.
+        ordered = super()._sorted_checkpoints(output_dir, checkpoint_prefix, use_mtime)
+        keep_last = [os.path.abspath(p) for p in (self.state.best_model_checkpoint, self._just_saved) if p]
+
+        def group(path: str) -> int:  # 0 incomplete, 1 complete, 2 the best, 3 the one just saved
+            absolute = os.path.abspath(path)
+            if absolute in keep_last:
+                return 2 + keep_last.index(absolute)
+            return int(is_complete_checkpoint(path, self._state_file))
+
+        return sorted(ordered, key=group)  # stable: the Trainer's order within each group
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -125,6 +182,99 @@ class CheckpointStateMixin:
         if not os.path.isfile(path):
             raise FileNotFoundError(self._missing_state_message.format(path=path, checkpoint=resume_from_checkpoint))
         self._load_checkpoint_state(load_file(path), resume_from_checkpoint)
+
+
+def _state_files(state_file: Optional[str]) -> tuple[str, ...]:
+    """`(state_file,)`, or the `_state_file` of every `CheckpointStateMixin` trainer defined so far."""
+    if state_file is not None:
+        return (state_file,)
+    patterns, pending = set(), [CheckpointStateMixin]
+    while pending:
+        cls = pending.pop()
+        patterns.update([cls._state_file] if "_state_file" in vars(cls) else [])
+        pending.extend(cls.__subclasses__())
+    return tuple(sorted(patterns))
+
+
+def is_complete_checkpoint(checkpoint: Union[str, os.PathLike], state_file: Optional[str] = None) -> bool:
+    """Whether `checkpoint`'s save finished on every process: rank 0's state file is readable and
+    names the number of processes, and each of them wrote its file.
+
+    Args:
+        checkpoint (`str` or `os.PathLike`): a `checkpoint-N` folder.
+        state_file (`str`, *optional*): the trainer's state file name with a `{rank}` field (e.g.
+            `DeepSupervisionTrainer._state_file`); by default any hf-reason trainer's.
+    """
+    for pattern in _state_files(state_file):
+        rank0 = os.path.join(checkpoint, pattern.format(rank=0))
+        if not os.path.isfile(rank0):
+            continue
+        try:
+            with safe_open(rank0, framework="pt") as f:
+                world_size = int(f.get_tensor("world_size"))
+        except (SafetensorError, OSError):  # unreadable or without a world size: not one to resume from
+            continue
+        if all(os.path.isfile(os.path.join(checkpoint, pattern.format(rank=r))) for r in range(world_size)):
+            return True
+    return False
+
+
+def _checkpoint_folders(output_dir: Union[str, os.PathLike]) -> list[tuple[int, str]]:
+    if not os.path.isdir(output_dir):
+        return []
+    prefix = f"{PREFIX_CHECKPOINT_DIR}-"
+    return sorted(
+        (int(name[len(prefix) :]), os.path.join(output_dir, name))
+        for name in os.listdir(output_dir)
+        if name.startswith(prefix) and name[len(prefix) :].isdigit() and os.path.isdir(os.path.join(output_dir, name))
+    )
+
+
+def last_complete_checkpoint(output_dir: Union[str, os.PathLike], state_file: Optional[str] = None) -> Optional[str]:
+    """The `checkpoint-N` in `output_dir` with the highest N whose save finished on every process, or None.
+
+    A run killed while saving leaves a partial folder; resuming from it would fail or silently
+    lose state. Each process writes its state file last, and rank 0's records the number of
+    processes, so a checkpoint counts as complete when all of their files are there.
+
+    Args:
+        output_dir (`str` or `os.PathLike`): the training run's output folder.
+        state_file (`str`, *optional*): the trainer's state file name with a `{rank}` field; by
+            default any hf-reason trainer's.
+    """
+    complete = [path for _, path in _checkpoint_folders(output_dir) if is_complete_checkpoint(path, state_file)]
+    return complete[-1] if complete else None
+
+
+def resolve_resume_checkpoint(
+    resume_from_checkpoint: Optional[Union[str, bool]],
+    output_dir: Union[str, os.PathLike],
+    state_file: Optional[str] = None,
+) -> Optional[str]:
+    """The checkpoint that `resume_from_checkpoint` asks for: None for None or False, the newest complete
+    checkpoint in `output_dir` for True or `"last"`, the given path otherwise.
+
+    Raises:
+        `FileNotFoundError`: `"last"` or True, and `output_dir` has no complete checkpoint (the error lists
+        the incomplete ones): a resume that was asked for never silently becomes a new run.
+    """
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    if resume_from_checkpoint is not True and resume_from_checkpoint != "last":
+        return str(resume_from_checkpoint)
+    checkpoint = last_complete_checkpoint(output_dir, state_file)
+    if checkpoint is not None:
+        return checkpoint
+    folders = [os.path.basename(path) for _, path in _checkpoint_folders(output_dir)]
+    found = (
+        f"no complete checkpoint in {output_dir} (incomplete, interrupted while saving: {', '.join(folders)})"
+        if folders
+        else f"no checkpoint in {output_dir}"
+    )
+    raise FileNotFoundError(
+        f"resume_from_checkpoint={resume_from_checkpoint!r} asks to resume, but there is {found}. Pass a "
+        "checkpoint folder to resume from, or leave out resume_from_checkpoint to start a new run."
+    )
 
 
 def _linear_4bit_layers(model) -> list[tuple[str, torch.nn.Module]]:
