@@ -1,7 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """Atomic file writes: a reader sees the old file or the whole new one, never a part; and the checks of
 what is read back: a JSON object (`read_json_object`), a whole safetensors file (`check_safetensors`,
-`check_saved_weights`).
+`check_saved_weights`), a `save_pretrained` folder (`check_saved_model`).
 
 Everything hf-reason writes that a crash must not corrupt (cards, reports, logs, checkpoints'
 state files, ONNX graphs, plots) goes through `atomic_path`: the content is written to a hidden
@@ -141,11 +141,31 @@ def check_saved_weights(folder: PathLike, shown_as: Optional[PathLike] = None) -
     return [check_safetensors(path, shown / path.name) for path in paths]
 
 
+def check_saved_model(folder: PathLike) -> list[Path]:
+    """Checks that `folder` is a `save_pretrained` folder before a loader reads it: a folder with a config.json
+    holding a JSON object and whole safetensors weights (`check_saved_weights`), which it returns.
+
+    Raises `FileNotFoundError` or `ValueError` naming the folder or the file; transformers' loaders would
+    fail on these with a bare `TypeError` (a config that is a list) or deep in safetensors (a cut file).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder (a `save_pretrained` folder is expected).")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json (not a `save_pretrained` folder).")
+    read_json_object(folder / "config.json")
+    weights = check_saved_weights(folder)
+    if not weights:
+        raise FileNotFoundError(f"{folder} has no safetensors weights (model.safetensors or an index of shards).")
+    return weights
+
+
 __all__ = [
     "atomic_path",
     "atomic_write",
     "atomic_write_json",
     "check_safetensors",
+    "check_saved_model",
     "check_saved_weights",
     "read_json_object",
     "save_safetensors_atomic",

@@ -62,10 +62,10 @@ def test_a_truncated_weights_file_is_named(trm_dir, tmp_path, capsys):
     assert_one_line_error(code, err, f"{weights} is not a whole safetensors file (truncated or corrupted")
     weights.unlink()
     code, _, err = run_cli(["export", broken, tmp_path / "out"], capsys)
-    assert_one_line_error(code, err, f"`model_dir` {broken} has no safetensors weights")
+    assert_one_line_error(code, err, f"{broken} has no safetensors weights")
     (broken / "config.json").unlink()
     code, _, err = run_cli(["export", broken, tmp_path / "out"], capsys)
-    assert_one_line_error(code, err, f"`model_dir` {broken} has no config.json")
+    assert_one_line_error(code, err, f"{broken} has no config.json")
     assert not (tmp_path / "out").exists()
 
 

@@ -65,17 +65,13 @@ def _trm_config(model_dir: str):
     from transformers import AutoConfig
 
     import hf_reason  # noqa: F401  (registers the TRM with the Auto classes)
-    from hf_reason.file_io import check_saved_weights, read_json_object
+    from hf_reason.file_io import check_saved_model
 
     path = Path(model_dir)
     if path.exists():
         if not path.is_dir():
             raise CLIError(f"{model_dir} is a file; expected a model folder (save_pretrained) or a Hub id.")
-        if not (path / "config.json").is_file():
-            raise CLIError(f"{model_dir} has no config.json: not a save_pretrained folder.")
-        read_json_object(path / "config.json")  # transformers fails on a non-object with a bare TypeError
-        if not check_saved_weights(path):
-            raise CLIError(f"{model_dir} has no safetensors weights (model.safetensors or an index of shards).")
+        check_saved_model(path)
     with _named_source(model_dir):
         config = AutoConfig.from_pretrained(model_dir)
     if config.model_type != "trm":

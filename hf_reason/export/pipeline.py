@@ -36,7 +36,7 @@ import onnx
 import torch
 from tqdm.auto import tqdm
 
-from ..file_io import PathLike, atomic_write_json, check_saved_weights, read_json_object
+from ..file_io import PathLike, atomic_write_json, check_saved_model
 from .configs import DEFAULT_OPSET
 from .external_data import save_graphs
 from .quantization import (
@@ -413,15 +413,7 @@ def _load_model(model_dir: Path):
     and whole (a truncated weights file is named, not met deep inside `from_pretrained`)."""
     from transformers import AutoConfig
 
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"`model_dir` {model_dir} is not a folder (a `save_pretrained` folder is expected).")
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"`model_dir` {model_dir} has no config.json (not a `save_pretrained` folder).")
-    read_json_object(model_dir / "config.json")  # transformers fails on a non-object with a bare TypeError
-    if not check_saved_weights(model_dir):
-        raise FileNotFoundError(
-            f"`model_dir` {model_dir} has no safetensors weights (model.safetensors or an index of shards)."
-        )
+    check_saved_model(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
     return family_exporter(config.model_type).auto_class.from_pretrained(model_dir)
 

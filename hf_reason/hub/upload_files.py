@@ -225,14 +225,12 @@ def copy_card_assets(card_text: str, source: Path, folder: Path, excluded: list)
                 continue
             place(path, folder / rel)
             copied.append(rel)
-    for rel in copied:
-        top = Path(rel).parts[0]
-        for i, (shown, reason) in enumerate(excluded):
-            if shown == rel:
-                excluded[i] = None
-            elif shown == top + "/" and reason == FOLDER_REASON:
-                excluded[i] = (shown, CARD_FOLDER_REASON)
-    excluded[:] = [entry for entry in excluded if entry is not None]
+    folders = {Path(rel).parts[0] + "/" for rel in copied if len(Path(rel).parts) > 1}
+    excluded[:] = [
+        (shown, CARD_FOLDER_REASON if shown in folders else reason)
+        for shown, reason in excluded
+        if shown not in copied
+    ]
     return copied
 
 
