@@ -277,6 +277,8 @@ def test_the_console_script_prints_one_line_too(sudoku_model, tmp_path):
             [script, "eval-reports", tmp_path / "reports.jsonl", "--out", tmp_path / "taken"],
             f"error: --out {tmp_path / 'taken'} is a file; expected a folder",
         ),
+        # imports the trainers (TRL, and bitsandbytes, whose import may log a warning of its own)
+        "push": ([script, "push", sudoku_model, "org-model", "--dry-run"], "error: `repo_id` must look like"),
     }
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("HF_REASON_DEBUG", None)

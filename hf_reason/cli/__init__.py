@@ -9,6 +9,7 @@ its traceback under `--debug` or `HF_REASON_DEBUG=1`.
 """
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ EXIT_BUG = 1
 _EPILOG = (
     f"Exit status: 0 done; {EXIT_BAD_INPUT} a bad command line or input (one line on stderr naming the file, "
     f"line or field and what was expected); {EXIT_BUG} an unexpected error (one line; --debug or {DEBUG_ENV}=1 "
-    "shows its traceback)."
+    "shows its traceback, and other libraries' logged warnings)."
 )
 
 
@@ -195,6 +196,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     line on stderr (see the module docstring).
     """
     args = build_parser().parse_args(argv)
+    # An application configures logging: other libraries' import-time warnings (bitsandbytes without its
+    # optional kernels, ...) would otherwise add lines to the one-line errors; --debug shows them.
+    logging.basicConfig(level=logging.WARNING if _debug_requested(args) else logging.ERROR)
     try:
         return args.func(args)
     except KeyboardInterrupt:
