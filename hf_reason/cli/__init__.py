@@ -222,7 +222,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 __all__ = ["CLIError", "build_parser", "main"]
-
-
-if __name__ == "__main__":
-    sys.exit(main())
