@@ -1,5 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""Atomic file writes: a reader sees the old file or the whole new one, never a part.
+"""Atomic file writes: a reader sees the old file or the whole new one, never a part; and the checks of
+what is read back: a JSON object (`read_json_object`), a whole safetensors file (`check_safetensors`,
+`check_saved_weights`), a `save_pretrained` folder (`check_saved_model`).
 
 Everything hf-reason writes that a crash must not corrupt (cards, reports, logs, checkpoints'
 state files, ONNX graphs, plots) goes through `atomic_path`: the content is written to a hidden
@@ -14,7 +16,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Optional, Union
 
 
 PathLike = Union[str, os.PathLike]
@@ -73,4 +75,98 @@ def save_safetensors_atomic(tensors: dict, path: PathLike, metadata: Union[dict,
     return atomic_write(path, save(tensors, metadata=metadata))
 
 
-__all__ = ["atomic_path", "atomic_write", "atomic_write_json", "save_safetensors_atomic"]
+def read_json_object(path: PathLike) -> dict:
+    """The JSON object in the file at `path`; `ValueError` naming the file when it is not UTF-8 JSON holding
+    an object (a config, an index, a card's inputs), `OSError` when it cannot be read."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"{path} is not a valid JSON file ({error}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(value).__name__}.")
+    return value
+
+
+# The weight files `save_pretrained` writes (transformers' and PEFT's names); the shards of a sharded
+# checkpoint are the ones its index names.
+SAFETENSORS_WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors")
+SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
+
+
+def check_safetensors(path: PathLike, shown_as: Optional[PathLike] = None) -> Path:
+    """Raises `ValueError` naming `path` (or `shown_as`) when it is not a whole safetensors file (truncated by
+    a copy or a download that stopped, corrupted, or another format); returns `path`.
+
+    Only the header is read: safetensors checks that the tensors it lists cover the file exactly, so a
+    file cut anywhere fails here instead of deep inside `from_pretrained`.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except SafetensorError as error:
+        name = shown_as if shown_as is not None else path
+        raise ValueError(f"{name} is not a whole safetensors file (truncated or corrupted: {error}).") from None
+    return path
+
+
+def check_saved_weights(folder: PathLike, shown_as: Optional[PathLike] = None) -> list[Path]:
+    """Checks (`check_safetensors`) and returns the safetensors weight files of a `save_pretrained` folder:
+    `model.safetensors`, the shards `model.safetensors.index.json` names, `adapter_model.safetensors`.
+
+    Raises `FileNotFoundError` naming a shard the index lists but the folder lacks, and `ValueError`
+    naming an index that is not a JSON object with a `weight_map`. Messages name the files as inside
+    `shown_as` when given (the folder that `folder` is a copy of).
+    """
+    folder = Path(folder)
+    shown = Path(shown_as) if shown_as is not None else folder
+    paths = [folder / name for name in SAFETENSORS_WEIGHT_FILES if (folder / name).is_file()]
+    if (folder / SAFETENSORS_INDEX_FILE).is_file():
+        index = shown / SAFETENSORS_INDEX_FILE
+        try:
+            weight_map = read_json_object(folder / SAFETENSORS_INDEX_FILE).get("weight_map")
+        except ValueError as error:
+            raise ValueError(f"{index} is not a JSON object with a `weight_map` ({error}).") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(name, str) for name in weight_map.values()):
+            raise ValueError(f"{index}: `weight_map` must map tensor names to shard file names.")
+        for name in sorted(set(weight_map.values())):
+            if Path(name).name != name:
+                raise ValueError(f"{index} names the shard {name!r}, which is not a file name of {shown}.")
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{index} names the shard {name}, which {shown} lacks.")
+            paths.append(folder / name)
+    return [check_safetensors(path, shown / path.name) for path in paths]
+
+
+def check_saved_model(folder: PathLike) -> list[Path]:
+    """Checks that `folder` is a `save_pretrained` folder before a loader reads it: a folder with a config.json
+    holding a JSON object and whole safetensors weights (`check_saved_weights`), which it returns.
+
+    Raises `FileNotFoundError` or `ValueError` naming the folder or the file; transformers' loaders would
+    fail on these with a bare `TypeError` (a config that is a list) or deep in safetensors (a cut file).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder (a `save_pretrained` folder is expected).")
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json (not a `save_pretrained` folder).")
+    read_json_object(folder / "config.json")
+    weights = check_saved_weights(folder)
+    if not weights:
+        raise FileNotFoundError(f"{folder} has no safetensors weights (model.safetensors or an index of shards).")
+    return weights
+
+
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "atomic_write_json",
+    "check_safetensors",
+    "check_saved_model",
+    "check_saved_weights",
+    "read_json_object",
+    "save_safetensors_atomic",
+]

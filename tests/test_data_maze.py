@@ -17,6 +17,7 @@ from hf_reason.data.maze import (
     augment_maze_dataset,
     generate_mazes,
     is_valid_path,
+    maze_from_text,
     maze_to_text,
 )
 
@@ -238,3 +239,27 @@ def test_bad_arguments_name_the_argument(kwargs, name):
 def test_augment_rejects_bad_count(mazes):
     with pytest.raises(ValueError, match="num_augmentations"):
         augment_maze_dataset(mazes, num_augmentations=8)
+
+
+def test_maze_text_parses_back_to_its_tokens(mazes):
+    for row in mazes.select(range(5)):
+        for tokens in (row["input_ids"], row["labels"]):
+            text = maze_to_text(tokens)
+            assert maze_from_text(text).ravel().tolist() == list(tokens)
+            assert np.array_equal(maze_from_text(text.split("\n")), maze_from_text(text))
+    padded = generate_mazes(1, size=9, pad_to=12, seed=0, progress=False)[0]["input_ids"]
+    assert maze_from_text(maze_to_text(padded)).ravel().tolist() == padded  # '.' is the pad token
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("###\n# #\n##", "row 3 of the maze has 2 characters; a maze is square and this one has 3 rows"),
+        ("###\n#x#\n###", "row 2, column 2 of the maze is 'x'; expected one of"),
+        (["###", 3, "###"], "a list of row strings"),
+        ([], "at least one row"),
+    ],
+)
+def test_bad_maze_text_names_the_row_and_column(text, message):
+    with pytest.raises(ValueError, match=message):
+        maze_from_text(text)

@@ -12,6 +12,8 @@ from hf_reason.data.sudoku import (
     is_consistent,
     is_valid_solution,
     solve_sudoku,
+    sudoku_from_text,
+    sudoku_to_text,
     sudoku_vocab_size,
 )
 
@@ -212,3 +214,28 @@ def test_bad_grids_are_refused():
         solve_sudoku(np.zeros((9, 9), dtype=int), limit=0)
     with pytest.raises(ValueError, match="num_augmentations"):
         augment_sudoku_dataset(generate_sudoku(1, size=4, progress=False), num_augmentations=-1)
+
+
+def test_the_one_line_form_round_trips_with_either_blank():
+    grid = sudoku_from_text(INKALA)
+    assert np.array_equal(grid, _grid(INKALA)) and sudoku_to_text(grid) == INKALA
+    dotted = INKALA.replace("0", ".")
+    assert np.array_equal(sudoku_from_text(dotted), grid) and sudoku_to_text(grid, blank=".") == dotted
+    assert decode_sudoku(encode_sudoku(sudoku_from_text(INKALA_SOLUTION))).tolist() == _grid(INKALA_SOLUTION).tolist()
+    assert sudoku_from_text("1.3." * 4).shape == (4, 4)  # the size follows from the length
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "message"),
+    [
+        ("1080902", None, "81 \\(9x9\\) characters, got 7"),
+        (INKALA[:-1] + "x", None, "character 81 of the Sudoku line is 'x'; expected a digit 1-9, or 0 or '.'"),
+        ("1234" * 4, 9, "a 9x9 Sudoku line must have 81 characters, got 16"),
+        ("1235" * 4, None, "character 4 of the Sudoku line is '5'; expected a digit 1-4"),
+        ("٣" * 81, None, "character 1 of the Sudoku line is '٣'"),
+        (list(INKALA), None, "must be a string"),
+    ],
+)
+def test_a_bad_sudoku_line_names_what_is_wrong(text, size, message):
+    with pytest.raises(ValueError, match=message):
+        sudoku_from_text(text, size)

@@ -1,4 +1,5 @@
-"""Atomic writes: the old file or the whole new one, with the permissions of a plain write."""
+"""Atomic writes: the old file or the whole new one, with the permissions of a plain write; and the check
+that a safetensors file read back is whole."""
 
 import json
 import os
@@ -8,7 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_reason.file_io import atomic_path, atomic_write, atomic_write_json, save_safetensors_atomic
+from hf_reason.file_io import (
+    atomic_path,
+    atomic_write,
+    atomic_write_json,
+    check_safetensors,
+    check_saved_weights,
+    save_safetensors_atomic,
+)
 
 
 def test_atomic_write_takes_bytes_text_and_a_writer(tmp_path):
@@ -60,3 +68,33 @@ def test_json_and_safetensors_round_trip(tmp_path):
     tensors = {"w": torch.arange(6.0).view(2, 3)}
     save_safetensors_atomic(tensors, tmp_path / "s.safetensors")
     torch.testing.assert_close(load_file(tmp_path / "s.safetensors")["w"], tensors["w"])
+
+
+def test_a_cut_or_foreign_safetensors_file_is_named(tmp_path):
+    path = save_safetensors_atomic({"w": torch.ones(4, 4)}, tmp_path / "model.safetensors")
+    whole = path.read_bytes()
+    assert check_safetensors(path) == path and check_saved_weights(tmp_path) == [path]
+    for data in (whole[: len(whole) // 2], whole[:4], whole + b"tail", b'{"not": "safetensors"}'):
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=f"{path} is not a whole safetensors file"):
+            check_saved_weights(tmp_path)
+        with pytest.raises(ValueError, match="shown/model.safetensors is not a whole"):
+            check_safetensors(path, shown_as="shown/model.safetensors")
+
+
+def test_saved_weights_follow_the_shard_index(tmp_path):
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"):
+        save_safetensors_atomic({name[:11]: torch.zeros(2)}, tmp_path / name)
+    index = tmp_path / "model.safetensors.index.json"
+    weight_map = {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+    atomic_write_json(index, {"weight_map": weight_map})
+    assert [p.name for p in check_saved_weights(tmp_path)] == sorted(weight_map.values())
+    atomic_write_json(index, {"weight_map": {**weight_map, "c": "model-00003-of-00002.safetensors"}})
+    with pytest.raises(FileNotFoundError, match=f"{index} names the shard model-00003-of-00002.safetensors"):
+        check_saved_weights(tmp_path)
+    atomic_write_json(index, {"weight_map": {"a": "../elsewhere.safetensors"}})
+    with pytest.raises(ValueError, match="not a file name of"):
+        check_saved_weights(tmp_path)
+    index.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a JSON object with a `weight_map`"):
+        check_saved_weights(tmp_path)

@@ -267,6 +267,114 @@ def test_upload_leaves_out_the_state_files_a_users_trainer_subclass_declares(tmp
     assert dict(plan.excluded)["solver_state_7.json"] == STATE_EXCLUDED
 
 
+def test_upload_takes_only_what_a_model_needs_and_says_why_for_the_rest(tmp_path):
+    from hf_reason.hub import upload_files as uf
+
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    wanted = {
+        "generation_config.json": "{}",
+        "tokenizer.json": "{}",
+        "tokenizer_config.json": "{}",
+        "special_tokens_map.json": "{}",
+        "chat_template.jinja": "{{ messages }}",
+    }
+    left_out = {
+        "scaler.pkl.gz": uf.PICKLE_REASON,
+        "features.joblib": uf.PICKLE_REASON,
+        "optimizer.pt": uf.PICKLE_REASON,
+        "trainer_state.json": uf.STATE_REASON,
+        "dqn_halting_state_rank0.safetensors": uf.STATE_REASON,
+        "dqn_halting_state_rank3.safetensors": uf.STATE_REASON,
+        "secrets.json": uf.CREDENTIALS_REASON,
+        ".env": uf.CREDENTIALS_REASON,
+        "hf_token": uf.CREDENTIALS_REASON,
+        "deploy.pem": uf.CREDENTIALS_REASON,
+        "notes.txt": uf.NOT_NEEDED_REASON,
+        "eval_predictions.npy": uf.NOT_NEEDED_REASON,
+        "train.py": uf.CODE_REASON,
+        "wandb/": uf.TRAINING_OUTPUT_REASON,
+        "logs/": uf.FOLDER_REASON,
+        "checkpoint-5/": uf.TRAINING_OUTPUT_REASON,
+        "training_args.bin": uf.PICKLE_REASON,
+    }
+    for name, text in wanted.items():
+        (model_dir / name).write_text(text)
+    for name in left_out:
+        if name.endswith("/"):
+            (model_dir / name / "sub").mkdir(parents=True, exist_ok=True)
+            (model_dir / name / "sub" / "run.log").write_text("loss 1.0")
+        elif not (model_dir / name).exists():
+            (model_dir / name).write_bytes(b"x")
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.files == sorted(_expected_files() + list(wanted))
+    assert dict(plan.excluded) == left_out
+    assert [name for name, _ in plan.excluded] == sorted(left_out)  # listed once each, in order
+
+
+def test_upload_never_follows_a_symbolic_link(tmp_path):
+    from hf_reason.hub import upload_files as uf
+
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    outside = tmp_path / "outside"
+    (outside / "private").mkdir(parents=True)
+    (outside / "secret-notes.json").write_text('{"token": "hf_xxx"}')
+    (outside / "private" / "id.json").write_text("{}")
+    (model_dir / "generation_config.json").symlink_to(outside / "secret-notes.json")
+    (model_dir / "tokenizer.json").symlink_to("config.json")  # inside the folder
+    (model_dir / "tokenizer_config.json").symlink_to(model_dir / "missing.json")
+    (model_dir / "extra").symlink_to(outside / "private", target_is_directory=True)
+    (model_dir / "self").symlink_to(model_dir, target_is_directory=True)
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload")
+    assert plan.files == _expected_files()
+    assert {name: reason for name, reason in plan.excluded if "link" in reason} == {
+        "generation_config.json": uf.LINK_OUTSIDE_REASON,
+        "tokenizer.json": uf.LINK_INSIDE_REASON,
+        "tokenizer_config.json": uf.LINK_BROKEN_REASON,
+        "extra/": uf.LINK_OUTSIDE_REASON,
+        "self/": uf.LINK_INSIDE_REASON,
+    }
+    assert not any(p.is_symlink() for p in plan.folder.rglob("*"))
+
+    # weights that are a link (a Hub cache snapshot) are refused with the way out, not uploaded from elsewhere
+    (outside / "model.safetensors").write_bytes((model_dir / "model.safetensors").read_bytes())
+    (model_dir / "model.safetensors").unlink()
+    (model_dir / "model.safetensors").symlink_to(outside / "model.safetensors")
+    with pytest.raises(ValueError, match="model.safetensors is a symbolic link, never followed.*local_dir"):
+        prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload-2")
+
+
+def test_upload_takes_sharded_weights_and_names_a_truncated_file(tmp_path):
+    model = _tiny_trm()
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    shards = sorted(p.name for p in (tmp_path / "sharded").glob("model-*.safetensors"))
+    assert len(shards) > 1
+    plan = prepare_upload_folder(tmp_path / "sharded", "org/trm-sharded", tmp_path / "up")
+    expected = set(_expected_files()) - {"model.safetensors"} | {"model.safetensors.index.json", *shards}
+    assert set(plan.files) == expected and not plan.excluded
+    shard = tmp_path / "sharded" / shards[-1]
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=rf"{re.escape(str(shard))} is not a whole safetensors file"):
+        prepare_upload_folder(tmp_path / "sharded", "org/trm-sharded", tmp_path / "up-2")
+
+
+def test_upload_takes_the_images_the_card_shows(tmp_path):
+    from hf_reason.hub import upload_files as uf
+
+    _, model_dir = _saved_model_with_training_leftovers(tmp_path)
+    (model_dir / "assets").mkdir()
+    (model_dir / "assets" / "loss.png").write_bytes(b"\x89PNG")
+    (model_dir / "assets" / "raw_scores.csv").write_text("1,2")
+    (model_dir / "banner.svg").write_text("<svg/>")
+    (tmp_path / "elsewhere.png").write_bytes(b"\x89PNG")
+    summary = (
+        "A tiny TRM. ![loss](assets/loss.png) <img src='./banner.svg'> ![x](../elsewhere.png) "
+        "![remote](https://example.org/a.png) [scores](assets/raw_scores.csv)"
+    )
+    plan = prepare_upload_folder(model_dir, "org/trm-sudoku", tmp_path / "upload", model_summary=summary)
+    assert plan.files == sorted(_expected_files() + ["assets/loss.png", "banner.svg"])
+    assert dict(plan.excluded)["assets/"] == uf.CARD_FOLDER_REASON and "banner.svg" not in dict(plan.excluded)
+
+
 def test_importing_the_hub_does_not_import_the_trainers():
     # the trainers import the hub for their cards; the upload imports them only when it builds a folder
     code = "import sys, hf_reason.hub; sys.exit(bool({'hf_reason.trainers', 'trl'} & set(sys.modules)))"

@@ -12,7 +12,7 @@ from .arc import (
 from .arithmetic import extract_answer, generate_arithmetic, is_correct
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
-from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_to_text
+from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_from_text, maze_to_text
 from .planning import check_plan, generate_planning
 from .preferences import build_preference_pairs, find_chat_template_tokens, generate_length_biased_preferences
 from .sudoku import (
@@ -25,6 +25,8 @@ from .sudoku import (
     is_consistent,
     is_valid_solution,
     solve_sudoku,
+    sudoku_from_text,
+    sudoku_to_text,
     sudoku_vocab_size,
 )
 from .text import build_tokenizer, load_text_corpus
@@ -66,8 +68,11 @@ __all__ = [
     "is_valid_solution",
     "load_arc",
     "load_text_corpus",
+    "maze_from_text",
     "maze_to_text",
     "parse_arc_augmentation",
     "solve_sudoku",
+    "sudoku_from_text",
+    "sudoku_to_text",
     "sudoku_vocab_size",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "augment_maze_dataset",
     "generate_mazes",
     "is_valid_path",
+    "maze_from_text",
     "maze_to_text",
 ]
 
@@ -363,3 +364,33 @@ def maze_to_text(tokens: Sequence[int] | np.ndarray) -> str:
     """Render a maze (input or label tokens, 2-D or flat) as text, one line per row."""
     grid = _as_square(tokens, "tokens")
     return "\n".join("".join(_TOKEN_CHARS.get(int(t), "?") for t in row) for row in grid)
+
+
+def maze_from_text(text: str | Sequence[str]) -> np.ndarray:
+    """Parse a maze drawn as text, the inverse of :func:`maze_to_text`, into a square token grid.
+
+    ``text`` is one string with a row per line, or the list of its rows: ``#`` wall, ``' '`` open,
+    ``S`` start, ``G`` goal, ``o`` path, ``.`` pad.
+    """
+    if isinstance(text, str):
+        rows = text.split("\n")
+    elif isinstance(text, Sequence) and all(isinstance(row, str) for row in text):
+        rows = list(text)
+    else:
+        raise ValueError("a maze must be a string with one row per line, or a list of row strings")
+    tokens = {char: token for token, char in _TOKEN_CHARS.items() if token != MAZE_IGNORE_INDEX}
+    side = len(rows)
+    if side == 0:
+        raise ValueError("a maze must have at least one row")
+    grid = np.empty((side, side), dtype=np.int64)
+    for r, row in enumerate(rows, 1):
+        if len(row) != side:
+            raise ValueError(
+                f"row {r} of the maze has {len(row)} characters; a maze is square and this one has {side} rows"
+            )
+        for c, char in enumerate(row, 1):
+            if char not in tokens:
+                allowed = ", ".join(repr(ch) for ch in tokens)
+                raise ValueError(f"row {r}, column {c} of the maze is {char!r}; expected one of {allowed}")
+            grid[r - 1, c - 1] = tokens[char]
+    return grid

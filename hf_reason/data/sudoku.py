@@ -51,6 +51,8 @@ __all__ = [
     "is_consistent",
     "is_valid_solution",
     "solve_sudoku",
+    "sudoku_from_text",
+    "sudoku_to_text",
     "sudoku_vocab_size",
 ]
 
@@ -345,6 +347,48 @@ def decode_sudoku(tokens: Any, size: int | None = None) -> np.ndarray:
         raise ValueError(f"tokens must be in 0..{n + _DIGIT_OFFSET}, got values in [{arr.min()}, {arr.max()}]")
     # Pad and blank both decode to an empty cell.
     return np.maximum(arr - _DIGIT_OFFSET, 0)
+
+
+def sudoku_from_text(text: str, size: int | None = None) -> np.ndarray:
+    """Parse the one-line form of a Sudoku into a ``size x size`` digit grid (``0`` = blank).
+
+    The line holds the cells row by row, ``size * size`` characters: the digits ``1..size``, and
+    ``0`` or ``.`` for a blank (the form of the usual puzzle collections). ``size`` is inferred
+    from the length when omitted.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"a Sudoku line must be a string, got {type(text).__name__}")
+    side = math.isqrt(len(text))
+    if size is None and (side * side != len(text) or side not in _SUPPORTED_SIZES):
+        sizes = " or ".join(f"{n * n} ({n}x{n})" for n in _SUPPORTED_SIZES)
+        raise ValueError(f"a Sudoku line must have {sizes} characters, got {len(text)}")
+    size = _check_size(side if size is None else size)
+    if len(text) != size * size:
+        raise ValueError(f"a {size}x{size} Sudoku line must have {size * size} characters, got {len(text)}")
+    digits = []
+    for position, char in enumerate(text, 1):
+        if char in "0.":
+            digits.append(0)
+        elif char.isascii() and char.isdigit() and 1 <= int(char) <= size:
+            digits.append(int(char))
+        else:
+            raise ValueError(
+                f"character {position} of the Sudoku line is {char!r}; expected a digit 1-{size}, or 0 or '.' for a blank"
+            )
+    return np.array(digits, dtype=np.int64).reshape(size, size)
+
+
+def sudoku_to_text(digits: Any, blank: str = "0") -> str:
+    """The one-line form of a digit grid (``0`` = blank), the inverse of :func:`sudoku_from_text`.
+
+    ``blank`` (``"0"`` or ``"."``) is written for empty cells.
+    """
+    if blank not in ("0", "."):
+        raise ValueError(f"blank must be '0' or '.', got {blank!r}")
+    arr = _as_digit_grid(digits, None, "digits")
+    if arr.min() < 0 or arr.max() > arr.shape[0]:
+        raise ValueError(f"digits must hold values 0..{arr.shape[0]} (0 = blank)")
+    return "".join(blank if d == 0 else str(d) for d in arr.ravel().tolist())
 
 
 def _random_solution(geo: _Geometry, rng: np.random.Generator) -> list[int]:

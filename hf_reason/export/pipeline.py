@@ -36,7 +36,7 @@ import onnx
 import torch
 from tqdm.auto import tqdm
 
-from ..file_io import PathLike, atomic_write_json
+from ..file_io import PathLike, atomic_write_json, check_saved_model
 from .configs import DEFAULT_OPSET
 from .external_data import save_graphs
 from .quantization import (
@@ -65,6 +65,25 @@ def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
     return value
+
+
+# The opsets an export may ask for: 12 is the first with Einsum, which the CRSM and meta-attention graphs
+# need; 23 is the last torch.onnx writes. INT4 with quantized embedding tables (`quantize_gather`)
+# needs 18, the first where the quantized TRM and CRSM graphs load (docs/onnx.md, "Opsets").
+MIN_OPSET, MAX_OPSET = 12, 23
+MIN_OPSET_INT4_GATHER = 18
+
+
+def check_opset(opset, precision: str = "fp32", quantize_gather: bool = True) -> int:
+    """Raises `ValueError` unless `opset` is one this export writes and ONNX Runtime loads; returns it."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"`opset` must be an integer from {MIN_OPSET} to {MAX_OPSET}; got {opset!r}.")
+    if precision == "int4" and quantize_gather and opset < MIN_OPSET_INT4_GATHER:
+        raise ValueError(
+            f"INT4 with quantized embedding tables needs `opset` >= {MIN_OPSET_INT4_GATHER}; got {opset} "
+            "(raise the opset, or keep the tables in FP32: `quantize_gather=False`, `--no-quantize-gather`)."
+        )
+    return opset
 
 
 @dataclass
@@ -389,9 +408,12 @@ def read_fp32_report(fp32_dir: Path) -> dict:
     return json.loads((fp32_dir / REPORT_NAME).read_text())
 
 
-def _load_model(model_dir: PathLike):
+def _load_model(model_dir: Path):
+    """The model saved in `model_dir`, after checking that the folder, its config and its weights are there
+    and whole (a truncated weights file is named, not met deep inside `from_pretrained`)."""
     from transformers import AutoConfig
 
+    check_saved_model(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
     return family_exporter(config.model_type).auto_class.from_pretrained(model_dir)
 
@@ -451,7 +473,9 @@ def export_pretrained(
         block_size, accuracy_level, quantize_gather: INT4 options (see `quantize_int4`).
         optimization_level: ONNX Runtime graph optimisations used for the parity check and recorded
             for the wrappers (`"disable"`, `"basic"`, `"extended"`, `"all"`).
-        parity_samples: examples in the parity check.
+        opset: the ONNX opset, from `MIN_OPSET` (12) to `MAX_OPSET` (23); default 18. INT4 with
+            `quantize_gather` needs 18 or more.
+        parity_samples: examples in the parity check (>= 1).
         fp32_dir: a folder written by an earlier `precision="fp32"` export of this same model (same
             graph options): INT8 / INT4 quantize its graphs instead of tracing the model again.
             Only the family and graph options are checked, not the weights.
@@ -466,6 +490,10 @@ def export_pretrained(
     check_precision(precision)
     if precision == "int4":
         check_int4_options(block_size, accuracy_level)
+    opset = check_opset(DEFAULT_OPSET if opset is None else opset, precision, quantize_gather)
+    check_positive_int(parity_samples, "parity_samples")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise NotADirectoryError(f"`out_dir` {out_dir} is a file; an export writes a folder.")
     if int8_blockwise is not None:
         int8_blockwise = blockwise_8bit_blocks(int8_blockwise, "int8_blockwise")  # checked before tracing
     check_optimization_level(optimization_level)
@@ -489,7 +517,6 @@ def export_pretrained(
         "int8_blockwise": int8_blockwise,
     }
     options = _family_options(entry, options, {key: value for key, value in keywords.items() if value is not None})
-    opset = opset or DEFAULT_OPSET
     if fp32_dir is not None:
         expected = {"opset": opset, **options.graph_fields(model.config)}
         fp32_dir = _check_fp32_dir(fp32_dir, entry.name, expected)
@@ -564,6 +591,7 @@ __all__ = [
     "FamilyExporter",
     "build_export",
     "build_graphs",
+    "check_opset",
     "decoding_parity",
     "export_pretrained",
     "family_exporter",

@@ -17,7 +17,9 @@ The flow is:
   tokenizer, the `auto_map` code files, the card, an optional ONNX export under `onnx/` with its
   `export_report.json`) and `push_to_hub` uploads it in one commit through `HfApi`. A PEFT adapter
   gets the adapter card, a tokenizer pushed alone a tokenizer card (`build_tokenizer_card`).
-  Pickles and the training state files that trainers declare (`training_state_files`) stay out.
+  Only what a model needs is uploaded (an allow-list); pickles, the training state files that
+  trainers declare (`training_state_files`), credentials-like files, subfolders and symbolic
+  links stay out, each listed with the reason.
 
 The modules:
 
@@ -28,7 +30,8 @@ The modules:
 - `model_card`, `adapter_card`, `tokenizer_card`: the three card builders, and `card_helpers`,
   what they share (metadata, the Auto class a checkpoint loads with);
 - `card_writers`: writing a card at save time, from a model or a trainer;
-- `upload`: the upload folder and `push_to_hub`;
+- `upload`: the upload folder and `push_to_hub`; `upload_files`, which files go (the allow-list)
+  and why the others stay;
 - `file_names`: the names of the files written and uploaded.
 """
 

@@ -3,7 +3,6 @@
 and small readers and formatters.
 """
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
@@ -12,7 +11,7 @@ from typing import Optional
 
 from huggingface_hub import ModelCardData
 
-from ..file_io import PathLike
+from ..file_io import PathLike, check_safetensors, read_json_object
 from .results import EvaluationResult
 
 
@@ -32,8 +31,8 @@ def _json_safe(value):
 
 
 def _read_json(path: Path) -> Optional[dict]:
-    """The JSON file at `path`, or None when there is no such file."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """The JSON object in the file at `path`, or None when there is no such file (`read_json_object`)."""
+    return read_json_object(path) if path.is_file() else None
 
 
 def _version() -> str:
@@ -49,7 +48,7 @@ def count_safetensors_parameters(paths: Iterable[PathLike]) -> int:
 
     total = 0
     for path in paths:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(check_safetensors(path)), framework="pt") as f:
             for key in f.keys():
                 total += math.prod(f.get_slice(key).get_shape())
     return total

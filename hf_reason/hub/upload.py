@@ -1,32 +1,36 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """The exact folder uploaded to the Hub (`prepare_upload_folder`) and the upload in one commit (`push_to_hub`)."""
 
-import fnmatch
 import os
-import shutil
+import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from huggingface_hub import HfApi, ModelCard
 
-from ..file_io import PathLike, atomic_write
+from ..file_io import PathLike, atomic_write, check_saved_weights
 from .adapter_card import _base_config_summary, build_adapter_card
 from .card_helpers import _read_json, _version, count_safetensors_parameters
 from .file_names import CARD_INPUTS_NAME, CARD_NAME, ONNX_SUBFOLDER
 from .model_card import build_model_card
 from .tokenizer_card import build_tokenizer_card
+from .upload_files import (
+    ALLOWED_FILES,
+    LINK_REASONS,
+    ONNX_ALLOWED_KINDS,
+    copy_allowed_files,
+    copy_card_assets,
+    place,
+)
 
 
-# Pickle-based files never travel to the Hub: loading them runs arbitrary code (weights must be
-# safetensors) and training state belongs to checkpoints, not to a shared model.
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-_SKIPPED_DIRS = {".git", "runs", "ema", "__pycache__", ".ipynb_checkpoints"}
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 _ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors",)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
+_MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 @dataclass
@@ -51,69 +55,44 @@ class UploadPlan:
     card: Optional[ModelCard] = None
 
 
-def _place(src: Path, dst: Path) -> None:
-    """Puts `src` at `dst`, creating the folders on the way."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:  # a hard link costs no disk for multi-GB weights; copy across file systems
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+def _own_json(folder: Path, name: str) -> Optional[dict]:
+    """The JSON object in `folder`'s file `name`, None when absent or a symbolic link (never followed)."""
+    return None if (folder / name).is_symlink() else _read_json(folder / name)
 
 
-def _copy_tree(src: Path, dst: Path, excluded: list, state_files: Sequence[str], prefix: str = "") -> None:
-    """Copies `src` into `dst` but for training outputs, pickles, temporary files and the files whose name
-    matches a `state_files` pattern (fnmatch), each listed in `excluded` with the reason."""
-    for path in sorted(src.rglob("*")):
-        rel = path.relative_to(src)
-        shown = prefix + rel.as_posix()
-        if any(part in _SKIPPED_DIRS or part.startswith("checkpoint-") for part in rel.parts[:-1]):
-            continue
-        if path.is_dir():
-            if rel.name in _SKIPPED_DIRS or rel.name.startswith("checkpoint-"):
-                excluded.append((shown + "/", "training output, not part of the model"))
-            continue
-        name = rel.name
-        if name in (CARD_NAME, CARD_INPUTS_NAME) and len(rel.parts) == 1 and not prefix:
-            continue  # the card is re-rendered for the repo id
-        if name.endswith(_PICKLE_SUFFIXES):
-            excluded.append((shown, "pickle file (weights travel as safetensors only)"))
-            continue
-        if (
-            name.endswith(".tmp")
-            or name.startswith(".")
-            or any(fnmatch.fnmatchcase(name, pattern) for pattern in state_files)
-        ):
-            excluded.append((shown, "temporary or training-state file"))
-            continue
-        _place(path, dst / rel)
+def _code_files(source: Path, config: Mapping) -> dict[str, Path]:
+    """The modules named by `auto_map` and their relative imports, as `{file name: where to copy it from}`.
 
-
-def _code_files(folder: Path, source: Path, config: Mapping) -> None:
-    """Puts the modules named by `auto_map` (and their relative imports) next to the weights.
-
-    Each module comes from the saved folder when it is there, else from the installed family package.
+    Each module comes from the saved folder when it is a regular file there, else from the installed
+    family package.
     """
     from transformers.dynamic_module_utils import get_relative_imports
 
-    family_dir = Path(__file__).parents[1] / "models" / str(config.get("model_type"))
+    model_type = str(config.get("model_type"))
+    family_dir = Path(__file__).parents[1] / "models" / model_type
     pending = []
     for ref in (config.get("auto_map") or {}).values():
         ref = ref[0] if isinstance(ref, (list, tuple)) else ref
         if ref and "--" not in ref:  # "other/repo--module.Class" lives in another repository
             pending.append(ref.rsplit(".", 1)[0])
-    seen = set()
+    files: dict[str, Path] = {}
     while pending:
         module = pending.pop()
-        if module in seen:
-            continue
-        seen.add(module)
+        if not isinstance(module, str) or not _MODULE_RE.fullmatch(module) or not _MODULE_RE.fullmatch(model_type):
+            raise ValueError(
+                f"{source}/config.json: `auto_map` names the module {module!r} of model type {model_type!r}; "
+                "expected dotted Python names."
+            )
         name = module.replace(".", "/") + ".py"
-        origin = source / name if (source / name).is_file() else family_dir / name
+        if name in files:
+            continue
+        own = source / name
+        origin = own if own.is_file() and not own.is_symlink() else family_dir / name
         if not origin.is_file():
             raise FileNotFoundError(f"`auto_map` needs {name}, which is neither in {source} nor in {family_dir}.")
-        if not (folder / name).exists():
-            _place(origin, folder / name)
+        files[name] = origin
         pending.extend(get_relative_imports(origin))
+    return files
 
 
 def _base_config(base_model: Optional[str]) -> Optional[dict]:
@@ -157,9 +136,14 @@ def prepare_upload_folder(
     """Builds, in `upload_dir`, the exact folder that `push_to_hub` uploads, and returns its plan.
 
     `source_dir` is a `save_pretrained` folder of an hf-reason model (weights, config, tokenizer)
-    or of a PEFT adapter (`adapter_config.json`). Pickle files and training state are left out
-    (listed in `plan.excluded`); training state is every file that a trainer class, ours or a
-    user's subclass, declares in its `training_state_files` (`hf_reason.trainers.training_state_files()`).
+    or of a PEFT adapter (`adapter_config.json`). Only what a model needs is uploaded, an allow-list
+    (`hf_reason.hub.upload_files`): config, generation config, safetensors weights (sharded too),
+    tokenizer files and chat template, the `auto_map` code files, adapter files, ONNX graphs with
+    their external data and report, the card and the images it shows. Everything else is left out
+    and listed in `plan.excluded` with the reason: pickles, training state (every file that a trainer
+    class, ours or a user's subclass, declares in its `training_state_files`, and `Trainer`'s
+    `trainer_state.json`), files that may hold credentials, subfolders, other files, and symbolic
+    links, which are never followed.
     The `auto_map` code files are added when missing; the card is rendered for `repo_id` from the
     inputs `write_model_card` kept (explicit `card_kwargs`, e.g. `eval_results=...`, take
     precedence); `onnx_dir` (an `hf-reason export` folder) goes to `onnx/` with its
@@ -169,6 +153,8 @@ def prepare_upload_folder(
     """
     # Imported here: the trainers import this package for their cards, and importing them (TRL) and the
     # export package (Optimum) costs seconds that only building an upload folder needs to pay.
+    from transformers.trainer import TRAINER_STATE_NAME
+
     from ..export.sessions import REPORT_NAME
     from ..trainers import training_state_files
 
@@ -177,16 +163,29 @@ def prepare_upload_folder(
         raise FileNotFoundError(f"`source_dir` {source} is not a directory.")
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"`repo_id` must look like 'org/name', got {repo_id!r}.")
+    if onnx_dir is not None and not Path(onnx_dir).is_dir():
+        raise FileNotFoundError(f"`onnx_dir` {onnx_dir} is not a directory (an `hf-reason export` folder).")
 
-    state_files = training_state_files()
+    state_files = (*training_state_files(), TRAINER_STATE_NAME)
     folder = Path(upload_dir) if upload_dir is not None else Path(tempfile.mkdtemp(prefix="hf-reason-upload-"))
     if folder.exists() and any(folder.iterdir()):
         raise ValueError(f"`upload_dir` {folder} must be empty or not exist.")
     folder.mkdir(parents=True, exist_ok=True)
     plan = UploadPlan(folder=folder, kind="", repo_id=repo_id)
-    _copy_tree(source, folder, plan.excluded, state_files)
+    own_config = _own_json(source, "config.json")
+    code_files = _code_files(source, own_config) if own_config is not None else {}
+    copy_allowed_files(
+        source,
+        folder,
+        plan.excluded,
+        allowed_kinds=tuple(ALLOWED_FILES),
+        state_files=state_files,
+        code_files={name for name, origin in code_files.items() if origin.parent == source},
+        skip=(CARD_NAME, CARD_INPUTS_NAME),  # the card is rendered anew for the repo id
+    )
+    check_saved_weights(folder, shown_as=source)  # the weights uploaded, named as the user knows them
 
-    saved = _read_json(source / CARD_INPUTS_NAME) or {}
+    saved = _own_json(source, CARD_INPUTS_NAME) or {}
     inputs = {
         "training_args": saved.get("training") or None,
         "datasets": saved.get("datasets") or None,
@@ -226,18 +225,34 @@ def prepare_upload_folder(
         plan.kind = "model"
         onnx_only = not any((folder / n).is_file() for n in _WEIGHT_FILES) and any(folder.glob("*.onnx"))
         if not onnx_only and not any((folder / n).is_file() for n in _WEIGHT_FILES):
+            linked = [name for name, reason in plan.excluded if name in _WEIGHT_FILES and reason in LINK_REASONS]
             raise ValueError(
                 f"{source} holds no model.safetensors (pickled weights are never uploaded: save with "
                 "safe_serialization=True)."
+                + (
+                    f" {linked[0]} is a symbolic link, never followed: copy the file in (a Hub cache snapshot: "
+                    "`snapshot_download(repo_id, local_dir=...)`)."
+                    if linked
+                    else ""
+                )
             )
-        _code_files(folder, source, config)
+        for name, origin in code_files.items():
+            if not (folder / name).exists():
+                place(origin, folder / name)
         if onnx_dir is not None:
-            onnx_excluded: list = []
-            _copy_tree(
-                Path(onnx_dir), folder / ONNX_SUBFOLDER, onnx_excluded, state_files, prefix=f"{ONNX_SUBFOLDER}/"
+            onnx_source = Path(onnx_dir).resolve()
+            onnx_config = _own_json(onnx_source, "config.json")
+            onnx_code = _code_files(onnx_source, onnx_config) if onnx_config is not None else {}
+            copy_allowed_files(
+                onnx_source,
+                folder / ONNX_SUBFOLDER,
+                plan.excluded,
+                allowed_kinds=ONNX_ALLOWED_KINDS,
+                state_files=state_files,
+                code_files={name for name, origin in onnx_code.items() if origin.parent == onnx_source},
+                prefix=f"{ONNX_SUBFOLDER}/",
             )
-            plan.excluded.extend(onnx_excluded)
-            if not any((folder / ONNX_SUBFOLDER).rglob("*.onnx")):
+            if not any((folder / ONNX_SUBFOLDER).glob("*.onnx")):
                 raise ValueError(f"`onnx_dir` {onnx_dir} holds no .onnx file.")
         onnx_files = sorted(
             p.relative_to(folder).as_posix()
@@ -270,7 +285,9 @@ def prepare_upload_folder(
             f"{source} is not a save_pretrained folder: no config.json, adapter_config.json or tokenizer."
         )
     if plan.card is not None:
+        copy_card_assets(str(plan.card), source, folder, plan.excluded)
         atomic_write(folder / CARD_NAME, str(plan.card))
+    plan.excluded.sort()
     plan.files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return plan
 
