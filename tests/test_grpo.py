@@ -3,7 +3,8 @@
 import pytest
 import torch
 from conftest import REPO_ROOT, accelerate_launch
-from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+from grpo_testing import left_padded_groups, tiny_crsm, tiny_gpt2, tiny_meta_attention
+from transformers import GenerationConfig
 from trl import GRPOConfig, GRPOTrainer
 
 from hf_reason.data.arithmetic import generate_arithmetic
@@ -16,73 +17,6 @@ from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer(vocab_size=384)
-
-
-def tiny_gpt2(tokenizer, seed=0):
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return GPT2LMHeadModel(config).eval()
-
-
-def left_padded_groups(tokenizer, group_size):
-    prompts = ["Q: 3 + 4 * 2 = ?\nA:", "Q: 7 = ?\nA:", "Q: 12 * 3 - 5 + 19 * 2 = ?\nA:"]
-    ids = [tokenizer(p)["input_ids"] for p in prompts for _ in range(group_size)]
-    width = max(map(len, ids))
-    assert len({len(i) for i in ids}) == 3  # mixed lengths, so the padding is exercised
-    input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(i)) + i for i in ids])
-    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-    return ids, input_ids, mask
-
-
-def tiny_meta_attention(tokenizer, seed=0):
-    from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
-
-    torch.manual_seed(seed)
-    config = MetaAttentionConfig(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        meta_top_k=3,
-        meta_hidden_size=16,
-        meta_num_heads=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return MetaAttentionForCausalLM(config).eval()
-
-
-def tiny_crsm(tokenizer, seed=0):
-    from hf_reason import CRSMConfig, CRSMForCausalLM
-
-    torch.manual_seed(seed)
-    config = CRSMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        state_size=8,
-        num_hidden_layers=1,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return CRSMForCausalLM(config).eval()
 
 
 @pytest.mark.parametrize("family", ["gpt2", "meta_attention"])
@@ -202,12 +136,23 @@ def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_run(tmp_path):
+def test_two_process_accelerate_run_matches_one_process(tmp_path):
     import json
+    import os
+    import subprocess
+    import sys
 
-    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "grpo_ddp_check.py"), str(tmp_path))
+    from safetensors.torch import load_file
+
+    script = str(REPO_ROOT / "tests" / "scripts" / "grpo_ddp_check.py")
+    two, one = tmp_path / "two", tmp_path / "one"
+    result = accelerate_launch(script, str(two))
     assert result.returncode == 0, result.stderr[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, script, str(one)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    ranks = [json.loads((two / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert ranks[0]["initial_weights_sha256"] == ranks[1]["initial_weights_sha256"]  # the same seeded init
     assert ranks[0]["weights_sha256"] != ranks[0]["initial_weights_sha256"]  # the two steps trained
@@ -215,6 +160,23 @@ def test_two_process_accelerate_run(tmp_path):
     assert ranks[0]["prompts"] != ranks[1]["prompts"]  # each process generated for its own share
     # each process holds whole groups here (4 rows = 1 prompt x 4), so 3 of 4 prefills are saved per step
     assert ranks[0]["prefill_rows_saved"] == [3.0, 3.0]
+
+    # The loss forward: the same global batch (2 prompts x 4 scripted completions) on 2 processes and on 1
+    for rank, saved in [(0, 3.0), (1, 3.0)]:
+        shared = json.loads((two / f"shared_rank{rank}.json").read_text())
+        assert shared["ours_gc"] == shared["ours_no_gc"] == [saved]  # each rank ran its prompt once
+    assert json.loads((one / "shared_rank0.json").read_text())["ours_gc"] == [6.0]
+    for tag in ("gc", "no_gc"):
+        two_ours = load_file(two / f"grads_ours_{tag}.safetensors")
+        for name, expected in [
+            ("1-process ours", load_file(one / f"grads_ours_{tag}.safetensors")),
+            ("2-process stock", load_file(two / f"grads_stock_{tag}.safetensors")),
+        ]:
+            assert two_ours.keys() == expected.keys()
+            assert any(float(g.abs().max()) > 0 for g in expected.values())
+            for key, grad in two_ours.items():
+                error = float((grad - expected[key]).abs().max() / expected[key].abs().max().clamp(min=1e-12))
+                assert error <= 1e-5, (tag, name, key, error)
 
 
 @pytest.mark.slow
