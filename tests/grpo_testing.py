@@ -1,12 +1,14 @@
-"""Tiny models of each LM family and left-padded prompt groups for the GRPO tests."""
+"""Tiny models of each LM family, left-padded prompt groups and a GRPO trainer builder for the GRPO tests."""
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from hf_reason.data.arithmetic import generate_arithmetic
 
-def tiny_gpt2(tokenizer, seed=0):
-    torch.manual_seed(seed)
-    config = GPT2Config(
+
+def _tiny_gpt2_shape(tokenizer) -> dict:
+    """GPT-2 config arguments of the tiny models: 2 layers, 32 wide, no dropout, the tokenizer's ids."""
+    return dict(
         vocab_size=len(tokenizer),
         n_positions=128,
         n_embd=32,
@@ -19,29 +21,18 @@ def tiny_gpt2(tokenizer, seed=0):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return GPT2LMHeadModel(config).eval()
+
+
+def tiny_gpt2(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(**_tiny_gpt2_shape(tokenizer))).eval()
 
 
 def tiny_meta_attention(tokenizer, seed=0):
     from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
 
     torch.manual_seed(seed)
-    config = MetaAttentionConfig(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        meta_top_k=3,
-        meta_hidden_size=16,
-        meta_num_heads=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
+    config = MetaAttentionConfig(meta_top_k=3, meta_hidden_size=16, meta_num_heads=2, **_tiny_gpt2_shape(tokenizer))
     return MetaAttentionForCausalLM(config).eval()
 
 
@@ -72,3 +63,39 @@ def left_padded_groups(tokenizer, group_size):
     input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(i)) + i for i in ids])
     mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
     return ids, input_ids, mask
+
+
+def text_length_reward(prompts, completions, **kwargs):
+    # varies within a group from the first step (an untrained model never gets arithmetic right)
+    return [float(len(c)) for c in completions]
+
+
+def grpo_trainer(
+    cls, config_cls, model, tokenizer, out_dir, reward_funcs=text_length_reward, peft_config=None, **options
+):
+    """A GRPO trainer (`cls` / `config_cls`: stock or ours) on 8 arithmetic prompts: 8 rows per step (2 prompts x 4
+    completions of up to 8 tokens), float32 on CPU, seeded; `options` override the config's fields."""
+    args = dict(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=1,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        seed=7,
+        disable_tqdm=True,
+        bf16=False,
+        use_cpu=True,
+    )
+    args.update(options)
+    return cls(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=config_cls(**args),
+        train_dataset=generate_arithmetic(8, seed=1).remove_columns(["completion"]),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )

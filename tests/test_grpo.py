@@ -3,7 +3,14 @@
 import pytest
 import torch
 from conftest import REPO_ROOT, accelerate_launch
-from grpo_testing import left_padded_groups, tiny_crsm, tiny_gpt2, tiny_meta_attention
+from grpo_testing import (
+    grpo_trainer,
+    left_padded_groups,
+    text_length_reward,
+    tiny_crsm,
+    tiny_gpt2,
+    tiny_meta_attention,
+)
 from transformers import GenerationConfig
 from trl import GRPOConfig, GRPOTrainer
 
@@ -55,30 +62,10 @@ def test_dropout_static_cache_or_recurrent_state_falls_back(tokenizer):
     assert not can_share_prefill(model, gen)
 
 
-def _trainer(cls, config_cls, tokenizer, tmp_path, **extra):
-    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
-    args = config_cls(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=2,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        gradient_checkpointing=False,
-        bf16=False,
-        **extra,
-    )
-    return cls(
-        model=tiny_gpt2(tokenizer),
-        reward_funcs=[ArithmeticAnswerReward(), FormatReward()],
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
+def _trainer(cls, config_cls, tokenizer, tmp_path):
+    rewards = [ArithmeticAnswerReward(), FormatReward()]
+    return grpo_trainer(
+        cls, config_cls, tiny_gpt2(tokenizer), tokenizer, tmp_path, reward_funcs=rewards, gradient_checkpointing=False
     )
 
 
@@ -95,37 +82,19 @@ def test_trainer_generation_matches_stock_grpo(tokenizer, tmp_path):
     assert ours._metrics["train"]["generation/prefill_rows_saved"] == [12 - 3]
 
 
-def text_length_reward(prompts, completions, **kwargs):
-    # varies within a group from the first step (an untrained model never gets arithmetic right)
-    return [float(len(c)) for c in completions]
-
-
 @pytest.mark.slow
 def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
     peft = pytest.importorskip("peft")
     lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True)
-    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
-    args = ReasoningGRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        tiny_gpt2(tokenizer),
+        tokenizer,
+        tmp_path,
+        peft_config=lora,
         max_steps=2,
         learning_rate=1e-2,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        bf16=False,
-    )
-    trainer = ReasoningGRPOTrainer(
-        model=tiny_gpt2(tokenizer),
-        reward_funcs=text_length_reward,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=lora,
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     trainer.train()
@@ -133,6 +102,7 @@ def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
     assert any(not torch.equal(before[n], after[n]) for n in before)  # the adapter learned
     logged = [h for h in trainer.state.log_history if "generation/prefill_rows_saved" in h]
     assert logged and logged[0]["generation/prefill_rows_saved"] == 6  # 8 rows, 2 distinct prompts per step
+    assert logged[0]["loss_forward/prompt_rows_saved"] == 6  # and in the loss forward, under checkpointing
 
 
 @pytest.mark.slow

@@ -5,18 +5,19 @@ import logging
 
 import pytest
 import torch
-from grpo_testing import TINY_MODELS, tiny_gpt2
+from grpo_testing import TINY_MODELS, grpo_trainer, tiny_gpt2
 from transformers import GPT2LMHeadModel, GPT2Model
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head
 
-from hf_reason.data.arithmetic import generate_arithmetic
 from hf_reason.data.text import build_tokenizer
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 from hf_reason.trainers.shared_prefix import group_prompt_rows, shared_prefix_logps
 
 
 REL_TOL = 1e-5
+# old-policy and reference log-probabilities computed (generation and step misaligned, a KL term), raw gradients
+EXACTNESS_OPTIONS = dict(num_iterations=2, beta=0.04, max_grad_norm=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +141,6 @@ def test_gradient_checkpointing_recomputes_the_layers_and_keeps_fewer_tensors(to
     assert "forward" not in model.transformer.h[0].__dict__
 
 
-def text_length_reward(prompts, completions, **kwargs):
-    # varies within a group from the first step, so advantages (and gradients) are not zero
-    return [float(len(c)) for c in completions]
-
-
 class StepRecorder:
     """Records a trainer's loss inputs (old / reference log-probabilities), its loss and its gradients."""
 
@@ -169,36 +165,6 @@ class StepRecorder:
             self.grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
 
 
-def grpo_trainer(cls, config_cls, model, tokenizer, out_dir, peft_config=None, reward=text_length_reward, **extra):
-    options = dict(
-        output_dir=str(out_dir),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=1,
-        num_iterations=2,  # the old-policy log-probabilities are computed (generation and step misaligned)
-        beta=0.04,  # the reference log-probabilities too
-        learning_rate=1e-3,
-        max_grad_norm=0.0,  # the raw gradients reach the optimizer
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        bf16=False,
-        use_cpu=True,
-    )
-    options.update(extra)
-    return cls(
-        model=model,
-        reward_funcs=reward,
-        args=config_cls(**options),
-        train_dataset=generate_arithmetic(8, seed=1).remove_columns(["completion"]),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-
-
 def run_both(tokenizer, tmp_path, model_factory, lora=False, **extra):
     """One training step of stock GRPOTrainer and of ReasoningGRPOTrainer on the same model, data and seed."""
     peft_config = None
@@ -214,7 +180,9 @@ def run_both(tokenizer, tmp_path, model_factory, lora=False, **extra):
         "ours": (ReasoningGRPOTrainer, ReasoningGRPOConfig),
     }.items():
         model = str(base) if not lora else type(model_factory(tokenizer)).from_pretrained(base)
-        trainer = grpo_trainer(cls, config_cls, model, tokenizer, tmp_path / name, peft_config=peft_config, **extra)
+        trainer = grpo_trainer(
+            cls, config_cls, model, tokenizer, tmp_path / name, peft_config=peft_config, **EXACTNESS_OPTIONS, **extra
+        )
         recorder = StepRecorder(trainer)
         trainer.train()
         runs[name] = trainer, recorder
@@ -279,7 +247,7 @@ def test_a_model_whose_prompt_sees_later_tokens_falls_back_after_the_one_time_ch
     model = tiny_gpt2(tokenizer)
     peeking = PeekingGPT2LMHeadModel(model.config)
     peeking.load_state_dict(model.state_dict())
-    trainer = grpo_trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, peeking, tokenizer, tmp_path, beta=0.0)
+    trainer = grpo_trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, peeking, tokenizer, tmp_path)
     trainer.model.train()
     input_ids, mask = mixed_batch(tokenizer)
     stock = GRPOTrainer._get_per_token_logps_and_entropies
@@ -293,9 +261,7 @@ def test_a_model_whose_prompt_sees_later_tokens_falls_back_after_the_one_time_ch
 
 
 def test_no_repeated_prompt_runs_stock_and_says_so_once(tokenizer, tmp_path, caplog):
-    trainer = grpo_trainer(
-        ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path, beta=0.0
-    )
+    trainer = grpo_trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path)
     trainer.model.train()
     input_ids, mask = mixed_batch(tokenizer)
     distinct = torch.tensor([0, 1, 3])  # one row of each prompt

@@ -15,16 +15,32 @@
 import hashlib
 import os
 import sys
+from pathlib import Path
 
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
 from hf_reason.data import build_tokenizer, generate_arithmetic
 from hf_reason.distributed import end_distributed
 from hf_reason.file_io import atomic_write_json, save_safetensors_atomic
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' tiny models
+from grpo_testing import tiny_gpt2, tiny_meta_attention  # noqa: E402
+
+
+# what both runs' configs share: 4 completions per prompt, one log line per step, CPU, float32
+COMMON_ARGS = dict(
+    num_generations=4,
+    logging_steps=1,
+    save_strategy="no",
+    report_to="none",
+    use_cpu=True,
+    bf16=False,
+    disable_tqdm=True,
+    seed=0,
+)
 
 
 def length_reward(prompts, completions, **kwargs):
@@ -39,47 +55,6 @@ def weights_sha256(model) -> str:
     return digest.hexdigest()
 
 
-def tiny_gpt2(tokenizer):
-    torch.manual_seed(0)
-    return GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=len(tokenizer),
-            n_positions=96,
-            n_embd=32,
-            n_layer=1,
-            n_head=2,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-        )
-    )
-
-
-def tiny_meta_attention(tokenizer):
-    torch.manual_seed(0)
-    return MetaAttentionForCausalLM(
-        MetaAttentionConfig(
-            vocab_size=len(tokenizer),
-            n_positions=96,
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            meta_top_k=3,
-            meta_hidden_size=16,
-            meta_num_heads=2,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-        )
-    )
-
-
 def sampled_generation_run(out_dir: str, tokenizer) -> None:
     model = tiny_gpt2(tokenizer)
     initial_sha256 = weights_sha256(model)
@@ -92,17 +67,10 @@ def sampled_generation_run(out_dir: str, tokenizer) -> None:
     args = ReasoningGRPOConfig(
         output_dir=os.path.join(out_dir, "run"),
         per_device_train_batch_size=4,
-        num_generations=4,
         max_completion_length=6,
         max_steps=2,
         learning_rate=1e-2,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        disable_tqdm=True,
-        seed=0,
+        **COMMON_ARGS,
     )
     trainer = ReasoningGRPOTrainer(
         model=model,
@@ -167,20 +135,13 @@ def loss_forward_runs(out_dir: str, tokenizer) -> None:
             args = config_cls(
                 output_dir=os.path.join(out_dir, tag),
                 per_device_train_batch_size=8 // world_size,
-                num_generations=4,
                 max_completion_length=8,
                 max_steps=1,
                 beta=0.04,
                 learning_rate=1e-3,
                 max_grad_norm=0.0,
-                logging_steps=1,
-                save_strategy="no",
-                report_to="none",
-                use_cpu=True,
-                bf16=False,
-                disable_tqdm=True,
-                seed=0,
                 gradient_checkpointing=gradient_checkpointing,
+                **COMMON_ARGS,
             )
             grads = GradientsBeforeTheStep()
             trainer = cls(
