@@ -23,12 +23,13 @@ class ReasoningGRPOConfig(GRPOConfig):
               `"dynamic"`) and no active dropout.
             - in the log-probability forwards (the policy's loss forward with gradients, the
               old-policy and reference log-probabilities): run each distinct prompt of a micro-batch
-              once and score every completion against its shared keys / values, so the loss and its
+              once and score every completion against its shared keys / values (the recurrent state
+              after the prompt for Mamba layers, e.g. CRSM), so the loss and its
               gradients equal stock's up to floating-point reassociation. Works with LoRA, `accelerate
               launch` (DDP) and gradient checkpointing (the checkpointed layers are checkpointed
               non-reentrant whatever `gradient_checkpointing_kwargs` say, since reentrant checkpointing
               cannot pass gradients through the cache). Falls back to the stock forward, logging why
-              once per reason, for recurrent-state models (CRSM, Mamba), sliding-window caches, active
+              once per reason, for Mamba layers on mamba_ssm's CUDA kernels, sliding-window caches, active
               dropout (set `disable_dropout=True` for models with dropout), multimodal inputs, MoE
               auxiliary losses, FSDP / DeepSpeed, prompt-learning PEFT, micro-batches in which no prompt
               repeats (keep `per_device_train_batch_size` a multiple of `num_generations` so that
@@ -43,8 +44,9 @@ class ReasoningGRPOConfig(GRPOConfig):
             "generation (prefill once, KV cache expanded to the `num_generations` completions; plain transformers "
             "path, dynamic cache, no active dropout) and in the log-probability forwards (policy loss with gradients, "
             "old-policy and reference log-probabilities: each distinct prompt of a micro-batch runs once and every "
-            "completion attends to its shared keys / values; LoRA, DDP and gradient checkpointing supported). Falls "
-            "back to stock, logging why once, for recurrent-state models, sliding-window caches, active dropout, "
+            "completion attends to its shared keys / values, or continues from the recurrent state after the prompt for "
+            "Mamba layers such as CRSM's; LoRA, DDP and gradient checkpointing supported). Falls back to stock, "
+            "logging why once, for Mamba on mamba_ssm's CUDA kernels, sliding-window caches, active dropout, "
             "multimodal inputs, MoE auxiliary losses, FSDP / DeepSpeed, prompt-learning PEFT and micro-batches in "
             "which no prompt repeats."
         },

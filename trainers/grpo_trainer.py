@@ -13,14 +13,15 @@ hidden states and keys / values depend on the prompt alone and the loss reads co
   those of stock generation, so completions are token-for-token the same under the same seed.
 - `_get_per_token_logps_and_entropies`: runs each distinct prompt of a micro-batch once, with
   gradients, and scores every completion against the shared prompt keys / values
-  (`shared_prefix.shared_prefix_logps`), so the loss and its gradients are stock's up to
+  (`shared_prefix.shared_prefix_logps`; for Mamba layers such as CRSM's, the recurrent state after
+  the prompt: `shared_state.shared_state_logps`), so the loss and its gradients are stock's up to
   floating-point reassociation; under gradient checkpointing the same layers are checkpointed with
   a cache that survives it (`shared_prefix.checkpointing_with_cache`).
 
 Each falls back to stock (with a one-line log of why, once per reason, for the log-probability
 forward) wherever the shortcut could change results or does not apply: vLLM / paged generation,
-multimodal inputs, MoE auxiliary losses, FSDP / DeepSpeed, prompt-learning PEFT, recurrent states
-(CRSM, Mamba), sliding-window caches, active dropout, no prompt repeated in a batch, or a model whose
+multimodal inputs, MoE auxiliary losses, FSDP / DeepSpeed, prompt-learning PEFT, Mamba layers on
+mamba_ssm's CUDA kernels, sliding-window caches, active dropout, no prompt repeated in a batch, or a model whose
 shared-prompt log-probabilities differ from its full forward's in a one-time check.
 """
 

@@ -32,6 +32,8 @@ from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .shared_state import recurrent_state_blocker, shared_state_logps, uses_mamba_mixers
+
 
 __all__ = [
     "checkpointing_with_cache",
@@ -115,20 +117,14 @@ def prefix_sharing_blocker(model) -> str | None:
     text_config = config.get_text_config(decoder=True)
     if config.is_encoder_decoder:
         return "an encoder-decoder model: its decoder's prompt is not a cacheable prefix"
-    supports_cache = getattr(model, "_supports_default_dynamic_cache", lambda: False)()
-    if not supports_cache:
-        return (
-            f"{type(model).__name__} does not run on a key / value `DynamicCache`; for a recurrent state (Mamba, "
-            "CRSM), transformers' Mamba path continues a cached state one token at a time only (a multi-token chunk "
-            "is taken for a prefill, whose convolution restarts from zeros), so a shared prompt state cannot score "
-            "a completion in one forward"
-        )
-    layer_types = set(getattr(text_config, "layer_types", None) or ["full_attention"])
-    windowed = getattr(text_config, "sliding_window", None) or getattr(text_config, "attention_chunk_size", None)
-    if layer_types != {"full_attention"} or windowed:
-        return "sliding-window or chunked attention layers: only full-attention key / value caches are shared"
-    if getattr(text_config, "use_bidirectional_attention", False) or getattr(text_config, "is_causal", True) is False:
-        return "bidirectional attention: prompt positions see completion tokens"
+    if uses_mamba_mixers(model):
+        reason = recurrent_state_blocker(model)
+        if reason is not None:
+            return reason
+    else:
+        reason = _key_value_blocker(model, text_config)
+        if reason is not None:
+            return reason
     if getattr(model, "base_model", model) is model:
         return f"{type(model).__name__} has no separate backbone (`base_model`) to run the prompt through"
     if any(isinstance(m, torch.nn.Dropout) and m.training and m.p > 0 for m in model.modules()):
@@ -139,6 +135,23 @@ def prefix_sharing_blocker(model) -> str | None:
     flagged = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False) is True]
     if flagged and model.training and not any(isinstance(m, GradientCheckpointingLayer) for m in flagged):
         return "gradient checkpointing outside transformers' `GradientCheckpointingLayer`"
+    return None
+
+
+def _key_value_blocker(model, text_config) -> str | None:
+    """Why a model without Mamba mixers cannot share its prompt keys / values (`None` if it can)."""
+    supports_cache = getattr(model, "_supports_default_dynamic_cache", lambda: False)()
+    if not supports_cache:
+        return (
+            f"{type(model).__name__} does not run on a key / value `DynamicCache` and has no Mamba mixers, so there "
+            "is no prompt state to share"
+        )
+    layer_types = set(getattr(text_config, "layer_types", None) or ["full_attention"])
+    windowed = getattr(text_config, "sliding_window", None) or getattr(text_config, "attention_chunk_size", None)
+    if layer_types != {"full_attention"} or windowed:
+        return "sliding-window or chunked attention layers: only full-attention key / value caches are shared"
+    if getattr(text_config, "use_bidirectional_attention", False) or getattr(text_config, "is_causal", True) is False:
+        return "bidirectional attention: prompt positions see completion tokens"
     return None
 
 
@@ -227,6 +240,11 @@ def shared_prefix_logps(
     first, inverse = groups or group_prompt_rows(input_ids[:, :prompt_len], attention_mask[:, :prompt_len])
     prefix = prompt_len - 1  # the last prompt token runs with its completion: its output scores the first token
 
+    if uses_mamba_mixers(lm):
+        with autocast():
+            return shared_state_logps(
+                model, lm, input_ids, attention_mask, logits_to_keep, (first, inverse), compute_entropy
+            )
     prompt_cache = _LayerCache()
     with autocast(), checkpointing_with_cache(lm):
         lm.base_model(
