@@ -4,7 +4,8 @@ generation and in the loss forward) vs stock trl.GRPOTrainer.
 Same random-init weights (timing does not depend on them), data, seed and generation settings for
 both; one prompt per step (one GRPO group of G completions), 32 new tokens, a GPT-2-small-shaped model
 (12 layers, 768 wide, GPT-2's 50257-row LM head; `--quick`: 2 layers, 64 wide, the tokenizer's
-vocabulary, short prompts). The tokenizer is a local 1024-token BPE; the model's extra ids are never
+vocabulary, short prompts; `--family crsm`: a CRSM of 4 layers, 256 wide, whose loss forward shares
+the recurrent state after each prompt and whose generation is stock's). The tokenizer is a local 1024-token BPE; the model's extra ids are never
 in a prompt. Every setting (prompt length x G x gradient checkpointing x trainer) runs in its own
 process: one warm-up step on a 32-token prompt (first-call costs), then `--repeats` timed steps; the
 generation inside each timed step is timed on its own. Prints, per setting:
@@ -35,6 +36,8 @@ checkpointing both recompute their layers once in the backward.
                                             # without checkpointing peaks near 20 GiB (a setting that is
                                             # killed is reported, the others still run)
     python bench/grpo_prefill.py --quick    # tiny shapes, 64 tokens, G = 8: 1-2 minutes (5 processes)
+    python bench/grpo_prefill.py --family crsm   # CRSM (4 layers, 256 wide): the recurrent state after the
+                                                 # prompt shared; no stated goal, the same report
 """
 
 import argparse
@@ -58,11 +61,17 @@ from datasets import Dataset  # noqa: E402
 from transformers import GPT2Config, GPT2LMHeadModel, PrinterCallback, TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
+from hf_reason import CRSMConfig, CRSMForCausalLM  # noqa: E402
 from hf_reason.data import build_tokenizer, load_text_corpus  # noqa: E402
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
 
 
 GPT2_SMALL_VOCAB_SIZE = 50257
+# CRSM: CRSMConfig's default size (4 layers, 256 wide); quick: 2 layers, 64 wide
+CRSM_SHAPES = {
+    "full": dict(hidden_size=256, num_hidden_layers=4, state_size=16),
+    "quick": dict(hidden_size=64, num_hidden_layers=2, state_size=8),
+}
 GOAL_LENGTH, GOAL_GROUP = 1024, 8
 GOAL_STEP_RATIO, GOAL_GEN_RATIO, GOAL_REL_ERROR = 3.0, 2.0, 1e-5
 WARMUP_LENGTH = 32
@@ -140,9 +149,19 @@ def make_prompts(tokenizer, lengths: list[int]) -> list[str]:
     return prompts
 
 
-def build_model(spec: dict, tokenizer) -> GPT2LMHeadModel:
-    shape = dict(n_embd=64, n_layer=2, n_head=2) if spec["quick"] else dict(n_embd=768, n_layer=12, n_head=12)
+def build_model(spec: dict, tokenizer):
     torch.manual_seed(0)
+    if spec["family"] == "crsm":
+        return CRSMForCausalLM(
+            CRSMConfig(
+                vocab_size=spec["vocab_size"],
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                bos_token_id=tokenizer.bos_token_id,
+                **CRSM_SHAPES["quick" if spec["quick"] else "full"],
+            )
+        )
+    shape = dict(n_embd=64, n_layer=2, n_head=2) if spec["quick"] else dict(n_embd=768, n_layer=12, n_head=12)
     return GPT2LMHeadModel(
         GPT2Config(
             vocab_size=spec["vocab_size"],
@@ -265,6 +284,12 @@ def setting_name(length, group_size, gc) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny model and prompts: checks the script runs")
+    parser.add_argument(
+        "--family",
+        choices=["gpt2", "crsm"],
+        default="gpt2",
+        help="gpt2 (the goals' model) or crsm (recurrent state shared; 4 layers, 256 wide, the tokenizer's vocabulary)",
+    )
     parser.add_argument("--prompt_lengths", type=int, nargs="+", default=None, help="default 256 1024 (quick: 64)")
     parser.add_argument("--group_sizes", type=int, nargs="+", default=None, help="G values (default 8 16; quick 8)")
     parser.add_argument(
@@ -296,19 +321,25 @@ def main() -> None:
     checkpointing = {"both": [False, True], "on": [True], "off": [False]}[a.gradient_checkpointing]
     completion_length = a.completion_length or (8 if a.quick else 32)
     tokenizer_size = len(build_tokenizer(vocab_size=1024))
-    vocab_size = a.vocab_size or (tokenizer_size if a.quick else GPT2_SMALL_VOCAB_SIZE)
+    vocab_size = a.vocab_size or (tokenizer_size if a.quick or a.family == "crsm" else GPT2_SMALL_VOCAB_SIZE)
     if vocab_size < tokenizer_size:
         parser.error(f"--vocab_size must be >= the tokenizer's {tokenizer_size} tokens, got {vocab_size}")
     common = dict(
         quick=a.quick,
+        family=a.family,
         vocab_size=vocab_size,
         completion_length=completion_length,
         max_length=max(lengths),
         repeats=a.repeats,
         threads=a.threads,
     )
+    if a.family == "crsm":
+        crsm = CRSM_SHAPES["quick" if a.quick else "full"]
+        model_name = f"CRSM ({crsm['num_hidden_layers']} layers, {crsm['hidden_size']} wide)"
+    else:
+        model_name = f"GPT-2 {'quick (2 layers, 64 wide)' if a.quick else 'small (12 layers, 768 wide)'}"
     print(
-        f"model: GPT-2 {'quick (2 layers, 64 wide)' if a.quick else 'small (12 layers, 768 wide)'}, vocab "
+        f"model: {model_name}, vocab "
         f"{vocab_size}, {completion_length} new tokens, {a.repeats} timed step(s) per setting after a "
         f"{WARMUP_LENGTH}-token warm-up step, threads={a.threads or torch.get_num_threads()}",
         flush=True,
@@ -369,7 +400,7 @@ def main() -> None:
                     flush=True,
                 )
 
-    full_size = not a.quick and vocab_size == GPT2_SMALL_VOCAB_SIZE and completion_length == 32
+    full_size = a.family == "gpt2" and not a.quick and vocab_size == GPT2_SMALL_VOCAB_SIZE and completion_length == 32
     where = f"{GOAL_LENGTH} prompt tokens, G = {GOAL_GROUP}, GPT-2-small shape"
     for gc in checkpointing:
         name = setting_name(GOAL_LENGTH, GOAL_GROUP, gc)
@@ -389,7 +420,7 @@ def main() -> None:
         lower = [n for n, ok in memory_lower.items() if ok]
         verdict = "MET" if len(lower) == len(memory_lower) else "NOT MET"
         print(
-            f"{text}: {verdict if full_size else 'not judged (quick)'} (lower in {len(lower)} of {len(memory_lower)})"
+            f"{text}: {verdict if full_size else 'not judged (not the goal setting)'} (lower in {len(lower)} of {len(memory_lower)})"
         )
     text = f"goal: per-token log-probabilities, loss and gradients within {GOAL_REL_ERROR:g} relative of stock"
     if check is None:
@@ -397,7 +428,7 @@ def main() -> None:
     else:
         worst = max(errors[k] for errors in check.values() for k in NUMERIC_CHECKS)
         ok = worst <= GOAL_REL_ERROR and all(errors["same_params"] for errors in check.values())
-        scope = "" if full_size else " (at the quick shape)"
+        scope = "" if full_size else " (not at the goal's shape)"
         print(f"{text}: {'MET' if ok else 'NOT MET'}{scope} (worst {worst:.2g})")
 
 
