@@ -4,10 +4,11 @@
    prompts it generated for and the logged metrics to `rank{r}.json`.
 2. The loss forward, one step each for ReasoningGRPOTrainer and stock `GRPOTrainer`, with gradient
    checkpointing on and off, on a global batch of 8 rows (2 prompts x 4) whatever the process count, on a
-   tiny meta-attention model (its positions count real tokens, so the padding that a 1-process batch adds
-   to its shorter prompt changes nothing; GPT-2's absolute positions would shift, in stock GRPO too):
-   rank 0 writes the step's gradients (after DDP's reduction) to `grads_{trainer}_{gc|no_gc}.safetensors`
-   and every rank the rows it shared in the loss forward to `shared_rank{r}.json`. The completions are
+   tiny meta-attention model and a tiny CRSM (meta-attention's positions count real tokens and CRSM's
+   padding leaves its state at zero, so the padding that a 1-process batch adds to its shorter prompt
+   changes nothing; GPT-2's absolute positions would shift, in stock GRPO too): rank 0 writes the step's
+   gradients (after DDP's reduction) to `grads_{family}_{trainer}_{gc|no_gc}.safetensors` and every rank
+   the rows it shared in the loss forward to `shared_{family}_rank{r}.json`. The completions are
    scripted (fixed by the prompt and the copy's place in its group): sampled ones come from a seed per
    process, so a 2-process run's would differ from a 1-process run's and the gradients could not be compared.
 """
@@ -27,7 +28,7 @@ from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' tiny models
-from grpo_testing import tiny_gpt2, tiny_meta_attention  # noqa: E402
+from grpo_testing import tiny_crsm, tiny_gpt2, tiny_meta_attention  # noqa: E402
 
 
 # what both runs' configs share: 4 completions per prompt, one log line per step, CPU, float32
@@ -121,17 +122,17 @@ class GradientsBeforeTheStep(TrainerCallback):
         self.grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def loss_forward_runs(out_dir: str, tokenizer) -> None:
+def loss_forward_runs(out_dir: str, tokenizer, family: str) -> None:
     rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    base = os.path.join(out_dir, f"base_rank{rank}")  # the reference model loads from a path
-    tiny_meta_attention(tokenizer).save_pretrained(base)
+    base = os.path.join(out_dir, f"base_{family}_rank{rank}")  # the reference model loads from a path
+    {"meta_attention": tiny_meta_attention, "crsm": tiny_crsm}[family](tokenizer).save_pretrained(base)
     shared = {}
     for name, cls, config_cls in [
         ("ours", ScriptedReasoningGRPOTrainer, ReasoningGRPOConfig),
         ("stock", ScriptedGRPOTrainer, GRPOConfig),
     ]:
         for gradient_checkpointing in (True, False):
-            tag = f"{name}_{'gc' if gradient_checkpointing else 'no_gc'}"
+            tag = f"{family}_{name}_{'gc' if gradient_checkpointing else 'no_gc'}"
             args = config_cls(
                 output_dir=os.path.join(out_dir, tag),
                 per_device_train_batch_size=8 // world_size,
@@ -141,6 +142,10 @@ def loss_forward_runs(out_dir: str, tokenizer) -> None:
                 learning_rate=1e-3,
                 max_grad_norm=0.0,
                 gradient_checkpointing=gradient_checkpointing,
+                # CRSM's value head, dynamics and state-delta modules get no gradient from the LM loss; with
+                # checkpointing transformers tells DDP there are none unused, and DDP then leaves the buckets
+                # that hold them unreduced (stock and ours alike)
+                ddp_find_unused_parameters=True if family == "crsm" else None,
                 **COMMON_ARGS,
             )
             grads = GradientsBeforeTheStep()
@@ -156,14 +161,15 @@ def loss_forward_runs(out_dir: str, tokenizer) -> None:
             if rank == 0:
                 save_safetensors_atomic(grads.grads, os.path.join(out_dir, f"grads_{tag}.safetensors"))
             shared[tag] = [h.get("loss_forward/prompt_rows_saved") for h in trainer.state.log_history if "loss" in h]
-    atomic_write_json(os.path.join(out_dir, f"shared_rank{rank}.json"), shared)
+    atomic_write_json(os.path.join(out_dir, f"shared_{family}_rank{rank}.json"), shared)
 
 
 def main(out_dir: str) -> None:
     tokenizer = build_tokenizer(vocab_size=320)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         sampled_generation_run(out_dir, tokenizer)
-    loss_forward_runs(out_dir, tokenizer)
+    for family in ("meta_attention", "crsm"):
+        loss_forward_runs(out_dir, tokenizer, family)
 
 
 if __name__ == "__main__":
