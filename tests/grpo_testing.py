@@ -52,7 +52,23 @@ def tiny_crsm(tokenizer, seed=0):
     return CRSMForCausalLM(config).eval()
 
 
-TINY_MODELS = {"gpt2": tiny_gpt2, "meta_attention": tiny_meta_attention, "crsm": tiny_crsm}
+def tiny_mamba(tokenizer, seed=0):
+    from transformers import MambaConfig, MambaForCausalLM
+
+    torch.manual_seed(seed)
+    config = MambaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    return MambaForCausalLM(config).eval()
+
+
+TINY_MODELS = {"gpt2": tiny_gpt2, "meta_attention": tiny_meta_attention, "crsm": tiny_crsm, "mamba": tiny_mamba}
 
 
 def left_padded_groups(tokenizer, group_size):

@@ -7,10 +7,10 @@ import pytest
 import torch
 from grpo_testing import TINY_MODELS, grpo_trainer, tiny_gpt2
 from transformers import GPT2LMHeadModel, GPT2Model
+from transformers.models.mamba.modeling_mamba import MambaMixer
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head
 
-from hf_reason import CRSMForCausalLM
 from hf_reason.data.text import build_tokenizer
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 from hf_reason.trainers.shared_prefix import group_prompt_rows, shared_prefix_logps
@@ -66,11 +66,11 @@ def mixed_batch(tokenizer):
 
 
 def lora_config(model, **options):
-    """LoRA on the attention projection (GPT-2 shapes) or the Mamba mixer's input and output projections (CRSM)."""
+    """LoRA on the attention projection (GPT-2 shapes) or the Mamba mixer's projections (CRSM, Mamba)."""
     from peft import LoraConfig
 
-    if isinstance(model, CRSMForCausalLM):
-        return LoraConfig(r=4, lora_alpha=8, target_modules=["in_proj", "out_proj", "x_proj"], **options)
+    if any(isinstance(module, MambaMixer) for module in model.modules()):
+        return LoraConfig(r=4, lora_alpha=8, target_modules=["in_proj", "x_proj", "dt_proj"], **options)
     return LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True, **options)
 
 
@@ -88,7 +88,7 @@ def _fused(model, lora: bool, gradient_checkpointing: bool):
 
 @pytest.mark.parametrize("gradient_checkpointing", [False, True], ids=["no_gc", "gc"])
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-@pytest.mark.parametrize("family", ["gpt2", "meta_attention", "crsm"])
+@pytest.mark.parametrize("family", ["gpt2", "meta_attention", "crsm", "mamba"])
 def test_shared_logps_entropies_and_gradients_equal_the_full_forward(tokenizer, family, lora, gradient_checkpointing):
     base = TINY_MODELS[family](tokenizer)
     input_ids, mask = mixed_batch(tokenizer)
