@@ -106,6 +106,8 @@ def test_shared_logps_entropies_and_gradients_equal_the_full_forward(tokenizer, 
         else:
             logps, entropies = shared_prefix_logps(model, lm, input_ids, mask, keep, compute_entropy=True)
         ((logps + 0.1 * entropies) * weights).sum().backward()
+        # no layer or mixer keeps a swapped-in forward (the fused LM head's on the model itself is TRL's)
+        assert not [n for n, m in lm.base_model.named_modules() if "forward" in m.__dict__]
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}  # CRSM: heads unused
         results[name] = logps.detach(), entropies.detach(), grads
     (full_logps, full_entropies, full_grads), (logps, entropies, grads) = results["full"], results["shared"]

@@ -154,21 +154,37 @@ def _layers_from_states(lm, states: list, rows: torch.Tensor | None):
 
     def layer_forward(layer, forward, run):
         def forward_from_state(*args, **kwargs):
-            layer.mixer.forward = run
-            try:
+            with _instance_forward(layer.mixer, run):
                 return forward(*args, **kwargs)
-            finally:
-                del layer.mixer.forward
 
         return forward_from_state
 
+    saved = [layer.__dict__.get("forward") for layer in layers]
     for index, layer in enumerate(layers):
         layer.forward = layer_forward(layer, layer.forward, mixer_forward(index, layer.mixer))
     try:
         yield
     finally:
-        for layer in layers:
-            del layer.forward
+        for layer, forward in zip(layers, saved):
+            _restore_forward(layer, forward)
+
+
+@contextmanager
+def _instance_forward(module: nn.Module, forward):
+    saved = module.__dict__.get("forward")
+    module.forward = forward
+    try:
+        yield
+    finally:
+        _restore_forward(module, saved)
+
+
+def _restore_forward(module: nn.Module, forward) -> None:
+    """Puts back the instance-level `forward` a module had (none: the class's)."""
+    if forward is None:
+        del module.forward
+    else:
+        module.forward = forward
 
 
 def shared_state_logps(
