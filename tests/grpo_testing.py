@@ -6,21 +6,20 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from hf_reason.data.arithmetic import generate_arithmetic
 
 
-def _tiny_gpt2_shape(tokenizer) -> dict:
-    """GPT-2 config arguments of the tiny models: 2 layers, 32 wide, no dropout, the tokenizer's ids."""
+def _token_ids(tokenizer) -> dict:
+    """The config arguments every tiny model takes from the tokenizer."""
     return dict(
         vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+def _tiny_gpt2_shape(tokenizer) -> dict:
+    """GPT-2 config arguments of the tiny models: 2 layers, 32 wide, no dropout, the tokenizer's ids."""
+    dropout = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return dict(n_positions=128, n_embd=32, n_layer=2, n_head=2, **dropout, **_token_ids(tokenizer))
 
 
 def tiny_gpt2(tokenizer, seed=0):
@@ -36,36 +35,23 @@ def tiny_meta_attention(tokenizer, seed=0):
     return MetaAttentionForCausalLM(config).eval()
 
 
+def _tiny_mamba_shape(tokenizer) -> dict:
+    """Mamba config arguments of the tiny recurrent models: 2 layers, 32 wide, state 8, the tokenizer's ids."""
+    return dict(hidden_size=32, state_size=8, num_hidden_layers=2, **_token_ids(tokenizer))
+
+
 def tiny_crsm(tokenizer, seed=0):
     from hf_reason import CRSMConfig, CRSMForCausalLM
 
     torch.manual_seed(seed)
-    config = CRSMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        state_size=8,
-        num_hidden_layers=1,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return CRSMForCausalLM(config).eval()
+    return CRSMForCausalLM(CRSMConfig(**_tiny_mamba_shape(tokenizer))).eval()
 
 
 def tiny_mamba(tokenizer, seed=0):
     from transformers import MambaConfig, MambaForCausalLM
 
     torch.manual_seed(seed)
-    config = MambaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        state_size=8,
-        num_hidden_layers=2,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return MambaForCausalLM(config).eval()
+    return MambaForCausalLM(MambaConfig(**_tiny_mamba_shape(tokenizer))).eval()
 
 
 TINY_MODELS = {"gpt2": tiny_gpt2, "meta_attention": tiny_meta_attention, "crsm": tiny_crsm, "mamba": tiny_mamba}
