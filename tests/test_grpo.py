@@ -3,7 +3,15 @@
 import pytest
 import torch
 from conftest import REPO_ROOT, accelerate_launch
-from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+from grpo_testing import (
+    grpo_trainer,
+    left_padded_groups,
+    text_length_reward,
+    tiny_crsm,
+    tiny_gpt2,
+    tiny_meta_attention,
+)
+from transformers import GenerationConfig
 from trl import GRPOConfig, GRPOTrainer
 
 from hf_reason.data.arithmetic import generate_arithmetic
@@ -16,73 +24,6 @@ from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer(vocab_size=384)
-
-
-def tiny_gpt2(tokenizer, seed=0):
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return GPT2LMHeadModel(config).eval()
-
-
-def left_padded_groups(tokenizer, group_size):
-    prompts = ["Q: 3 + 4 * 2 = ?\nA:", "Q: 7 = ?\nA:", "Q: 12 * 3 - 5 + 19 * 2 = ?\nA:"]
-    ids = [tokenizer(p)["input_ids"] for p in prompts for _ in range(group_size)]
-    width = max(map(len, ids))
-    assert len({len(i) for i in ids}) == 3  # mixed lengths, so the padding is exercised
-    input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(i)) + i for i in ids])
-    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-    return ids, input_ids, mask
-
-
-def tiny_meta_attention(tokenizer, seed=0):
-    from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
-
-    torch.manual_seed(seed)
-    config = MetaAttentionConfig(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        meta_top_k=3,
-        meta_hidden_size=16,
-        meta_num_heads=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return MetaAttentionForCausalLM(config).eval()
-
-
-def tiny_crsm(tokenizer, seed=0):
-    from hf_reason import CRSMConfig, CRSMForCausalLM
-
-    torch.manual_seed(seed)
-    config = CRSMConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        state_size=8,
-        num_hidden_layers=1,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    return CRSMForCausalLM(config).eval()
 
 
 @pytest.mark.parametrize("family", ["gpt2", "meta_attention"])
@@ -121,30 +62,10 @@ def test_dropout_static_cache_or_recurrent_state_falls_back(tokenizer):
     assert not can_share_prefill(model, gen)
 
 
-def _trainer(cls, config_cls, tokenizer, tmp_path, **extra):
-    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
-    args = config_cls(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=2,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        gradient_checkpointing=False,
-        bf16=False,
-        **extra,
-    )
-    return cls(
-        model=tiny_gpt2(tokenizer),
-        reward_funcs=[ArithmeticAnswerReward(), FormatReward()],
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
+def _trainer(cls, config_cls, tokenizer, tmp_path):
+    rewards = [ArithmeticAnswerReward(), FormatReward()]
+    return grpo_trainer(
+        cls, config_cls, tiny_gpt2(tokenizer), tokenizer, tmp_path, reward_funcs=rewards, gradient_checkpointing=False
     )
 
 
@@ -161,37 +82,19 @@ def test_trainer_generation_matches_stock_grpo(tokenizer, tmp_path):
     assert ours._metrics["train"]["generation/prefill_rows_saved"] == [12 - 3]
 
 
-def text_length_reward(prompts, completions, **kwargs):
-    # varies within a group from the first step (an untrained model never gets arithmetic right)
-    return [float(len(c)) for c in completions]
-
-
 @pytest.mark.slow
 def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
     peft = pytest.importorskip("peft")
     lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True)
-    data = generate_arithmetic(8, seed=1).remove_columns(["completion"])
-    args = ReasoningGRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        tiny_gpt2(tokenizer),
+        tokenizer,
+        tmp_path,
+        peft_config=lora,
         max_steps=2,
         learning_rate=1e-2,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        bf16=False,
-    )
-    trainer = ReasoningGRPOTrainer(
-        model=tiny_gpt2(tokenizer),
-        reward_funcs=text_length_reward,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=lora,
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     trainer.train()
@@ -199,15 +102,27 @@ def test_trains_with_a_lora_adapter(tokenizer, tmp_path):
     assert any(not torch.equal(before[n], after[n]) for n in before)  # the adapter learned
     logged = [h for h in trainer.state.log_history if "generation/prefill_rows_saved" in h]
     assert logged and logged[0]["generation/prefill_rows_saved"] == 6  # 8 rows, 2 distinct prompts per step
+    assert logged[0]["loss_forward/prompt_rows_saved"] == 6  # and in the loss forward, under checkpointing
 
 
 @pytest.mark.slow
-def test_two_process_accelerate_run(tmp_path):
+def test_two_process_accelerate_run_matches_one_process(tmp_path):
     import json
+    import os
+    import subprocess
+    import sys
 
-    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "grpo_ddp_check.py"), str(tmp_path))
+    from safetensors.torch import load_file
+
+    script = str(REPO_ROOT / "tests" / "scripts" / "grpo_ddp_check.py")
+    two, one = tmp_path / "two", tmp_path / "one"
+    result = accelerate_launch(script, str(two))
     assert result.returncode == 0, result.stderr[-4000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, script, str(one)], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    ranks = [json.loads((two / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert ranks[0]["initial_weights_sha256"] == ranks[1]["initial_weights_sha256"]  # the same seeded init
     assert ranks[0]["weights_sha256"] != ranks[0]["initial_weights_sha256"]  # the two steps trained
@@ -215,6 +130,26 @@ def test_two_process_accelerate_run(tmp_path):
     assert ranks[0]["prompts"] != ranks[1]["prompts"]  # each process generated for its own share
     # each process holds whole groups here (4 rows = 1 prompt x 4), so 3 of 4 prefills are saved per step
     assert ranks[0]["prefill_rows_saved"] == [3.0, 3.0]
+
+    # The loss forward: the same global batch (2 prompts x 4 scripted completions) on 2 processes and on 1
+    for family in ("meta_attention", "crsm"):
+        for rank in (0, 1):
+            shared = json.loads((two / f"shared_{family}_rank{rank}.json").read_text())
+            # each rank ran its prompt once
+            assert shared[f"{family}_ours_gc"] == shared[f"{family}_ours_no_gc"] == [3.0], family
+        assert json.loads((one / f"shared_{family}_rank0.json").read_text())[f"{family}_ours_gc"] == [6.0]
+        for tag in ("gc", "no_gc"):
+            two_ours = load_file(two / f"grads_{family}_ours_{tag}.safetensors")
+            for name, expected in [
+                ("1-process ours", load_file(one / f"grads_{family}_ours_{tag}.safetensors")),
+                ("2-process stock", load_file(two / f"grads_{family}_stock_{tag}.safetensors")),
+            ]:
+                assert two_ours.keys() == expected.keys()
+                assert any(float(g.abs().max()) > 0 for g in expected.values())
+                for key, grad in two_ours.items():
+                    scale = expected[key].abs().max().clamp(min=1e-12)
+                    error = float((grad - expected[key]).abs().max() / scale)
+                    assert error <= 1e-5, (family, tag, name, key, error)
 
 
 @pytest.mark.slow

@@ -1,34 +1,47 @@
-"""GRPO with one prompt prefill per group.
+"""GRPO with each prompt run once per group: in generation and in the log-probability forwards.
 
-TRL's `GRPOTrainer` repeats every prompt G (`num_generations`) times and hands all copies to
-`model.generate`, so each prompt's prefill runs G times. `ReasoningGRPOTrainer` overrides only
-`_generate_single_turn` on the plain transformers path: it prefills each distinct prompt once
-(all but its last token, `logits_to_keep=1`), expands the KV cache to the G rows with the cache's
-own `batch_select_indices`, and lets `model.generate` continue from the last prompt token. The
-padded prompt, attention mask, position ids, logits processors and the sampling RNG stream are
-exactly those of stock generation (the first sampled token is drawn from G rows, as in stock),
-so completions are token-for-token the same under the same seed; the prefill cost drops by G.
+TRL's `GRPOTrainer` repeats every prompt G (`num_generations`) times. Its generation prefills each
+copy, and its loss forward (`_get_per_token_logps_and_entropies`, also used for the old-policy and
+reference log-probabilities) runs `[prompt | completion]` for every copy, although the prompt's
+hidden states and keys / values depend on the prompt alone and the loss reads completion tokens only.
+`ReasoningGRPOTrainer` overrides these two hooks:
 
-What it does not share: the training forward (`_get_per_token_logps_and_entropies`) still runs
-the prompt G times; see the `share_prompt_prefill` help for why.
+- `_generate_single_turn` (plain transformers path): prefills each distinct prompt once (all but its
+  last token, `logits_to_keep=1`), expands the KV cache to the G rows with the cache's own
+  `batch_select_indices`, and lets `model.generate` continue from the last prompt token. The padded
+  prompt, attention mask, position ids, logits processors and the sampling RNG stream are exactly
+  those of stock generation, so completions are token-for-token the same under the same seed.
+- `_get_per_token_logps_and_entropies`: runs each distinct prompt of a micro-batch once, with
+  gradients, and scores every completion against the shared prompt keys / values
+  (`shared_prefix.shared_prefix_logps`; for Mamba layers such as CRSM's, the recurrent state after
+  the prompt: `shared_state.shared_state_logps`), so the loss and its gradients are stock's up to
+  floating-point reassociation; under gradient checkpointing the same layers are checkpointed with
+  a cache that survives it (`shared_prefix.checkpointing_with_cache`).
 
-Falls back to stock generation (`super()`) whenever the shortcut could change results or is not
-applicable: vLLM / paged generation, multimodal inputs, a static or otherwise non-dynamic cache,
-models without a default `DynamicCache` (e.g. Mamba-style recurrent states), active dropout
-(each extra forward would draw dropout masks from the RNG), or no prompt repeated in the batch.
+Each falls back to stock (with a one-line log of why, once per reason, for the log-probability
+forward) wherever the shortcut could change results or does not apply: vLLM / paged generation,
+multimodal inputs, MoE auxiliary losses, FSDP / DeepSpeed, prompt-learning PEFT, Mamba layers on
+mamba_ssm's CUDA kernels, sliding-window caches, active dropout, no prompt repeated in a batch, or a model whose
+shared-prompt log-probabilities differ from its full forward's in a one-time check.
 """
 
 from __future__ import annotations
 
 import torch
+from accelerate.utils import is_peft_model
 from transformers import DynamicCache, Trainer
+from transformers.utils import logging
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ._model_card import ModelCardMixin
+from .shared_prefix import group_prompt_rows, prefix_sharing_blocker, shared_prefix_logps
 from .utils import check_4bit_weights_trainable, keep_4bit_weights_trainable
+
+
+logger = logging.get_logger(__name__)
 
 
 __all__ = ["ReasoningGRPOTrainer", "can_share_prefill", "shared_prefill_generate"]
@@ -104,7 +117,8 @@ def shared_prefill_generate(model, input_ids, attention_mask, generation_config,
 
 
 class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
-    """`trl.GRPOTrainer` whose generation prefills each prompt once per group (see the module docstring).
+    """`trl.GRPOTrainer` that runs each prompt once per group in generation and in the log-probability
+    forwards (see the module docstring).
 
     Takes exactly `GRPOTrainer`'s arguments; `args` may be a [`ReasoningGRPOConfig`] (a plain
     `GRPOConfig` means `share_prompt_prefill=True`). bitsandbytes 4-bit models are kept trainable
@@ -112,8 +126,14 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
     """
 
     _tag_names = ["trl", "grpo", "hf-reason"]
+    # max |shared - full| / max |full| over completion log-probabilities that the one-time check accepts: float
+    # reassociation stays near 1e-6 in float32 and a few 1e-3 in 16-bit; a model reading later tokens goes far beyond
+    _check_tolerance = {torch.float32: 1e-4, torch.float64: 1e-4}
+    _check_tolerance_16bit = 5e-2
 
     def __init__(self, *args, **kwargs):
+        self._prefix_fallbacks_logged = set()
+        self._prefix_check = {}  # id(unwrapped model) -> None (verified) or the reason it failed
         super().__init__(*args, **kwargs)
         # an evaluation during training must not repack 4-bit weights into bitsandbytes' untrainable CPU layout
         keep_4bit_weights_trainable(self.model)
@@ -196,3 +216,143 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
         unique = len({tuple(p) for p in prompt_ids})
         self._metrics[mode]["generation/prefill_rows_saved"].append(float(len(prompt_ids) - unique))
         return completion_ids, None
+
+    # ------------------------------------------------------------------ log-probability forwards
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **multimodal_inputs,
+    ):
+        """TRL's hook, with each distinct prompt of a chunk run once (see `shared_prefix_logps`).
+
+        Arguments and returns as in `GRPOTrainer._get_per_token_logps_and_entropies`. Rows are chunked
+        by `batch_size` as in stock; a chunk in which no prompt repeats runs the stock forward.
+        """
+
+        def stock(ids, mask):
+            return super(ReasoningGRPOTrainer, self)._get_per_token_logps_and_entropies(
+                model,
+                ids,
+                mask,
+                logits_to_keep,
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                **multimodal_inputs,
+            )
+
+        if not getattr(self.args, "share_prompt_prefill", True):
+            return stock(input_ids, attention_mask)
+        lm, reason = self._shareable_model(model)
+        reason = reason or self._prefix_sharing_input_blocker(
+            input_ids, logits_to_keep, compute_aux_loss, multimodal_inputs
+        )
+        if reason is not None:
+            self._log_prefix_fallback(reason)
+            self._record_rows_saved(0)
+            return stock(input_ids, attention_mask)
+
+        batch_size = batch_size or input_ids.size(0)
+        prompt_len = input_ids.size(1) - logits_to_keep
+        all_logps, all_entropies, rows_saved = [], [], 0
+        for start in range(0, input_ids.size(0), batch_size):
+            ids, mask = input_ids[start : start + batch_size], attention_mask[start : start + batch_size]
+            groups = group_prompt_rows(ids[:, :prompt_len], mask[:, :prompt_len])
+            repeated = groups[0].numel() < ids.size(0)
+            if repeated and id(lm) not in self._prefix_check:
+                self._prefix_check[id(lm)] = self._check_shared_forward(model, lm, ids, mask, logits_to_keep, groups)
+            reason = "no prompt repeated within a micro-batch" if not repeated else self._prefix_check[id(lm)]
+            if reason is not None:
+                self._log_prefix_fallback(reason)
+                logps, entropies, _ = stock(ids, mask)
+            else:
+                logps, entropies = shared_prefix_logps(
+                    model,
+                    lm,
+                    ids,
+                    mask,
+                    logits_to_keep,
+                    compute_entropy=compute_entropy,
+                    autocast=self.accelerator.autocast,
+                    groups=groups,
+                )
+                rows_saved += ids.size(0) - groups[0].numel()
+            all_logps.append(logps)
+            all_entropies.append(entropies)
+        self._record_rows_saved(rows_saved)
+        entropies = torch.cat(all_entropies, dim=0) if compute_entropy else None
+        return torch.cat(all_logps, dim=0), entropies, None
+
+    def _shareable_model(self, model):
+        """The unwrapped causal LM whose backbone runs the prompts, or why there is none."""
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            return (
+                None,
+                "FSDP / DeepSpeed gather parameters in the wrapped forward only; the prompt forward runs outside it",
+            )
+        unwrapped = self.accelerator.unwrap_model(model)
+        if is_peft_model(unwrapped):
+            if unwrapped.peft_config[unwrapped.active_adapter].is_prompt_learning:
+                return None, "prompt-learning PEFT adds virtual tokens in the PEFT wrapper's forward"
+            unwrapped = unwrapped.get_base_model()
+        return unwrapped, prefix_sharing_blocker(unwrapped)
+
+    @staticmethod
+    def _prefix_sharing_input_blocker(input_ids, logits_to_keep, compute_aux_loss, multimodal_inputs):
+        if any(value is not None for value in multimodal_inputs.values()):
+            return "multimodal inputs"
+        if compute_aux_loss:
+            return "an MoE load-balancing loss, which stock computes over every prompt copy"
+        if input_ids.size(1) - logits_to_keep < 2:
+            return "a prompt block of fewer than 2 columns leaves no prefix to share"
+        return None
+
+    @torch.no_grad()
+    def _check_shared_forward(self, model, lm, input_ids, attention_mask, logits_to_keep, groups):
+        """Once per model: the shared forward on two rows of one repeated prompt against the full forward.
+
+        Catches what the static checks cannot see: a model whose prompt positions read later tokens,
+        that ignores or rejects the cache, or that positions a continuation differently.
+        Returns `None` when they agree, else the reason to fall back.
+        """
+        _, inverse = groups
+        rows = (inverse == int(torch.bincount(inverse).argmax())).nonzero().flatten()[:2]
+        ids, mask = input_ids[rows], attention_mask[rows]
+        # not through DDP: a wrapped forward is a collective (buffer broadcast), and only some ranks run this check
+        model = self.accelerator.unwrap_model(model)
+        try:
+            ours, _ = shared_prefix_logps(model, lm, ids, mask, logits_to_keep, autocast=self.accelerator.autocast)
+        except Exception as error:  # an architecture the shared forward does not fit: any error means stock
+            return f"the shared forward failed on this model ({type(error).__name__}: {error})"
+        full, _, _ = super()._get_per_token_logps_and_entropies(model, ids, mask, logits_to_keep)
+        completion = mask[:, -logits_to_keep:].bool()
+        if not completion.any():
+            return None
+        diff = float((ours - full)[completion].abs().max() / full[completion].abs().max().clamp(min=1.0))
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.accelerator.mixed_precision, lm.dtype)
+        tolerance = self._check_tolerance.get(dtype, self._check_tolerance_16bit)
+        if not diff <= tolerance:
+            return (
+                f"its shared-prompt log-probabilities differ from the full forward's by {diff:.3g} relative (> "
+                f"{tolerance:g}): its prompt positions read later tokens, or it continues from a cache differently"
+            )
+        return None
+
+    def _log_prefix_fallback(self, reason: str) -> None:
+        if reason not in self._prefix_fallbacks_logged:
+            self._prefix_fallbacks_logged.add(reason)
+            logger.warning(
+                f"ReasoningGRPOTrainer: the log-probability forward runs every prompt copy (stock): {reason}."
+            )
+
+    def _record_rows_saved(self, rows_saved: int) -> None:
+        # the policy's forward (with gradients) only: the metric reads "prompt rows not recomputed per loss forward"
+        if torch.is_grad_enabled():
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["loss_forward/prompt_rows_saved"].append(float(rows_saved))
