@@ -11,8 +11,16 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..decoding.generation import STRUCTURED_ARGUMENTS
 from ..models.crsm import CRSMCache, CRSMConfig
-from .sessions import ORTModelForExport, as_numpy, check_generate_args, generate_tokens, resolve_pad_token_id
+from .sessions import (
+    ORTModelForExport,
+    as_numpy,
+    check_generate_args,
+    generate_tokens,
+    resolve_pad_token_id,
+    structured_generate,
+)
 
 
 class ORTCRSMForCausalLM(ORTModelForExport):
@@ -143,6 +151,8 @@ class ORTCRSMForCausalLM(ORTModelForExport):
         seed: Optional[int] = None,
         deliberation: Optional[str] = None,
         prefilled: Optional[dict] = None,
+        logits_processor: Optional[list] = None,
+        stopping_criteria: Optional[list] = None,
         **mcts_kwargs,
     ):
         """Prompt + generated tokens, as `CRSMForCausalLM.generate` returns them.
@@ -154,8 +164,34 @@ class ORTCRSMForCausalLM(ORTModelForExport):
             deliberation: `"mcts"`: the other keyword arguments are `mcts_generate`'s
                 (`num_simulations`, `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`,
                 `leaf_batch_size`, `apply_state_delta`, `return_dict_in_generate`, ...).
+            logits_processor, stopping_criteria: transformers' processors and criteria, called as
+                `model.generate` calls them (with deliberation: processors only, on the search's priors).
+            `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`, `entropy_monitor=`
+                with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
         """
+        structured = {key: mcts_kwargs.pop(key) for key in list(mcts_kwargs) if key in STRUCTURED_ARGUMENTS}
+        if structured:
+            return structured_generate(
+                self,
+                input_ids,
+                structured,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                eos_token_id=eos_token_id,
+                pad_token_id=pad_token_id,
+                seed=seed,
+                deliberation=deliberation,
+                prefilled=prefilled,
+                logits_processor=logits_processor,
+                stopping_criteria=stopping_criteria,
+                **mcts_kwargs,
+            )
         if deliberation is not None:
+            if stopping_criteria:
+                raise ValueError("`stopping_criteria` cannot be combined with `deliberation`.")
             if deliberation != "mcts":
                 raise ValueError(f"`deliberation` must be None or 'mcts', got {deliberation!r}.")
             missing = [name for name in self.head_file_names if name not in self.head_sessions]
@@ -175,6 +211,7 @@ class ORTCRSMForCausalLM(ORTModelForExport):
                 max_new_tokens=max_new_tokens,
                 eos_token_id=eos_token_id,
                 pad_token_id=pad_token_id,
+                logits_processor=logits_processor,
                 **mcts_kwargs,
             )
         input_ids = self._input_ids(input_ids)
@@ -199,7 +236,18 @@ class ORTCRSMForCausalLM(ORTModelForExport):
             return states["logits"][:, -1]
 
         return generate_tokens(
-            input_ids, states["logits"], advance, max_new_tokens, do_sample, temperature, top_k, eos, pad, seed
+            input_ids,
+            states["logits"],
+            advance,
+            max_new_tokens,
+            do_sample,
+            temperature,
+            top_k,
+            eos,
+            pad,
+            seed,
+            logits_processor,
+            stopping_criteria,
         )
 
 

@@ -13,7 +13,14 @@ import torch
 
 from ..models.meta_attention import MetaAttentionConfig
 from ..models.meta_attention.modeling_meta_attention import MetaAttentionCausalLMOutput
-from .sessions import ORTModelForExport, as_numpy, check_generate_args, generate_tokens, resolve_pad_token_id
+from .sessions import (
+    ORTModelForExport,
+    as_numpy,
+    check_generate_args,
+    generate_tokens,
+    resolve_pad_token_id,
+    structured_generate,
+)
 
 
 class ORTMetaAttentionForCausalLM(ORTModelForExport):
@@ -110,6 +117,9 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
         prefilled=None,
+        logits_processor: Optional[list] = None,
+        stopping_criteria: Optional[list] = None,
+        **structured,
     ) -> torch.LongTensor:
         """Prompt + generated tokens `(batch, prompt + new)`, as `model.generate(...)` returns them.
 
@@ -120,7 +130,28 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
             prefilled: this wrapper's output for the whole prompt (`self(input_ids, attention_mask)`):
                 decoding starts from its last logits and cache instead of running the prompt again
                 (branching several continuations off one prefill; timing decode alone).
+            logits_processor, stopping_criteria: transformers' processors and criteria, called as
+                `model.generate` calls them.
+            structured: `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`,
+                `entropy_monitor=` with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
         """
+        if structured:
+            return structured_generate(
+                self,
+                input_ids,
+                structured,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                eos_token_id=eos_token_id,
+                pad_token_id=pad_token_id,
+                seed=seed,
+                prefilled=prefilled,
+                logits_processor=logits_processor,
+                stopping_criteria=stopping_criteria,
+            )
         input_ids = self._input_ids(input_ids)
         check_generate_args(input_ids, max_new_tokens, do_sample, temperature)
         ids = input_ids
@@ -162,6 +193,8 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
             eos,
             pad,
             seed,
+            logits_processor,
+            stopping_criteria,
         )
 
 
