@@ -21,8 +21,10 @@ from .engines import (
 )
 from .generation import STRUCTURED_OPTIONS, StructuredOutputError, check_output, generate, grammar_spec
 from .grammars import ARITHMETIC_GBNF, python_grammar
+from .grpo import GrammarConstrainedGRPOMixin, generate_with_processors, masked_completion_logps
 from .processor import GrammarDeadEndError, GrammarLogitsProcessor
 from .steering import EntropyMonitor, EntropySteeringConfig, next_token_entropy, plot_entropy_traces
+from .subspace import PrivateThoughtSubspace, disable_private_thought_subspace, enable_private_thought_subspace
 from .thoughts import (
     PollutionReport,
     split_thoughts,
@@ -42,17 +44,23 @@ __all__ = [
     "CompiledGrammar",
     "EntropyMonitor",
     "EntropySteeringConfig",
+    "GrammarConstrainedGRPOMixin",
     "GrammarDeadEndError",
     "GrammarLogitsProcessor",
     "GrammarSpec",
     "PollutionReport",
+    "PrivateThoughtSubspace",
     "StructuredOutputError",
     "check_output",
     "clear_grammar_cache",
     "compile_grammar",
+    "disable_private_thought_subspace",
+    "enable_private_thought_subspace",
     "generate",
+    "generate_with_processors",
     "grammar_cache_size",
     "grammar_spec",
+    "masked_completion_logps",
     "next_token_entropy",
     "plot_entropy_traces",
     "python_grammar",

@@ -152,7 +152,8 @@ class _LLGuidanceMatcher(Matcher):
         return self._matcher.is_accepting()
 
     def error(self) -> str:
-        return self._matcher.get_error() if self._matcher.is_error() else ""
+        # the first line is the reason; the rest is a dump of the parser's state
+        return self._matcher.get_error().splitlines()[0] if self._matcher.is_error() else ""
 
 
 class _XGrammarMatcher(Matcher):
@@ -267,7 +268,10 @@ def _compile_llguidance(spec: GrammarSpec, llg_tokenizer):
     elif spec.kind == "python":
         grammar = llguidance.LLMatcher.grammar_from_lark(spec.source)
     else:
-        grammar = llguidance.grammar_from("grammar", spec.source)
+        try:
+            grammar = llguidance.grammar_from("grammar", spec.source)
+        except ValueError as error:  # the GBNF -> Lark conversion names the rule or position
+            raise ValueError(f"The grammar constraint does not compile (llguidance): {error}") from error
     error = llguidance.LLMatcher.validate_grammar(grammar, llg_tokenizer)
     if error:
         raise ValueError(f"The {spec.kind} constraint does not compile (llguidance): {error}")
@@ -282,7 +286,11 @@ def _compile_xgrammar(spec: GrammarSpec, compiler):
         )
     try:
         if spec.kind == "json_schema":
-            compiled = compiler.compile_json_schema(spec.source, any_whitespace=False)
+            # As llguidance: compact ({"k":1,"m":2}), and the schema read as JSON Schema says (xgrammar's
+            # strict mode would forbid the additional properties a schema does not forbid).
+            compiled = compiler.compile_json_schema(
+                spec.source, any_whitespace=False, separators=(",", ":"), strict_mode=False
+            )
         elif spec.kind == "regex":
             compiled = compiler.compile_regex(spec.source)
         else:

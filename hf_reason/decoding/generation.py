@@ -26,7 +26,7 @@ from .thoughts import strip_thoughts, thought_token_ids, visible_token_ids
 
 STRUCTURED_OPTIONS = ("grammar", "json_schema", "regex", "python_code", "hide_thoughts", "entropy_monitor")
 # Every argument `generate` takes beyond the model's own (the options and their settings).
-STRUCTURED_ARGUMENTS = (*STRUCTURED_OPTIONS, "tokenizer", "grammar_engine", "validate")
+STRUCTURED_ARGUMENTS = (*STRUCTURED_OPTIONS, "tokenizer", "grammar_engine", "allow_thoughts", "validate")
 
 
 class StructuredOutputError(ValueError):
@@ -147,6 +147,7 @@ def generate(
     regex: Optional[str] = None,
     python_code: bool = False,
     grammar_engine: Optional[str] = None,
+    allow_thoughts: bool = False,
     hide_thoughts: Optional[bool] = None,
     entropy_monitor=None,
     validate: bool = True,
@@ -167,6 +168,9 @@ def generate(
         python_code (`bool`, defaults to `False`): Python mode: the output is in the Python subset of
             `python_grammar` and is compiled before returning.
         grammar_engine (`str`, *optional*): `"llguidance"` (default) or `"xgrammar"`.
+        allow_thoughts (`bool`, defaults to `False`): with a constraint, let the model open
+            `<thought>` spans anywhere (free inside, unseen by the grammar, removed from what is
+            returned). Off, the output is the grammar's alone.
         hide_thoughts (`bool`, *optional*): remove `<thought> ... </thought>` spans from the
             returned sequences at the token level (an unclosed thought withholds the rest of its
             row). Defaults to True when the tokenizer has the thought tokens.
@@ -197,7 +201,12 @@ def generate(
         inputs = kwargs.pop("input_ids", None)
     if inputs is None:
         raise ValueError("Structured generation needs the prompts (`inputs` or `input_ids`).")
-    processors = structured_processors(model, tokenizer, spec, eos_ids, thought_ids, entropy_monitor, grammar_engine)
+    if allow_thoughts and thought_ids is None:
+        raise ValueError("`allow_thoughts=True` needs a tokenizer with <thought> and </thought> (add_control_tokens).")
+    grammar_thoughts = thought_ids if allow_thoughts else None
+    processors = structured_processors(
+        model, tokenizer, spec, eos_ids, grammar_thoughts, entropy_monitor, grammar_engine
+    )
     processors += list(kwargs.pop("logits_processor", None) or [])
     criteria = list(kwargs.pop("stopping_criteria", None) or [])
     if entropy_monitor is not None:
