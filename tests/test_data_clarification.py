@@ -88,6 +88,6 @@ def test_scoring_helpers():
     assert evaluate_arithmetic("3+4*(2-1)") == 7
     assert evaluate_arithmetic("__import__('os')") is None and evaluate_arithmetic("3+") is None
     assert story_answer('{"answer":7,"unit":"pens"}', "json") == 7 and story_answer("{", "json") is None
-    assert story_answer("<thought>3+4</thought> 7", "plain") == 7
+    assert story_answer("<thought>3+4=7</thought> 7", "plain") == 7
     with pytest.raises(ValueError, match="`split` must be one of"):
         generate_clarification_tasks(3, split="dev")

@@ -9,7 +9,7 @@ missing count, which `score_clarification` scores as precision / recall / F1 of 
 requests; accuracy on the well-specified stories measures what asking too often costs.
 
     Ann has 3 apples. Ben has 5 apples. Cara has 2 apples. How many apples do Ann and Cara have?
-    -> <thought>3+2</thought>5                              (plain, with thoughts)
+    -> <thought>3+2=5</thought> 5                           (plain, with thoughts)
     -> {"answer":5,"unit":"apples"}                          (json)
     -> 3+2                                                   (arithmetic)
     -> ann = 3\\ncara = 2\\nanswer = ann + cara               (python)
@@ -91,7 +91,12 @@ def _completion(story: dict, fmt: str, thoughts: bool) -> str:
     if fmt == "python":
         lines = [f"{name.lower()} = {story['counts'][name]}" for name in story["asked"]]
         return "\n".join(lines + ["answer = " + " + ".join(name.lower() for name in story["asked"])])
-    thought = f"{THOUGHT_START}{'+'.join(map(str, values))}{THOUGHT_END}" if thoughts else ""
+    # The working adds one count at a time, with its running sum: `3+2=5+4=9`.
+    working, running = str(values[0]), values[0]
+    for value in values[1:]:
+        running += value
+        working += f"+{value}={running}"
+    thought = f"{THOUGHT_START}{working}{THOUGHT_END}" if thoughts else ""
     return f"{thought} {total}"
 
 
@@ -114,8 +119,8 @@ def generate_clarification_tasks(
             ever see answerable stories.
         formats (`Sequence[str]`, defaults to `("plain",)`): the answer formats drawn from (each row
             one of `FORMATS`, uniformly); under-specified rows are always `plain`.
-        thoughts (`bool`, defaults to `True`): plain completions start with a
-            `<thought>3+2</thought>` working.
+        thoughts (`bool`, defaults to `True`): plain completions start with their working as a
+            thought, one count at a time with its running sum (`<thought>3+2=5+4=9</thought> 9`).
 
     Returns:
         Columns `prompt` (`"Q: <story>\\nA:"`, the prefix naming the format), `completion` (the

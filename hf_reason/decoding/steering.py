@@ -219,7 +219,8 @@ class EntropyMonitor(LogitsProcessor):
         }
 
     def save_traces(self, path: Union[str, os.PathLike]) -> Path:
-        """Writes the settings and every row's trace as JSON (atomically)."""
+        """Writes the settings and every row's trace as JSON (atomically; folders created)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return atomic_write_json(path, self.to_dict(), indent=1)
 
     def plot(self, path: Union[str, os.PathLike], rows: Optional[Sequence[int]] = None, title: str = "") -> Path:
