@@ -25,7 +25,7 @@ import torch
 
 
 ENGINES = ("llguidance", "xgrammar")
-# llguidance: no dependencies (xgrammar pulls in triton, ~1 GB) and the lower per-token mask cost here.
+# llguidance: no Python dependencies (xgrammar pulls in triton, ~1 GB) and every mode, Python included.
 DEFAULT_ENGINE = "llguidance"
 GRAMMAR_KINDS = ("grammar", "json_schema", "regex", "python")
 # The most compiled grammars kept in memory (least recently used dropped first).
