@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import run_without_hf_reason
-from decoding_testing import our_tokenizer, with_control_tokens
+from decoding_testing import ForcedTokens, our_tokenizer, with_control_tokens
 
-from hf_reason.data import CLARIFY_TOKEN
+from hf_reason.data import CLARIFY_TOKEN, THOUGHT_END, THOUGHT_START
 from hf_reason.decoding import EntropyMonitor, GrammarLogitsProcessor, GrammarSpec, compile_grammar
 from hf_reason.export import ORTCRSMForCausalLM, ORTMetaAttentionForCausalLM, export_pretrained
 from hf_reason.models.crsm import CRSMConfig, CRSMForCausalLM
@@ -129,6 +129,35 @@ def test_ort_and_pytorch_constrained_greedy_agree(tokenizer, exported, family, c
     assert not torch.equal(plain[:, : expected.shape[1]], expected)
 
 
+@pytest.mark.parametrize("family", ["crsm", "meta_attention"])
+def test_a_tokenizer_with_thought_tags_withholds_thoughts_in_pytorch_and_ort(tokenizer, exported, family):
+    model, ort_model = exported[family]
+    start, end = tokenizer.convert_tokens_to_ids([THOUGHT_START, THOUGHT_END])
+    a, b, c = tokenizer.convert_tokens_to_ids(["a", "b", "c"])
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    batch = prompts(tokenizer)
+    prompt = batch["input_ids"].shape[1]
+    script = [[start, a, b, end, c, eos], [c, start, a, b, a, b]]  # row 1's thought never closes
+    kwargs = dict(attention_mask=batch["attention_mask"], max_new_tokens=6, pad_token_id=pad)
+    for generator in (model, ort_model):
+        raw = generator.generate(batch["input_ids"], logits_processor=[ForcedTokens(script)], **kwargs)
+        assert raw[:, prompt:].tolist() == script  # no tokenizer: the model's own ids
+        out = generator.generate(
+            batch["input_ids"], tokenizer=tokenizer, logits_processor=[ForcedTokens(script)], **kwargs
+        )
+        assert out[:, prompt:].tolist() == [[c, eos], [c, pad]], type(generator).__name__
+        # `stop_strings` (which needs the tokenizer) stop both rows on "c"; the thought before it is withheld
+        stopped = generator.generate(
+            batch["input_ids"],
+            tokenizer=tokenizer,
+            stop_strings=["c"],
+            logits_processor=[ForcedTokens(script)],
+            **kwargs,
+        )
+        visible = [[t for t in row if t != pad] for row in stopped[:, prompt:].tolist()]
+        assert visible == [[c], [c]], type(generator).__name__
+
+
 def test_ort_wrappers_run_the_entropy_monitor_and_its_stop(tokenizer, exported):
     _, ort_model = exported["meta_attention"]
     clarify = tokenizer.convert_tokens_to_ids(CLARIFY_TOKEN)
@@ -144,7 +173,7 @@ def test_ort_wrappers_run_the_entropy_monitor_and_its_stop(tokenizer, exported):
     )
     prompt = batch["input_ids"].shape[1]
     assert out[:, prompt].tolist() == [clarify, clarify] and monitor.clarified == [True, True]
-    with pytest.raises(TypeError, match="unexpected keyword arguments \\['grammer'\\]"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'grammer'"):
         ort_model.generate(batch["input_ids"], grammer="root ::= x", tokenizer=tokenizer)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Optional, Union
 
 import torch
-from transformers import LogitsProcessorList, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteriaList, StopStringCriteria
 
 from .engines import GrammarSpec, compile_grammar
 from .processor import GrammarLogitsProcessor
@@ -215,10 +215,12 @@ def generate(
         criteria.append(entropy_monitor.stopping_criteria())
     if processors:
         kwargs["logits_processor"] = LogitsProcessorList(processors)
+    # As transformers builds it from `stop_strings=` and `tokenizer=`; built here, the tokenizer stays
+    # out of `model.generate`'s arguments, which would send our models' `generate` back here.
+    if kwargs.get("stop_strings") is not None:
+        criteria.append(StopStringCriteria(tokenizer, kwargs.pop("stop_strings")))
     if criteria:
         kwargs["stopping_criteria"] = StoppingCriteriaList(criteria)
-    if kwargs.get("stop_strings") is not None:
-        kwargs["tokenizer"] = tokenizer
     output = model.generate(inputs, **kwargs)
     sequences = output if isinstance(output, torch.Tensor) else output.sequences
     prompt_length = inputs.shape[1]

@@ -11,7 +11,6 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..decoding.generation import STRUCTURED_ARGUMENTS
 from ..models.crsm import CRSMCache, CRSMConfig
 from .sessions import (
     ORTModelForExport,
@@ -19,7 +18,7 @@ from .sessions import (
     check_generate_args,
     generate_tokens,
     resolve_pad_token_id,
-    structured_generate,
+    structured_options,
 )
 
 
@@ -138,6 +137,7 @@ class ORTCRSMForCausalLM(ORTModelForExport):
         out = {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm}
         return self._add_value(out) if return_value else out
 
+    @structured_options
     def generate(
         self,
         input_ids,
@@ -166,29 +166,9 @@ class ORTCRSMForCausalLM(ORTModelForExport):
                 `leaf_batch_size`, `apply_state_delta`, `return_dict_in_generate`, ...).
             logits_processor, stopping_criteria: transformers' processors and criteria, called as
                 `model.generate` calls them (with deliberation: processors only, on the search's priors).
-            `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`, `entropy_monitor=`
-                with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
+            `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`, `entropy_monitor=`,
+                `stop_strings=` with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
         """
-        structured = {key: mcts_kwargs.pop(key) for key in list(mcts_kwargs) if key in STRUCTURED_ARGUMENTS}
-        if structured:
-            return structured_generate(
-                self,
-                input_ids,
-                structured,
-                attention_mask=attention_mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                temperature=temperature,
-                top_k=top_k,
-                eos_token_id=eos_token_id,
-                pad_token_id=pad_token_id,
-                seed=seed,
-                deliberation=deliberation,
-                prefilled=prefilled,
-                logits_processor=logits_processor,
-                stopping_criteria=stopping_criteria,
-                **mcts_kwargs,
-            )
         if deliberation is not None:
             if stopping_criteria:
                 raise ValueError("`stopping_criteria` cannot be combined with `deliberation`.")

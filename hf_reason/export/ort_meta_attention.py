@@ -19,7 +19,7 @@ from .sessions import (
     check_generate_args,
     generate_tokens,
     resolve_pad_token_id,
-    structured_generate,
+    structured_options,
 )
 
 
@@ -105,6 +105,7 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
         cache = [(present[2 * i], present[2 * i + 1]) for i in range(self.num_layers)]
         return MetaAttentionCausalLMOutput(logits=torch.from_numpy(logits), past_key_values=cache)
 
+    @structured_options
     def generate(
         self,
         input_ids,
@@ -119,7 +120,6 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
         prefilled=None,
         logits_processor: Optional[list] = None,
         stopping_criteria: Optional[list] = None,
-        **structured,
     ) -> torch.LongTensor:
         """Prompt + generated tokens `(batch, prompt + new)`, as `model.generate(...)` returns them.
 
@@ -132,26 +132,9 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
                 (branching several continuations off one prefill; timing decode alone).
             logits_processor, stopping_criteria: transformers' processors and criteria, called as
                 `model.generate` calls them.
-            structured: `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`,
-                `entropy_monitor=` with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
+            `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`, `entropy_monitor=`,
+                `stop_strings=` with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
         """
-        if structured:
-            return structured_generate(
-                self,
-                input_ids,
-                structured,
-                attention_mask=attention_mask,
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                temperature=temperature,
-                top_k=top_k,
-                eos_token_id=eos_token_id,
-                pad_token_id=pad_token_id,
-                seed=seed,
-                prefilled=prefilled,
-                logits_processor=logits_processor,
-                stopping_criteria=stopping_criteria,
-            )
         input_ids = self._input_ids(input_ids)
         check_generate_args(input_ids, max_new_tokens, do_sample, temperature)
         ids = input_ids

@@ -7,6 +7,7 @@ called with numpy arrays directly (no IO binding): on CPU that is already zero-c
 arrays, and it keeps the per-call overhead to a few tens of microseconds.
 """
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -278,14 +279,25 @@ def generate_tokens(
     return torch.from_numpy(np.concatenate([input_ids, np.stack(generated, 1)], 1))
 
 
-def structured_generate(wrapper, input_ids, options: dict, **generate_kwargs):
-    """A wrapper's `generate` with structured-decoding `options` (`STRUCTURED_ARGUMENTS`: `grammar`,
-    `json_schema`, `regex`, `python_code`, `hide_thoughts`, `entropy_monitor`, `tokenizer`, ...):
-    `hf_reason.decoding.generate` over the wrapper's own loop."""
-    unknown = sorted(set(options) - set(STRUCTURED_ARGUMENTS))
-    if unknown:
-        raise TypeError(f"`generate` got unexpected keyword arguments {unknown}.")
-    return generate_structured(wrapper, input_ids, **options, **generate_kwargs)
+def structured_options(generate: Callable) -> Callable:
+    """Decorates an LM wrapper's `generate(input_ids, ...)` so that it takes the structured-decoding
+    arguments (`STRUCTURED_ARGUMENTS`: `grammar`, `json_schema`, `regex`, `python_code`,
+    `hide_thoughts`, `entropy_monitor`, `tokenizer`, ..., and transformers' `stop_strings`, which needs
+    the tokenizer). Given any, the call goes through `hf_reason.decoding.generate`, which calls the
+    wrapper's `generate` back with the logits processors and stopping criteria they need."""
+
+    @functools.wraps(generate)
+    def wrapped(self, input_ids=None, *args, **kwargs):
+        options = {
+            key: kwargs.pop(key) for key in list(kwargs) if key in STRUCTURED_ARGUMENTS or key == "stop_strings"
+        }
+        if not options:
+            return generate(self, input_ids, *args, **kwargs)
+        if args:
+            raise TypeError(f"With {sorted(options)}, pass `generate`'s other arguments by keyword.")
+        return generate_structured(self, input_ids, **options, **kwargs)
+
+    return wrapped
 
 
 def next_tokens(logits: np.ndarray, do_sample: bool, temperature: float, top_k: int, rng) -> np.ndarray:
@@ -315,5 +327,5 @@ __all__ = [
     "read_export_report",
     "report_optimization_level",
     "resolve_pad_token_id",
-    "structured_generate",
+    "structured_options",
 ]

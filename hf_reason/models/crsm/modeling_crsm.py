@@ -29,17 +29,19 @@ from .mcts import CRSMDeliberationOutput, check_ids, check_prompt_batch, mcts_ge
 
 
 def structured_generation(kwargs: dict):
-    """`hf_reason.decoding.generate` when `kwargs` ask for structured decoding, else None (imported only
-    then: this folder loads with `trust_remote_code` where hf-reason is not installed)."""
+    """`hf_reason.decoding.generate` when `kwargs` ask for structured decoding, or pass a `tokenizer`
+    with `<thought>` / `</thought>` (whose spans are then withheld from the output), else None
+    (imported only then: this folder loads with `trust_remote_code` where hf-reason is not installed)."""
     options = ("grammar", "json_schema", "regex", "python_code", "hide_thoughts", "entropy_monitor")
-    if all(kwargs.get(name) in (None, False) for name in options):
+    tokenizer = kwargs.get("tokenizer")
+    has_thoughts = tokenizer is not None and {"<thought>", "</thought>"} <= tokenizer.get_vocab().keys()
+    if not has_thoughts and all(kwargs.get(name) in (None, False) for name in options):
         return None
     try:
         from hf_reason.decoding import generate
     except ImportError as error:
-        raise ImportError(
-            f"generate({'=..., '.join(options)}=...) needs hf-reason: `pip install hf-reason`"
-        ) from error
+        asked = "a tokenizer with <thought> tags" if has_thoughts else f"generate({'=..., '.join(options)}=...)"
+        raise ImportError(f"{asked} needs hf-reason: `pip install hf-reason`") from error
     return generate
 
 
@@ -452,7 +454,8 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
         `return_dict_in_generate`, `streamer`, `logits_processor` (masks the search's priors).
 
         Structured decoding, in both modes: `grammar=`, `json_schema=`, `regex=`, `python_code=True`,
-        `hide_thoughts=`, `entropy_monitor=` (with `tokenizer=`) go to `hf_reason.decoding.generate`.
+        `hide_thoughts=`, `entropy_monitor=` (with `tokenizer=`) go to `hf_reason.decoding.generate`, as
+        does a `tokenizer=` with `<thought>` / `</thought>` (their spans are withheld from the output).
         """
         structured = structured_generation(kwargs)
         if structured is not None:
