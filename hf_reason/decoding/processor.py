@@ -26,6 +26,21 @@ class GrammarDeadEndError(RuntimeError):
     """The grammar cannot be continued: no token is allowed, or a token it refuses was generated."""
 
 
+def follow_tags(row, token: int, end_ids, thought_ids: Optional[tuple[int, int]]) -> bool:
+    """Moves a generated row's state past `token`: `row.done` after an end of output, `row.depth` (the
+    thought nesting) after `<thought>` / `</thought>`. Returns True for any other token (output
+    content, inside a thought when `row.depth > 0`)."""
+    if token in end_ids:
+        row.done = True
+    elif thought_ids is not None and token == thought_ids[0]:
+        row.depth += 1
+    elif thought_ids is not None and token == thought_ids[1]:
+        row.depth = max(0, row.depth - 1)
+    else:
+        return True
+    return False
+
+
 class PromptTracker:
     """Which columns of `input_ids` are the prompt, across the calls of one generation.
 
@@ -152,13 +167,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
         row.raw.append(token)
         if row.done:
             return
-        if token in self.end_ids:
-            row.done = True
-        elif self.thought_ids is not None and token == self.thought_ids[0]:
-            row.depth += 1
-        elif self.thought_ids is not None and token == self.thought_ids[1]:
-            row.depth = max(0, row.depth - 1)
-        elif row.depth == 0:
+        if follow_tags(row, token, self.end_ids, self.thought_ids) and row.depth == 0:
             if not row.matcher.consume(token):
                 raise GrammarDeadEndError(
                     f"Row {index}: the grammar ({self.grammar.spec.kind}) does not allow token {token} after "
@@ -279,4 +288,4 @@ class _Recorder:
         return ""
 
 
-__all__ = ["GrammarDeadEndError", "GrammarLogitsProcessor", "PromptTracker"]
+__all__ = ["GrammarDeadEndError", "GrammarLogitsProcessor", "PromptTracker", "follow_tags"]

@@ -24,8 +24,8 @@ from typing import Optional, Union
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
-from ..file_io import atomic_path, atomic_write_json
-from .processor import PromptTracker
+from ..file_io import atomic_write_json, save_figure_atomic
+from .processor import PromptTracker, follow_tags
 
 
 STEERING_ACTIONS = ("clarify", "record")
@@ -168,12 +168,7 @@ class EntropyMonitor(LogitsProcessor):
 
     # --- generation ---------------------------------------------------------------------------
     def _follow(self, row: _RowTrace, token: int) -> None:
-        if token in self.end_ids:
-            row.done = True
-        elif self.thought_ids is not None and token == self.thought_ids[0]:
-            row.depth += 1
-        elif self.thought_ids is not None and token == self.thought_ids[1]:
-            row.depth = max(0, row.depth - 1)
+        follow_tags(row, token, self.end_ids, self.thought_ids)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.tracker.update(input_ids):
@@ -266,14 +261,7 @@ def plot_entropy_traces(
     ax.set_title(title or "entropy traces (x: spike)", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=110)
 
 
 __all__ = [
