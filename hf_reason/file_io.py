@@ -67,6 +67,26 @@ def atomic_write_json(path: PathLike, obj, **dumps_kwargs) -> Path:
     return atomic_write(path, json.dumps(obj, **dumps_kwargs) + "\n")
 
 
+def save_figure_atomic(figure, path: PathLike, dpi: int = 110) -> Path:
+    """A matplotlib `figure` saved as PNG at `path` (folders created) atomically, then closed.
+
+    Args:
+        figure (`matplotlib.figure.Figure`): the figure; closed even when saving fails.
+        path (`str` or `os.PathLike`): the PNG file.
+        dpi (`int`, defaults to 110): the resolution.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            figure.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(figure)
+    return path
+
+
 def save_safetensors_atomic(tensors: dict, path: PathLike, metadata: Union[dict, None] = None) -> Path:
     """`safetensors.torch.save_file`, atomically: a state file whose presence marks a checkpoint
     complete must never exist half-written."""
@@ -168,5 +188,6 @@ __all__ = [
     "check_saved_model",
     "check_saved_weights",
     "read_json_object",
+    "save_figure_atomic",
     "save_safetensors_atomic",
 ]

@@ -20,11 +20,14 @@ class LengthBalancedDPOConfig(DPOConfig):
         answer_alpha (`float`, *optional*, defaults to `1.0`):
             The same for the answer segment. Must be in [0, 1]; the default 1.0 scores the answer
             in full.
-        think_start_token (`str`, *optional*, defaults to `"<think>"`):
-            Opens the thought segment. Must encode to a single token (add it to the tokenizer as a
-            special token, e.g. `build_tokenizer(extra_special_tokens=("<think>", "</think>"))`).
-        think_end_token (`str`, *optional*, defaults to `"</think>"`):
-            Closes the thought segment; a single token, like `think_start_token`.
+        think_start_token (`list[str]`, *optional*, defaults to `["<think>", "<thought>"]`):
+            The tags that open a thought segment (a single string is read as a one-element list).
+            Each pairs with the `think_end_token` at the same index; the pairs the tokenizer has
+            (both tags single tokens: add them as special tokens, e.g. `add_control_tokens` for
+            `<thought>` or `build_tokenizer(extra_special_tokens=("<think>", "</think>"))`) are used,
+            and at least one pair must be there.
+        think_end_token (`list[str]`, *optional*, defaults to `["</think>", "</thought>"]`):
+            The closing tags, one per `think_start_token`.
         length_balanced_batches (`bool`, *optional*, defaults to `True`):
             Order training pairs with [`LengthBalancedSampler`] so that the chosen-minus-rejected
             length difference averages to about zero within each per-device batch. Needs pairs
@@ -42,11 +45,15 @@ class LengthBalancedDPOConfig(DPOConfig):
         default=1.0,
         metadata={"help": "Weight of answer tokens beyond the pair's shared answer length; in [0, 1] (1 = in full)."},
     )
-    think_start_token: str = field(
-        default="<think>", metadata={"help": "Opens the thought segment; must be a single token."}
+    think_start_token: list[str] = field(
+        default_factory=lambda: ["<think>", "<thought>"],
+        metadata={
+            "help": "Tags that open a thought segment; the tokenizer must have at least one pair as single tokens."
+        },
     )
-    think_end_token: str = field(
-        default="</think>", metadata={"help": "Closes the thought segment; must be a single token."}
+    think_end_token: list[str] = field(
+        default_factory=lambda: ["</think>", "</thought>"],
+        metadata={"help": "The closing tags, one per `think_start_token` (same index)."},
     )
     length_balanced_batches: bool = field(
         default=True,
@@ -55,6 +62,17 @@ class LengthBalancedDPOConfig(DPOConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        for name in ("think_start_token", "think_end_token"):
+            value = getattr(self, name)
+            value = [value] if isinstance(value, str) else list(value)
+            if not value or not all(isinstance(t, str) and t for t in value):
+                raise ValueError(f"`{name}` must be a non-empty string or list of non-empty strings, got {value!r}")
+            setattr(self, name, value)
+        if len(self.think_start_token) != len(self.think_end_token):
+            raise ValueError(
+                f"`think_start_token` and `think_end_token` pair up by index, got {len(self.think_start_token)} and "
+                f"{len(self.think_end_token)} tags"
+            )
         for name in ("think_alpha", "answer_alpha"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:

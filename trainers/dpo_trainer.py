@@ -5,7 +5,8 @@ length-balanced batches.
 moves the implicit reward further just by having more tokens; with a preference set whose chosen
 answers are longer, the policy learns "longer is better" (length drift). LD-DPO (stock TRL's
 `ld_alpha`) down-weights every token beyond the length the two completions share. Reasoning
-completions have two parts with different roles: a `<think>...</think>` segment whose length is
+completions have two parts with different roles: a `<think>...</think>` (or `<thought>...</thought>`,
+the tags of `hf_reason.decoding`; any configured pair) segment whose length is
 mostly verbosity, and an answer that must be scored in full. `LengthBalancedDPOTrainer` splits each
 completion into its thought segment (from the opening through the closing tag; to the end if the
 block is never closed) and its answer segment (every other completion token), and scores
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch.utils.data import Sampler
@@ -48,17 +49,24 @@ __all__ = ["LengthBalancedDPOTrainer", "LengthBalancedSampler", "segment_token_w
 def segment_token_weights(
     input_ids: torch.Tensor,
     completion_mask: torch.Tensor,
-    think_start_id: int,
-    think_end_id: int,
+    think_start_id: Union[int, Sequence[int]],
+    think_end_id: Union[int, Sequence[int]],
     think_alpha: float,
     answer_alpha: float,
 ) -> torch.Tensor:
     """Per-token weights for a DPO batch laid out as TRL's collator does ([chosen rows; rejected rows]).
 
+    `think_start_id` / `think_end_id` are one tag pair's ids or lists of pairs (same index); a
+    completion's thought segment opens at its first opening tag and closes at that tag's partner.
     Returns a `(2N, L - 1)` tensor aligned with the shifted (next-token) log-probs: entry `t`
     weights the log-prob of `input_ids[:, t + 1]`. Non-completion positions get 1 (their
     log-probs are zero anyway).
     """
+    starts = [think_start_id] if isinstance(think_start_id, int) else list(think_start_id)
+    ends = [think_end_id] if isinstance(think_end_id, int) else list(think_end_id)
+    if len(starts) != len(ends):
+        raise ValueError(f"every opening tag needs its closing tag, got {starts} and {ends}")
+    partner = dict(zip(starts, ends))
     n_rows, length = input_ids.shape
     if n_rows % 2:
         raise ValueError(f"a DPO batch has as many chosen as rejected rows, got {n_rows} rows")
@@ -67,10 +75,11 @@ def segment_token_weights(
     for row_ids, row_mask in zip(ids, mask):
         positions = [t for t, m in enumerate(row_mask) if m]
         tokens = [row_ids[t] for t in positions]
-        start = tokens.index(think_start_id) if think_start_id in tokens else None
+        start = next((i for i, token in enumerate(tokens) if token in partner), None)
         end = None
         if start is not None:
-            end = next((i for i in range(start + 1, len(tokens)) if tokens[i] == think_end_id), len(tokens) - 1)
+            close = partner[tokens[start]]
+            end = next((i for i in range(start + 1, len(tokens)) if tokens[i] == close), len(tokens) - 1)
         in_thought = [start is not None and start <= i <= end for i in range(len(tokens))]
         pos_t = pos_a = 0
         row_seg = [0] * length
@@ -190,7 +199,7 @@ class LengthBalancedDPOTrainer(ModelCardMixin, DPOTrainer):
         args_ = kwargs.get("args", args[2] if len(args) > 2 else None)
         if not isinstance(args_, LengthBalancedDPOConfig):
             raise ValueError(f"`args` must be a LengthBalancedDPOConfig, got {type(args_).__name__}")
-        self._think_ids: Optional[list[int]] = None
+        self._think_ids: Optional[tuple[list[int], list[int]]] = None
         model = kwargs.get("model", args[0] if args else None)
         if isinstance(model, torch.nn.Module):
             # before TRL's __init__, which may already run no-grad reference forwards (precompute_ref_log_probs)
@@ -198,21 +207,32 @@ class LengthBalancedDPOTrainer(ModelCardMixin, DPOTrainer):
         super().__init__(*args, **kwargs)
         keep_4bit_weights_trainable(self.model)  # a model TRL loaded from a name
 
-    def _tag_ids(self) -> list[int]:
+    def _tag_ids(self) -> tuple[list[int], list[int]]:
+        """The (opening, closing) ids of the configured tag pairs the tokenizer has as single tokens."""
         # resolved lazily: TRL precomputes reference log-probs inside its own __init__
         if self._think_ids is None:
             tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
-            ids = []
-            for name in ("think_start_token", "think_end_token"):
-                token = getattr(self.args, name)
-                encoded = tokenizer(token, add_special_tokens=False)["input_ids"]
-                if len(encoded) != 1:
+            starts, ends, missing = [], [], []
+            for start, end in zip(self.args.think_start_token, self.args.think_end_token):
+                encoded = [tokenizer(tag, add_special_tokens=False)["input_ids"] for tag in (start, end)]
+                single = [len(ids) == 1 for ids in encoded]
+                if all(single):
+                    starts.append(encoded[0][0])
+                    ends.append(encoded[1][0])
+                elif any(single):
                     raise ValueError(
-                        f"`{name}`={token!r} must encode to a single token, got {len(encoded)} tokens; add it to the "
-                        "tokenizer as a special token (tokenizer.add_special_tokens) and resize the embeddings"
+                        f"The thought tags {start!r} / {end!r} must both encode to single tokens, got "
+                        f"{[len(ids) for ids in encoded]} tokens; add both to the tokenizer as special tokens"
                     )
-                ids.append(encoded[0])
-            self._think_ids = ids
+                else:
+                    missing.append(f"{start!r} ({len(encoded[0])} tokens)")
+            if not starts:
+                raise ValueError(
+                    f"`think_start_token`: none of the thought tags is a single token of the tokenizer "
+                    f"({', '.join(missing)}); add a pair as special tokens (tokenizer.add_special_tokens, or "
+                    "hf_reason.data.add_control_tokens for <thought>) and resize the embeddings"
+                )
+            self._think_ids = (starts, ends)
         return self._think_ids
 
     @contextlib.contextmanager

@@ -10,6 +10,14 @@ from .arc import (
     parse_arc_augmentation,
 )
 from .arithmetic import extract_answer, generate_arithmetic, is_correct
+from .clarification import (
+    evaluate_arithmetic,
+    generate_clarification_tasks,
+    score_clarification,
+    story_answer,
+    story_answer_schema,
+)
+from .control_tokens import CLARIFY_TOKEN, CONTROL_TOKENS, THOUGHT_END, THOUGHT_START, add_control_tokens
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
 from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_from_text, maze_to_text
@@ -29,11 +37,21 @@ from .sudoku import (
     sudoku_to_text,
     sudoku_vocab_size,
 )
-from .text import build_tokenizer, load_text_corpus
+from .text import build_gpt2_style_tokenizer, build_tokenizer, load_text_corpus
 from .theory_of_mind import generate_tom_stories
 
 
 __all__ = [
+    "CLARIFY_TOKEN",
+    "CONTROL_TOKENS",
+    "THOUGHT_END",
+    "THOUGHT_START",
+    "add_control_tokens",
+    "evaluate_arithmetic",
+    "generate_clarification_tasks",
+    "score_clarification",
+    "story_answer",
+    "story_answer_schema",
     "CuratedTaskError",
     "check_plan",
     "generate_planning",
@@ -46,6 +64,7 @@ __all__ = [
     "augment_maze_dataset",
     "augment_sudoku",
     "augment_sudoku_dataset",
+    "build_gpt2_style_tokenizer",
     "build_preference_pairs",
     "build_tokenizer",
     "decode_arc_grid",

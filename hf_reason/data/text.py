@@ -26,6 +26,7 @@ __all__ = [
     "EOS_TOKEN",
     "PAD_TOKEN",
     "UNK_TOKEN",
+    "build_gpt2_style_tokenizer",
     "build_tokenizer",
     "load_text_corpus",
 ]
@@ -147,5 +148,64 @@ def build_tokenizer(
         unk_token=UNK_TOKEN,
         additional_special_tokens=list(extra_special_tokens),
         model_max_length=2048,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+GPT2_END_OF_TEXT = "<|endoftext|>"
+
+
+def _stdlib_sources() -> list[str]:
+    """The Python standard library's own modules (tests excluded): ~13 MB of code and docstrings that
+    ship with every Python, enough text for a 50k-token vocabulary."""
+    import pathlib
+    import sysconfig
+
+    root = pathlib.Path(sysconfig.get_paths()["stdlib"])
+    texts = []
+    for path in sorted(root.rglob("*.py")):
+        if "site-packages" in path.parts or "test" in path.parts or "tests" in path.parts:
+            continue
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return texts
+
+
+def build_gpt2_style_tokenizer(vocab_size: int = 50257, texts: Iterable[str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE laid out as GPT-2's, trained locally (GPT-2's own cannot be downloaded here).
+
+    Like GPT-2: the same pre-tokenizer (byte level, GPT-2's split pattern, no prefix space), one
+    special token `<|endoftext|>` with the last id (`vocab_size - 1`) serving as BOS, EOS and UNK,
+    and no padding token. The merges are learnt from `texts`, so they differ from GPT-2's; what
+    matters for constrained decoding and its cost is the shape: 50257 byte-level tokens.
+
+    Args:
+        vocab_size (`int`, defaults to 50257): the full vocabulary, `<|endoftext|>` included (>= 257).
+        texts (`Iterable[str]`, *optional*): training text; defaults to the `train` split of
+            `load_text_corpus` plus the Python standard library's sources (enough for 50k merges).
+    """
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < len(alphabet) + 1:
+        raise ValueError(f"`vocab_size` must be an int >= {len(alphabet) + 1}, got {vocab_size!r}")
+    texts = list(load_text_corpus("train")["text"]) + _stdlib_sources() if texts is None else list(texts)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 1, initial_alphabet=alphabet, show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    if tokenizer.get_vocab_size() != vocab_size - 1:
+        raise ValueError(
+            f"`texts` hold too little text for {vocab_size - 1} byte-level tokens (got {tokenizer.get_vocab_size()}); "
+            "pass more text or a smaller `vocab_size`"
+        )
+    tokenizer.add_special_tokens([GPT2_END_OF_TEXT])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=GPT2_END_OF_TEXT,
+        eos_token=GPT2_END_OF_TEXT,
+        unk_token=GPT2_END_OF_TEXT,
+        model_max_length=1024,
         clean_up_tokenization_spaces=False,
     )

@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 import torch
 
-from ..file_io import atomic_path
+from ..file_io import save_figure_atomic
 
 
 def _check_index(name: str, value, size: int) -> None:
@@ -123,14 +123,7 @@ def save_attention_heatmap(
     where += f", head {head}" if head is not None else ", mean over heads"
     ax.set_title(f"{title} ({where})" if title else where, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure_atomic(fig, path, dpi=120)
 
 
 __all__ = ["attention_matrix", "save_attention_heatmap", "section_token_positions"]

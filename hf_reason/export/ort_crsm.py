@@ -12,7 +12,14 @@ import numpy as np
 import torch
 
 from ..models.crsm import CRSMCache, CRSMConfig
-from .sessions import ORTModelForExport, as_numpy, check_generate_args, generate_tokens, resolve_pad_token_id
+from .sessions import (
+    ORTModelForExport,
+    as_numpy,
+    check_generate_args,
+    generate_tokens,
+    resolve_pad_token_id,
+    structured_options,
+)
 
 
 class ORTCRSMForCausalLM(ORTModelForExport):
@@ -130,6 +137,7 @@ class ORTCRSMForCausalLM(ORTModelForExport):
         out = {"logits": logits[:, -1], "conv_states": conv, "ssm_states": ssm}
         return self._add_value(out) if return_value else out
 
+    @structured_options
     def generate(
         self,
         input_ids,
@@ -143,6 +151,8 @@ class ORTCRSMForCausalLM(ORTModelForExport):
         seed: Optional[int] = None,
         deliberation: Optional[str] = None,
         prefilled: Optional[dict] = None,
+        logits_processor: Optional[list] = None,
+        stopping_criteria: Optional[list] = None,
         **mcts_kwargs,
     ):
         """Prompt + generated tokens, as `CRSMForCausalLM.generate` returns them.
@@ -154,8 +164,14 @@ class ORTCRSMForCausalLM(ORTModelForExport):
             deliberation: `"mcts"`: the other keyword arguments are `mcts_generate`'s
                 (`num_simulations`, `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`,
                 `leaf_batch_size`, `apply_state_delta`, `return_dict_in_generate`, ...).
+            logits_processor, stopping_criteria: transformers' processors and criteria, called as
+                `model.generate` calls them (with deliberation: processors only, on the search's priors).
+            `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`, `entropy_monitor=`,
+                `stop_strings=` with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
         """
         if deliberation is not None:
+            if stopping_criteria:
+                raise ValueError("`stopping_criteria` cannot be combined with `deliberation`.")
             if deliberation != "mcts":
                 raise ValueError(f"`deliberation` must be None or 'mcts', got {deliberation!r}.")
             missing = [name for name in self.head_file_names if name not in self.head_sessions]
@@ -175,6 +191,7 @@ class ORTCRSMForCausalLM(ORTModelForExport):
                 max_new_tokens=max_new_tokens,
                 eos_token_id=eos_token_id,
                 pad_token_id=pad_token_id,
+                logits_processor=logits_processor,
                 **mcts_kwargs,
             )
         input_ids = self._input_ids(input_ids)
@@ -199,7 +216,18 @@ class ORTCRSMForCausalLM(ORTModelForExport):
             return states["logits"][:, -1]
 
         return generate_tokens(
-            input_ids, states["logits"], advance, max_new_tokens, do_sample, temperature, top_k, eos, pad, seed
+            input_ids,
+            states["logits"],
+            advance,
+            max_new_tokens,
+            do_sample,
+            temperature,
+            top_k,
+            eos,
+            pad,
+            seed,
+            logits_processor,
+            stopping_criteria,
         )
 
 

@@ -13,7 +13,14 @@ import torch
 
 from ..models.meta_attention import MetaAttentionConfig
 from ..models.meta_attention.modeling_meta_attention import MetaAttentionCausalLMOutput
-from .sessions import ORTModelForExport, as_numpy, check_generate_args, generate_tokens, resolve_pad_token_id
+from .sessions import (
+    ORTModelForExport,
+    as_numpy,
+    check_generate_args,
+    generate_tokens,
+    resolve_pad_token_id,
+    structured_options,
+)
 
 
 class ORTMetaAttentionForCausalLM(ORTModelForExport):
@@ -98,6 +105,7 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
         cache = [(present[2 * i], present[2 * i + 1]) for i in range(self.num_layers)]
         return MetaAttentionCausalLMOutput(logits=torch.from_numpy(logits), past_key_values=cache)
 
+    @structured_options
     def generate(
         self,
         input_ids,
@@ -110,6 +118,8 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
         prefilled=None,
+        logits_processor: Optional[list] = None,
+        stopping_criteria: Optional[list] = None,
     ) -> torch.LongTensor:
         """Prompt + generated tokens `(batch, prompt + new)`, as `model.generate(...)` returns them.
 
@@ -120,6 +130,10 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
             prefilled: this wrapper's output for the whole prompt (`self(input_ids, attention_mask)`):
                 decoding starts from its last logits and cache instead of running the prompt again
                 (branching several continuations off one prefill; timing decode alone).
+            logits_processor, stopping_criteria: transformers' processors and criteria, called as
+                `model.generate` calls them.
+            `grammar=`, `json_schema=`, `regex=`, `python_code=True`, `hide_thoughts=`, `entropy_monitor=`,
+                `stop_strings=` with `tokenizer=`: structured decoding (`hf_reason.decoding.generate`).
         """
         input_ids = self._input_ids(input_ids)
         check_generate_args(input_ids, max_new_tokens, do_sample, temperature)
@@ -162,6 +176,8 @@ class ORTMetaAttentionForCausalLM(ORTModelForExport):
             eos,
             pad,
             seed,
+            logits_processor,
+            stopping_criteria,
         )
 
 

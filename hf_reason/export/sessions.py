@@ -7,6 +7,7 @@ called with numpy arrays directly (no IO binding): on CPU that is already zero-c
 arrays, and it keeps the per-call overhead to a few tens of microseconds.
 """
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import ClassVar, Optional
 import numpy as np
 import torch
 
+from ..decoding.generation import STRUCTURED_ARGUMENTS
+from ..decoding.generation import generate as generate_structured
 from ..file_io import PathLike
 from ..models.crsm.mcts import check_prompt_batch
 
@@ -232,27 +235,69 @@ def generate_tokens(
     eos: Optional[int],
     pad: Optional[int],
     seed: Optional[int],
+    logits_processor: Optional[list] = None,
+    stopping_criteria: Optional[list] = None,
 ) -> torch.LongTensor:
     """The decoding loop of the LM wrappers' `generate`: prompt + generated tokens `(batch, prompt + new)`.
 
     Picks each row's next token from `logits` (last position, `(batch, vocab)`), then
-    `advance(tokens)` runs them and returns the logits after them. Rows that emitted `eos` are filled
-    with `pad` from then on; the loop stops when every row has finished or after `max_new_tokens`.
+    `advance(tokens)` runs them and returns the logits after them. Rows that emitted `eos` (or that a
+    stopping criterion stopped) are filled with `pad` from then on; the loop stops when every row has
+    finished or after `max_new_tokens`.
+
+    `logits_processor` and `stopping_criteria` are transformers' (called with the torch `input_ids`
+    so far and the float32 scores), as `model.generate` calls them: a grammar's mask, an entropy
+    monitor and its stop.
     """
     rng = np.random.default_rng(seed)
     input_ids = as_numpy(input_ids).astype(np.int64, copy=False)
     finished = np.zeros(input_ids.shape[0], dtype=bool)
+    if stopping_criteria and pad is None:
+        raise ValueError("`stopping_criteria` need a `pad_token_id` (or `eos_token_id`) to fill the stopped rows.")
     generated = []
     while True:
+        if logits_processor or stopping_criteria:
+            so_far = torch.from_numpy(np.concatenate([input_ids, *(g[:, None] for g in generated)], 1))
+        if logits_processor:
+            scores = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+            for processor in logits_processor:
+                scores = processor(so_far, scores)
+            logits = scores.numpy()
         tokens = next_tokens(logits, do_sample, temperature, top_k, rng)
-        if eos is not None:
+        if finished.any():
             tokens = np.where(finished, pad, tokens)
+        if eos is not None:
             finished |= tokens == eos
         generated.append(tokens)
+        if stopping_criteria:
+            so_far = torch.from_numpy(np.concatenate([so_far.numpy(), tokens[:, None]], 1))
+            for criterion in stopping_criteria:
+                finished |= np.asarray(criterion(so_far, None), dtype=bool)
         if finished.all() or len(generated) == max_new_tokens:
             break
         logits = advance(tokens)
     return torch.from_numpy(np.concatenate([input_ids, np.stack(generated, 1)], 1))
+
+
+def structured_options(generate: Callable) -> Callable:
+    """Decorates an LM wrapper's `generate(input_ids, ...)` so that it takes the structured-decoding
+    arguments (`STRUCTURED_ARGUMENTS`: `grammar`, `json_schema`, `regex`, `python_code`,
+    `hide_thoughts`, `entropy_monitor`, `tokenizer`, ..., and transformers' `stop_strings`, which needs
+    the tokenizer). Given any, the call goes through `hf_reason.decoding.generate`, which calls the
+    wrapper's `generate` back with the logits processors and stopping criteria they need."""
+
+    @functools.wraps(generate)
+    def wrapped(self, input_ids=None, *args, **kwargs):
+        options = {
+            key: kwargs.pop(key) for key in list(kwargs) if key in STRUCTURED_ARGUMENTS or key == "stop_strings"
+        }
+        if not options:
+            return generate(self, input_ids, *args, **kwargs)
+        if args:
+            raise TypeError(f"With {sorted(options)}, pass `generate`'s other arguments by keyword.")
+        return generate_structured(self, input_ids, **options, **kwargs)
+
+    return wrapped
 
 
 def next_tokens(logits: np.ndarray, do_sample: bool, temperature: float, top_k: int, rng) -> np.ndarray:
@@ -282,4 +327,5 @@ __all__ = [
     "read_export_report",
     "report_optimization_level",
     "resolve_pad_token_id",
+    "structured_options",
 ]

@@ -195,6 +195,7 @@ class _Node:
     visits: int = 0
     value_sum: float = 0.0
     terminal: bool = False
+    sequence: tuple = ()  # the tokens generated from the prompt to this node (for `logits_processor`)
 
     def q(self) -> float:
         return self.value_sum / self.visits if self.visits else self.value
@@ -218,9 +219,13 @@ def _select_action(node: _Node, c_puct: float) -> tuple[int, float]:
 def _set_candidates(node: _Node, logits: torch.Tensor, top_k: int) -> None:
     probs = torch.softmax(logits.float(), dim=-1)
     top = torch.topk(probs, min(top_k, probs.shape[-1]))
-    mass = top.values.sum().item()
-    node.actions = top.indices.tolist()
-    node.priors = [p / mass for p in top.values.tolist()]
+    # Tokens a logits processor masked (-inf, probability 0) are never candidates: PUCT would
+    # still visit a zero-prior child once through its first-play value.
+    keep = top.values > 0
+    values, indices = top.values[keep], top.indices[keep]
+    mass = values.sum().item()
+    node.actions = indices.tolist()
+    node.priors = [p / mass for p in values.tolist()]
 
 
 @torch.no_grad()
@@ -247,8 +252,13 @@ def latent_rollout_values(model, summary: torch.Tensor, logits: torch.Tensor, to
 
 
 @torch.no_grad()
-def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rollout_depth: int, top_k: int, eos: set):
-    """One batched backbone step for every (parent, action, child) request; fills the children."""
+def _evaluate(
+    model, requests: list[tuple[_Node, int, _Node]], rollout: str, rollout_depth: int, top_k: int, eos: set, constrain
+):
+    """One batched backbone step for every (parent, action, child) request; fills the children.
+
+    `constrain(sequence, logits)`, when given, processes one child's next-token logits (a grammar's
+    mask) before they become its priors and its rollout's candidates."""
     config = model.config
     device = model.device
     state = CRSMCacheState.cat([parent.state for parent, _, _ in requests])
@@ -258,6 +268,10 @@ def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rol
     position = torch.tensor([config.conv_kernel], device=device)
     out = model(input_ids=tokens, cache_params=cache, cache_position=position, use_cache=True)
     logits = out.logits[:, -1]
+    for parent, action, child in requests:
+        child.sequence = parent.sequence + (action,)
+    if constrain is not None:
+        logits = torch.stack([constrain(child.sequence, logits[i]) for i, (_, _, child) in enumerate(requests)])
     summary, _ = model.summarize(cache)
     values = model.predict_value(summary)
     if rollout == "dynamics":
@@ -278,7 +292,7 @@ def _evaluate(model, requests: list[tuple[_Node, int, _Node]], rollout: str, rol
         _set_candidates(child, logits[i], top_k)
 
 
-def _search(model, root: _Node, config: CRSMDeliberationConfig, eos: set) -> None:
+def _search(model, root: _Node, config: CRSMDeliberationConfig, eos: set, constrain=None) -> None:
     done = 0
     while done < config.num_simulations:
         wave = min(config.leaf_batch_size, config.num_simulations - done)
@@ -301,7 +315,7 @@ def _search(model, root: _Node, config: CRSMDeliberationConfig, eos: set) -> Non
                 visited.visits += 1
             paths.append(path)
         if requests:
-            _evaluate(model, requests, config.rollout, config.rollout_depth, config.top_k_expansion, eos)
+            _evaluate(model, requests, config.rollout, config.rollout_depth, config.top_k_expansion, eos, constrain)
         for path in paths:
             value = path[-1].value
             for visited in path:
@@ -345,6 +359,21 @@ def _special_tokens(model, gen_config, eos_token_id, pad_token_id) -> tuple[set,
     return eos, pad_token_id
 
 
+def _constrainer(logits_processor, prompt: torch.Tensor):
+    """`(sequence, logits) -> processed logits` for one node, or None without processors."""
+    if not logits_processor:
+        return None
+
+    def constrain(sequence: tuple, logits: torch.Tensor) -> torch.Tensor:
+        input_ids = torch.cat([prompt, torch.tensor(sequence, dtype=prompt.dtype, device=prompt.device)])[None]
+        scores = logits[None]
+        for processor in logits_processor:
+            scores = processor(input_ids, scores)
+        return scores[0]
+
+    return constrain
+
+
 @torch.no_grad()
 def mcts_generate(
     model,
@@ -357,6 +386,7 @@ def mcts_generate(
     return_dict_in_generate: bool = False,
     generation_config=None,
     streamer=None,
+    logits_processor=None,
     **kwargs,
 ):
     """Deliberate decoding with MCTS; called by `CRSMForCausalLM.generate(..., deliberation="mcts")`.
@@ -374,6 +404,11 @@ def mcts_generate(
             each token as soon as it is committed, then `end()` (batch size 1 only, as in
             transformers). With `generate` in a thread the search for the next token runs while
             the consumer handles the current one (see the module docstring).
+        logits_processor (`list` of `LogitsProcessor`, *optional*): applied, in order, to the logits of
+            every node (with `input_ids` = the prompt and the node's tokens) before they become its
+            priors: a grammar's mask keeps every candidate, hence every committed token, inside the
+            grammar. The `"model"` rollout's greedy look-ahead reads the raw logits (it only
+            estimates a value).
     """
     config = _deliberation_config(deliberation_config, kwargs)
     gen_config = generation_config or model.generation_config
@@ -409,11 +444,13 @@ def mcts_generate(
         root = _Node(token=int(prompt[-1]), prior=1.0, state=out.cache_params.snapshot())
         root.summary, _ = model.summarize(out.cache_params)
         root.value = float(model.predict_value(root.summary)[0])
+        constrain = _constrainer(logits_processor, prompt)
         # The prompt's logits were computed before the correction, which acts from the next step on.
-        _set_candidates(root, out.logits[0, -1], config.top_k_expansion)
+        root_logits = out.logits[0, -1]
+        _set_candidates(root, constrain((), root_logits) if constrain else root_logits, config.top_k_expansion)
         generated, stats = [], []
         for t in range(max_new_tokens):
-            _search(model, root, config, eos)
+            _search(model, root, config, eos, constrain)
             # Most visits wins; ties go to the higher prior (so one simulation is greedy).
             chosen = max(root.children.values(), key=lambda c: (c.visits, c.prior))
             stats.append(

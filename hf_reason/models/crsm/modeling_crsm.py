@@ -28,6 +28,23 @@ from .configuration_crsm import CRSMConfig
 from .mcts import CRSMDeliberationOutput, check_ids, check_prompt_batch, mcts_generate
 
 
+def structured_generation(kwargs: dict):
+    """`hf_reason.decoding.generate` when `kwargs` ask for structured decoding, or pass a `tokenizer`
+    with `<thought>` / `</thought>` (whose spans are then withheld from the output), else None
+    (imported only then: this folder loads with `trust_remote_code` where hf-reason is not installed)."""
+    options = ("grammar", "json_schema", "regex", "python_code", "hide_thoughts", "entropy_monitor")
+    tokenizer = kwargs.get("tokenizer")
+    has_thoughts = tokenizer is not None and {"<thought>", "</thought>"} <= tokenizer.get_vocab().keys()
+    if not has_thoughts and all(kwargs.get(name) in (None, False) for name in options):
+        return None
+    try:
+        from hf_reason.decoding import generate
+    except ImportError as error:
+        asked = "a tokenizer with <thought> tags" if has_thoughts else f"generate({'=..., '.join(options)}=...)"
+        raise ImportError(f"{asked} needs hf-reason: `pip install hf-reason`") from error
+    return generate
+
+
 class CRSMStateAggregator(nn.Module):
     """Summarises the per-layer SSM states `(B, L, D, N)` into one vector `(B, summary_size)`.
 
@@ -364,6 +381,14 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
             )
         return correction
 
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing: bool = True):
+        """Also resizes the latent dynamics' token table, which reads every token the LM may emit."""
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        self.dynamics.token_embedding = self._get_resized_embeddings(
+            self.dynamics.token_embedding, embeddings.weight.shape[0], mean_resizing=mean_resizing
+        )
+        return embeddings
+
     # --- generation -----------------------------------------------------------------------------
     def _update_model_kwargs_for_generation(
         self, outputs: ModelOutput, model_kwargs: dict[str, Any], num_new_tokens: int = 1, **kwargs
@@ -426,8 +451,15 @@ class CRSMForCausalLM(CRSMPreTrainedModel, GenerationMixin):
         the search settings as a `deliberation_config=CRSMDeliberationConfig(...)` or field by field
         (`num_simulations`, `c_puct`, `top_k_expansion`, `rollout`, `rollout_depth`,
         `leaf_batch_size`, `apply_state_delta`), and `max_new_tokens`, `eos_token_id`,
-        `return_dict_in_generate`, `streamer`.
+        `return_dict_in_generate`, `streamer`, `logits_processor` (masks the search's priors).
+
+        Structured decoding, in both modes: `grammar=`, `json_schema=`, `regex=`, `python_code=True`,
+        `hide_thoughts=`, `entropy_monitor=` (with `tokenizer=`) go to `hf_reason.decoding.generate`, as
+        does a `tokenizer=` with `<thought>` / `</thought>` (their spans are withheld from the output).
         """
+        structured = structured_generation(kwargs)
+        if structured is not None:
+            return structured(self, inputs, deliberation=deliberation, **kwargs)
         if deliberation is None:
             check_prompt_batch(inputs, **kwargs)
             return super().generate(inputs, **kwargs)

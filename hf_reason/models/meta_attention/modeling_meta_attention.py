@@ -95,6 +95,24 @@ def check_prompt_batch(inputs=None, **kwargs) -> None:
             )
 
 
+# Copied from hf_reason.models.crsm.modeling_crsm.structured_generation
+def structured_generation(kwargs: dict):
+    """`hf_reason.decoding.generate` when `kwargs` ask for structured decoding, or pass a `tokenizer`
+    with `<thought>` / `</thought>` (whose spans are then withheld from the output), else None
+    (imported only then: this folder loads with `trust_remote_code` where hf-reason is not installed)."""
+    options = ("grammar", "json_schema", "regex", "python_code", "hide_thoughts", "entropy_monitor")
+    tokenizer = kwargs.get("tokenizer")
+    has_thoughts = tokenizer is not None and {"<thought>", "</thought>"} <= tokenizer.get_vocab().keys()
+    if not has_thoughts and all(kwargs.get(name) in (None, False) for name in options):
+        return None
+    try:
+        from hf_reason.decoding import generate
+    except ImportError as error:
+        asked = "a tokenizer with <thought> tags" if has_thoughts else f"generate({'=..., '.join(options)}=...)"
+        raise ImportError(f"{asked} needs hf-reason: `pip install hf-reason`") from error
+    return generate
+
+
 class MetaAttentionModule(nn.Module):
     """Lets each position's hidden state attend over the summaries of its own attention rows.
 
@@ -498,7 +516,12 @@ class MetaAttentionForCausalLM(MetaAttentionPreTrainedModel, GenerationMixin):
         self.lm_head = new_embeddings
 
     def generate(self, inputs: Optional[torch.Tensor] = None, **kwargs):
-        """`GenerationMixin.generate`, with a clear error for an empty batch of prompts (`check_prompt_batch`)."""
+        """`GenerationMixin.generate`, with a clear error for an empty batch of prompts (`check_prompt_batch`);
+        `grammar=`, `json_schema=`, ... (with `tokenizer=`) go to `hf_reason.decoding.generate`, as does a
+        `tokenizer=` with `<thought>` / `</thought>` (their spans are withheld from the output)."""
+        structured = structured_generation(kwargs)
+        if structured is not None:
+            return structured(self, inputs, **kwargs)
         check_prompt_batch(inputs, **kwargs)
         return super().generate(inputs, **kwargs)
 
