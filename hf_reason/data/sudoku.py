@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,6 +40,7 @@ from .grid import check_int
 
 
 __all__ = [
+    "EXTREME_MAX_GIVENS",
     "SUDOKU_BLANK_TOKEN",
     "SUDOKU_PAD_TOKEN",
     "SudokuSolveResult",
@@ -63,6 +64,10 @@ _SUPPORTED_SIZES = (4, 9)
 # Rejection sampling gives up after this many candidates per requested puzzle, so that an
 # unreachable min_difficulty (4x4 puzzles never need search) fails instead of looping forever.
 _DEFAULT_CANDIDATES_PER_PUZZLE = 1000
+# The human-technique levels of hf_reason.data.sudoku_rating, easiest first.
+_LEVELS = ("easy", "medium", "hard", "expert", "extreme")
+# Givens of an "extreme" puzzle at most: the range (17-25) of the usual extreme collections.
+EXTREME_MAX_GIVENS = 25
 
 
 def _check_size(size: Any) -> int:
@@ -461,17 +466,47 @@ def _make_puzzle(geo: _Geometry, rng: np.random.Generator, target_givens: int) -
     return puzzle, solution, stats.backtracks
 
 
-def _sudoku_features() -> datasets.Features:
+def _sudoku_features(rated: bool = False) -> datasets.Features:
     # int64 because torch's losses want int64 targets; it spares a cast in every collator.
-    return datasets.Features(
-        {
-            "input_ids": datasets.List(datasets.Value("int64")),
-            "labels": datasets.List(datasets.Value("int64")),
-            "num_givens": datasets.Value("int64"),
-            "difficulty": datasets.Value("int64"),
-            "puzzle_identifiers": datasets.Value("int64"),
-        }
+    features = {
+        "input_ids": datasets.List(datasets.Value("int64")),
+        "labels": datasets.List(datasets.Value("int64")),
+        "num_givens": datasets.Value("int64"),
+        "difficulty": datasets.Value("int64"),
+        "puzzle_identifiers": datasets.Value("int64"),
+    }
+    if rated:
+        features.update(rating=datasets.Value("float64"), level=datasets.Value("string"))
+    return datasets.Features(features)
+
+
+def _level_filter(level: str | None) -> Callable[[np.ndarray], Any]:
+    """``rate(puzzle)``: the puzzle's full rating, or ``None`` when it is not of ``level``.
+
+    Candidates above the level are dropped as soon as the rater needs a harder technique; the
+    rating of a kept puzzle is always complete.
+    """
+    # Imported here: the rating module builds on this one's solver.
+    from .sudoku_rating import SUDOKU_LEVELS, SUDOKU_TECHNIQUES, rate_sudoku
+
+    if level is None:
+        return rate_sudoku
+    bound = SUDOKU_LEVELS[level]
+    # The hardest technique within the level: the rater stops beyond it. "extreme" stops after the
+    # chains, since anything harder is extreme (the kept puzzles are then rated in full).
+    ceiling = (
+        "aic"
+        if level == "extreme"
+        else max((t for t, r in SUDOKU_TECHNIQUES.items() if r <= bound), key=SUDOKU_TECHNIQUES.get)
     )
+
+    def rate(puzzle: np.ndarray):
+        quick = rate_sudoku(puzzle, max_technique=ceiling)
+        if quick.level != level:
+            return None
+        return rate_sudoku(puzzle) if level == "extreme" else quick
+
+    return rate
 
 
 def generate_sudoku(
@@ -482,6 +517,9 @@ def generate_sudoku(
     seed: int = 0,
     progress: bool = True,
     max_candidates: int | None = None,
+    level: str | None = None,
+    max_givens: int | None = None,
+    rate: bool = False,
 ) -> datasets.Dataset:
     """Generate Sudoku puzzles with unique solutions.
 
@@ -497,12 +535,20 @@ def generate_sudoku(
         progress: show a tqdm progress bar.
         max_candidates: give up (``RuntimeError``) after this many candidates; defaults to
             ``1000 * num_puzzles``.
+        level: keep only puzzles of this human-technique level (``"easy"``, ``"medium"``,
+            ``"hard"``, ``"expert"`` or ``"extreme"``; see :mod:`hf_reason.data.sudoku_rating`).
+            ``"extreme"`` also bounds the givens to ``EXTREME_MAX_GIVENS`` (25) unless
+            ``max_givens`` says otherwise: the 17-25 givens of the usual extreme collections.
+        max_givens: keep only puzzles with at most this many givens (``None``: no bound).
+        rate: add the ``rating`` and ``level`` columns without filtering on them (implied by
+            ``level``).
 
     Returns:
         A dataset with columns ``input_ids`` and ``labels`` (``size * size`` tokens, see the
         module docstring), ``num_givens``, ``difficulty`` (backtracks) and
-        ``puzzle_identifiers`` (always 0). ``ds.info.description`` records, as JSON, the
-        generation arguments and the number of candidates tried.
+        ``puzzle_identifiers`` (always 0), plus ``rating`` (float) and ``level`` (string) when
+        rated. ``ds.info.description`` records, as JSON, the generation arguments and the
+        number of candidates tried.
     """
     num_puzzles = check_int("num_puzzles", num_puzzles, minimum=0)
     size = _check_size(size)
@@ -513,29 +559,45 @@ def generate_sudoku(
     if max_candidates is None:
         max_candidates = max(1, num_puzzles) * _DEFAULT_CANDIDATES_PER_PUZZLE
     max_candidates = check_int("max_candidates", max_candidates, minimum=1)
+    if level is not None and level not in _LEVELS:
+        raise ValueError(f"level must be one of {_LEVELS} or None, got {level!r}")
+    if max_givens is None and level == "extreme":
+        max_givens = min(EXTREME_MAX_GIVENS, cells)
+    if max_givens is not None:
+        max_givens = check_int("max_givens", max_givens, minimum=target, maximum=cells)
+    rated = rate or level is not None
+    rater = _level_filter(level) if rated else None
 
     geo = _geometry(size)
     rng = np.random.default_rng(seed)
-    rows: dict[str, list[Any]] = {name: [] for name in _sudoku_features()}
+    rows: dict[str, list[Any]] = {name: [] for name in _sudoku_features(rated)}
     candidates = 0
     with tqdm(total=num_puzzles, desc=f"sudoku {size}x{size}", disable=not progress) as bar:
         while len(rows["input_ids"]) < num_puzzles:
             if candidates >= max_candidates:
                 raise RuntimeError(
-                    f"only {len(rows['input_ids'])} of {num_puzzles} puzzles reached min_difficulty="
-                    f"{min_difficulty} after {candidates} candidates; lower min_difficulty or raise max_candidates"
+                    f"only {len(rows['input_ids'])} of {num_puzzles} puzzles met min_difficulty={min_difficulty}, "
+                    f"level={level!r}, max_givens={max_givens} after {candidates} candidates; relax them or raise "
+                    "max_candidates"
                 )
             candidates += 1
             puzzle, solution, difficulty = _make_puzzle(geo, rng, target)
-            if difficulty < min_difficulty:
+            num_givens = sum(1 for d in puzzle if d)
+            if difficulty < min_difficulty or (max_givens is not None and num_givens > max_givens):
                 continue
+            if rater is not None:
+                rating = rater(np.array(puzzle).reshape(size, size))
+                if rating is None:
+                    continue
+                rows["rating"].append(rating.rating)
+                rows["level"].append(rating.level)
             rows["input_ids"].append([d + _DIGIT_OFFSET for d in puzzle])
             rows["labels"].append([d + _DIGIT_OFFSET for d in solution])
-            rows["num_givens"].append(sum(1 for d in puzzle if d))
+            rows["num_givens"].append(num_givens)
             rows["difficulty"].append(difficulty)
             rows["puzzle_identifiers"].append(0)
             bar.update(1)
-            if min_difficulty:
+            if min_difficulty or level is not None or max_givens is not None:
                 bar.set_postfix(candidates=candidates)
     description = json.dumps(
         {
@@ -544,11 +606,13 @@ def generate_sudoku(
             "vocab_size": size + 2,
             "min_givens": min_givens,
             "min_difficulty": min_difficulty,
+            "level": level,
+            "max_givens": max_givens,
             "seed": seed,
             "candidates": candidates,
         }
     )
-    features = _sudoku_features()
+    features = _sudoku_features(rated)
     return datasets.Dataset.from_dict(
         rows, features=features, info=datasets.DatasetInfo(description=description, features=features)
     )
