@@ -294,6 +294,9 @@ def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConf
         curriculum.trainer = trainer
     else:
         trainer = DeepSupervisionTrainer(**kwargs, callbacks=callbacks)
+    for callback in callbacks:  # callbacks that score or probe the evaluation model get the trainer
+        if hasattr(callback, "trainer"):
+            callback.trainer = trainer
     trainer.train(resume_from_checkpoint=resume)
     print(f"Trained to global step {trainer.state.global_step}.")
     metrics = trainer.evaluate() if eval_dataset is not None else {}
