@@ -80,7 +80,7 @@ def parse_args():
         args.trm_minutes, args.trm_steps, args.num_train, args.num_eval = 0.4, 80, 200, 60
         args.qlearn_steps, args.dqn_steps = 30, 200
         if args.level:  # rated puzzles cost more to generate
-            args.num_train, args.num_eval, args.num_augmentations = 12, 12, 4
+            args.num_train, args.num_eval, args.num_augmentations = 12, 12, 15
     return args
 
 
