@@ -21,6 +21,7 @@ from typing import Optional
 
 from trm_common import (
     CPU_2H_TRAINING,
+    PAPER_MODEL,
     PAPER_TRAINING,
     PlanArguments,
     build_model,
@@ -67,18 +68,11 @@ RECIPES = {
     # RoPE; trm.yaml: hidden 512, 8 heads, expansion 4, puzzle embedding of hidden size over 16 positions).
     "paper": dict(
         **MAZE_DATA,
-        hidden_size=512,
-        num_heads=8,
-        expansion=4.0,
-        L_layers=2,
+        **PAPER_MODEL,
         H_cycles=3,
         L_cycles=4,
-        halt_max_steps=16,
-        halt_exploration_prob=0.1,
         mixer="attention",
         pos_encodings="rope",
-        puzzle_emb_ndim=512,
-        puzzle_emb_len=16,
         per_device_eval_batch_size=64,
         **PAPER_TRAINING,
     ),

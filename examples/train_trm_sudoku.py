@@ -23,6 +23,7 @@ from typing import Optional
 
 from trm_common import (
     CPU_2H_TRAINING,
+    PAPER_MODEL,
     PAPER_TRAINING,
     PlanArguments,
     build_model,
@@ -80,18 +81,11 @@ RECIPES = {
     "paper": dict(
         **SUDOKU_DATA,
         num_augmentations=1000,
-        hidden_size=512,
-        num_heads=8,
-        expansion=4.0,
-        L_layers=2,
+        **PAPER_MODEL,
         H_cycles=3,
         L_cycles=6,
-        halt_max_steps=16,
-        halt_exploration_prob=0.1,
         mixer="mlp",
         pos_encodings="none",
-        puzzle_emb_ndim=512,
-        puzzle_emb_len=16,
         per_device_eval_batch_size=256,
         **PAPER_TRAINING,
     ),

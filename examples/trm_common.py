@@ -131,6 +131,19 @@ def parse_args(script_args_class, model_defaults: Optional[dict] = None, recipes
 # "epochs" of one augmented copy per base puzzle (1000) at batch 768 are 65104 optimizer steps; the
 # reference evaluates every 5000 epochs (6510 steps). The batch is split over the processes.
 PAPER_GLOBAL_BATCH = 768
+# The method's network (trm.yaml): hidden 512, 8 heads, expansion 4, 2 layers, 16 supervision steps
+# with exploration 0.1, a puzzle embedding of hidden size over 16 positions. The tasks add their
+# mixer and cycles.
+PAPER_MODEL = dict(
+    hidden_size=512,
+    num_heads=8,
+    expansion=4.0,
+    L_layers=2,
+    halt_max_steps=16,
+    halt_exploration_prob=0.1,
+    puzzle_emb_ndim=512,
+    puzzle_emb_len=16,
+)
 PAPER_TRAINING = dict(
     learning_rate=1e-4,
     puzzle_emb_lr=1e-4,
