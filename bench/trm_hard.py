@@ -98,12 +98,14 @@ def cpu_seconds() -> float:
 class ScoreCurve(TrainerCallback):
     """Scores the evaluation model on the held-out set every `every_s` CPU seconds of training and
     stops at `budget_s`; the scoring's own CPU time is not counted. The curve is rewritten atomically
-    after each point, and a resumed run continues its clock from the curve's last point."""
+    after each point and each checkpoint, and a resumed run continues its clock from where it stood
+    when its checkpoint was saved."""
 
     def __init__(self, eval_ds, path: Path, every_s: float, budget_s: float, batch_size: int):
         self.eval_ds, self.path, self.every_s, self.budget_s = eval_ds, path, every_s, budget_s
         self.batch_size = batch_size
-        self.points = json.loads(path.read_text())["points"] if path.is_file() else []
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        self.points, self.saves = saved.get("points", []), saved.get("saves", {})
         self.offset = self.points[-1]["cpu_s"] if self.points else 0.0
         self.trainer = None
         self.start = self.excluded = 0.0
@@ -114,8 +116,18 @@ class ScoreCurve(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         # A resumed run restarts at its checkpoint: points scored after it are dropped with the steps.
         self.points = [p for p in self.points if p["step"] <= state.global_step]
-        self.offset = self.points[-1]["cpu_s"] if self.points else 0.0
+        self.saves = {k: v for k, v in self.saves.items() if int(k) <= state.global_step}
+        # The clock as it stood when the checkpoint was written (older curves: the last point before it).
+        fallback = self.points[-1]["cpu_s"] if self.points else 0.0
+        self.offset = self.saves.get(str(state.global_step), fallback)
         self.start, self.excluded = cpu_seconds(), 0.0
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saves[str(state.global_step)] = self.spent()
+        self.write()
+
+    def write(self) -> None:
+        atomic_write_json(self.path, {"points": self.points, "saves": self.saves}, indent=2)
 
     def on_step_end(self, args, state, control, **kwargs):
         spent = self.spent()
@@ -135,7 +147,7 @@ class ScoreCurve(TrainerCallback):
         print(
             f"[curve] step {step}, {spent / 60:.1f} CPU-min: exact {self.points[-1]['exact']:.4f}, cell {exact['cell']:.4f}"
         )
-        atomic_write_json(self.path, {"points": self.points}, indent=2)
+        self.write()
         return exact["exact"]
 
 
@@ -159,6 +171,7 @@ def solve_and_score(model, dataset, batch_size: int) -> dict:
 def train_argv(args) -> list:
     argv = ["--recipe", "cpu-2h", "--output_dir", str(Path(args.output_dir) / "checkpoints"), "--seed", str(args.seed)]
     argv += ["--disable_tqdm", "true", "--eval_strategy", "no"]
+    argv += ["--data_cache_dir", str(args.data_dir or Path(args.output_dir).parent / "data-cache")]
     if args.variant in ("curriculum", "mixed"):
         argv += ["--train_levels", "hard,expert,extreme"] if args.task == "sudoku" else []
     if args.variant == "curriculum":
@@ -192,7 +205,7 @@ def train_argv(args) -> list:
 def train_command(args) -> None:
     script = "train_trm_sudoku" if args.task == "sudoku" else "train_trm_maze"
     module = __import__(script)
-    from trm_common import build_model, parse_args
+    from trm_common import build_model, cached_generation, parse_args
 
     from hf_reason.data.maze import MAZE_VOCAB_SIZE
     from hf_reason.data.recipes import num_puzzle_identifiers
@@ -215,7 +228,14 @@ def train_command(args) -> None:
             data_args.num_eval_mazes = 8
         train_ds, _, side = module.build_maze_data(data_args, training_args.seed)
         # held-out: the hard preset whatever the training data
-        eval_ds = generate_mazes(8 if args.quick else 1000, seed=training_args.seed + 10_000, **MAZE_HARD)
+        eval_ds = cached_generation(
+            data_args.data_cache_dir,
+            generate_mazes,
+            num_mazes=data_args.num_eval_mazes,
+            seed=training_args.seed + 10_000,
+            progress=False,
+            **MAZE_HARD,
+        )
         vocab, seq_len = MAZE_VOCAB_SIZE, side * side
     model = build_model(model_args, vocab, seq_len, num_puzzle_identifiers(train_ds))
     out = Path(args.output_dir)
@@ -303,6 +323,12 @@ def main() -> None:
     train.add_argument("--budget_cpu_minutes", type=float, default=240.0, help="process CPU time (all threads)")
     train.add_argument("--score_every_cpu_minutes", type=float, default=20.0)
     train.add_argument("--eval_batch", type=int, default=200)
+    train.add_argument(
+        "--data_dir",
+        default=None,
+        help="cache of the generated puzzles, shared by the runs that use the same data (default: "
+        "data-cache beside --output_dir); a resumed run reads its data from here",
+    )
     train.add_argument("extra", nargs="*", help="more flags of the example script, after --")
     compare.add_argument("runs", nargs="+", help="run folders of `train`; the first is the reference")
     args = parser.parse_args()

@@ -25,6 +25,7 @@ from trm_common import (
     PAPER_TRAINING,
     PlanArguments,
     build_model,
+    cached_generation,
     paper_batch_size,
     parse_args,
     requested_recipe,
@@ -105,10 +106,19 @@ def build_maze_data(args: MazeArguments, seed: int):
     kwargs = dict(size=args.maze_size, loop_prob=args.loop_prob, min_path_length=args.min_path_length)
     if args.maze_preset == "hard":
         kwargs = dict(MAZE_HARD)
-    train_ds = generate_mazes(args.num_train_mazes, seed=seed, pad_to=args.pad_to, **kwargs)
+    train_ds = cached_generation(
+        args.data_cache_dir, generate_mazes, num_mazes=args.num_train_mazes, seed=seed, pad_to=args.pad_to, **kwargs
+    )
     if args.num_augmentations:
         train_ds = augment_maze_dataset(train_ds, args.num_augmentations, seed=seed)
-    eval_ds = generate_mazes(args.num_eval_mazes, seed=seed + 10_000, pad_to=args.pad_to, **kwargs)
+    eval_ds = cached_generation(
+        args.data_cache_dir,
+        generate_mazes,
+        num_mazes=args.num_eval_mazes,
+        seed=seed + 10_000,
+        pad_to=args.pad_to,
+        **kwargs,
+    )
     return train_ds, eval_ds, args.pad_to or kwargs["size"]
 
 

@@ -27,6 +27,7 @@ from trm_common import (
     PAPER_TRAINING,
     PlanArguments,
     build_model,
+    cached_generation,
     paper_batch_size,
     parse_args,
     requested_recipe,
@@ -120,7 +121,16 @@ def build_sudoku_data(args: SudokuArguments, seed: int):
     ]
     kwargs = dict(size=args.size, min_givens=args.min_givens, min_difficulty=args.min_difficulty)
     parts = [
-        generate_sudoku(n, level=level or None, rate=args.curriculum != "none", seed=seed + 1000 * i, **kwargs)
+        cached_generation(
+            args.data_cache_dir,
+            generate_sudoku,
+            num_puzzles=n,
+            level=level or None,
+            rate=args.curriculum != "none",
+            seed=seed + 1000 * i,
+            progress=False,
+            **kwargs,
+        )
         for i, (level, n) in enumerate(zip(levels, shares))
     ]
     from datasets import concatenate_datasets
@@ -133,7 +143,15 @@ def build_sudoku_data(args: SudokuArguments, seed: int):
         seed=seed,
         source=base,
     )
-    eval_ds = generate_sudoku(args.num_eval_puzzles, level=args.level, seed=seed + 10_000, **kwargs)
+    eval_ds = cached_generation(
+        args.data_cache_dir,
+        generate_sudoku,
+        num_puzzles=args.num_eval_puzzles,
+        level=args.level,
+        seed=seed + 10_000,
+        progress=False,
+        **kwargs,
+    )
     return train_ds, eval_ds
 
 

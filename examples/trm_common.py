@@ -1,20 +1,26 @@
 """Shared plumbing of the TRM training examples: model arguments, recipes, curricula, CPU fallback,
 resume, timing."""
 
+import hashlib
+import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
+from datasets import load_from_disk  # noqa: E402
 from transformers import HfArgumentParser, TrainerCallback, enable_full_determinism, set_seed  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving  # noqa: E402
 from hf_reason.data.curriculum import CURRICULUM_SCHEDULES, CurriculumSampler  # noqa: E402
+from hf_reason.file_io import atomic_write_json  # noqa: E402
 from hf_reason.trainers import DeepSupervisionConfig, DeepSupervisionTrainer, resolve_resume_checkpoint  # noqa: E402
 
 
@@ -85,6 +91,36 @@ class PlanArguments:
     time_budget_minutes: Optional[float] = field(
         default=None, metadata={"help": "Stop training after this many minutes of wall time (None: max_steps)."}
     )
+    data_cache_dir: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Keep generated puzzles here, keyed by their generation arguments, so that a resumed or "
+            "repeated run reads them instead of generating them again (None: no cache)."
+        },
+    )
+
+
+def cached_generation(cache_dir: Optional[str], generate, **kwargs):
+    """`generate(**kwargs)` (a dataset generator such as `generate_sudoku`), read from `cache_dir` when an
+    earlier call with the same function and arguments saved it there. Extreme puzzles take minutes to
+    generate; the cache makes a resumed run start training at once and lets runs share their data."""
+    if cache_dir is None:
+        return generate(**kwargs)
+    key = json.dumps({"function": f"{generate.__module__}.{generate.__name__}", **kwargs}, sort_keys=True)
+    folder = Path(cache_dir) / f"{generate.__name__}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    if (folder / "dataset_info.json").is_file():
+        return load_from_disk(str(folder))
+    dataset = generate(**kwargs)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed into place: a killed run never leaves half a cache entry.
+    tmp = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    dataset.save_to_disk(str(tmp))
+    atomic_write_json(tmp / "generation.json", json.loads(key), indent=2)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # another process cached the same data first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return load_from_disk(str(folder))
 
 
 def requested_recipe(argv=None) -> Optional[str]:

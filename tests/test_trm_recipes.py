@@ -77,3 +77,27 @@ def test_cpu_2h_recipes_stop_on_a_two_hour_budget(example, tmp_path, script):
 def test_unknown_recipe_is_refused(example, tmp_path):
     with pytest.raises(SystemExit, match="--recipe must be one of"):
         example("train_trm_sudoku", "--recipe", "gpu-9000", "--output_dir", str(tmp_path))
+
+
+def test_generated_data_is_cached_by_its_generation_arguments(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from trm_common import cached_generation
+
+    from hf_reason.data.maze import generate_mazes
+
+    calls = []
+
+    def generate_small_mazes(**kwargs):
+        calls.append(kwargs)
+        return generate_mazes(**kwargs)
+
+    first = cached_generation(str(tmp_path), generate_small_mazes, num_mazes=3, size=9, seed=1, progress=False)
+    again = cached_generation(str(tmp_path), generate_small_mazes, num_mazes=3, size=9, seed=1, progress=False)
+    other = cached_generation(str(tmp_path), generate_small_mazes, num_mazes=3, size=9, seed=2, progress=False)
+    assert len(calls) == 2  # the repeated arguments were read from the cache
+    assert again.to_dict() == first.to_dict()
+    assert other["input_ids"] != first["input_ids"]
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    assert cached_generation(None, generate_small_mazes, num_mazes=1, size=9, progress=False).num_rows == 1
+    assert len(calls) == 3
