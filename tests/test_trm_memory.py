@@ -1,9 +1,12 @@
 """The pattern memory bank of TRM (hf_reason.models.trm.memory_trm): read, write, LRU eviction,
 LSH retrieval, training-only writes, save / load and ONNX export."""
 
+import json
+
+import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_trm_config
+from conftest import REPO_ROOT, accelerate_launch, tiny_trm_config
 
 from hf_reason import AutoModelForPuzzleSolving, TRMForPuzzleSolving
 from hf_reason.export import ORTTRMForPuzzleSolving, export_pretrained
@@ -187,3 +190,18 @@ def test_deep_supervision_ema_copies_the_bank(tmp_path):
     assert int(raw.filled.sum()) == 6 and raw.clock == 3
     for name in ("keys", "filled", "last_used", "clock"):
         assert torch.equal(getattr(ema, name), getattr(raw, name)), name
+
+
+@pytest.mark.slow
+def test_two_processes_gather_their_writes_into_one_identical_bank(tmp_path):
+    result = accelerate_launch(
+        str(REPO_ROOT / "tests" / "scripts" / "memory_ddp_check.py"), str(tmp_path), timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert zero["world_size"] == one["world_size"] == 2
+    # each rank wrote only its own unit vector; both banks hold both, in the same slots
+    assert zero["keys"] == one["keys"]
+    assert sorted(zero["keys"]) == sorted([basis(0).tolist(), basis(1).tolist()])
+    assert zero["model_bank"] == one["model_bank"]
+    assert zero["model_filled"] == one["model_filled"] > 0
