@@ -250,7 +250,16 @@ def train_command(args) -> None:
     curve = ScoreCurve(eval_ds, out / "curve.json", every_s, budget_s, args.eval_batch, blank_token)
     import trm_common
 
-    trainer, _ = trm_common.train(model, train_ds, None, training_args, callbacks=[curve], plan=data_args)
+    # the curriculum's schedule follows the same CPU clock as the budget
+    trainer, _ = trm_common.train(
+        model,
+        train_ds,
+        None,
+        training_args,
+        callbacks=[curve],
+        plan=data_args,
+        progress=lambda: curve.spent() / budget_s,
+    )
     final = solve_and_score(trainer.evaluation_model(), eval_ds, args.eval_batch, blank_token)
     trainer.evaluation_model().save_pretrained(out / "model")
     atomic_write_json(

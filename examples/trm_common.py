@@ -236,19 +236,40 @@ def build_model(args: TRMModelArguments, vocab_size: int, seq_len: int, num_puzz
     return TRMForPuzzleSolving(config)
 
 
+def read_checkpoint_extra(args, state, name: str) -> dict:
+    """A callback's own state saved beside the checkpoint training resumes from (`{}` in a new run)."""
+    path = Path(args.output_dir) / f"checkpoint-{state.global_step}" / name
+    return json.loads(path.read_text()) if state.global_step and path.is_file() else {}
+
+
+def write_checkpoint_extra(args, state, name: str, data: dict) -> None:
+    """Saves a callback's own state into the checkpoint just written (`on_save`; main process only)."""
+    folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+    if state.is_world_process_zero and folder.is_dir():
+        atomic_write_json(folder / name, data)
+
+
 class TimeBudget(TrainerCallback):
-    """Stops training once `seconds` of wall time have passed (for demos on small machines)."""
+    """Stops training once `seconds` of wall time have passed (for demos on small machines). The time
+    spent is saved with every checkpoint, so a resumed run gets what is left of the budget."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
-        self.start = None
+        self.start, self.offset = None, 0.0
+
+    def elapsed(self) -> float:
+        return self.offset + time.monotonic() - self.start
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
+        self.offset = read_checkpoint_extra(args, state, "time_budget.json").get("elapsed_s", 0.0)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start > self.seconds:
+        if self.elapsed() > self.seconds:
             control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kwargs):
+        write_checkpoint_extra(args, state, "time_budget.json", {"elapsed_s": self.elapsed()})
 
 
 class CurriculumTrainer(DeepSupervisionTrainer):
@@ -268,19 +289,35 @@ class CurriculumCallback(TrainerCallback):
     """Moves the curriculum on: `"rating"` by the fraction of training done (steps, or time when a
     budget is set); `"pass_rate"` by probing the newest bucket every `probe_every` steps."""
 
-    def __init__(self, sampler: CurriculumSampler, dataset, probe_every: int, probe_size: int, budget_s=None):
+    def __init__(
+        self, sampler: CurriculumSampler, dataset, probe_every: int, probe_size: int, budget_s=None, progress=None
+    ):
         self.sampler, self.dataset = sampler, dataset
         self.probe_every, self.probe_size, self.budget_s = probe_every, probe_size, budget_s
-        self.start = None
+        self.progress = progress
+        self.start, self.offset = None, 0.0
         self.trainer = None  # set by `train`: the probe solves with the trainer's evaluation model
 
+    def elapsed(self) -> float:
+        return self.offset + time.monotonic() - self.start
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
+        # A resumed run keeps the buckets it had unlocked and the time it had spent.
+        saved = read_checkpoint_extra(args, state, "curriculum.json")
+        self.sampler.unlocked = max(self.sampler.unlocked, saved.get("unlocked", 1))
+        self.start, self.offset = time.monotonic(), saved.get("elapsed_s", 0.0)
+
+    def on_save(self, args, state, control, **kwargs):
+        write_checkpoint_extra(
+            args, state, "curriculum.json", {"unlocked": self.sampler.unlocked, "elapsed_s": self.elapsed()}
+        )
 
     def on_step_begin(self, args, state, control, **kwargs):
         fraction = state.global_step / max(1, state.max_steps)
-        if self.budget_s:
-            fraction = max(fraction, (time.monotonic() - self.start) / self.budget_s)
+        if self.progress is not None:
+            fraction = max(fraction, self.progress())
+        elif self.budget_s:
+            fraction = max(fraction, self.elapsed() / self.budget_s)
         self.sampler.set_progress(fraction)
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -310,10 +347,14 @@ def difficulty_of(dataset) -> list:
     )
 
 
-def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConfig, callbacks=(), plan=None):
+def train(
+    model, train_dataset, eval_dataset, training_args: DeepSupervisionConfig, callbacks=(), plan=None, progress=None
+):
     """Trains (resuming when `--resume_from_checkpoint last` or a path is given) and saves the EMA model.
 
-    `plan` (`PlanArguments`, optional) adds a time budget and a curriculum."""
+    `plan` (`PlanArguments`, optional) adds a time budget and a curriculum. `progress` (optional, a
+    callable returning the fraction of training done) moves a `"rating"` curriculum when something
+    other than steps or `plan.time_budget_minutes` ends the run (e.g. a CPU-time budget)."""
     # "last": the newest complete checkpoint; none there is an error, never a silent new run
     resume = resolve_resume_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     if resume:
@@ -337,7 +378,7 @@ def train(model, train_dataset, eval_dataset, training_args: DeepSupervisionConf
             seed=training_args.seed,
         )
         curriculum = CurriculumCallback(
-            sampler, train_dataset, plan.curriculum_probe_every, plan.curriculum_probe_size, budget_s
+            sampler, train_dataset, plan.curriculum_probe_every, plan.curriculum_probe_size, budget_s, progress
         )
         trainer = CurriculumTrainer(**kwargs, sampler=sampler, callbacks=[*callbacks, curriculum])
         curriculum.trainer = trainer

@@ -92,3 +92,60 @@ def test_examples_train_with_a_curriculum(tmp_path, schedule):
     assert isinstance(trainer, trm_common.CurriculumTrainer) and sampler.num_buckets == 3
     # rating: 3/4 of the steps is past the 0.5 warm-up; pass_rate: any solved probe unlocks
     assert sampler.unlocked == 3 if schedule == "rating" else sampler.unlocked >= 1
+
+
+def fake_state(step: int):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(global_step=step, max_steps=1_000_000, is_world_process_zero=True)
+
+
+def test_curriculum_follows_a_given_progress_clock_and_resumes_its_buckets(tmp_path):
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(output_dir=str(tmp_path))
+    rows = Dataset.from_dict({"input_ids": [[1]] * 8, "labels": [[1]] * 8})
+    clock = {"fraction": 0.0}
+
+    def callback(schedule):
+        sampler = CurriculumSampler(np.arange(8.0), num_samples=8, num_buckets=4, schedule=schedule, seed=0)
+        return trm_common.CurriculumCallback(sampler, rows, 1, 2, progress=lambda: clock["fraction"])
+
+    # "rating" with a budget other than steps (max_steps is huge): the given clock moves it
+    rating = callback("rating")
+    rating.on_train_begin(args, fake_state(0), None)
+    rating.on_step_begin(args, fake_state(5), None)
+    assert rating.sampler.unlocked == 1
+    clock["fraction"] = 0.5
+    rating.on_step_begin(args, fake_state(6), None)
+    assert rating.sampler.unlocked == 4
+    # "pass_rate": what the probes unlocked survives a resume from the checkpoint
+    first = callback("pass_rate")
+    first.on_train_begin(args, fake_state(0), None)
+    first.sampler.report_pass_rate(1.0)
+    (tmp_path / "checkpoint-10").mkdir()
+    first.on_save(args, fake_state(10), None)
+    resumed = callback("pass_rate")
+    resumed.on_train_begin(args, fake_state(10), None)
+    assert resumed.sampler.unlocked == first.sampler.unlocked == 2
+    assert resumed.offset >= 0.0 and callback("pass_rate").sampler.unlocked == 1
+
+
+def test_time_budget_resumes_with_what_is_left(tmp_path):
+    from types import SimpleNamespace
+
+    args, control = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(should_training_stop=False)
+    budget = trm_common.TimeBudget(60.0)
+    budget.on_train_begin(args, fake_state(0), control)
+    budget.offset = 59.0  # as if 59 s had been spent before the checkpoint
+    (tmp_path / "checkpoint-4").mkdir()
+    budget.on_save(args, fake_state(4), control)
+    resumed = trm_common.TimeBudget(60.0)
+    resumed.on_train_begin(args, fake_state(4), control)
+    assert resumed.offset >= 59.0
+    resumed.offset = 61.0
+    resumed.on_step_end(args, fake_state(5), control)
+    assert control.should_training_stop
+    fresh = trm_common.TimeBudget(60.0)
+    fresh.on_train_begin(args, fake_state(0), control)
+    assert fresh.offset == 0.0
