@@ -17,7 +17,7 @@ reported, not asserted.
 On hard puzzles, where the number of steps needed really varies (docs/trm_hard.md):
 
     python bench/halting.py --level extreme --model_dir runs/hard/sudoku-base/model \
-        --num_train 300 --num_augmentations 9 --num_eval 1000
+        --num_train 300 --num_augmentations 9 --num_eval 1000 --data_cache_dir runs/hard/data-cache
     python bench/halting.py --level extreme --quick     # a tiny TRM on extreme puzzles: checks it runs
 
 `--memory_bonus W` adds a fifth policy for a TRM with a pattern memory bank: DQN with the memory-use
@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import torch  # noqa: E402
-from trm_common import TimeBudget  # noqa: E402
+from trm_common import TimeBudget, cached_generation  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving  # noqa: E402
 from hf_reason.data.sudoku import augment_sudoku_dataset, generate_sudoku, sudoku_vocab_size  # noqa: E402
@@ -54,6 +54,11 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Tiny sizes (about 1-2 minutes): checks the script runs.")
     parser.add_argument("--model_dir", default=None, help="Load this trained TRM instead of training one.")
+    parser.add_argument(
+        "--data_cache_dir",
+        default=None,
+        help="Read / keep the generated puzzles here (e.g. runs/hard/data-cache: bench/trm_hard.py's held-out set).",
+    )
     parser.add_argument("--output_dir", default="outputs/bench_halting", help="Where the trained TRM is saved.")
     parser.add_argument("--trm_minutes", type=float, default=8.0, help="Wall-time budget of TRM training.")
     parser.add_argument("--trm_steps", type=int, default=1200, help="TRM training steps, if the budget allows.")
@@ -191,10 +196,16 @@ def main() -> None:
 
     stage("generating puzzles")
     givens = None if args.level else args.givens
-    train_ds = generate_sudoku(args.num_train, min_givens=givens, level=args.level, seed=args.seed)
+    # the keyword set of examples/train_trm_sudoku.py, so that a shared cache serves both
+    puzzles = dict(size=9, min_givens=givens, min_difficulty=0, level=args.level, progress=False)
+    train_ds = cached_generation(
+        args.data_cache_dir, generate_sudoku, num_puzzles=args.num_train, seed=args.seed, **puzzles
+    )
     if args.num_augmentations:
         train_ds = augment_sudoku_dataset(train_ds, args.num_augmentations, seed=args.seed)
-    eval_ds = generate_sudoku(args.num_eval, min_givens=givens, level=args.level, seed=args.seed + 10_000)
+    eval_ds = cached_generation(
+        args.data_cache_dir, generate_sudoku, num_puzzles=args.num_eval, seed=args.seed + 10_000, **puzzles
+    )
     if args.model_dir:
         trm = AutoModelForPuzzleSolving.from_pretrained(args.model_dir)
         if trm.config.halting != "bce":

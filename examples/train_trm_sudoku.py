@@ -126,7 +126,7 @@ def build_sudoku_data(args: SudokuArguments, seed: int):
             generate_sudoku,
             num_puzzles=n,
             level=level or None,
-            rate=args.curriculum != "none",
+            rate=bool(level) or args.curriculum != "none",  # a level implies the rating: one cache entry
             seed=seed + 1000 * i,
             progress=False,
             **kwargs,
