@@ -43,8 +43,8 @@ def main(out_dir: Path) -> None:
         "model_filled": int(model.model.memory.filled.sum()),
     }
     (out_dir / f"rank{rank}.json").write_text(json.dumps(result))
-    end_distributed()
 
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    end_distributed()
