@@ -13,6 +13,15 @@ reported, not asserted.
     python bench/halting.py                       # full: ~14 min on 2 quiet cores (TRM 8 of them)
     python bench/halting.py --model_dir outputs/demo/trm-sudoku   # reuse a trained TRM
     python bench/halting.py --quick               # tiny sizes, ~1-2 min: checks that it runs
+
+On hard puzzles, where the number of steps needed really varies (docs/trm_hard.md):
+
+    python bench/halting.py --level extreme --model_dir runs/hard/sudoku-base/model \
+        --num_train 300 --num_augmentations 9 --num_eval 1000 --data_cache_dir runs/hard/data-cache
+    python bench/halting.py --level extreme --quick     # a tiny TRM on extreme puzzles: checks it runs
+
+`--memory_bonus W` adds a fifth policy for a TRM with a pattern memory bank: DQN with the memory-use
+bonus (`DQNHaltingConfig.memory_bonus_weight`).
 """
 
 import argparse
@@ -27,10 +36,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import torch  # noqa: E402
-from trm_common import TimeBudget  # noqa: E402
+from trm_common import TimeBudget, cached_generation  # noqa: E402
 
 from hf_reason import AutoModelForPuzzleSolving, TRMConfig, TRMForPuzzleSolving  # noqa: E402
-from hf_reason.data.sudoku import generate_sudoku, sudoku_vocab_size  # noqa: E402
+from hf_reason.data.sudoku import augment_sudoku_dataset, generate_sudoku, sudoku_vocab_size  # noqa: E402
 from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
 from hf_reason.trainers import (  # noqa: E402
     DeepSupervisionConfig,
@@ -45,11 +54,25 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Tiny sizes (about 1-2 minutes): checks the script runs.")
     parser.add_argument("--model_dir", default=None, help="Load this trained TRM instead of training one.")
+    parser.add_argument(
+        "--data_cache_dir",
+        default=None,
+        help="Read / keep the generated puzzles here (e.g. runs/hard/data-cache: bench/trm_hard.py's held-out set).",
+    )
     parser.add_argument("--output_dir", default="outputs/bench_halting", help="Where the trained TRM is saved.")
     parser.add_argument("--trm_minutes", type=float, default=8.0, help="Wall-time budget of TRM training.")
     parser.add_argument("--trm_steps", type=int, default=1200, help="TRM training steps, if the budget allows.")
     parser.add_argument("--halt_max_steps", type=int, default=6, help="Supervision steps of a newly trained TRM.")
-    parser.add_argument("--givens", type=int, default=45, help="Givens per 9x9 puzzle.")
+    parser.add_argument("--givens", type=int, default=45, help="Givens per 9x9 puzzle (without --level).")
+    parser.add_argument(
+        "--level", default=None, help="Human-technique level of the puzzles instead of --givens (e.g. extreme)."
+    )
+    parser.add_argument(
+        "--num_augmentations", type=int, default=0, help="Augmented copies of each training puzzle (Q-heads)."
+    )
+    parser.add_argument(
+        "--memory_bonus", type=float, default=0.0, help="Also train DQN with this memory-use bonus (memory TRMs)."
+    )
     parser.add_argument("--num_train", type=int, default=3000, help="Generated training puzzles.")
     parser.add_argument("--num_eval", type=int, default=500, help="Held-out puzzles.")
     parser.add_argument("--qlearn_steps", type=int, default=300, help="Deep-supervision steps of the Q-learning head.")
@@ -61,6 +84,8 @@ def parse_args():
     if args.quick:
         args.trm_minutes, args.trm_steps, args.num_train, args.num_eval = 0.4, 80, 200, 60
         args.qlearn_steps, args.dqn_steps = 30, 200
+        if args.level:  # rated puzzles cost more to generate
+            args.num_train, args.num_eval, args.num_augmentations = 12, 12, 15
     return args
 
 
@@ -142,7 +167,7 @@ def train_q_learning_head(args, trm, train_ds) -> TRMForPuzzleSolving:
     return model.eval()
 
 
-def train_dqn_head(args, trm, train_ds) -> TRMForPuzzleSolving:
+def train_dqn_head(args, trm, train_ds, memory_bonus: float = 0.0) -> TRMForPuzzleSolving:
     model = copy.deepcopy(trm)
     model.replace_q_head(args.q_head_type)
     training_args = DQNHaltingConfig(
@@ -153,6 +178,7 @@ def train_dqn_head(args, trm, train_ds) -> TRMForPuzzleSolving:
             max_steps=args.dqn_steps,
             epsilon_steps=max(1, args.dqn_steps // 2),
             reward_step_cost=args.step_cost,
+            memory_bonus_weight=memory_bonus,
             logging_steps=100,
         )
     )
@@ -169,8 +195,17 @@ def main() -> None:
         print(f"[{(time.monotonic() - start) / 60:4.1f} min] {text}", flush=True)
 
     stage("generating puzzles")
-    train_ds = generate_sudoku(args.num_train, size=9, min_givens=args.givens, seed=args.seed)
-    eval_ds = generate_sudoku(args.num_eval, size=9, min_givens=args.givens, seed=args.seed + 10_000)
+    givens = None if args.level else args.givens
+    # the keyword set of examples/train_trm_sudoku.py, so that a shared cache serves both
+    puzzles = dict(size=9, min_givens=givens, min_difficulty=0, level=args.level, progress=False)
+    train_ds = cached_generation(
+        args.data_cache_dir, generate_sudoku, num_puzzles=args.num_train, seed=args.seed, **puzzles
+    )
+    if args.num_augmentations:
+        train_ds = augment_sudoku_dataset(train_ds, args.num_augmentations, seed=args.seed)
+    eval_ds = cached_generation(
+        args.data_cache_dir, generate_sudoku, num_puzzles=args.num_eval, seed=args.seed + 10_000, **puzzles
+    )
     if args.model_dir:
         trm = AutoModelForPuzzleSolving.from_pretrained(args.model_dir)
         if trm.config.halting != "bce":
@@ -185,6 +220,10 @@ def main() -> None:
     q_learning = train_q_learning_head(args, trm, train_ds)
     stage("training the DQN halting head")
     dqn = train_dqn_head(args, trm, train_ds)
+    dqn_memory = None
+    if args.memory_bonus > 0:
+        stage("training the DQN halting head with the memory-use bonus")
+        dqn_memory = train_dqn_head(args, trm, train_ds, memory_bonus=args.memory_bonus)
     stage("evaluating")
 
     max_steps = trm.config.halt_max_steps
@@ -193,11 +232,14 @@ def main() -> None:
         "q_learning_halting": evaluate_halting(q_learning, eval_ds),
         f"dqn_halting_{args.q_head_type}": evaluate_halting(dqn, eval_ds),
     }
+    if dqn_memory is not None:
+        results[f"dqn_halting_{args.q_head_type}_memory_bonus"] = evaluate_halting(dqn_memory, eval_ds)
     reference = results["bce_halting"]  # the same TRM body: its last-step accuracy is the max-steps policy
     n, ref_exact = reference["num_puzzles"], reference["num_exact_max_steps"]
+    puzzles = f"level {args.level}" if args.level else f"{args.givens} givens"
     ref_text = f"{format_proportion(ref_exact, n)} exact in {max_steps} steps"
     print(
-        f"\nHalting policies on {n} held-out Sudoku puzzles ({args.givens} givens), one TRM "
+        f"\nHalting policies on {n} held-out Sudoku puzzles ({puzzles}), one TRM "
         f"(hidden {trm.config.hidden_size}, halt_max_steps {max_steps}); reference = always {max_steps} steps"
     )
     print(f"max_steps: ours {ref_text}, reference {ref_text}, ratio accuracy 1.000 steps 1.000")

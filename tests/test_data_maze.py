@@ -263,3 +263,26 @@ def test_maze_text_parses_back_to_its_tokens(mazes):
 def test_bad_maze_text_names_the_row_and_column(text, message):
     with pytest.raises(ValueError, match=message):
         maze_from_text(text)
+
+
+def test_hard_preset_gives_30x30_mazes_with_paths_longer_than_110():
+    from hf_reason.data.maze import MAZE_HARD
+
+    ds = generate_mazes(6, seed=4, progress=False, **MAZE_HARD)
+    assert MAZE_HARD["size"] == 30 and MAZE_HARD["min_path_length"] > 110
+    for row in ds:
+        assert row["size"] == 30 and len(row["input_ids"]) == 900
+        assert row["path_length"] > 110
+        assert is_valid_path(row["input_ids"], row["labels"])
+
+
+def test_min_path_length_filters_and_gives_up_when_unreachable():
+    plain = generate_mazes(8, size=15, seed=5, progress=False)
+    long = generate_mazes(8, size=15, seed=5, progress=False, min_path_length=40)
+    assert min(long["path_length"]) >= 40
+    assert min(plain["path_length"]) < 40  # the filter did reject some
+    # The first maze passing the filter is the same draw as without it: rejection keeps the stream.
+    first = next(i for i, n in enumerate(plain["path_length"]) if n >= 40)
+    assert long[0]["input_ids"] == plain[first]["input_ids"]
+    with pytest.raises(RuntimeError, match="min_path_length=500"):
+        generate_mazes(1, size=9, min_path_length=500, max_candidates=10, progress=False)

@@ -607,3 +607,53 @@ def test_two_processes_average_the_q_head_gradients_and_agree_on_the_weights(tmp
     assert zero["example_metrics"]["eval_num_puzzles"] == 8
     saved = TRMForPuzzleSolving.from_pretrained(tmp_path / "example")
     assert saved.config.halting == "dqn" and saved.config.q_head_type == "gru"
+
+
+def memory_model() -> TRMForPuzzleSolving:
+    """A tiny TRM with a written memory bank and random values, so `memory_use` varies by state."""
+    torch.manual_seed(0)
+    model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=4, memory_slots=16))
+    model.train()
+    for seed in range(4):
+        model(torch.randint(1, 11, (8, 16), generator=torch.Generator().manual_seed(seed)))
+    with torch.no_grad():
+        model.model.memory.values.normal_()
+    return model.eval()
+
+
+def test_memory_use_bonus_adds_the_reached_states_memory_use_to_continue_rewards(tmp_path):
+    data = puzzle_dataset(memory_model().config, 24, seed=1)
+    table = collect_trajectories(memory_model(), data, batch_size=8)
+    assert table.memory_use.shape == (24, 4) and table.memory_use.gt(0).any()
+    rewards = {}
+    for weight in (0.0, 0.5):
+        # no Q-update before the end (learning_starts): both runs take the same actions
+        args = dqn_args(
+            tmp_path,
+            per_device_train_batch_size=8,
+            max_steps=10,
+            learning_starts=10_000,
+            memory_bonus_weight=weight,
+            logging_steps=5,
+        )
+        trainer = DQNHaltingTrainer(model=memory_model(), args=args, trajectories=table)
+        trainer.train()
+        n = len(trainer.buffer)
+        rewards[weight] = {k: v[:n].clone() for k, v in trainer.buffer.storage.items()}
+    plain, bonus = rewards[0.0], rewards[0.5]
+    assert torch.equal(plain["obs_ref"], bonus["obs_ref"]) and torch.equal(plain["action"], bonus["action"])
+    continued = plain["action"] == 1
+    assert continued.any() and (~continued).any()
+    reached = bonus["next_obs_ref"][continued]
+    expected = 0.5 * table.memory_use[reached[:, 0], reached[:, 1]]
+    torch.testing.assert_close(bonus["reward"][continued] - plain["reward"][continued], expected)
+    torch.testing.assert_close(bonus["reward"][~continued], plain["reward"][~continued])
+
+
+def test_memory_use_bonus_needs_a_memory_bank(tmp_path):
+    model = TRMForPuzzleSolving(tiny_trm_config(q_head_type="mlp", halt_max_steps=4))
+    data = puzzle_dataset(model.config, 8, seed=0)
+    with pytest.raises(ValueError, match="`memory_bonus_weight` > 0 needs a TRM with a pattern memory bank"):
+        DQNHaltingTrainer(model=model, args=dqn_args(tmp_path, memory_bonus_weight=0.1), train_dataset=data)
+    with pytest.raises(ValueError, match="`memory_bonus_weight`"):
+        dqn_args(tmp_path, memory_bonus_weight=-1.0)

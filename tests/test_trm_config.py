@@ -39,6 +39,16 @@ BAD_VALUES = [
     ("halt_loss_weight", -1.0, ">= 0"),
     ("rms_norm_eps", 0.0, "> 0"),
     ("pad_token_id", 11, "< `vocab_size`"),
+    ("memory_slots", -1, ">= 0"),
+    ("memory_top_k", 0, ">= 1"),
+    ("memory_temperature", 0.0, "> 0"),
+    ("memory_write_threshold", 1.5, "<= 1"),
+    ("memory_writes_per_step", 0, ">= 1"),
+    ("memory_retrieval", "faiss", "'exact', 'lsh'"),
+    ("memory_lsh_tables", 0, ">= 1"),
+    ("memory_lsh_bits", 31, "<= 30"),
+    ("memory_lsh_candidates", 4, ">= 8"),
+    ("memory_lsh_seed", -1, ">= 0"),
 ]
 
 

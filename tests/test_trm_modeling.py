@@ -21,6 +21,7 @@ VARIANTS = {
         mixer="mlp", pos_encodings="learned", puzzle_emb_ndim=48, num_puzzle_identifiers=5
     ),
     "attention_none_q_learning": dict(pos_encodings="none", halting="q_learning", loss_type="softmax"),
+    "memory_bank_lsh": dict(memory_slots=6, memory_top_k=2, memory_retrieval="lsh", memory_lsh_candidates=4),
 }
 
 
@@ -49,7 +50,9 @@ class TestTRMModelCommon(ModelTesterMixin):
     model_class = TRMForPuzzleSolving
     base_model_class = TRMModel
     auto_classes = (AutoModelForPuzzleSolving, AutoModelForTokenClassification)
-    remote_code_files = frozenset({"configuration_trm.py", "modeling_trm.py", "q_heads.py", "supervision.py"})
+    remote_code_files = frozenset(
+        {"configuration_trm.py", "modeling_trm.py", "q_heads.py", "supervision.py", "memory_trm.py"}
+    )
     remote_auto_class = "AutoModelForTokenClassification"
     config_variants = {"default": {}, **VARIANTS}
     remote_code_variant = "mlp_mixer_learned_puzzle_emb"

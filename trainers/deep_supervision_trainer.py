@@ -117,8 +117,10 @@ class DeepSupervisionTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
                 "`ema_decay` > 0 is not supported with FSDP (the EMA needs full parameters); set `ema_decay=0`."
             )
         if args.ema_decay > 0:
+            # Buffers are copied, not averaged: TRM's are constants, or the memory bank's written keys
+            # and LRU counters, which an average would blend across the patterns a slot held.
             self.ema = AveragedModel(
-                self.model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True
+                self.model, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=False
             ).eval()
         self.puzzle_optimizer: Optional[SignSGD] = None
         self._carry: Optional[TRMCarry] = None

@@ -69,6 +69,13 @@ class DQNHaltingConfig(TrainingArguments):
             Weight of the intrinsic bonus. >= 0.
         count_hash_bits (`int`, defaults to `16`):
             SimHash code length for `intrinsic="count"` (2^bits counters). In [1, 24].
+        memory_bonus_weight (`float`, defaults to `0.0`):
+            Memory-use bonus, for a TRM with a pattern memory bank (`TRMConfig.memory_slots > 0`):
+            "continue" rewards get `memory_bonus_weight * memory_use` of the state reached, where
+            `memory_use` in [0, 1] is how closely the bank's slots match that state (the
+            attention-weighted cosine similarity of the slots read). It favours steps that reach
+            patterns the bank recognises. Counted with the intrinsic rewards in `intrinsic_share`.
+            >= 0; 0 turns it off.
         freeze_trm (`bool`, defaults to `True`):
             Train only the Q-head. `False` trains the TRM jointly (its token loss is added; online
             rollouts, since the trajectories change as the TRM learns).
@@ -107,6 +114,10 @@ class DQNHaltingConfig(TrainingArguments):
     intrinsic: str = field(default="none", metadata={"help": "Exploration bonus: 'none', 'count' or 'rnd'."})
     intrinsic_weight: float = field(default=0.01, metadata={"help": "Weight of the intrinsic bonus. >= 0."})
     count_hash_bits: int = field(default=16, metadata={"help": "SimHash bits for intrinsic='count', in [1, 24]."})
+    memory_bonus_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the memory-use bonus on 'continue' rewards (needs memory_slots > 0). >= 0."},
+    )
     freeze_trm: bool = field(default=True, metadata={"help": "Train only the Q-head (False: joint training)."})
     precompute_trajectories: bool = field(
         default=True, metadata={"help": "With a frozen TRM, precompute all supervision steps and replay them."}
@@ -155,4 +166,5 @@ class DQNHaltingConfig(TrainingArguments):
         )
         check_value(self.intrinsic_weight >= 0, "intrinsic_weight", self.intrinsic_weight, ">= 0")
         check_value(1 <= self.count_hash_bits <= 24, "count_hash_bits", self.count_hash_bits, "in [1, 24]")
+        check_value(self.memory_bonus_weight >= 0, "memory_bonus_weight", self.memory_bonus_weight, ">= 0")
         check_value(self.lm_loss_weight >= 0, "lm_loss_weight", self.lm_loss_weight, ">= 0")

@@ -128,6 +128,11 @@ class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
                 "at the method's -5 bias, so it learns slowly; 'mlp', 'gru' or 'attention' heads are recommended "
                 "(`model.replace_q_head('mlp')`)."
             )
+        if args.memory_bonus_weight > 0 and not getattr(model.config, "memory_slots", 0):
+            raise ValueError(
+                "`memory_bonus_weight` > 0 needs a TRM with a pattern memory bank (`memory_slots` > 0 in its "
+                "config); this model has none. Set `memory_bonus_weight=0`."
+            )
         model.config.halting = "dqn"
         if args.freeze_trm:
             model.requires_grad_(False)
@@ -137,6 +142,11 @@ class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
             if trajectories is None:
                 trajectories = collect_trajectories(
                     model, train_dataset, args.per_device_train_batch_size, desc="precomputing trajectories"
+                )
+            if args.memory_bonus_weight > 0 and trajectories.memory_use is None:
+                raise ValueError(
+                    "`memory_bonus_weight` > 0 needs `trajectories.memory_use`: collect them with "
+                    "`collect_trajectories` from the memory-enabled model."
                 )
             if trajectories.max_steps != model.config.halt_max_steps:
                 raise ValueError(
@@ -193,21 +203,22 @@ class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
         episodes.replace_finished(batch, self.args.device)
         return episodes
 
-    def _environment_step(
-        self, model, episodes: HaltingEpisodes
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """One supervision step for every row: (observations, cell accuracy, exact, TRM loss or None)."""
+    def _environment_step(self, model, episodes: HaltingEpisodes) -> tuple:
+        """One supervision step for every row: (observations, cell accuracy, exact, memory use or None,
+        TRM loss or None)."""
         if self.use_table:
             index, t = episodes.puzzle["trajectory_index"].cpu(), episodes.steps - 1
             table = self.trajectories
             obs = table.observations[index, t].to(self.args.device, self.q_head_dtype)
-            return obs, table.cell_accuracy[index, t], table.exact[index, t], None
+            use = table.memory_use[index, t] if table.memory_use is not None else None
+            return obs, table.cell_accuracy[index, t], table.exact[index, t], use, None
         out = model(**episodes.puzzle, carry=episodes.carry, return_dict=True)
         episodes.carry = out.carry.continued()  # the trainer decides when episodes end
         obs = self.q_head.summarize(out.carry.y).detach()
         scores = score_cells(out.logits.detach().argmax(-1), episodes.puzzle["labels"])
         lm_loss = out.loss if not self.args.freeze_trm else None
-        return obs, scores.accuracy.cpu(), scores.exact.cpu(), lm_loss
+        use = out.memory_use.detach().float().cpu() if out.memory_use is not None else None
+        return obs, scores.accuracy.cpu(), scores.exact.cpu(), use, lm_loss
 
     def _push(self, transitions: Transitions) -> None:
         # With the table, states are stored as (trajectory, step) references (`_lookup_states`).
@@ -221,7 +232,7 @@ class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
         episodes.steps += 1
         steps, max_steps = episodes.steps, self.model.config.halt_max_steps
         with torch.set_grad_enabled(not a.freeze_trm):
-            obs, cells, exact, lm_loss = self._environment_step(model, episodes)
+            obs, cells, exact, memory_use, lm_loss = self._environment_step(model, episodes)
         obs = obs.to(self.q_head_dtype)
         fraction = steps.float() / max_steps
         if episodes.hidden is None and hasattr(self.q_head, "initial_hidden"):
@@ -241,7 +252,7 @@ class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
 
         pending = episodes.pending
         if pending is not None and pending.rows.any():
-            self._finish_continued(pending, obs, states, cells, fraction, exact, last)
+            self._finish_continued(pending, obs, states, cells, fraction, exact, last, memory_use)
 
         # Epsilon-greedy decisions (none at the step limit: the episode ends there).
         greedy_halt = q_halt > q_continue
@@ -276,17 +287,21 @@ class DQNHaltingTrainer(ModelCardMixin, CheckpointStateMixin, Trainer):
         self._metrics.add("q_min", torch.minimum(q_halt, q_continue).min().item())
         return lm_loss
 
-    def _finish_continued(self, pending: PendingContinue, obs, states, cells, fraction, exact, last) -> None:
+    def _finish_continued(
+        self, pending: PendingContinue, obs, states, cells, fraction, exact, last, memory_use=None
+    ) -> None:
         """Stores the transitions of the rows that continued at the previous step, now that the state
-        they reached (`obs`, `states`) and its cell accuracy are known."""
+        they reached (`obs`, `states`), its cell accuracy and its memory use are known."""
         a = self.args
         rows = pending.rows
         extrinsic = a.reward_accuracy_delta * (cells - pending.cells) - a.reward_step_cost
         extrinsic = extrinsic + a.reward_terminal_correct * (last & exact).float()
-        intrinsic = self._intrinsic(obs)
-        reward = extrinsic + a.intrinsic_weight * intrinsic
+        intrinsic = a.intrinsic_weight * self._intrinsic(obs)
+        if a.memory_bonus_weight > 0:
+            intrinsic = intrinsic + a.memory_bonus_weight * memory_use
+        reward = extrinsic + intrinsic
         self._metrics.add("extrinsic_abs", extrinsic[rows].abs().sum().item())
-        self._metrics.add("intrinsic_abs", (a.intrinsic_weight * intrinsic[rows]).abs().sum().item())
+        self._metrics.add("intrinsic_abs", intrinsic[rows].abs().sum().item())
         has_hidden = pending.hidden is not None
         self._push(
             Transitions(

@@ -20,9 +20,10 @@ from .clarification import (
 from .control_tokens import CLARIFY_TOKEN, CONTROL_TOKENS, THOUGHT_END, THOUGHT_START, add_control_tokens
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
-from .maze import augment_maze_dataset, generate_mazes, is_valid_path, maze_from_text, maze_to_text
+from .maze import MAZE_HARD, augment_maze_dataset, generate_mazes, is_valid_path, maze_from_text, maze_to_text
 from .planning import check_plan, generate_planning
 from .preferences import build_preference_pairs, find_chat_template_tokens, generate_length_biased_preferences
+from .recipes import build_maze_recipe, build_sudoku_recipe, num_puzzle_identifiers
 from .sudoku import (
     SudokuSolveResult,
     augment_sudoku,
@@ -37,6 +38,7 @@ from .sudoku import (
     sudoku_to_text,
     sudoku_vocab_size,
 )
+from .sudoku_rating import SudokuRating, rate_sudoku
 from .text import build_gpt2_style_tokenizer, build_tokenizer, load_text_corpus
 from .theory_of_mind import generate_tom_stories
 
@@ -52,6 +54,12 @@ __all__ = [
     "score_clarification",
     "story_answer",
     "story_answer_schema",
+    "MAZE_HARD",
+    "SudokuRating",
+    "build_maze_recipe",
+    "build_sudoku_recipe",
+    "num_puzzle_identifiers",
+    "rate_sudoku",
     "CuratedTaskError",
     "check_plan",
     "generate_planning",

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import datasets
 import numpy as np
+import pyarrow as pa
 
 
 __all__ = [
     "NUM_DIHEDRAL_TRANSFORMS",
     "check_int",
+    "dataset_from_arrays",
     "dihedral_transform",
     "inverse_dihedral_index",
     "inverse_dihedral_transform",
@@ -84,3 +87,28 @@ def pad_grid(grid: np.ndarray, pad_to: int, fill: int) -> np.ndarray:
     canvas = np.full((pad_to, pad_to), fill, dtype=np.result_type(grid.dtype, np.min_scalar_type(fill)))
     canvas[: grid.shape[0], : grid.shape[1]] = grid
     return canvas
+
+
+def dataset_from_arrays(columns: dict[str, Any], features: datasets.Features, info: datasets.DatasetInfo):
+    """A ``datasets.Dataset`` of ``features`` built from NumPy columns without Python lists per row.
+
+    A ``List`` feature takes a 2-D array (one row per example); a scalar feature a 1-D array or
+    sequence. Building Arrow arrays directly keeps a million augmented puzzles at seconds and a
+    few bytes per cell, where ``Dataset.from_dict`` would first make a Python list per row.
+    """
+    arrays = []
+    for name, feature in features.items():
+        if name not in columns:
+            raise ValueError(f"columns lacks {name!r}, a field of the features; got {sorted(columns)}")
+        value = columns[name]
+        if isinstance(feature, datasets.List):
+            rows = np.ascontiguousarray(value, dtype=np.int64)
+            if rows.ndim != 2:
+                raise ValueError(f"column {name!r} must be a 2-D array (one row per example), got shape {rows.shape}")
+            offsets = np.arange(0, rows.size + 1, max(1, rows.shape[1]), dtype=np.int64)[: rows.shape[0] + 1]
+            arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(rows.ravel())))
+        else:
+            arrays.append(pa.array(list(value) if isinstance(value, np.ndarray) and value.dtype == object else value))
+    table = pa.Table.from_arrays(arrays, names=list(features)).cast(features.arrow_schema)
+    info.features = features
+    return datasets.Dataset(table, info=info)

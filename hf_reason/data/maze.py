@@ -43,6 +43,7 @@ from .grid import NUM_DIHEDRAL_TRANSFORMS, check_int, dihedral_transform, pad_gr
 
 __all__ = [
     "MAZE_GOAL_TOKEN",
+    "MAZE_HARD",
     "MAZE_IGNORE_INDEX",
     "MAZE_MAX_SIZE",
     "MAZE_MIN_SIZE",
@@ -69,6 +70,12 @@ MAZE_VOCAB_SIZE = 6
 MAZE_IGNORE_INDEX = IGNORE_INDEX  # path labels of padding cells: not scored
 MAZE_MIN_SIZE = 9
 MAZE_MAX_SIZE = 30  # the 30x30 grid of the TRM/HRM maze task
+# The hard preset, as the method's Maze-Hard: 30x30 grids whose shortest path is longer than 110 moves.
+# Perfect mazes (no loops) keep the shortest path unique, so the label is the only right answer;
+# `generate_mazes(n, **MAZE_HARD)`.
+MAZE_HARD = {"size": 30, "loop_prob": 0.0, "min_path_length": 111}
+# Rejection sampling on the path length gives up after this many candidates per requested maze.
+_DEFAULT_CANDIDATES_PER_MAZE = 1000
 
 _TOKEN_CHARS = {
     MAZE_PAD_TOKEN: ".",
@@ -211,6 +218,8 @@ def generate_mazes(
     pad_to: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    min_path_length: int = 0,
+    max_candidates: int | None = None,
 ) -> datasets.Dataset:
     """Generate mazes and their shortest paths.
 
@@ -224,6 +233,10 @@ def generate_mazes(
             (``input_ids`` padded with 0, ``labels`` with -100); must be at least ``size``.
         seed: seed of the ``numpy.random.Generator`` driving all random choices.
         progress: show a tqdm progress bar.
+        min_path_length: keep only mazes whose shortest S->G path has at least this many moves
+            (rejection sampling; ``MAZE_HARD`` asks for more than 110 on 30x30 grids).
+        max_candidates: give up (``RuntimeError``) after this many candidates; defaults to
+            ``1000 * num_mazes``.
 
     Returns:
         A dataset with columns ``input_ids``, ``labels`` (see the module docstring),
@@ -241,19 +254,37 @@ def generate_mazes(
     if pad_to is not None:
         pad_to = check_int("pad_to", pad_to, minimum=size)
     seed = check_int("seed", seed, minimum=0)
+    min_path_length = check_int("min_path_length", min_path_length, minimum=0)
+    if max_candidates is None:
+        max_candidates = max(1, num_mazes) * _DEFAULT_CANDIDATES_PER_MAZE
+    max_candidates = check_int("max_candidates", max_candidates, minimum=1)
 
     rng = np.random.default_rng(seed)
     features = _maze_features()
     rows: dict[str, list[Any]] = {name: [] for name in features}
-    for _ in tqdm(range(num_mazes), desc=f"mazes {size}x{size}", disable=not progress):
-        maze, solved, path_length = _make_maze(size, loop_prob, rng)
-        x, y = _encode(maze, solved, pad_to)
-        rows["input_ids"].append(x)
-        rows["labels"].append(y)
-        rows["size"].append(size)
-        rows["path_length"].append(path_length)
-        rows["puzzle_identifiers"].append(0)
-    description = f"mazes {size}x{size}, loop_prob={loop_prob}, pad_to={pad_to}, seed={seed}"
+    candidates = 0
+    with tqdm(total=num_mazes, desc=f"mazes {size}x{size}", disable=not progress) as bar:
+        while len(rows["input_ids"]) < num_mazes:
+            if candidates >= max_candidates:
+                raise RuntimeError(
+                    f"only {len(rows['input_ids'])} of {num_mazes} mazes reached min_path_length={min_path_length} "
+                    f"after {candidates} candidates; lower min_path_length, raise size or max_candidates"
+                )
+            candidates += 1
+            maze, solved, path_length = _make_maze(size, loop_prob, rng)
+            if path_length < min_path_length:
+                continue
+            x, y = _encode(maze, solved, pad_to)
+            rows["input_ids"].append(x)
+            rows["labels"].append(y)
+            rows["size"].append(size)
+            rows["path_length"].append(path_length)
+            rows["puzzle_identifiers"].append(0)
+            bar.update(1)
+    description = (
+        f"mazes {size}x{size}, loop_prob={loop_prob}, pad_to={pad_to}, seed={seed}, "
+        f"min_path_length={min_path_length}, candidates={candidates}"
+    )
     return datasets.Dataset.from_dict(
         rows, features=features, info=datasets.DatasetInfo(description=description, features=features)
     )

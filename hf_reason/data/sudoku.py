@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -40,19 +40,24 @@ from .grid import check_int
 
 
 __all__ = [
+    "EXTREME_MAX_GIVENS",
     "SUDOKU_BLANK_TOKEN",
     "SUDOKU_PAD_TOKEN",
     "SudokuSolveResult",
+    "apply_sudoku_transforms",
     "augment_sudoku",
+    "augment_sudoku_arrays",
     "augment_sudoku_dataset",
     "decode_sudoku",
     "encode_sudoku",
     "generate_sudoku",
+    "invert_sudoku_transforms",
     "is_consistent",
     "is_valid_solution",
     "solve_sudoku",
     "sudoku_from_text",
     "sudoku_to_text",
+    "sudoku_transforms",
     "sudoku_vocab_size",
 ]
 
@@ -63,6 +68,10 @@ _SUPPORTED_SIZES = (4, 9)
 # Rejection sampling gives up after this many candidates per requested puzzle, so that an
 # unreachable min_difficulty (4x4 puzzles never need search) fails instead of looping forever.
 _DEFAULT_CANDIDATES_PER_PUZZLE = 1000
+# The human-technique levels of hf_reason.data.sudoku_rating, easiest first.
+_LEVELS = ("easy", "medium", "hard", "expert", "extreme")
+# Givens of an "extreme" puzzle at most: the range (17-25) of the usual extreme collections.
+EXTREME_MAX_GIVENS = 25
 
 
 def _check_size(size: Any) -> int:
@@ -461,17 +470,47 @@ def _make_puzzle(geo: _Geometry, rng: np.random.Generator, target_givens: int) -
     return puzzle, solution, stats.backtracks
 
 
-def _sudoku_features() -> datasets.Features:
+def _sudoku_features(rated: bool = False) -> datasets.Features:
     # int64 because torch's losses want int64 targets; it spares a cast in every collator.
-    return datasets.Features(
-        {
-            "input_ids": datasets.List(datasets.Value("int64")),
-            "labels": datasets.List(datasets.Value("int64")),
-            "num_givens": datasets.Value("int64"),
-            "difficulty": datasets.Value("int64"),
-            "puzzle_identifiers": datasets.Value("int64"),
-        }
+    features = {
+        "input_ids": datasets.List(datasets.Value("int64")),
+        "labels": datasets.List(datasets.Value("int64")),
+        "num_givens": datasets.Value("int64"),
+        "difficulty": datasets.Value("int64"),
+        "puzzle_identifiers": datasets.Value("int64"),
+    }
+    if rated:
+        features.update(rating=datasets.Value("float64"), level=datasets.Value("string"))
+    return datasets.Features(features)
+
+
+def _level_filter(level: str | None) -> Callable[[np.ndarray], Any]:
+    """``rate(puzzle)``: the puzzle's full rating, or ``None`` when it is not of ``level``.
+
+    Candidates above the level are dropped as soon as the rater needs a harder technique; the
+    rating of a kept puzzle is always complete.
+    """
+    # Imported here: the rating module builds on this one's solver.
+    from .sudoku_rating import SUDOKU_LEVELS, SUDOKU_TECHNIQUES, rate_sudoku
+
+    if level is None:
+        return rate_sudoku
+    bound = SUDOKU_LEVELS[level]
+    # The hardest technique within the level: the rater stops beyond it. "extreme" stops after the
+    # chains, since anything harder is extreme (the kept puzzles are then rated in full).
+    ceiling = (
+        "aic"
+        if level == "extreme"
+        else max((t for t, r in SUDOKU_TECHNIQUES.items() if r <= bound), key=SUDOKU_TECHNIQUES.get)
     )
+
+    def rate(puzzle: np.ndarray):
+        quick = rate_sudoku(puzzle, max_technique=ceiling)
+        if quick.level != level:
+            return None
+        return rate_sudoku(puzzle) if level == "extreme" else quick
+
+    return rate
 
 
 def generate_sudoku(
@@ -482,6 +521,9 @@ def generate_sudoku(
     seed: int = 0,
     progress: bool = True,
     max_candidates: int | None = None,
+    level: str | None = None,
+    max_givens: int | None = None,
+    rate: bool = False,
 ) -> datasets.Dataset:
     """Generate Sudoku puzzles with unique solutions.
 
@@ -497,12 +539,20 @@ def generate_sudoku(
         progress: show a tqdm progress bar.
         max_candidates: give up (``RuntimeError``) after this many candidates; defaults to
             ``1000 * num_puzzles``.
+        level: keep only puzzles of this human-technique level (``"easy"``, ``"medium"``,
+            ``"hard"``, ``"expert"`` or ``"extreme"``; see :mod:`hf_reason.data.sudoku_rating`).
+            ``"extreme"`` also bounds the givens to ``EXTREME_MAX_GIVENS`` (25) unless
+            ``max_givens`` says otherwise: the 17-25 givens of the usual extreme collections.
+        max_givens: keep only puzzles with at most this many givens (``None``: no bound).
+        rate: add the ``rating`` and ``level`` columns without filtering on them (implied by
+            ``level``).
 
     Returns:
         A dataset with columns ``input_ids`` and ``labels`` (``size * size`` tokens, see the
         module docstring), ``num_givens``, ``difficulty`` (backtracks) and
-        ``puzzle_identifiers`` (always 0). ``ds.info.description`` records, as JSON, the
-        generation arguments and the number of candidates tried.
+        ``puzzle_identifiers`` (always 0), plus ``rating`` (float) and ``level`` (string) when
+        rated. ``ds.info.description`` records, as JSON, the generation arguments and the
+        number of candidates tried.
     """
     num_puzzles = check_int("num_puzzles", num_puzzles, minimum=0)
     size = _check_size(size)
@@ -513,29 +563,45 @@ def generate_sudoku(
     if max_candidates is None:
         max_candidates = max(1, num_puzzles) * _DEFAULT_CANDIDATES_PER_PUZZLE
     max_candidates = check_int("max_candidates", max_candidates, minimum=1)
+    if level is not None and level not in _LEVELS:
+        raise ValueError(f"level must be one of {_LEVELS} or None, got {level!r}")
+    if max_givens is None and level == "extreme":
+        max_givens = min(EXTREME_MAX_GIVENS, cells)
+    if max_givens is not None:
+        max_givens = check_int("max_givens", max_givens, minimum=target, maximum=cells)
+    rated = rate or level is not None
+    rater = _level_filter(level) if rated else None
 
     geo = _geometry(size)
     rng = np.random.default_rng(seed)
-    rows: dict[str, list[Any]] = {name: [] for name in _sudoku_features()}
+    rows: dict[str, list[Any]] = {name: [] for name in _sudoku_features(rated)}
     candidates = 0
     with tqdm(total=num_puzzles, desc=f"sudoku {size}x{size}", disable=not progress) as bar:
         while len(rows["input_ids"]) < num_puzzles:
             if candidates >= max_candidates:
                 raise RuntimeError(
-                    f"only {len(rows['input_ids'])} of {num_puzzles} puzzles reached min_difficulty="
-                    f"{min_difficulty} after {candidates} candidates; lower min_difficulty or raise max_candidates"
+                    f"only {len(rows['input_ids'])} of {num_puzzles} puzzles met min_difficulty={min_difficulty}, "
+                    f"level={level!r}, max_givens={max_givens} after {candidates} candidates; relax them or raise "
+                    "max_candidates"
                 )
             candidates += 1
             puzzle, solution, difficulty = _make_puzzle(geo, rng, target)
-            if difficulty < min_difficulty:
+            num_givens = sum(1 for d in puzzle if d)
+            if difficulty < min_difficulty or (max_givens is not None and num_givens > max_givens):
                 continue
+            if rater is not None:
+                rating = rater(np.array(puzzle).reshape(size, size))
+                if rating is None:
+                    continue
+                rows["rating"].append(rating.rating)
+                rows["level"].append(rating.level)
             rows["input_ids"].append([d + _DIGIT_OFFSET for d in puzzle])
             rows["labels"].append([d + _DIGIT_OFFSET for d in solution])
-            rows["num_givens"].append(sum(1 for d in puzzle if d))
+            rows["num_givens"].append(num_givens)
             rows["difficulty"].append(difficulty)
             rows["puzzle_identifiers"].append(0)
             bar.update(1)
-            if min_difficulty:
+            if min_difficulty or level is not None or max_givens is not None:
                 bar.set_postfix(candidates=candidates)
     description = json.dumps(
         {
@@ -544,83 +610,24 @@ def generate_sudoku(
             "vocab_size": size + 2,
             "min_givens": min_givens,
             "min_difficulty": min_difficulty,
+            "level": level,
+            "max_givens": max_givens,
             "seed": seed,
             "candidates": candidates,
         }
     )
-    features = _sudoku_features()
+    features = _sudoku_features(rated)
     return datasets.Dataset.from_dict(
         rows, features=features, info=datasets.DatasetInfo(description=description, features=features)
     )
 
 
-def _draw_sudoku_transform(rng: np.random.Generator, size: int) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
-    box = math.isqrt(size)
-    token_map = np.concatenate([[SUDOKU_PAD_TOKEN, SUDOKU_BLANK_TOKEN], _DIGIT_OFFSET + 1 + rng.permutation(size)])
-    transpose = bool(rng.random() < 0.5)
-    row_perm = np.concatenate([band * box + rng.permutation(box) for band in rng.permutation(box)])
-    col_perm = np.concatenate([stack * box + rng.permutation(box) for stack in rng.permutation(box)])
-    return token_map, transpose, row_perm, col_perm
-
-
-def augment_sudoku(
-    input_ids: Sequence[int], labels: Sequence[int], rng: np.random.Generator, size: int = 9
-) -> tuple[list[int], list[int]]:
-    """Apply one random validity-preserving transform to a puzzle and its solution (tokens).
-
-    The transform composes a digit relabelling, an optional transposition, a permutation of
-    the bands (row groups of boxes) and stacks (column groups), and a permutation of the rows
-    within each band and of the columns within each stack. Each maps valid grids to valid
-    grids and givens to givens, so uniqueness and consistency are kept. A draw that leaves
-    the puzzle and solution unchanged is redrawn (a few times at most), so copies differ from
-    their source unless the puzzle is highly symmetric.
-    """
-    size = _check_size(size)
-    x = np.asarray(input_ids)
-    y = np.asarray(labels)
-    for name, arr in (("input_ids", x), ("labels", y)):
-        if arr.shape != (size * size,):
-            raise ValueError(f"{name} must be a flat sequence of {size * size} tokens, got shape {arr.shape}")
-        if arr.min() < 0 or arr.max() > size + _DIGIT_OFFSET:
-            raise ValueError(f"{name} must hold tokens 0..{size + _DIGIT_OFFSET}")
-    grids = np.stack([x, y]).reshape(2, size, size)
-    for _ in range(8):
-        token_map, transpose, row_perm, col_perm = _draw_sudoku_transform(rng, size)
-        out = grids.transpose(0, 2, 1) if transpose else grids
-        out = token_map[out[:, row_perm][:, :, col_perm]]
-        if not np.array_equal(out, grids):
-            break
-    out = out.reshape(2, size * size)
-    return out[0].tolist(), out[1].tolist()
-
-
-def augment_sudoku_dataset(
-    ds: datasets.Dataset, num_augmentations: int, seed: int = 0, progress: bool = True
-) -> datasets.Dataset:
-    """Return the rows of ``ds`` followed by ``num_augmentations`` transformed copies of each.
-
-    Rows ``0 .. len(ds) - 1`` are the originals; copy ``j`` of row ``i`` sits at
-    ``len(ds) * (1 + j) + i``. Columns other than ``input_ids`` and ``labels`` are copied;
-    ``difficulty`` stays that of the source puzzle (the transforms map its solution space one
-    to one, though the solver's tie-breaking could count a few backtracks differently).
-    """
-    num_augmentations = check_int("num_augmentations", num_augmentations, minimum=0)
-    seed = check_int("seed", seed, minimum=0)
-    for column in ("input_ids", "labels"):
-        if column not in ds.column_names:
-            raise ValueError(f"ds must have an {column!r} column, got columns {ds.column_names}")
-    data = ds.to_dict()
-    if not data["input_ids"]:
-        return ds
-    size = _check_size(math.isqrt(len(data["input_ids"][0])))
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[Any]] = {name: list(values) for name, values in data.items()}
-    total = num_augmentations * len(ds)
-    with tqdm(total=total, desc="augment sudoku", disable=not progress) as bar:
-        for _ in range(num_augmentations):
-            for i in range(len(ds)):
-                x, y = augment_sudoku(data["input_ids"][i], data["labels"][i], rng, size)
-                for name, values in data.items():
-                    out[name].append(x if name == "input_ids" else y if name == "labels" else values[i])
-                bar.update(1)
-    return datasets.Dataset.from_dict(out, features=ds.features, info=ds.info.copy())
+# The transforms live in their own module (this one is long); they are part of this module's API.
+from .sudoku_augment import (  # noqa: E402
+    apply_sudoku_transforms,
+    augment_sudoku,
+    augment_sudoku_arrays,
+    augment_sudoku_dataset,
+    invert_sudoku_transforms,
+    sudoku_transforms,
+)

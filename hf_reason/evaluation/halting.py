@@ -33,11 +33,14 @@ class HaltingTrajectories:
             Fraction of target cells right after each step.
         exact (`torch.BoolTensor` of shape `(num_puzzles, max_steps)`):
             Whether the whole answer is right after each step.
+        memory_use (`torch.FloatTensor` of shape `(num_puzzles, max_steps)`, *optional*):
+            With a memory bank, the model's `memory_use` after each step (None without one).
     """
 
     observations: torch.Tensor
     cell_accuracy: torch.Tensor
     exact: torch.Tensor
+    memory_use: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         if self.observations.shape[:2] != self.exact.shape or self.cell_accuracy.shape != self.exact.shape:
@@ -45,6 +48,11 @@ class HaltingTrajectories:
                 "`observations` must have shape (num_puzzles, max_steps, ...) and `cell_accuracy` / `exact` "
                 f"(num_puzzles, max_steps); got {tuple(self.observations.shape)}, "
                 f"{tuple(self.cell_accuracy.shape)}, {tuple(self.exact.shape)}."
+            )
+        if self.memory_use is not None and self.memory_use.shape != self.exact.shape:
+            raise ValueError(
+                f"`memory_use` must have shape (num_puzzles, max_steps) = {tuple(self.exact.shape)}; got "
+                f"{tuple(self.memory_use.shape)}."
             )
 
     @property
@@ -71,20 +79,29 @@ def collect_trajectories(model, dataset, batch_size: int = 64, state_dtype=torch
     """Runs all `halt_max_steps` supervision steps of `model` on every puzzle of `dataset`."""
     was_training = model.training
     model.eval()
-    observations, cell_accuracy, exact = [], [], []
+    observations, cell_accuracy, exact, memory_use = [], [], [], []
     for inputs, labels in _puzzle_batches(model, dataset, batch_size, progress=True, desc=desc):
-        obs, cells, right = [], [], []
+        obs, cells, right, use = [], [], [], []
         # no halting rule: every puzzle is followed to the last step
         for record in supervision_steps(model, model.config.halt_max_steps, **inputs):
             obs.append(model.q_head.summarize(record.output.carry.y).to(state_dtype).cpu())
             scores = score_cells(record.output.logits.argmax(-1), labels)
             cells.append(scores.accuracy.cpu())
             right.append(scores.exact.cpu())
+            if getattr(record.output, "memory_use", None) is not None:
+                use.append(record.output.memory_use.float().cpu())
         observations.append(torch.stack(obs, 1))
         cell_accuracy.append(torch.stack(cells, 1))
         exact.append(torch.stack(right, 1))
+        if use:
+            memory_use.append(torch.stack(use, 1))
     model.train(was_training)
-    return HaltingTrajectories(torch.cat(observations), torch.cat(cell_accuracy), torch.cat(exact))
+    return HaltingTrajectories(
+        torch.cat(observations),
+        torch.cat(cell_accuracy),
+        torch.cat(exact),
+        memory_use=torch.cat(memory_use) if memory_use else None,
+    )
 
 
 @torch.no_grad()

@@ -57,7 +57,7 @@ class _AttentionImplementationView:
         return "eager" if self.eager else self._config._attn_implementation
 
 
-# Copied from hf_reason.models.trm.modeling_trm.check_ids
+# Copied from hf_reason.models.trm.supervision.check_ids
 def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
     """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
     the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of

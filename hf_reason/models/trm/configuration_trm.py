@@ -153,6 +153,27 @@ class TRMConfig(RequireConfigFileMixin, PretrainedConfig):
             Epsilon of the (weightless, post-norm) RMS normalisation.
         pad_token_id (`int`, *optional*, defaults to 0):
             Padding token.
+        memory_slots (`int`, *optional*, defaults to 0):
+            Slots of the pattern memory bank (`memory_trm.py`); 0 turns it off. Keys are pooled
+            latent states written in training (LRU eviction), values are learned, and each H-cycle
+            adds the attention read of the bank to the input of its latent updates.
+        memory_top_k (`int`, *optional*, defaults to 8):
+            Slots each read attends to (at most `memory_slots`).
+        memory_temperature (`float`, *optional*, defaults to 0.1):
+            Softmax temperature of the read over cosine similarities. > 0.
+        memory_write_threshold (`float`, *optional*, defaults to 0.9):
+            Cosine similarity at which a written key refreshes an existing slot instead of taking a
+            new one. In [-1, 1].
+        memory_writes_per_step (`int`, *optional*, defaults to 16):
+            New slots taken per training supervision step at most (the most novel keys of the batch).
+        memory_retrieval (`str`, *optional*, defaults to `"exact"`):
+            `"exact"` (every slot scored) or `"lsh"` (SimHash candidates, for large banks).
+        memory_lsh_tables (`int`, *optional*, defaults to 8), memory_lsh_bits (`int`, *optional*, defaults to 12):
+            Hash tables and hyperplanes per table of `"lsh"` retrieval (bits in [1, 30]).
+        memory_lsh_candidates (`int`, *optional*, defaults to 256):
+            Candidate slots scored exactly per query with `"lsh"` (at least `memory_top_k`).
+        memory_lsh_seed (`int`, *optional*, defaults to 0):
+            Seed of the hyperplanes (saved with the weights, so a reloaded bank hashes the same).
 
     Example:
 
@@ -193,6 +214,16 @@ class TRMConfig(RequireConfigFileMixin, PretrainedConfig):
         halt_loss_weight: float = 0.5,
         rms_norm_eps: float = 1e-5,
         pad_token_id: int = 0,
+        memory_slots: int = 0,
+        memory_top_k: int = 8,
+        memory_temperature: float = 0.1,
+        memory_write_threshold: float = 0.9,
+        memory_writes_per_step: int = 16,
+        memory_retrieval: str = "exact",
+        memory_lsh_tables: int = 8,
+        memory_lsh_bits: int = 12,
+        memory_lsh_candidates: int = 256,
+        memory_lsh_seed: int = 0,
         **kwargs,
     ):
         _check_int("vocab_size", vocab_size, 2)
@@ -226,6 +257,18 @@ class TRMConfig(RequireConfigFileMixin, PretrainedConfig):
         _check_choice("loss_type", loss_type, ("stablemax", "softmax"))
         _check_float("halt_loss_weight", halt_loss_weight, 0.0)
         _check_float("rms_norm_eps", rms_norm_eps, 0.0, low_inclusive=False)
+        _check_int("memory_slots", memory_slots, 0)
+        _check_int("memory_top_k", memory_top_k, 1)
+        _check_float("memory_temperature", memory_temperature, 0.0, low_inclusive=False)
+        _check_float("memory_write_threshold", memory_write_threshold, -1.0, 1.0)
+        _check_int("memory_writes_per_step", memory_writes_per_step, 1)
+        _check_choice("memory_retrieval", memory_retrieval, ("exact", "lsh"))
+        _check_int("memory_lsh_tables", memory_lsh_tables, 1)
+        _check_int("memory_lsh_bits", memory_lsh_bits, 1)
+        if memory_lsh_bits > 30:
+            raise ValueError(f"`memory_lsh_bits` must be <= 30 (codes are int64 sums of bits), got {memory_lsh_bits}.")
+        _check_int("memory_lsh_candidates", memory_lsh_candidates, memory_top_k)
+        _check_int("memory_lsh_seed", memory_lsh_seed, 0)
         if pad_token_id is not None:
             _check_int("pad_token_id", pad_token_id, 0)
             if pad_token_id >= vocab_size:
@@ -254,6 +297,16 @@ class TRMConfig(RequireConfigFileMixin, PretrainedConfig):
         self.loss_type = loss_type
         self.halt_loss_weight = halt_loss_weight
         self.rms_norm_eps = rms_norm_eps
+        self.memory_slots = memory_slots
+        self.memory_top_k = memory_top_k
+        self.memory_temperature = memory_temperature
+        self.memory_write_threshold = memory_write_threshold
+        self.memory_writes_per_step = memory_writes_per_step
+        self.memory_retrieval = memory_retrieval
+        self.memory_lsh_tables = memory_lsh_tables
+        self.memory_lsh_bits = memory_lsh_bits
+        self.memory_lsh_candidates = memory_lsh_candidates
+        self.memory_lsh_seed = memory_lsh_seed
         # Stock TRL trainers read `config.auto_map` when they rebuild a reference model, so it is
         # present from construction, not only after `save_pretrained`.
         kwargs.setdefault("auto_map", dict(TRM_AUTO_MAP))

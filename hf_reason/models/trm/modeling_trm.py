@@ -22,12 +22,15 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, eager
 from transformers.utils import logging
 
 from .configuration_trm import TRMConfig, _round_up
+from .memory_trm import TRMMemoryRead, TRMPatternMemory, init_memory
 from .q_heads import TRMHaltingHead, build_q_head, init_q_head  # noqa: F401  (TRMHaltingHead is importable from here too)
 from .supervision import (
     IGNORE_INDEX,
     CellScores,
     TRMSolveOutput,
     TRMSupervisionStep,
+    check_ids,
+    check_puzzle_inputs,
     score_cells,
     solve_puzzles,
     supervision_steps,
@@ -236,10 +239,14 @@ class TRMModelOutput(ModelOutput):
         carry (`TRMCarry`):
             The detached `(y, z)` to continue from, with the step counters of the input carry (after
             halted rows were reset).
+        memory_use (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+            With a memory bank: how familiar the last H-cycle's latent state was to the bank (the
+            attention-weighted cosine similarity of the slots read, in [0, 1]).
     """
 
     last_hidden_state: Optional[torch.FloatTensor] = None
     carry: Optional[TRMCarry] = None
+    memory_use: Optional[torch.FloatTensor] = None
 
 
 @dataclass
@@ -263,6 +270,8 @@ class TRMPuzzleSolvingOutput(ModelOutput):
             it costs an extra supervision step, so in eval mode it is None and `q_continue_loss` is 0).
         is_correct (`torch.BoolTensor` of shape `(batch_size,)`, *optional*):
             Whether each example's prediction is entirely right at this step (given labels).
+        memory_use (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+            See `TRMModelOutput.memory_use` (None without a memory bank).
     """
 
     loss: Optional[torch.FloatTensor] = None
@@ -275,70 +284,7 @@ class TRMPuzzleSolvingOutput(ModelOutput):
     q_continue_loss: Optional[torch.FloatTensor] = None
     target_q_continue: Optional[torch.FloatTensor] = None
     is_correct: Optional[torch.BoolTensor] = None
-
-
-def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
-    """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
-    the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of
-    range with its position.
-
-    Skipped while tracing or compiling (ONNX export, `torch.compile`): a branch on the values would be
-    baked into the graph. The ONNX Runtime wrappers run this same check on their inputs.
-    """
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return ids
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise ValueError(f"`{name}` must hold integer ids; got dtype {ids.dtype}.")
-    outside = (ids < 0) | (ids >= size)
-    if outside.any():
-        where = tuple(outside.nonzero()[0].tolist())
-        raise ValueError(
-            f"`{name}` must hold ids from 0 to {size - 1} ({size_name}={size}); got {ids[where].item()} at "
-            f"position {where}."
-        )
-    return ids.long()
-
-
-def check_puzzle_inputs(
-    config: TRMConfig, input_ids, puzzle_identifiers=None, carry: Optional[TRMCarry] = None
-) -> tuple[torch.LongTensor, Optional[torch.LongTensor]]:
-    """The inputs of one supervision step, checked: `input_ids` `(batch_size, seq_len)` of ids below
-    `vocab_size` (any integer dtype), `puzzle_identifiers` `(batch_size,)` below
-    `num_puzzle_identifiers` (read only with a puzzle embedding), and a carry of `batch_size` rows.
-
-    The model and its ONNX Runtime wrapper both run it, so they refuse the same inputs with the same
-    errors. Returns the ids as LongTensors; skipped while tracing or compiling, as `check_ids`.
-    """
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return input_ids, puzzle_identifiers
-    input_ids = torch.as_tensor(input_ids)
-    if input_ids.dim() != 2 or input_ids.shape[1] != config.seq_len:
-        raise ValueError(
-            f"`input_ids` must have shape (batch_size, seq_len={config.seq_len}); got {tuple(input_ids.shape)}."
-        )
-    input_ids = check_ids(input_ids, "input_ids", config.vocab_size, "vocab_size")
-    batch_size = input_ids.shape[0]
-    if puzzle_identifiers is not None and config.puzzle_emb_ndim:
-        puzzle_identifiers = torch.as_tensor(puzzle_identifiers)
-        if tuple(puzzle_identifiers.shape) != (batch_size,):
-            raise ValueError(
-                f"`puzzle_identifiers` must have shape (batch_size,) = ({batch_size},); "
-                f"got {tuple(puzzle_identifiers.shape)}."
-            )
-        puzzle_identifiers = check_ids(
-            puzzle_identifiers, "puzzle_identifiers", config.num_puzzle_identifiers, "num_puzzle_identifiers"
-        )
-    if carry is not None:
-        rows = {key: value.shape[0] for key, value in carry.items() if isinstance(value, torch.Tensor)}
-        if set(rows.values()) != {batch_size}:
-            # Broadcasting would otherwise run a one-row batch against every row of the carry.
-            sizes = set(rows.values())
-            carry_rows = f"{sizes.pop()} rows" if len(sizes) == 1 else f"rows {rows}"
-            raise ValueError(
-                f"The carry has {carry_rows} and `input_ids` {batch_size}: pass the carry the previous step "
-                "returned for this batch, or `carry=None` to start afresh."
-            )
-    return input_ids, puzzle_identifiers
+    memory_use: Optional[torch.FloatTensor] = None
 
 
 class TRMPreTrainedModel(PreTrainedModel):
@@ -369,6 +315,7 @@ class TRMPreTrainedModel(PreTrainedModel):
             # std 1/sqrt(hidden), then scaled by sqrt(hidden) in the forward: unit-scale inputs.
             trunc_normal_(module.weight.data, std=hidden**-0.5)
         init_q_head(module, trunc_normal_)  # the halting heads' rules live beside them (q_heads.py)
+        init_memory(module)  # and the memory bank's (memory_trm.py)
         if isinstance(module, TRMModel):
             trunc_normal_(module.y_init, std=1.0)
             trunc_normal_(module.z_init, std=1.0)
@@ -398,6 +345,7 @@ class TRMModel(TRMPreTrainedModel):
         elif config.pos_encodings == "learned":
             self.embed_positions = nn.Embedding(config.seq_len + self.puzzle_prefix_len, config.hidden_size)
         self.layers = nn.ModuleList([TRMBlock(config, i) for i in range(config.L_layers)])
+        self.memory = TRMPatternMemory(config) if config.memory_slots else None
         # Initial y and z are fixed random vectors (buffers, not learned), as in the method.
         self.register_buffer("y_init", torch.empty(config.hidden_size), persistent=True)
         self.register_buffer("z_init", torch.empty(config.hidden_size), persistent=True)
@@ -467,16 +415,28 @@ class TRMModel(TRMPreTrainedModel):
 
     def recursion(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One supervision step of the method: H-cycles of (L_cycles z-updates, one y-update)."""
+        y, z, _ = self.recursion_with_memory(x, y, z)
+        return y, z
+
+    def recursion_with_memory(
+        self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, Optional[TRMMemoryRead]]:
+        """`recursion`, also returning the last H-cycle's read of the memory bank (None without one)."""
         rope = self.rotary_emb(x.dtype) if self.config.pos_encodings == "rope" else None
         with torch.no_grad():
             for _ in range(self.config.H_cycles - 1):
-                for _ in range(self.config.L_cycles):
-                    z = self.net(z, y + x, rope)
-                y = self.net(y, z, rope)
+                y, z, read = self.cycle(x, y, z, rope)
+        y, z, read = self.cycle(x, y, z, rope)
+        return y, z, read
+
+    def cycle(self, x, y, z, rope) -> tuple[torch.Tensor, torch.Tensor, Optional[TRMMemoryRead]]:
+        """One H-cycle: `L_cycles` updates of z, then one of y; the memory read, if any, joins x."""
+        read = self.memory.read(z) if self.memory is not None else None
+        injection = x + read.read if read is not None else x
         for _ in range(self.config.L_cycles):
-            z = self.net(z, y + x, rope)
+            z = self.net(z, y + injection, rope)
         y = self.net(y, z, rope)
-        return y, z
+        return y, z, read
 
     def forward(
         self,
@@ -502,11 +462,14 @@ class TRMModel(TRMPreTrainedModel):
             carry = self.initial_carry(input_ids.shape[0])
         carry = self.reset_carry(carry)
         x = self.embed_inputs(input_ids, puzzle_identifiers)
-        y, z = self.recursion(x, carry.y, carry.z)
+        y, z, read = self.recursion_with_memory(x, carry.y, carry.z)
+        if read is not None and self.training:
+            self.memory.write(z.detach(), touched=read)
         new_carry = TRMCarry(
             y=y.detach(), z=z.detach(), steps=carry.steps, halted=carry.halted, q_hidden=carry.q_hidden
         )
-        output = TRMModelOutput(last_hidden_state=y, carry=new_carry)
+        memory_use = read.use.detach() if read is not None else None
+        output = TRMModelOutput(last_hidden_state=y, carry=new_carry, memory_use=memory_use)
         return output if return_dict is not False else output.to_tuple()
 
 
@@ -615,6 +578,7 @@ class TRMForPuzzleSolving(TRMPreTrainedModel):
             q_continue_loss=q_continue_loss,
             target_q_continue=target_q_continue,
             is_correct=is_correct,
+            memory_use=core.memory_use,
         )
         return output if return_dict is not False else output.to_tuple()
 
@@ -680,6 +644,8 @@ __all__ = [
     "CellScores",
     "TRMCarry",
     "TRMForPuzzleSolving",
+    "TRMMemoryRead",
+    "TRMPatternMemory",
     "TRMModel",
     "TRMModelOutput",
     "TRMPreTrainedModel",

@@ -1,5 +1,5 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""The TRM supervision loop, solving on it, and the scoring of cells.
+"""The TRM supervision loop, solving on it, the scoring of cells, and the checks of a step's inputs.
 
 `supervision_steps` is the one loop over supervision steps that solving (`solve_puzzles`),
 evaluation, halting rollouts, ONNX Runtime and the export's parity check all run, each with its own
@@ -13,6 +13,8 @@ from typing import Any, NamedTuple, Optional
 
 import torch
 from transformers.utils import ModelOutput
+
+from .configuration_trm import TRMConfig
 
 
 # Label of a position without a target (padding, given cells where only blanks are scored); the
@@ -105,6 +107,70 @@ def supervision_steps(
             inputs = {k: v[keep.to(v.device)] if v is not None else None for k, v in inputs.items()}
 
 
+def check_ids(ids: torch.Tensor, name: str, size: int, size_name: str) -> torch.LongTensor:
+    """`ids` as a LongTensor for an embedding of `size` rows, or a `ValueError` that names `name` and
+    the dtype (floats and bools are not ids), or the table's `size_name=size` and the first id out of
+    range with its position.
+
+    Skipped while tracing or compiling (ONNX export, `torch.compile`): a branch on the values would be
+    baked into the graph. The ONNX Runtime wrappers run this same check on their inputs.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return ids
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {ids.dtype}.")
+    outside = (ids < 0) | (ids >= size)
+    if outside.any():
+        where = tuple(outside.nonzero()[0].tolist())
+        raise ValueError(
+            f"`{name}` must hold ids from 0 to {size - 1} ({size_name}={size}); got {ids[where].item()} at "
+            f"position {where}."
+        )
+    return ids.long()
+
+
+def check_puzzle_inputs(
+    config: TRMConfig, input_ids, puzzle_identifiers=None, carry=None
+) -> tuple[torch.LongTensor, Optional[torch.LongTensor]]:
+    """The inputs of one supervision step, checked: `input_ids` `(batch_size, seq_len)` of ids below
+    `vocab_size` (any integer dtype), `puzzle_identifiers` `(batch_size,)` below
+    `num_puzzle_identifiers` (read only with a puzzle embedding), and a carry of `batch_size` rows.
+
+    The model and its ONNX Runtime wrapper both run it, so they refuse the same inputs with the same
+    errors. Returns the ids as LongTensors; skipped while tracing or compiling, as `check_ids`.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return input_ids, puzzle_identifiers
+    input_ids = torch.as_tensor(input_ids)
+    if input_ids.dim() != 2 or input_ids.shape[1] != config.seq_len:
+        raise ValueError(
+            f"`input_ids` must have shape (batch_size, seq_len={config.seq_len}); got {tuple(input_ids.shape)}."
+        )
+    input_ids = check_ids(input_ids, "input_ids", config.vocab_size, "vocab_size")
+    batch_size = input_ids.shape[0]
+    if puzzle_identifiers is not None and config.puzzle_emb_ndim:
+        puzzle_identifiers = torch.as_tensor(puzzle_identifiers)
+        if tuple(puzzle_identifiers.shape) != (batch_size,):
+            raise ValueError(
+                f"`puzzle_identifiers` must have shape (batch_size,) = ({batch_size},); "
+                f"got {tuple(puzzle_identifiers.shape)}."
+            )
+        puzzle_identifiers = check_ids(
+            puzzle_identifiers, "puzzle_identifiers", config.num_puzzle_identifiers, "num_puzzle_identifiers"
+        )
+    if carry is not None:
+        rows = {key: value.shape[0] for key, value in carry.items() if isinstance(value, torch.Tensor)}
+        if set(rows.values()) != {batch_size}:
+            # Broadcasting would otherwise run a one-row batch against every row of the carry.
+            sizes = set(rows.values())
+            carry_rows = f"{sizes.pop()} rows" if len(sizes) == 1 else f"rows {rows}"
+            raise ValueError(
+                f"The carry has {carry_rows} and `input_ids` {batch_size}: pass the carry the previous step "
+                "returned for this batch, or `carry=None` to start afresh."
+            )
+    return input_ids, puzzle_identifiers
+
+
 @dataclass
 class TRMSolveOutput(ModelOutput):
     """
@@ -167,6 +233,8 @@ __all__ = [
     "CellScores",
     "TRMSolveOutput",
     "TRMSupervisionStep",
+    "check_ids",
+    "check_puzzle_inputs",
     "score_cells",
     "solve_puzzles",
     "supervision_steps",
