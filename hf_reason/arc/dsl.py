@@ -74,7 +74,7 @@ class Program:
     params: tuple = ()
 
     @classmethod
-    def call(cls, name: str, *args: "Program", **params) -> "Program":
+    def call(cls, name: str, *args: Program, **params) -> Program:
         """`Program.call("rot90", INPUT)`: a primitive applied to programs (checked against the registry)."""
         if name not in PRIMITIVES:
             raise ValueError(f"unknown primitive {name!r}; list_primitives() shows them all")

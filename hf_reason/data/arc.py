@@ -326,7 +326,7 @@ class ArcTask:
     test_outputs: tuple
 
     @classmethod
-    def from_json(cls, task_id: str, data: dict) -> "ArcTask":
+    def from_json(cls, task_id: str, data: dict) -> ArcTask:
         """From the ARC JSON form ``{"train": [{"input", "output"}], "test": [{"input", "output"?}]}``."""
         for key in ("train", "test"):
             if not isinstance(data.get(key), list) or not data[key]:
