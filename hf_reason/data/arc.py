@@ -64,6 +64,7 @@ __all__ = [
     "arc_puzzle_identifier_map",
     "arc_validation_task_ids",
     "decode_arc_grid",
+    "draw_arc_augmentations",
     "encode_arc_grid",
     "invert_arc_augmentation",
     "load_arc",
@@ -181,6 +182,23 @@ def _draw_augmentations(grids: list[np.ndarray], count: int, rng: np.random.Gene
             seen.add(digest)
             chosen.append(_format_augmentation(k, perm))
     return chosen
+
+
+def draw_arc_augmentations(grids: list, count: int, seed: int = 0, include_identity: bool = True) -> list[str]:
+    """Augmentations of a task (dihedral + colour permutation, as `load_arc` draws them), each giving a
+    task distinct from the original and from the others.
+
+    Args:
+        grids: the task's grids that the augmentations must tell apart (e.g. its demonstration pairs
+            and test inputs).
+        count: augmented copies wanted (fewer come back for highly symmetric tasks).
+        seed: seed of the draw.
+        include_identity: put the identity augmentation first.
+    """
+    count = check_int("count", count, minimum=0)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    drawn = _draw_augmentations([np.asarray(g) for g in grids], count, rng)
+    return [ARC_IDENTITY_AUGMENTATION, *drawn] if include_identity else drawn
 
 
 def _arc_features() -> datasets.Features:
