@@ -47,11 +47,15 @@ def _grid_or_none(grid: Any, where: str) -> Optional[np.ndarray]:
     """A grid as an int array, None for a missing attempt (None or []), ValueError naming `where` otherwise."""
     if grid is None:
         return None
-    array = np.asarray(grid)
+    expected = "a 2-D grid of colours 0-9 (a list of equally long rows)"
+    try:
+        array = np.asarray(grid)
+    except ValueError:  # ragged rows
+        raise ValueError(f"{where} must be {expected}, got {grid!r:.80}") from None
     if array.size == 0:
         return None
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{where} must be a 2-D grid of integers (a list of equally long rows), got {grid!r:.80}")
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer) or array.min() < 0 or array.max() > 9:
+        raise ValueError(f"{where} must be {expected}, got {grid!r:.80}")
     return array
 
 
