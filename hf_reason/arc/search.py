@@ -8,7 +8,8 @@ argument types only, and at the last size only primitives that end in a grid, or
 steps left, are tried); shapes prune the last size (a grid whose shape differs from a training
 output's is not evaluated further). A grid that equals every training output is a solution; a grid
 of the right shapes whose colours map one-to-one onto the outputs' becomes one through a fitted
-colour map (`map_colours`, one more primitive).
+colour map (`map_colours`, one more primitive). A solution whose test predictions equal an earlier
+one's is dropped (equivalent on every input of the task).
 
 Solutions are ranked shortest first, then by fewer task-specific constants (more general), then in
 the order found; the first two distinct predictions are the two attempts. The search stops at its
@@ -244,26 +245,34 @@ def search_programs(
     n = task.num_train
 
     found: set[Program] = set()
+    # Solutions all agree on the training inputs; two that also agree on the test inputs are
+    # observationally equivalent on the whole task: only the first (the shortest) is kept.
+    predicted: set[tuple] = set()
+
+    def add_solution(program: Program, predictions: tuple, size: int) -> None:
+        nonlocal stop_size
+        key = tuple(_key(GRID, p) for p in predictions)
+        if key in predicted:
+            return
+        predicted.add(key)
+        solutions.append(DSLCandidate(program, predictions, len(solutions)))
+        stop_size = min(stop_size, size + config.sizes_after_solution)
 
     def consider(program: Program, values: list) -> None:
-        nonlocal stop_size
         train_values = values[:n]
         if program in found or not all(v.shape == t.shape for v, t in zip(train_values, task.targets)):
             return
         found.add(program)
         if all(np.array_equal(v, t) for v, t in zip(train_values, task.targets)):
-            solutions.append(DSLCandidate(program, tuple(values[n:]), len(solutions)))
+            add_solution(program, tuple(values[n:]), program.size)
         elif config.fit_colour_map:
             mapping = task.fit_colour_map(train_values)
             if not mapping:
                 return
             recolour = PRIMITIVES["map_colours"].fn
-            fitted = Program.call("map_colours", program, mapping=mapping)
-            predictions = tuple(recolour(v, mapping=mapping) for v in values[n:])
-            solutions.append(DSLCandidate(fitted, predictions, len(solutions)))
-        else:
-            return
-        stop_size = min(stop_size, program.size + config.sizes_after_solution)
+            predictions = tuple(_as_grid(recolour(v, mapping=mapping)) for v in values[n:])
+            if all(p is not None for p in predictions):
+                add_solution(Program.call("map_colours", program, mapping=mapping), predictions, program.size)
 
     def try_step(spec, program: Program, values: list, kwargs: dict, size: int, last: bool) -> None:
         clock.check()
