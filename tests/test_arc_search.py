@@ -136,3 +136,25 @@ def test_a_hung_worker_is_killed_and_the_other_tasks_finish():
         assert [str(c.program) for c in results[1].solutions] == ["flip_lr(input)"]
     finally:
         PRIMITIVES.pop("_test_only_sleeps")
+
+
+def test_bench_scores_a_dsl_run_on_the_validation_split(tmp_path):
+    """bench/arc.py end to end on two validation tasks with a tiny budget: submission, scores, summary and
+    programs are written, and no evaluation-set ledger is (the validation split is not an evaluation set)."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "bench/arc.py", "--split", "training-validation", "--methods", "dsl"]
+    command += ["--max_tasks", "2", "--dsl_cpu_seconds", "1", "--dsl_max_size", "1", "--workers", "1"]
+    done = subprocess.run(
+        [*command, "--output_dir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "arc training-validation dsl: pass@2" in done.stdout
+    out = tmp_path / "training-validation" / "dsl"
+    submission = json.loads((out / "submission.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(submission) == 2 and summary["num_tasks"] == 2
+    assert all(set(entry) == {"attempt_1", "attempt_2"} for entries in submission.values() for entry in entries)
+    assert (out / "programs.json").is_file() and not (tmp_path / "evaluation_ledger.jsonl").exists()
