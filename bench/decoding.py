@@ -34,7 +34,7 @@ Everything is printed, written to `<output_dir>/results.json`, and summarised as
 `name: ours X, reference Y, ratio Z` lines.
 
     python bench/decoding.py --quick                          # tiny sizes, end to end (~5 min under load)
-    python bench/decoding.py --stages train                   # ~35 min on 2 idle cores (resumable)
+    python bench/decoding.py --stages train                   # hours on 2 idle cores (resumable; docs/decoding.md)
     python bench/decoding.py --stages compliance,steering,thoughts   # ~20 min after training
     python bench/decoding.py --stages overhead                # ~12 min (exports GPT-2-small INT8 once)
     python bench/decoding.py --stages overhead --overhead_engines llguidance,xgrammar --rounds 9
@@ -222,7 +222,6 @@ def train_or_load(name: str, family: str, tokenizer, args, private: bool = False
         report_to=[],
         use_cpu=True,
         seed=0,
-        disable_tqdm=True,
         remove_unused_columns=False,
     )
     trainer = Trainer(

@@ -368,3 +368,25 @@ def test_beam_search_reorders_rows_and_the_processor_follows(tokenizer, model):
     )
     for row in out[:, ids.shape[1] :]:
         assert re.fullmatch("(ab|cd|x[0-9]){2,4}", tokenizer.decode(row, skip_special_tokens=True))
+
+
+def test_every_score_dtype_gets_the_same_mask_and_keeps_its_dtype(tokenizer):
+    """float32 / float64 CPU scores take the numpy path, bfloat16 and scores with gradients torch's."""
+    compiled = compile_grammar(tokenizer, GrammarSpec("grammar", ARITHMETIC_GBNF))
+    ids = torch.tensor([[tokenizer.bos_token_id]] * 2)
+    scores = torch.randn(2, len(tokenizer), generator=torch.Generator().manual_seed(0))
+    masks = {}
+    for name, batch in {
+        "float32": scores,
+        "float64": scores.double(),
+        "bfloat16": scores.bfloat16(),
+        "requires_grad": scores.clone().requires_grad_(),
+    }.items():
+        out = GrammarLogitsProcessor(compiled, tokenizer.eos_token_id)(ids, batch)
+        assert out.dtype == batch.dtype and out.shape == batch.shape, name
+        masks[name] = torch.isfinite(out.detach().float())
+        kept = masks[name]
+        torch.testing.assert_close(out.detach()[kept], batch.detach()[kept], rtol=0, atol=0)
+    assert 0 < masks["float32"].sum() < masks["float32"].numel()
+    for name, mask in masks.items():
+        assert torch.equal(mask, masks["float32"]), name

@@ -22,6 +22,10 @@ from transformers import LogitsProcessor
 from .engines import CompiledGrammar, unpack_bitmask
 
 
+# dtypes whose CPU tensors share memory with a numpy array (bfloat16 has no numpy counterpart)
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
 class GrammarDeadEndError(RuntimeError):
     """The grammar cannot be continued: no token is allowed, or a token it refuses was generated."""
 
@@ -252,8 +256,13 @@ class GrammarLogitsProcessor(LogitsProcessor):
         generated = input_ids[:, self.tracker.prompt_length :].tolist()
         for index, (row, tokens) in enumerate(zip(self.rows, generated)):
             self._sync(row, tokens, index)
-        allowed = torch.from_numpy(self._masks()).to(scores.device)
-        return scores.masked_fill(~allowed, float("-inf"))
+        allowed = self._masks()
+        if scores.device.type == "cpu" and scores.dtype in _NUMPY_FLOATS and not scores.requires_grad:
+            # One single-threaded numpy pass: torch's intra-op pool would wake its threads for 50k
+            # entries, and next to ONNX Runtime's spinning pool that wait dominates the decode step.
+            values = scores.numpy()
+            return torch.from_numpy(np.where(allowed, values, np.array(-np.inf, dtype=values.dtype)))
+        return scores.masked_fill(~torch.from_numpy(allowed).to(scores.device), float("-inf"))
 
     def replay_masks(self, completions: Sequence[Sequence[int]], length: Optional[int] = None) -> torch.BoolTensor:
         """The masks each completion was (or would have been) sampled under: `(n, length, vocab_size)`.
