@@ -26,15 +26,10 @@ has no CPU counterpart) and tracemalloc does not see tensor storage, while the p
 that ran only that setting is what the machine has to provide. "Above the model" subtracts the peak
 reached before training starts (interpreter, libraries, model, tokenizer, data).
 
-Cost (full size, 1024 tokens, G = 8): stock's loss forward and backward run 8 x ~1056 tokens (~5 TFLOP,
-plus the 768 x 50257 head over every position on CPU: TRL's fused head scores all positions there), ours
-1 x 1023 prompt tokens and 8 x 33 completion tokens (~0.7 TFLOP, the head over completion positions
-only). Stock generation prefills 8 x 1024 tokens, ours 1 x 1024; both decode 8 x 32 tokens. With
-checkpointing both recompute their layers once in the backward.
+What each trainer runs per step, and the measured results: docs/trainers.md.
 
-    python bench/grpo_prefill.py            # full: ~25-35 min on 2 quiet CPU cores; stock at 1024 / G = 16
-                                            # without checkpointing peaks near 20 GiB (a setting that is
-                                            # killed is reported, the others still run)
+    python bench/grpo_prefill.py            # every setting (a setting whose process is killed, e.g. for
+                                            # memory, is reported and the others still run)
     python bench/grpo_prefill.py --quick    # tiny shapes, 64 tokens, G = 8: 1-2 minutes (5 processes)
     python bench/grpo_prefill.py --family crsm   # CRSM (4 layers, 256 wide): the recurrent state after the
                                                  # prompt shared; no stated goal, the same report
