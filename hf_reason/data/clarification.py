@@ -18,7 +18,6 @@ Stories go to `train` / `validation` / `test` by a hash of their prompt (80 / 10
 splits are disjoint whatever the seeds and sizes.
 """
 
-import ast
 import hashlib
 import random
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Optional
 
 import datasets
 
+from ..evaluation.exact_arithmetic import ArithmeticExpressionError, parse_exact
 from .control_tokens import CLARIFY_TOKEN, THOUGHT_END, THOUGHT_START
 
 
@@ -180,27 +180,12 @@ def score_clarification(requested: Sequence[bool], needed: Sequence[bool]) -> di
 
 
 def evaluate_arithmetic(text: str) -> Optional[int]:
-    """The value of an expression of non-negative int literals with + - * and parentheses, else None.
-
-    Read with `ast` and walked by hand rather than evaluated: the text is a model's output.
-    """
+    """The value of an expression of non-negative int literals with + - * and parentheses, else None."""
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except (SyntaxError, ValueError):
+        parsed = parse_exact(text, operators={"+", "-", "*"}, allow_unary_minus=False, max_abs=10**6)
+    except ArithmeticExpressionError:
         return None
-    operators = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
-
-    def walk(node):
-        if isinstance(node, ast.Constant) and type(node.value) is int:
-            return node.value
-        if isinstance(node, ast.BinOp) and type(node.op) in operators:
-            left, right = walk(node.left), walk(node.right)
-            if left is None or right is None or max(abs(left), abs(right)) > 10**6:
-                return None
-            return operators[type(node.op)](left, right)
-        return None
-
-    return walk(tree)
+    return int(parsed.value)
 
 
 def story_answer(text: str, fmt: str) -> Optional[int]:

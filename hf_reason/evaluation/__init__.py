@@ -1,5 +1,6 @@
 """Evaluation: metrics, statistics, validators and the sandbox for untrusted code."""
 
+from .exact_arithmetic import ArithmeticExpressionError, ExactExpression, evaluate_exact, parse_exact
 from .reports import ReportEvaluator, ReportScoreReward, parse_report
 from .sandbox import SandboxConfig, SandboxResult, run_in_sandbox
 from .statistics import (
@@ -14,6 +15,8 @@ from .validators import ValidationResult, validate
 
 
 __all__ = [
+    "ArithmeticExpressionError",
+    "ExactExpression",
     "ReportEvaluator",
     "ReportScoreReward",
     "SandboxConfig",
@@ -21,9 +24,11 @@ __all__ = [
     "ValidationResult",
     "benjamini_hochberg",
     "cohens_h",
+    "evaluate_exact",
     "format_proportion",
     "mcnemar_exact",
     "mcnemar_from_outcomes",
+    "parse_exact",
     "metric_path",
     "parse_report",
     "run_in_sandbox",
