@@ -20,10 +20,11 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, HfArgumentParser  # noqa: E402
+from transformers.trainer import TRAINER_STATE_NAME  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic  # noqa: E402
 from hf_reason.distributed import end_distributed  # noqa: E402
-from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
+from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer, resolve_resume_checkpoint  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, CombinedReward, FormatReward  # noqa: E402
 
 
@@ -162,7 +163,11 @@ def main() -> None:
     else:
         tokenizer = build_tokenizer(vocab_size=script.vocab_size, extra_special_tokens=("<think>", "</think>"))
     model = build_model(script, tokenizer)
-    if not script.model_name_or_path and script.sft_steps > 0:
+    # `last` means the newest complete checkpoint in --output_dir; its weights replace the warm start.
+    resume = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir, state_file=TRAINER_STATE_NAME)
+    if resume:
+        print(f"Resuming from {resume}")
+    elif not script.model_name_or_path and script.sft_steps > 0:
         model = warm_start(model, tokenizer, script, args)
     data = generate_arithmetic(script.num_train_problems, max_ops=script.max_ops, seed=args.seed)
     reward = CombinedReward(
@@ -176,7 +181,7 @@ def main() -> None:
         train_dataset=data.select_columns(["prompt", "answer"]),
         peft_config=lora_config(script, model) if script.use_peft else None,
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output_dir)
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(args.output_dir)

@@ -200,6 +200,10 @@ def test_schema_check_rejects_bad_json_and_duplicates(entries, tmp_path):
         read_curated_jsonl(_write(tmp_path, [json.dumps(entries[0]), "{not json"]))
     with pytest.raises(CuratedTaskError, match="line 2, field `id`: duplicate of line 1"):
         read_curated_jsonl(_write(tmp_path, [json.dumps(entries[0])] * 2))
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(json.dumps(entries[0]).encode() + b"\n" + '{"id": "caf\u00e9"}'.encode("latin-1"))
+    with pytest.raises(CuratedTaskError, match=r"latin1.jsonl, line 2, field `<encoding>`: not UTF-8 \(byte 0xe9\)"):
+        read_curated_jsonl(str(latin1))
 
 
 def test_tom_simulation_first_and_second_order():

@@ -153,51 +153,36 @@ def test_two_process_accelerate_run_matches_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_grpo_example_warm_starts_trains_and_saves(tmp_path):
+def test_train_grpo_example_warm_starts_trains_saves_and_resumes(tmp_path):
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "examples/train_grpo.py",
-            "--output_dir",
-            str(tmp_path),
-            "--max_steps",
-            "2",
-            "--num_train_problems",
-            "16",
-            "--hidden_size",
-            "32",
-            "--num_layers",
-            "1",
-            "--vocab_size",
-            "320",
-            "--max_completion_length",
-            "6",
-            "--sft_steps",
-            "2",
-            "--disable_tqdm",
-            "true",
-            "--save_strategy",
-            "no",
-            "--use_peft",
-            "true",
-            "--lora_r",
-            "2",
-        ],
-        cwd=root,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+
+    def run(max_steps, *extra):
+        # fmt: off
+        command = [
+            sys.executable, "examples/train_grpo.py", "--output_dir", str(tmp_path), "--max_steps", str(max_steps),
+            "--num_train_problems", "16", "--hidden_size", "32", "--num_layers", "1", "--vocab_size", "320",
+            "--max_completion_length", "6", "--sft_steps", "2", "--disable_tqdm", "true", "--save_strategy", "steps",
+            "--save_steps", "2", "--use_peft", "true", "--lora_r", "2", *extra,
+        ]
+        # fmt: on
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result.stdout
+
+    assert "Resuming from" not in run(2)
     assert (tmp_path / "adapter_model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
-    assert (tmp_path / "sft" / "model.safetensors").is_file()
+    assert (tmp_path / "sft" / "model.safetensors").is_file() and (tmp_path / "checkpoint-2").is_dir()
+    sft_written = (tmp_path / "sft" / "model.safetensors").stat().st_mtime_ns
+    # `last` picks checkpoint-2 up and skips the warm start, whose weights the checkpoint replaces anyway
+    assert f"Resuming from {tmp_path / 'checkpoint-2'}" in run(4, "--resume_from_checkpoint", "last")
+    assert (tmp_path / "checkpoint-4").is_dir()
+    assert (tmp_path / "sft" / "model.safetensors").stat().st_mtime_ns == sft_written
 
 
 @pytest.mark.slow

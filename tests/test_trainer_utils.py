@@ -44,3 +44,20 @@ def test_check_value_names_the_field_what_it_must_be_and_the_value():
     check_value(True, "tau", 0.5, "in (0, 1]")
     with pytest.raises(ValueError, match=r"^`tau` must be in \(0, 1\], got 0\.0\.$"):
         check_value(False, "tau", 0.0, "in (0, 1]")
+
+
+def test_a_stock_trainer_checkpoint_is_complete_once_its_trainer_state_is_written(tmp_path):
+    from transformers.trainer import TRAINER_STATE_NAME
+
+    from hf_reason.trainers import last_complete_checkpoint, resolve_resume_checkpoint
+
+    for step, state in ((2, '{"global_step": 2}'), (4, '{"global_st'), (6, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"")
+        if state is not None:  # checkpoint-4 was cut mid-write, checkpoint-6 before its state
+            (folder / TRAINER_STATE_NAME).write_text(state)
+    assert last_complete_checkpoint(tmp_path, TRAINER_STATE_NAME) == str(tmp_path / "checkpoint-2")
+    assert resolve_resume_checkpoint("last", tmp_path, TRAINER_STATE_NAME) == str(tmp_path / "checkpoint-2")
+    # hf-reason trainers' own state files are what counts for them: none of these has one
+    assert last_complete_checkpoint(tmp_path) is None

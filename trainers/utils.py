@@ -4,6 +4,7 @@ reduced over all processes when they are logged, per-process state files in chec
 rotation and the resume that respect them), the check behind the configs' error messages and the
 guard that keeps bitsandbytes 4-bit models trainable."""
 
+import json
 import os
 from collections.abc import Callable, Iterable
 from typing import Optional, Union
@@ -12,6 +13,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from transformers import TrainerCallback
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_reason.file_io import save_safetensors_atomic
@@ -203,8 +205,16 @@ def is_complete_checkpoint(checkpoint: Union[str, os.PathLike], state_file: Opti
     Args:
         checkpoint (`str` or `os.PathLike`): a `checkpoint-N` folder.
         state_file (`str`, *optional*): the trainer's state file name with a `{rank}` field (e.g.
-            `DeepSupervisionTrainer._state_file`); by default any hf-reason trainer's.
+            `DeepSupervisionTrainer._state_file`); by default any hf-reason trainer's. For a trainer
+            without one (the GRPO and DPO trainers), pass `transformers.trainer.TRAINER_STATE_NAME`:
+            the `Trainer` writes `trainer_state.json` on the main process after everything else.
     """
+    if state_file == TRAINER_STATE_NAME:
+        try:
+            with open(os.path.join(checkpoint, TRAINER_STATE_NAME), encoding="utf-8") as handle:
+                return isinstance(json.load(handle), dict)
+        except (OSError, ValueError):
+            return False
     for pattern in _state_files(state_file):
         rank0 = os.path.join(checkpoint, pattern.format(rank=0))
         if not os.path.isfile(rank0):

@@ -192,9 +192,14 @@ def read_curated_jsonl(path: Optional[str] = None) -> list[dict]:
         text = resources.files("hf_reason.data").joinpath("curated/tasks.jsonl").read_text(encoding="utf-8")
         source = "hf_reason/data/curated/tasks.jsonl"
     else:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
         source = os.path.basename(path)
+        with open(path, "rb") as handle:
+            data = handle.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise CuratedTaskError(line, "<encoding>", f"not UTF-8 (byte {data[error.start]:#04x})", source) from None
     entries, seen = [], {}
     for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
