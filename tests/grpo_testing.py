@@ -73,10 +73,19 @@ def text_length_reward(prompts, completions, **kwargs):
 
 
 def grpo_trainer(
-    cls, config_cls, model, tokenizer, out_dir, reward_funcs=text_length_reward, peft_config=None, **options
+    cls,
+    config_cls,
+    model,
+    tokenizer,
+    out_dir,
+    reward_funcs=text_length_reward,
+    peft_config=None,
+    trainer_kwargs=None,
+    **options,
 ):
     """A GRPO trainer (`cls` / `config_cls`: stock or ours) on 8 arithmetic prompts: 8 rows per step (2 prompts x 4
-    completions of up to 8 tokens), float32 on CPU, seeded; `options` override the config's fields."""
+    completions of up to 8 tokens), float32 on CPU, seeded; `options` override the config's fields and
+    `trainer_kwargs` are passed to the trainer (e.g. a mixin's own arguments)."""
     args = dict(
         output_dir=str(out_dir),
         per_device_train_batch_size=8,
@@ -100,4 +109,5 @@ def grpo_trainer(
         train_dataset=generate_arithmetic(8, seed=1).remove_columns(["completion"]),
         processing_class=tokenizer,
         peft_config=peft_config,
+        **(trainer_kwargs or {}),
     )

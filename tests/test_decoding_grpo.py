@@ -4,8 +4,9 @@ import re
 
 import pytest
 import torch
-from datasets import Dataset
 from decoding_testing import our_tokenizer, tiny_gpt2
+from grpo_testing import grpo_trainer
+from grpo_testing import tiny_gpt2 as tiny_gpt2_without_dropout
 
 from hf_reason.decoding import (
     GrammarConstrainedGRPOMixin,
@@ -64,10 +65,15 @@ def test_masked_logps_are_the_log_probabilities_of_the_sampling_distribution():
 
 
 @pytest.mark.slow
-def test_stock_trl_grpo_with_constrained_rollouts(tmp_path):
-    from trl import GRPOConfig, GRPOTrainer
+@pytest.mark.parametrize("trainer_name", ["GRPOTrainer", "ReasoningGRPOTrainer"])
+def test_grpo_with_constrained_rollouts(trainer_name, tmp_path):
+    import trl
 
-    class ConstrainedGRPO(GrammarConstrainedGRPOMixin, GRPOTrainer):
+    from hf_reason import trainers
+
+    base = getattr(trl, trainer_name, None) or getattr(trainers, trainer_name)
+
+    class ConstrainedGRPO(GrammarConstrainedGRPOMixin, base):
         pass
 
     tokenizer = our_tokenizer()
@@ -77,29 +83,21 @@ def test_stock_trl_grpo_with_constrained_rollouts(tmp_path):
         seen.extend(completions)
         return [float(len(c)) for c in completions]
 
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=10,
-        max_steps=2,
-        learning_rate=1e-2,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        bf16=False,
-        use_cpu=True,
-    )
-    trainer = ConstrainedGRPO(
-        model=tiny_gpt2(tokenizer),
-        reward_funcs=reward,
-        args=args,
-        processing_class=tokenizer,
-        train_dataset=Dataset.from_dict({"prompt": ["a b c", "d e f"] * 4}),
-        grammar=GrammarSpec("regex", PATTERN),
-    )
+    def build(grammar):
+        return grpo_trainer(
+            ConstrainedGRPO,
+            trl.GRPOConfig,
+            tiny_gpt2_without_dropout(tokenizer),  # dropout in train mode would turn the shared prefill off
+            tokenizer,
+            tmp_path,
+            reward_funcs=reward,
+            trainer_kwargs={"grammar": grammar},
+            max_completion_length=10,
+            max_steps=2,
+            learning_rate=1e-2,
+        )
+
+    trainer = build(GrammarSpec("regex", PATTERN))
     calls = []
     original = GrammarConstrainedGRPOMixin._get_per_token_logps_and_entropies
 
@@ -109,16 +107,12 @@ def test_stock_trl_grpo_with_constrained_rollouts(tmp_path):
 
     trainer._get_per_token_logps_and_entropies = counting.__get__(trainer)
     trainer.train()
-    assert len(seen) == 8 and calls  # every rollout constrained; the loss read the masked log-probs
+    # every rollout constrained (through the shared-prefill generation too); the loss read the masked log-probs
+    assert len(seen) == 16 and calls
     for text in seen:
         assert re.fullmatch(PATTERN, text.replace(tokenizer.eos_token, "")), text
     assert all(torch.isfinite(torch.tensor(log["loss"])) for log in trainer.state.log_history if "loss" in log)
+    if trainer_name == "ReasoningGRPOTrainer":
+        assert any(log.get("generation/prefill_rows_saved", 0) > 0 for log in trainer.state.log_history)
     with pytest.raises(ValueError, match="`grammar` must be a GrammarSpec"):
-        ConstrainedGRPO(
-            model=tiny_gpt2(tokenizer),
-            reward_funcs=reward,
-            args=args,
-            processing_class=tokenizer,
-            train_dataset=Dataset.from_dict({"prompt": ["a"]}),
-            grammar=PATTERN,
-        )
+        build(PATTERN)
