@@ -206,10 +206,7 @@ def _read_tasks(path: Optional[str]) -> list[dict]:
         raise CLIError(f"--tasks {path} is a folder; expected a task JSONL file.")
     if path is not None and not Path(path).is_file():
         raise CLIError(f"--tasks {path}: no such file.")
-    try:
-        tasks = read_curated_jsonl(path)
-    except UnicodeDecodeError as error:
-        raise CLIError(f"--tasks {path}: not UTF-8 text ({error.reason} at byte {error.start}).") from None
+    tasks = read_curated_jsonl(path)
     if not tasks:
         raise CLIError(f"--tasks {path} holds no tasks.")
     return tasks
