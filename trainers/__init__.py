@@ -15,6 +15,8 @@ from .dqn_halting_config import DQNHaltingConfig
 from .dqn_halting_trainer import DQNHaltingTrainer
 from .grpo_config import ReasoningGRPOConfig
 from .grpo_trainer import ReasoningGRPOTrainer
+from .quantile_reward_config import QuantileRegressionConfig, QuantileRewardConfig
+from .quantile_reward_trainer import QuantileRegressionTrainer, QuantileRewardTrainer
 from .rewards import (
     ArithmeticAnswerReward,
     CombinedReward,
@@ -35,3 +37,4 @@ __all__ += ["LengthBalancedDPOConfig", "LengthBalancedDPOTrainer", "LengthBalanc
 __all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "FormatReward", "PlanReward"]
 __all__ += ["TheoryOfMindReward", "training_state_files"]
 __all__ += ["is_complete_checkpoint", "resolve_resume_checkpoint"]
+__all__ += ["QuantileRegressionConfig", "QuantileRegressionTrainer", "QuantileRewardConfig", "QuantileRewardTrainer"]
