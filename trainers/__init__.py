@@ -15,6 +15,7 @@ from .dqn_halting_config import DQNHaltingConfig
 from .dqn_halting_trainer import DQNHaltingTrainer
 from .grpo_config import ReasoningGRPOConfig
 from .grpo_trainer import ReasoningGRPOTrainer
+from .hierarchical_reward_trainer import HierarchicalRewardConfig, HierarchicalRewardTrainer
 from .quantile_reward_config import QuantileRegressionConfig, QuantileRewardConfig
 from .quantile_reward_trainer import QuantileRegressionTrainer, QuantileRewardTrainer
 from .rewards import (
@@ -38,3 +39,4 @@ __all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "Fo
 __all__ += ["TheoryOfMindReward", "training_state_files"]
 __all__ += ["is_complete_checkpoint", "resolve_resume_checkpoint"]
 __all__ += ["QuantileRegressionConfig", "QuantileRegressionTrainer", "QuantileRewardConfig", "QuantileRewardTrainer"]
+__all__ += ["HierarchicalRewardConfig", "HierarchicalRewardTrainer"]

@@ -65,11 +65,22 @@ FAMILIES: dict[str, Family] = {
     ),
     "quantile_reward_model": Family(
         template="reward_model.md",
-        summary="A multi-attribute quantile reward model: per attribute, a set of predicted quantiles of its score, "
+        summary="A multi-attribute quantile reward model: per attribute, a set of predicted quantiles of its score "
+        "(ordered by construction, trained with the pinball loss), "
         "and a configurable risk-aware scalar reward.",
         task_type="text-classification",
         task_name="Reward modelling (sequence scoring)",
         tags=("reward-model", "quantile-regression", "trl"),
+        pipeline_tag=None,
+        module="hf_reason.reward_models",
+    ),
+    "hierarchical_reward_model": Family(
+        template="reward_model.md",
+        summary="A hierarchical reward model: a process head scoring each reasoning step's soundness and an "
+        "outcome head scoring the response end to end, combined with a documented weighting.",
+        task_type="text-classification",
+        task_name="Reward modelling (step and outcome scoring)",
+        tags=("reward-model", "process-reward-model", "trl"),
         pipeline_tag=None,
         module="hf_reason.reward_models",
     ),

@@ -13,6 +13,20 @@ DEFAULT_ATTRIBUTES = ("correctness", "helpfulness", "format", "verbosity")
 DEFAULT_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
+def backbone_config_from(value: Optional[Union[dict, PretrainedConfig]]) -> PretrainedConfig:
+    """A reward model's backbone configuration from a config, a dict with its `model_type`, or None (a small GPT-2)."""
+    if value is None:
+        return AutoConfig.for_model("gpt2", n_embd=64, n_layer=2, n_head=2)
+    if isinstance(value, Mapping):
+        value = dict(value)
+        if "model_type" not in value:
+            raise ValueError("`backbone_config` given as a dict needs its `model_type` (e.g. 'gpt2')")
+        return AutoConfig.for_model(value.pop("model_type"), **value)
+    if not isinstance(value, PretrainedConfig):
+        raise ValueError(f"`backbone_config` must be a dict or a PretrainedConfig, got {type(value).__name__}")
+    return value
+
+
 class QuantileRewardModelConfig(PretrainedConfig):
     r"""Configuration of [`QuantileRewardModel`]: a sequence-scoring head on a language-model backbone that predicts,
     per attribute, a set of quantiles of that attribute's score.
@@ -52,15 +66,7 @@ class QuantileRewardModelConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs,
     ):
-        if backbone_config is None:
-            backbone_config = AutoConfig.for_model("gpt2", n_embd=64, n_layer=2, n_head=2)
-        elif isinstance(backbone_config, Mapping):
-            backbone_config = dict(backbone_config)
-            if "model_type" not in backbone_config:
-                raise ValueError("`backbone_config` given as a dict needs its `model_type` (e.g. 'gpt2')")
-            backbone_config = AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config)
-        elif not isinstance(backbone_config, PretrainedConfig):
-            raise ValueError(f"`backbone_config` must be a dict or a PretrainedConfig, got {type(backbone_config)}")
+        backbone_config = backbone_config_from(backbone_config)
         attributes = [str(a) for a in attributes]
         if not attributes or len(set(attributes)) != len(attributes):
             raise ValueError(f"`attributes` must be a non-empty list of distinct names, got {attributes}")
@@ -99,4 +105,4 @@ class QuantileRewardModelConfig(PretrainedConfig):
             self.pad_token_id = getattr(backbone_config, "pad_token_id", None)
 
 
-__all__ = ["QuantileRewardModelConfig"]
+__all__ = ["QuantileRewardModelConfig", "backbone_config_from"]

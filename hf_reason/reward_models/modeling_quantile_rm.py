@@ -49,6 +49,15 @@ def last_token_index(input_ids: torch.Tensor, attention_mask: Optional[torch.Ten
     return (attention_mask.long() * positions).argmax(-1)
 
 
+def init_reward_head(module: nn.Module, std: float) -> None:
+    """Initialises a reward head (a linear layer marked `_is_reward_head`): normal weights, zero bias. Other modules
+    are left alone: the backbone keeps its own family's initialisation."""
+    if isinstance(module, nn.Linear) and getattr(module, "_is_reward_head", False):
+        module.weight.data.normal_(mean=0.0, std=std)
+        if module.bias is not None:
+            module.bias.data.zero_()
+
+
 @dataclass
 class QuantileRewardOutput(ModelOutput):
     """Output of [`QuantileRewardModel`].
@@ -76,11 +85,7 @@ class QuantileRewardPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
 
     def _init_weights(self, module):
-        # only the head is ours; the backbone's modules keep their own family's initialisation
-        if isinstance(module, nn.Linear) and getattr(module, "_is_reward_head", False):
-            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
-            if module.bias is not None:
-                module.bias.data.zero_()
+        init_reward_head(module, self.config.initializer_range)
 
 
 class QuantileRewardModel(QuantileRewardPreTrainedModel):
