@@ -74,6 +74,16 @@ FAMILIES: dict[str, Family] = {
         pipeline_tag=None,
         module="hf_reason.reward_models",
     ),
+    "branch_rethink_reward_model": Family(
+        template="reward_model.md",
+        summary="A branch-and-rethink reward model (BR-RM): one causal LM that first names the attributes of a "
+        "response most at risk (adaptive branching), then scores the response conditioned on them (rethinking).",
+        task_type="text-classification",
+        task_name="Reward modelling (two-turn scoring)",
+        tags=("reward-model", "branch-and-rethink", "trl"),
+        pipeline_tag=None,
+        module="hf_reason.reward_models",
+    ),
     "hierarchical_reward_model": Family(
         template="reward_model.md",
         summary="A hierarchical reward model: a process head scoring each reasoning step's soundness and an "

@@ -86,6 +86,29 @@ class RewardModelReward:
         return scores[:, 0].tolist()
 
 
+class BranchRethinkReward:
+    """A [`BranchRethinkRewardModel`] as a TRL reward function: both turns on ``prompt + completion``.
+
+    The branches of the last call are kept in `last_branches` (for logging what the model worried about).
+
+    Args:
+        model ([`BranchRethinkRewardModel`]), tokenizer, batch_size (`int`, defaults to 8).
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 8):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.last_branches: list[list[str]] = []
+        self.__name__ = "branch_rethink_reward"
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        from hf_reason.trainers.rewards import completion_text  # the trainers package pulls in TRL: only when used
+
+        prompts = list(prompts) if prompts is not None else [""] * len(completions)
+        contexts = [completion_text(p) + completion_text(c) for p, c in zip(prompts, completions)]
+        rewards, self.last_branches = self.model.score(self.tokenizer, contexts, self.batch_size)
+        return rewards
+
+
 def best_of_n(
     reward_fn: Callable[..., Sequence[float]], prompts: Sequence[str], candidates: Sequence[Sequence[str]], **kwargs
 ) -> list[int]:
@@ -111,4 +134,4 @@ def best_of_n(
     return choices
 
 
-__all__ = ["RewardModelReward", "best_of_n", "quantile_coverage", "score_texts"]
+__all__ = ["BranchRethinkReward", "RewardModelReward", "best_of_n", "quantile_coverage", "score_texts"]
