@@ -27,6 +27,7 @@ from .rewards import (
     TheoryOfMindReward,
 )
 from .rl_utils import ReplayBuffer
+from .star import StarConfig, run_star
 from .utils import is_complete_checkpoint, resolve_resume_checkpoint
 
 
@@ -40,3 +41,4 @@ __all__ += ["TheoryOfMindReward", "training_state_files"]
 __all__ += ["is_complete_checkpoint", "resolve_resume_checkpoint"]
 __all__ += ["QuantileRegressionConfig", "QuantileRegressionTrainer", "QuantileRewardConfig", "QuantileRewardTrainer"]
 __all__ += ["HierarchicalRewardConfig", "HierarchicalRewardTrainer"]
+__all__ += ["StarConfig", "run_star"]
