@@ -77,8 +77,8 @@ def test_an_interrupted_iteration_resumes_to_the_uninterrupted_result(tmp_path, 
     train, held_out = _problems(8), _problems(4, 100)
     reference = run_star(_base, tokenizer, train, held_out, _verifier, _config(tmp_path, "straight"), log=str)
 
-    real_sft = star._sft
-    monkeypatch.setattr(star, "_sft", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    real_sft = star.sft_on_rows
+    monkeypatch.setattr(star, "sft_on_rows", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         run_star(_base, tokenizer, train, held_out, _verifier, _config(tmp_path, "resumed"), log=str)
     folder = tmp_path / "resumed" / "iter_1"
@@ -87,7 +87,7 @@ def test_an_interrupted_iteration_resumes_to_the_uninterrupted_result(tmp_path, 
 
     calls = []
     real_sample = star.sample_completions
-    monkeypatch.setattr(star, "_sft", real_sft)
+    monkeypatch.setattr(star, "sft_on_rows", real_sft)
     monkeypatch.setattr(star, "sample_completions", lambda *a, **k: calls.append(a[2]) or real_sample(*a, **k))
     resumed = run_star(_base, tokenizer, train, held_out, _verifier, _config(tmp_path, "resumed"), log=str)
     # every sampling and rationalising chunk was on disk: the only generation left is the held-out evaluation

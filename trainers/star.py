@@ -32,7 +32,7 @@ from transformers import AutoModelForCausalLM
 from hf_reason.file_io import atomic_write_json, read_json_object
 
 
-__all__ = ["StarConfig", "evaluate_accuracy", "load_kept", "run_star", "sample_completions"]
+__all__ = ["StarConfig", "evaluate_accuracy", "load_kept", "run_star", "sample_completions", "sft_on_rows"]
 
 
 @dataclass
@@ -133,7 +133,7 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _sft(base_model_fn, start_from: Optional[Path], tokenizer, rows: list[dict], out: Path, config: StarConfig):
+def sft_on_rows(base_model_fn, start_from: Optional[Path], tokenizer, rows: list[dict], out: Path, config: StarConfig):
     """Fine-tunes the base (or `start_from`) on the kept rows; resumes from the last checkpoint in `out/trainer`."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -260,11 +260,15 @@ def run_star(
         atomic_write_json(folder / "kept.json", {"rows": kept, "counts": counts})
         log(f"iteration {iteration}: kept {len(kept)} verified rationales ({counts})")
         if not (folder / "sft_done.json").is_file():
-            if not kept:
-                raise RuntimeError(f"iteration {iteration}: no verified rationale to train on; see {folder}/kept.json")
-            start_from = None if config.restart_from_base else previous_model
-            _sft(base_model_fn, start_from, tokenizer, [{k: r[k] for k in ("prompt", "completion")} for r in kept],
-                 folder, config)  # fmt: skip
+            if kept:
+                start_from = None if config.restart_from_base else previous_model
+                rows = [{k: r[k] for k in ("prompt", "completion")} for r in kept]
+                sft_on_rows(base_model_fn, start_from, tokenizer, rows, folder, config)
+            else:
+                # nothing verified to learn from: the iteration keeps the policy it sampled with
+                log(f"iteration {iteration}: no verified rationale; the policy is kept unchanged")
+                current.save_pretrained(folder / "model")
+                tokenizer.save_pretrained(folder / "model")
             atomic_write_json(folder / "sft_done.json", {"rows": len(kept)})
         model = AutoModelForCausalLM.from_pretrained(folder / "model")
         result = evaluate_accuracy(model, tokenizer, eval_problems, verifier, config.max_new_tokens)
