@@ -31,7 +31,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct  # noqa: E402
 from hf_reason.evaluation.statistics import cohens_h, format_proportion, mcnemar_from_outcomes  # noqa: E402
 from hf_reason.file_io import atomic_write_json, read_json_object  # noqa: E402
-from hf_reason.trainers.star import StarConfig, sft_on_rows, run_star  # noqa: E402
+from hf_reason.trainers.star import StarConfig, run_star, sft_on_rows  # noqa: E402
 
 
 def parse_args(argv=None):
