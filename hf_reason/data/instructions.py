@@ -34,6 +34,7 @@ __all__ = [
     "REFUSAL",
     "generate_instruction_tasks",
     "instruction_prompt",
+    "unconstrained_example",
 ]
 
 NEGATIVE_KINDS = ("refusal", "hallucination", "format_violation")
@@ -210,7 +211,18 @@ def instruction_prompt(name: str, facts: dict, ids: list[str], kwargs: dict) -> 
         f"colour: {facts['colour']}; material: {facts['material']}; town: {facts['town']}; age: {facts['age']} years"
     )
     constraints = " ".join(describe_instruction(i, **kwargs[i]) for i in ids)
-    return f"Describe the {name} using only these facts ({sheet}). {constraints}\n"
+    return f"Describe the {name} using only these facts ({sheet}).{' ' + constraints if constraints else ''}\n"
+
+
+def unconstrained_example(name: str, facts: dict, seed: int = 0) -> tuple[str, str]:
+    """A prompt and response for the grounded task with no constraint: the text a base model is pretrained on.
+
+    Args:
+        name (`str`): the object.
+        facts (`dict`): its fact sheet (``colour``, ``material``, ``town``, ``age``), e.g. a row's `facts` parsed.
+        seed (`int`, defaults to 0): the sentence order.
+    """
+    return instruction_prompt(name, facts, [], {}), _render(name, facts, [], {}, seed)
 
 
 def _violation(name, facts, ids, kwargs, seed) -> Optional[str]:

@@ -1,6 +1,7 @@
 """Evaluation: metrics, statistics, validators and the sandbox for untrusted code."""
 
 from .exact_arithmetic import ArithmeticExpressionError, ExactExpression, evaluate_exact, parse_exact
+from .instruction_comparison import compare_instruction_following
 from .instruction_following import (
     INSTRUCTION_CHECKERS,
     InstructionFollowingResult,
@@ -25,6 +26,7 @@ __all__ = [
     "INSTRUCTION_CHECKERS",
     "InstructionFollowingResult",
     "check_instruction",
+    "compare_instruction_following",
     "evaluate_instruction_following",
     "ChatTemplateContaminationError",
     "run_sentinel_check",
