@@ -188,6 +188,8 @@ def test_train_grpo_example_warm_starts_trains_and_saves(tmp_path):
             "true",
             "--lora_r",
             "2",
+            "--cosine_curriculum",
+            "true",
         ],
         cwd=root,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
