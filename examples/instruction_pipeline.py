@@ -1,13 +1,18 @@
 """Base -> SFT -> DPO on the generated instruction set, with the three models evaluated on held-out instructions.
 
-Stages, each in its own folder under --output_dir and skipped when complete (its `done.json` is written last):
+Stages, each in its own folder under --output_dir and skipped when complete (its `done.json`, written last,
+records the options it was built with; a complete stage is reused as it is, so delete it and the stages after
+it to rebuild with other options):
 
   base  a new small GPT-2 pretrained on the grounded task *without* constraints (prompt: the fact sheet;
         completion: a plain description): it knows the domain and has never seen a constrained response,
         as a pretrained base model has not
   sft   TRL's `SFTTrainer` from the base on (instruction prompt, verified response) rows, loss on the response
-  dpo   TRL's `DPOTrainer` from the SFT model on (verified response, hard negative) pairs of other training
-        prompts; the negatives are refusals, hallucinated facts and format violations
+  pairs preference pairs on other training prompts (--pairs): `generated`, the verified response against the
+        generated hard negative (a refusal, a hallucinated fact or a format violation); `bon`, best-of-N from
+        the SFT model's own samples scored by the instruction checks (chosen: a sample that follows every
+        instruction; rejected: the most similar sample that breaks at least one); `both`, the two together
+  dpo   TRL's `DPOTrainer` from the SFT model on those pairs
   eval  greedy answers of base, SFT and DPO to held-out prompts (objects never seen in training), after the
         sentinel-prompt check on each loaded model; IFEval's four accuracies, exact McNemar per step
         (base -> SFT, SFT -> DPO; Benjamini-Hochberg over the two steps) and per instruction type (BH across
@@ -30,9 +35,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
+from datasets import Dataset, load_from_disk  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, set_seed  # noqa: E402
 
-from hf_reason.data import build_tokenizer  # noqa: E402
+from hf_reason.data import build_preference_pairs, build_tokenizer  # noqa: E402
 from hf_reason.data.instructions import (  # noqa: E402
     INVENTED_FACTS,
     REFUSAL,
@@ -41,9 +47,10 @@ from hf_reason.data.instructions import (  # noqa: E402
 )
 from hf_reason.evaluation import evaluate_instruction_following, run_sentinel_check  # noqa: E402
 from hf_reason.evaluation.instruction_comparison import compare_instruction_following  # noqa: E402
+from hf_reason.evaluation.instruction_following import follows_instructions  # noqa: E402
 from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
 from hf_reason.file_io import atomic_write_json, read_json_object  # noqa: E402
-from hf_reason.trainers.star import StarConfig, sft_on_rows  # noqa: E402
+from hf_reason.trainers.star import StarConfig, sample_completions, sft_on_rows  # noqa: E402
 
 
 SYSTEMS = ("base", "sft", "dpo")
@@ -60,6 +67,8 @@ def parse_args(argv=None):
     parser.add_argument("--base_steps", type=int, default=None, help="default 400")
     parser.add_argument("--sft_steps", type=int, default=None, help="default 400")
     parser.add_argument("--dpo_steps", type=int, default=None, help="default 150")
+    parser.add_argument("--pairs", choices=("generated", "bon", "both"), default="generated")
+    parser.add_argument("--num_samples", type=int, default=8, help="N of best-of-N (--pairs bon / both)")
     parser.add_argument("--dpo_lr", type=float, default=1e-4)
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--hidden_size", type=int, default=None, help="default 128")
@@ -86,7 +95,7 @@ def datasets_for(args):
     pairs = generate_instruction_tasks(args.num_pairs, "train", seed=args.seed + 3)
     held_out = generate_instruction_tasks(args.num_eval, "held_out", seed=args.seed + 4)
     sft_rows = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in sft]
-    return base_rows, sft_rows, pairs.select_columns(["prompt", "chosen", "rejected"]), held_out
+    return base_rows, sft_rows, pairs, held_out
 
 
 def _done(folder: Path) -> bool:
@@ -114,7 +123,7 @@ def build_base(args, root: Path, rows, tokenizer) -> Path:
             )  # fmt: skip
 
         sft_on_rows(fresh, None, tokenizer, rows, folder, _star_config(args, folder, args.base_steps))
-        atomic_write_json(folder / "done.json", {"rows": len(rows), "steps": args.base_steps})
+        atomic_write_json(folder / "done.json", {"options": vars(args), "rows": len(rows), "steps": args.base_steps})
     return folder / "model"
 
 
@@ -123,8 +132,51 @@ def build_sft(args, root: Path, base: Path, rows, tokenizer) -> Path:
     if not _done(folder):
         set_seed(args.seed)
         sft_on_rows(None, base, tokenizer, rows, folder, _star_config(args, folder, args.sft_steps))
-        atomic_write_json(folder / "done.json", {"rows": len(rows), "steps": args.sft_steps, "from": str(base)})
+        atomic_write_json(
+            folder / "done.json",
+            {"options": vars(args), "rows": len(rows), "steps": args.sft_steps, "from": str(base)},
+        )
     return folder / "model"
+
+
+def bon_pairs(args, sft: Path, tasks, tokenizer) -> list[dict]:
+    """Best-of-N pairs from the SFT model's samples, scored by the share of instructions followed (strict)."""
+    model = AutoModelForCausalLM.from_pretrained(sft)
+    pairs = []
+    for start in range(0, len(tasks), 16):
+        chunk = tasks[start : start + 16]
+        samples = sample_completions(
+            model, tokenizer, chunk["prompt"], args.num_samples, 1.0, args.max_new_tokens, seed=args.seed + start
+        )
+        for prompt, ids, kwargs, group in zip(chunk["prompt"], chunk["instruction_id_list"], chunk["kwargs"], samples):
+            group = [text.strip() for text in group]
+            kwargs = [json.loads(k) for k in kwargs]
+            rewards = [sum(follows_instructions(text, ids, kwargs)) / len(ids) for text in group]
+            # a chosen sample follows every instruction; the rejected one breaks at least one of them
+            pair = build_preference_pairs(
+                prompt, group, rewards, min_margin=1 / len(ids) - 1e-9, min_chosen_reward=1.0
+            )
+            if pair is not None:
+                pairs.append({key: pair[key] for key in ("prompt", "chosen", "rejected")})
+    return pairs
+
+
+def build_pairs(args, root: Path, sft: Path, tasks, tokenizer) -> Dataset:
+    folder = root / "pairs"
+    if not _done(folder):
+        rows = []
+        if args.pairs in ("generated", "both"):
+            rows += [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in tasks]
+        if args.pairs in ("bon", "both"):
+            rows += bon_pairs(args, sft, tasks, tokenizer)
+        if not rows:
+            raise RuntimeError(
+                "best-of-N found no prompt with a sample that follows every instruction and one that does not: "
+                "train the SFT model longer (--sft_steps), sample more (--num_samples) or use --pairs both"
+            )
+        Dataset.from_list(rows).save_to_disk(folder / "data")
+        atomic_write_json(folder / "done.json", {"options": vars(args), "pairs": len(rows), "kind": args.pairs})
+    return load_from_disk(folder / "data")
 
 
 def build_dpo(args, root: Path, sft: Path, pairs, tokenizer) -> Path:
@@ -145,7 +197,10 @@ def build_dpo(args, root: Path, sft: Path, pairs, tokenizer) -> Path:
         trainer.save_model(str(folder / "model"))
         tokenizer.save_pretrained(folder / "model")
         shutil.rmtree(folder / "trainer", ignore_errors=True)
-        atomic_write_json(folder / "done.json", {"pairs": len(pairs), "steps": args.dpo_steps, "from": str(sft)})
+        atomic_write_json(
+            folder / "done.json",
+            {"options": vars(args), "pairs": len(pairs), "steps": args.dpo_steps, "from": str(sft)},
+        )
     return folder / "model"
 
 
@@ -225,7 +280,7 @@ def main(argv=None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     base = build_base(args, root, base_rows, tokenizer)
     sft = build_sft(args, root, base, sft_rows, tokenizer)
-    dpo = build_dpo(args, root, sft, pairs, tokenizer)
+    dpo = build_dpo(args, root, sft, build_pairs(args, root, sft, pairs, tokenizer), tokenizer)
     if (root / "eval.json").is_file():
         report = read_json_object(root / "eval.json")
     else:

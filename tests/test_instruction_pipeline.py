@@ -30,7 +30,7 @@ def test_quick_run_evaluates_base_sft_and_dpo_on_held_out_prompts_and_resumes(tm
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "run"
-    report = module.main(["--output_dir", str(out), "--quick"])
+    report = module.main(["--output_dir", str(out), "--quick", "--pairs", "both"])
     assert set(report["systems"]) == {"base", "sft", "dpo"}
     assert set(report["comparisons"]) == {"base->sft", "sft->dpo"}
     held_out = {r["object"] for r in generate_instruction_tasks(12, "held_out", seed=4)}
@@ -41,9 +41,13 @@ def test_quick_run_evaluates_base_sft_and_dpo_on_held_out_prompts_and_resumes(tm
         assert step["worse_types"] == [t for t, v in step["per_type"].items() if v["worse"]]
     assert set(report["goal"]) == {"base_to_sft_significant", "sft_to_dpo_significant", "no_type_where_dpo_is_worse"}
     assert all(len(outputs) == 4 for outputs in report["sentinel_outputs"].values())
+    # both kinds of pairs: the generated ones for every pair prompt, plus best-of-N pairs where they exist
+    assert json.loads((out / "pairs" / "done.json").read_text())["pairs"] >= 8
     answers = json.loads((out / "answers.json").read_text())
     assert all(len(answers[name]) == 12 for name in ("base", "sft", "dpo"))
 
     stamps = {s: (out / s / "done.json").stat().st_mtime_ns for s in ("base", "sft", "dpo")}
-    assert module.main(["--output_dir", str(out), "--quick"]) == json.loads((out / "eval.json").read_text())
+    assert module.main(["--output_dir", str(out), "--quick", "--pairs", "both"]) == json.loads(
+        (out / "eval.json").read_text()
+    )
     assert stamps == {s: (out / s / "done.json").stat().st_mtime_ns for s in ("base", "sft", "dpo")}
