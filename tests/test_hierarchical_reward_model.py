@@ -104,3 +104,24 @@ def test_training_fits_step_labels_and_the_model_saves_loads_and_rewards(tmp_pat
     candidates = [completions[0], " #### 12345"]
     scores = reward([chains["prompt"][0]] * 2, candidates)
     assert best_of_n(reward, [chains["prompt"][0]], [candidates]) == [int(scores[1] > scores[0])]
+
+
+def test_the_hierarchical_and_branch_rethink_rewards_drive_a_grpo_step(tmp_path):
+    from grpo_testing import grpo_trainer, tiny_gpt2
+
+    from hf_reason.reward_models import BranchRethinkReward, BranchRethinkRewardModel
+    from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+
+    tokenizer = our_tokenizer()
+    rewards = [
+        HierarchicalReward(_tiny(tokenizer).eval(), tokenizer),
+        BranchRethinkReward(BranchRethinkRewardModel.from_causal_lm(tiny_gpt2(tokenizer, seed=1)), tokenizer),
+    ]
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path, reward_funcs=rewards
+    )
+    trainer.train()
+    (log,) = [entry for entry in trainer.state.log_history if "reward" in entry]
+    for reward in rewards:
+        assert f"rewards/{reward.__name__}/mean" in log
+    assert len(rewards[1].last_branches) == 8  # one branch list per completion of the step (2 prompts x 4)
