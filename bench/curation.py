@@ -30,13 +30,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
-from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, set_seed  # noqa: E402
+from transformers import AutoModelForCausalLM, set_seed  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct  # noqa: E402
 from hf_reason.data.curation import curate, pass_rates  # noqa: E402
 from hf_reason.evaluation.statistics import cohens_h, format_proportion, mcnemar_from_outcomes  # noqa: E402
 from hf_reason.file_io import atomic_write_json  # noqa: E402
-from hf_reason.trainers.star import StarConfig, evaluate_accuracy, sample_completions, sft_on_rows  # noqa: E402
+from hf_reason.trainers.star import (  # noqa: E402
+    StarConfig,
+    evaluate_accuracy,
+    new_small_gpt2,
+    sample_completions,
+    sft_on_rows,
+)
 
 
 def parse_args(argv=None):
@@ -105,13 +111,7 @@ def main(argv=None) -> dict:
         set_seed(args.seed)
 
         def fresh():
-            return GPT2LMHeadModel(
-                GPT2Config(
-                    vocab_size=len(tokenizer), n_positions=256, n_embd=args.hidden_size, n_layer=2,
-                    n_head=max(1, args.hidden_size // 32), pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-                )
-            )  # fmt: skip
+            return new_small_gpt2(tokenizer, args.hidden_size, num_layers=2)
 
         config = StarConfig(output_dir=str(folder), sft_steps=args.base_steps, seed=args.seed, batch_size=batch)
         base = sft_on_rows(fresh, None, tokenizer, seed_rows, folder / "base", config)

@@ -28,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
-from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, set_seed  # noqa: E402
+from transformers import AutoModelForCausalLM, set_seed  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic  # noqa: E402
@@ -37,6 +37,7 @@ from hf_reason.file_io import atomic_write_json  # noqa: E402
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
 from hf_reason.trainers.curriculum import CosineRewardCurriculum  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward  # noqa: E402
+from hf_reason.trainers.star import new_small_gpt2  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -65,13 +66,7 @@ def think_format(completion: str) -> str:
 
 def warm_start(args, tokenizer, folder: str) -> str:
     set_seed(args.seed)
-    model = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=len(tokenizer), n_positions=128, n_embd=args.hidden_size, n_layer=2,
-            n_head=max(1, args.hidden_size // 32), pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-        )
-    )  # fmt: skip
+    model = new_small_gpt2(tokenizer, args.hidden_size, num_layers=2, n_positions=128)
     data = generate_arithmetic(512, max_ops=args.max_ops, seed=args.seed + 1)
     rows = {"prompt": data["prompt"], "completion": [think_format(c) for c in data["completion"]]}
     trainer = SFTTrainer(

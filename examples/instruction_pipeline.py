@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import torch  # noqa: E402
 from datasets import Dataset, load_from_disk  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, set_seed  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed  # noqa: E402
 
 from hf_reason.data import build_preference_pairs, build_tokenizer  # noqa: E402
 from hf_reason.data.instructions import (  # noqa: E402
@@ -50,7 +50,7 @@ from hf_reason.evaluation.instruction_comparison import compare_instruction_foll
 from hf_reason.evaluation.instruction_following import follows_instructions  # noqa: E402
 from hf_reason.evaluation.statistics import format_proportion  # noqa: E402
 from hf_reason.file_io import atomic_write_json, read_json_object  # noqa: E402
-from hf_reason.trainers.star import StarConfig, sample_completions, sft_on_rows  # noqa: E402
+from hf_reason.trainers.star import StarConfig, new_small_gpt2, sample_completions, sft_on_rows  # noqa: E402
 
 
 SYSTEMS = ("base", "sft", "dpo")
@@ -114,13 +114,7 @@ def build_base(args, root: Path, rows, tokenizer) -> Path:
         set_seed(args.seed)
 
         def fresh():
-            return GPT2LMHeadModel(
-                GPT2Config(
-                    vocab_size=len(tokenizer), n_positions=512, n_embd=args.hidden_size, n_layer=args.num_layers,
-                    n_head=max(1, args.hidden_size // 32), pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-                )
-            )  # fmt: skip
+            return new_small_gpt2(tokenizer, args.hidden_size, args.num_layers, n_positions=512)
 
         sft_on_rows(fresh, None, tokenizer, rows, folder, _star_config(args, folder, args.base_steps))
         atomic_write_json(folder / "done.json", {"options": vars(args), "rows": len(rows), "steps": args.base_steps})

@@ -26,12 +26,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, set_seed  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct  # noqa: E402
 from hf_reason.evaluation.statistics import cohens_h, format_proportion, mcnemar_from_outcomes  # noqa: E402
 from hf_reason.file_io import atomic_write_json, read_json_object  # noqa: E402
-from hf_reason.trainers.star import StarConfig, run_star, sft_on_rows  # noqa: E402
+from hf_reason.trainers.star import StarConfig, new_small_gpt2, run_star, sft_on_rows  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -94,13 +94,7 @@ def build_base(args, root: Path, seed_set, tokenizer) -> Path:
     set_seed(args.seed)
 
     def fresh():
-        return GPT2LMHeadModel(
-            GPT2Config(
-                vocab_size=len(tokenizer), n_positions=256, n_embd=args.hidden_size, n_layer=args.num_layers,
-                n_head=max(1, args.hidden_size // 32), pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-            )
-        )  # fmt: skip
+        return new_small_gpt2(tokenizer, args.hidden_size, args.num_layers)
 
     config = StarConfig(output_dir=str(folder), sft_steps=args.base_steps, seed=args.seed)
     sft_on_rows(fresh, None, tokenizer, list(seed_set), folder, config)

@@ -32,7 +32,15 @@ from transformers import AutoModelForCausalLM
 from hf_reason.file_io import atomic_write_json, read_json_object
 
 
-__all__ = ["StarConfig", "evaluate_accuracy", "load_kept", "run_star", "sample_completions", "sft_on_rows"]
+__all__ = [
+    "StarConfig",
+    "evaluate_accuracy",
+    "load_kept",
+    "new_small_gpt2",
+    "run_star",
+    "sample_completions",
+    "sft_on_rows",
+]
 
 
 @dataclass
@@ -131,6 +139,26 @@ def _hint(prompt: str, answer: str, template: str) -> str:
 
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def new_small_gpt2(tokenizer, hidden_size: int, num_layers: int, n_positions: int = 256):
+    """A new GPT-2 sized to `tokenizer` (its vocabulary and special ids), one head per 32 dimensions: the base
+    policy the STaR, curation and instruction-following examples train from scratch.
+
+    Args:
+        tokenizer: the tokenizer (`pad_token_id`, `eos_token_id`, `bos_token_id` are copied into the config).
+        hidden_size (`int`), num_layers (`int`): width and depth.
+        n_positions (`int`, defaults to 256): the longest prompt + completion.
+    """
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer), n_positions=n_positions, n_embd=hidden_size, n_layer=num_layers,
+            n_head=max(1, hidden_size // 32), pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+        )
+    )  # fmt: skip
 
 
 def sft_on_rows(base_model_fn, start_from: Optional[Path], tokenizer, rows: list[dict], out: Path, config: StarConfig):
