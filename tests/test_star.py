@@ -97,3 +97,14 @@ def test_an_interrupted_iteration_resumes_to_the_uninterrupted_result(tmp_path, 
     assert (tmp_path / "resumed" / "iter_1" / "provenance.json").is_file()
     again = run_star(_base, tokenizer, train, held_out, _verifier, _config(tmp_path, "resumed"), log=str)
     assert again == reference  # a complete iteration is read back, not redone
+
+
+def test_sft_resumes_from_the_newest_checkpoint_whose_save_finished(tmp_path):
+    from hf_reason.trainers.star import last_saved_checkpoint
+
+    assert last_saved_checkpoint(tmp_path / "absent") is None
+    for step, finished in ((2, True), (10, True), (12, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if finished:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert last_saved_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")  # 10 > 2 numerically; 12 unfinished

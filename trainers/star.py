@@ -35,6 +35,7 @@ from hf_reason.file_io import atomic_write_json, read_json_object
 __all__ = [
     "StarConfig",
     "evaluate_accuracy",
+    "last_saved_checkpoint",
     "load_kept",
     "new_small_gpt2",
     "run_star",
@@ -161,12 +162,23 @@ def new_small_gpt2(tokenizer, hidden_size: int, num_layers: int, n_positions: in
     )  # fmt: skip
 
 
+def last_saved_checkpoint(output_dir: Path) -> Optional[str]:
+    """The newest `checkpoint-N` of a stock `Trainer` whose save finished (its `trainer_state.json`, written last,
+    is there), or None: a run killed while saving leaves a folder without it."""
+    if not output_dir.is_dir():
+        return None
+    saved = [
+        (int(path.name.split("-")[1]), path)
+        for path in output_dir.glob("checkpoint-*")
+        if path.name.split("-")[1].isdigit() and (path / "trainer_state.json").is_file()
+    ]
+    return str(max(saved)[1]) if saved else None
+
+
 def sft_on_rows(base_model_fn, start_from: Optional[Path], tokenizer, rows: list[dict], out: Path, config: StarConfig):
     """Fine-tunes the base (or `start_from`) on the kept rows; resumes from the last checkpoint in `out/trainer`."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
-
-    from .utils import last_complete_checkpoint
 
     model = AutoModelForCausalLM.from_pretrained(start_from) if start_from is not None else base_model_fn()
     args = SFTConfig(
@@ -187,7 +199,7 @@ def sft_on_rows(base_model_fn, start_from: Optional[Path], tokenizer, rows: list
         logging_steps=max(1, config.sft_steps // 4),
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
-    resume = last_complete_checkpoint(out / "trainer") if (out / "trainer").is_dir() else None
+    resume = last_saved_checkpoint(out / "trainer")
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out / "model"))
     tokenizer.save_pretrained(out / "model")
