@@ -6,6 +6,7 @@ exact-answer checker plus the format reward, combined with weights. Optional LoR
 
     python examples/train_grpo.py --output_dir runs/grpo --max_steps 200
     python examples/train_grpo.py --output_dir runs/grpo --family meta_attention --use_peft true
+    python examples/train_grpo.py --output_dir runs/grpo --cosine_curriculum true   # format first, then answers
     accelerate launch --config_file accelerate_configs/cpu_2proc.yaml examples/train_grpo.py --output_dir runs/grpo
 
 Every `ReasoningGRPOConfig` / `GRPOConfig` option is a flag too (`--help`).
@@ -25,6 +26,7 @@ from transformers.trainer import TRAINER_STATE_NAME  # noqa: E402
 from hf_reason.data import build_tokenizer, generate_arithmetic  # noqa: E402
 from hf_reason.distributed import end_distributed  # noqa: E402
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer, resolve_resume_checkpoint  # noqa: E402
+from hf_reason.trainers.curriculum import CosineRewardCurriculum  # noqa: E402
 from hf_reason.trainers.rewards import ArithmeticAnswerReward, CombinedReward, FormatReward  # noqa: E402
 
 
@@ -52,6 +54,15 @@ class ScriptArguments:
             "gets a reward). 0 = none."
         },
     )
+    cosine_curriculum: bool = field(
+        default=False,
+        metadata={
+            "help": "Move the reward weight from format to correctness along a cosine (CosineRewardCurriculum): "
+            "format 1.0 at the first step, --curriculum_end at the last; correctness gets the rest. Replaces "
+            "--correctness_weight / --format_weight."
+        },
+    )
+    curriculum_end: float = field(default=0.2, metadata={"help": "Format weight at the last step (in [0, 1])."})
     use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
 
@@ -181,6 +192,10 @@ def main() -> None:
         train_dataset=data.select_columns(["prompt", "answer"]),
         peft_config=lora_config(script, model) if script.use_peft else None,
     )
+    if script.cosine_curriculum:
+        trainer.add_callback(
+            CosineRewardCurriculum(reward, structure_indices=[1], semantic_indices=[0], end=script.curriculum_end)
+        )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(args.output_dir)
     if trainer.accelerator.is_main_process:

@@ -175,7 +175,7 @@ def test_train_grpo_example_warm_starts_trains_saves_and_resumes(tmp_path):
         assert result.returncode == 0, result.stderr[-4000:]
         return result.stdout
 
-    assert "Resuming from" not in run(2)
+    assert "Resuming from" not in run(2, "--cosine_curriculum", "true")
     assert (tmp_path / "adapter_model.safetensors").is_file() and (tmp_path / "tokenizer.json").is_file()
     assert (tmp_path / "sft" / "model.safetensors").is_file() and (tmp_path / "checkpoint-2").is_dir()
     sft_written = (tmp_path / "sft" / "model.safetensors").stat().st_mtime_ns

@@ -20,6 +20,7 @@ from .clarification import (
 from .control_tokens import CLARIFY_TOKEN, CONTROL_TOKENS, THOUGHT_END, THOUGHT_START, add_control_tokens
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
+from .instructions import NEGATIVE_KINDS, generate_instruction_tasks
 from .maze import MAZE_HARD, augment_maze_dataset, generate_mazes, is_valid_path, maze_from_text, maze_to_text
 from .planning import check_plan, generate_planning
 from .preferences import build_preference_pairs, find_chat_template_tokens, generate_length_biased_preferences
@@ -44,6 +45,8 @@ from .theory_of_mind import generate_tom_stories
 
 
 __all__ = [
+    "NEGATIVE_KINDS",
+    "generate_instruction_tasks",
     "CLARIFY_TOKEN",
     "CONTROL_TOKENS",
     "THOUGHT_END",

@@ -38,17 +38,21 @@ def _apply(a: int, op: str, b: int) -> int:
     return a * b
 
 
-def solve_steps(numbers: list[int], ops: list[str]) -> tuple[list[str], int]:
-    """Evaluates `numbers[0] ops[0] numbers[1] ...` with precedence; returns (worked lines, value)."""
+def solve_steps(numbers: list[int], ops: list[str], errors: Optional[dict[int, int]] = None) -> tuple[list[str], int]:
+    """Evaluates `numbers[0] ops[0] numbers[1] ...` with precedence; returns (worked lines, value).
+
+    `errors` maps a step index to an offset added to that step's result: the line then states a wrong
+    result and the later steps carry on from it (a chain that goes wrong at a known step, for step labels).
+    """
     if len(numbers) != len(ops) + 1 or any(op not in _OPS for op in ops):
         raise ValueError(f"need len(numbers) == len(ops) + 1 and ops in {_OPS}, got {numbers}, {ops}")
-    numbers, ops, lines = list(numbers), list(ops), []
+    numbers, ops, lines, errors = list(numbers), list(ops), [], dict(errors or {})
     # Multiplications first, left to right, then additions / subtractions left to right.
     for wanted in (("*",), ("+", "-")):
         i = 0
         while i < len(ops):
             if ops[i] in wanted:
-                value = _apply(numbers[i], ops[i], numbers[i + 1])
+                value = _apply(numbers[i], ops[i], numbers[i + 1]) + errors.get(len(lines), 0)
                 lines.append(f"{numbers[i]} {ops[i]} {numbers[i + 1]} = {value}")
                 numbers[i : i + 2] = [value]
                 del ops[i]

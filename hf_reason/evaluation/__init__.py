@@ -1,8 +1,16 @@
 """Evaluation: metrics, statistics, validators and the sandbox for untrusted code."""
 
 from .exact_arithmetic import ArithmeticExpressionError, ExactExpression, evaluate_exact, parse_exact
+from .instruction_comparison import compare_instruction_following
+from .instruction_following import (
+    INSTRUCTION_CHECKERS,
+    InstructionFollowingResult,
+    check_instruction,
+    evaluate_instruction_following,
+)
 from .reports import ReportEvaluator, ReportScoreReward, parse_report
 from .sandbox import SandboxConfig, SandboxResult, run_in_sandbox
+from .sentinel import ChatTemplateContaminationError, run_sentinel_check
 from .statistics import (
     benjamini_hochberg,
     cohens_h,
@@ -15,6 +23,13 @@ from .validators import ValidationResult, validate
 
 
 __all__ = [
+    "INSTRUCTION_CHECKERS",
+    "InstructionFollowingResult",
+    "check_instruction",
+    "compare_instruction_following",
+    "evaluate_instruction_following",
+    "ChatTemplateContaminationError",
+    "run_sentinel_check",
     "ArithmeticExpressionError",
     "ExactExpression",
     "ReportEvaluator",

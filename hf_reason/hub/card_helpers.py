@@ -89,9 +89,13 @@ def _hf_reason_import(class_name: str, model_type: str) -> str:
     """The shortest import line of an hf-reason class: from the top-level package, else from its family."""
     import hf_reason
 
+    from .families import FAMILIES
+
     if hasattr(hf_reason, class_name):
         return f"from hf_reason import {class_name}"
-    return f"from hf_reason.models.{model_type} import {class_name}"
+    family = FAMILIES.get(model_type)
+    module = family.module if family is not None and family.module else f"hf_reason.models.{model_type}"
+    return f"from {module} import {class_name}"
 
 
 def _metadata(

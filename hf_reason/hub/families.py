@@ -21,6 +21,8 @@ class Family:
         task_name: human-readable task name shown with those results.
         tags: Hub tags every card of the family carries.
         pipeline_tag: Hub pipeline tag (the inference widget), or None for no widget.
+        module: the hf-reason module that exports the family's classes (defaults to
+            `hf_reason.models.<model_type>`).
     """
 
     template: str
@@ -29,6 +31,7 @@ class Family:
     task_name: str
     tags: tuple[str, ...]
     pipeline_tag: Optional[str] = None
+    module: Optional[str] = None
 
 
 FAMILIES: dict[str, Family] = {
@@ -59,6 +62,37 @@ FAMILIES: dict[str, Family] = {
         task_name="Text generation",
         tags=("gpt2", "meta-attention", "introspection", "reasoning"),
         pipeline_tag="text-generation",
+    ),
+    "quantile_reward_model": Family(
+        template="reward_model.md",
+        summary="A multi-attribute quantile reward model: per attribute, a set of predicted quantiles of its score "
+        "(ordered by construction, trained with the pinball loss), "
+        "and a configurable risk-aware scalar reward.",
+        task_type="text-classification",
+        task_name="Reward modelling (sequence scoring)",
+        tags=("reward-model", "quantile-regression", "trl"),
+        pipeline_tag=None,
+        module="hf_reason.reward_models",
+    ),
+    "branch_rethink_reward_model": Family(
+        template="reward_model.md",
+        summary="A branch-and-rethink reward model (BR-RM): one causal LM that first names the attributes of a "
+        "response most at risk (adaptive branching), then scores the response conditioned on them (rethinking).",
+        task_type="text-classification",
+        task_name="Reward modelling (two-turn scoring)",
+        tags=("reward-model", "branch-and-rethink", "trl"),
+        pipeline_tag=None,
+        module="hf_reason.reward_models",
+    ),
+    "hierarchical_reward_model": Family(
+        template="reward_model.md",
+        summary="A hierarchical reward model: a process head scoring each reasoning step's soundness and an "
+        "outcome head scoring the response end to end, combined with a documented weighting.",
+        task_type="text-classification",
+        task_name="Reward modelling (step and outcome scoring)",
+        tags=("reward-model", "process-reward-model", "trl"),
+        pipeline_tag=None,
+        module="hf_reason.reward_models",
     ),
 }
 ADAPTER_TEMPLATE = "adapter.md"
