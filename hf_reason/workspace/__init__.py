@@ -2,6 +2,35 @@
 """The reasoning workspace: episodic memory and multi-pass reflection (docs/tools.md)."""
 
 from .memory import EpisodicMemory, prompt_key
+from .reflection import (
+    REFLECTION_REWARDS,
+    Attempt,
+    ReflectionConfig,
+    ReflectionReward,
+    ReflectionTrace,
+    attended_terms,
+    majority_vote,
+    normalize_answer,
+    reflection_outcome,
+    reflection_prompt,
+    run_reflection,
+    states_uncertainty,
+)
 
 
-__all__ = ["EpisodicMemory", "prompt_key"]
+__all__ = [
+    "REFLECTION_REWARDS",
+    "Attempt",
+    "EpisodicMemory",
+    "ReflectionConfig",
+    "ReflectionReward",
+    "ReflectionTrace",
+    "attended_terms",
+    "majority_vote",
+    "normalize_answer",
+    "prompt_key",
+    "reflection_outcome",
+    "reflection_prompt",
+    "run_reflection",
+    "states_uncertainty",
+]

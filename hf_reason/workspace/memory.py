@@ -70,10 +70,12 @@ class EpisodicMemory:
         }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         with FileLock(str(self.path) + ".lock"):
-            # O_APPEND plus one write per record: the lock orders writers, the single write keeps a line whole.
+            # O_APPEND, and the lock held until the whole line is on disk: writers never interleave.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, line)
+                written = 0
+                while written < len(line):  # a short write goes on under the same lock
+                    written += os.write(fd, line[written:])
                 os.fsync(fd)
             finally:
                 os.close(fd)
