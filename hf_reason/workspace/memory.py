@@ -1,9 +1,8 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """Episodic memory: reflections stored per prompt, read back when the prompt returns (Reflexion-style).
 
-One JSONL file per process rank (``memory-rank<r>.jsonl`` in a folder), each record appended as a
-single ``write`` of one whole line under a file lock (`filelock`, already required by
-huggingface_hub), flushed and fsynced before the lock is released: concurrent writers never
+One JSONL file per process rank (``memory-rank<r>.jsonl`` in a folder), each record appended whole
+under a file lock and fsynced (`hf_reason.file_io.append_jsonl`): concurrent writers never
 interleave, and a crash can at worst leave one incomplete last line, which reading skips and counts.
 Records are keyed by a normalised prompt hash, so whitespace and case changes find the same entry;
 `search` ranks past reflections by BM25 similarity to a query (the ``search_memory`` tool).
@@ -19,7 +18,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Optional
 
-from filelock import FileLock
+from ..file_io import append_jsonl
 
 
 __all__ = ["EpisodicMemory", "prompt_key"]
@@ -68,17 +67,7 @@ class EpisodicMemory:
             "time": time.time(),
             "metadata": metadata or {},
         }
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        with FileLock(str(self.path) + ".lock"):
-            # O_APPEND, and the lock held until the whole line is on disk: writers never interleave.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                written = 0
-                while written < len(line):  # a short write goes on under the same lock
-                    written += os.write(fd, line[written:])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        append_jsonl(self.path, record)
         return record
 
     def records(self) -> list[dict]:
