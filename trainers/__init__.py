@@ -7,6 +7,7 @@ trainer; `utils.py` and `rl_utils.py` hold what they share, `rewards.py` the rew
 from hf_reason.evaluation.halting import HaltingTrajectories, collect_trajectories, evaluate_halting
 
 from ._model_card import training_state_files
+from .cadence import CadenceConfig, TrainingCadenceCallback
 from .deep_supervision_config import DeepSupervisionConfig
 from .deep_supervision_trainer import DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
 from .dpo_config import LengthBalancedDPOConfig
@@ -35,3 +36,4 @@ __all__ += ["LengthBalancedDPOConfig", "LengthBalancedDPOTrainer", "LengthBalanc
 __all__ += ["ArithmeticAnswerReward", "CombinedReward", "ExactAnswerReward", "FormatReward", "PlanReward"]
 __all__ += ["TheoryOfMindReward", "training_state_files"]
 __all__ += ["is_complete_checkpoint", "resolve_resume_checkpoint"]
+__all__ += ["CadenceConfig", "TrainingCadenceCallback"]
