@@ -1,6 +1,17 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""The reasoning workspace: episodic memory and multi-pass reflection (docs/tools.md)."""
+"""The reasoning workspace: the graph of thoughts, episodic memory and multi-pass reflection (docs/tools.md)."""
 
+from .graph import (
+    ACTIONS,
+    EDGE_TYPES,
+    NODE_KINDS,
+    GraphActionError,
+    GraphReward,
+    ThoughtGraph,
+    graph_reward,
+    grounded_fraction,
+    structure_penalty,
+)
 from .memory import EpisodicMemory, prompt_key
 from .reflection import (
     REFLECTION_REWARDS,
@@ -19,6 +30,15 @@ from .reflection import (
 
 
 __all__ = [
+    "ACTIONS",
+    "EDGE_TYPES",
+    "NODE_KINDS",
+    "GraphActionError",
+    "GraphReward",
+    "ThoughtGraph",
+    "graph_reward",
+    "grounded_fraction",
+    "structure_penalty",
     "REFLECTION_REWARDS",
     "Attempt",
     "EpisodicMemory",
