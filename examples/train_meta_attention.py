@@ -11,8 +11,13 @@ For each arm (meta-attention module on / off, same seed, data and steps) the scr
    the report evaluator, and checks each report's `[focus: ...]` claims against `model.introspect`;
 3. trains with TRL's `SFTTrainer` on the gold completions (curated training half + generated math,
    theory-of-mind and planning tasks; loss on the completion only);
-4. writes and scores the reports again;
-5. trains the self-critic head (`MetaAttentionForSequenceScoring`, started from the arm's trained model)
+4. with `--rl_steps N`, continues with GRPO (`ReasoningGRPOTrainer`, reward: the evaluator's overall
+   score) on the curated training prompts under the training cadence (`TrainingCadenceCallback`: short
+   chunks, reports on training-split validation tasks between them, longer chunks after two good ones,
+   an abort with a checkpoint when the scores fall; decisions in `<arm>/rl/progress.jsonl`), and
+   the reports after training are the RL model's;
+5. writes and scores the reports again;
+6. trains the self-critic head (`MetaAttentionForSequenceScoring`, started from the arm's trained model)
    on the evaluator's verdicts of the arm's own reports, before and after training
    (`hf_reason.evaluation.self_critic.critic_rows`), with half of the tasks held out: its held-out
    error against a constant predictor and its correlation with the verdicts go to `results.json`.
@@ -168,6 +173,35 @@ class WarmupArguments:
     )
     critic_batch_size: int = field(default=8, metadata={"help": "Episodes per critic step (>= 1)."})
     critic_learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate of the critic."})
+    rl_steps: int = field(
+        default=0,
+        metadata={
+            "help": "GRPO steps after the warm-up (0: no RL stage), rewarded with the evaluator's overall "
+            "score and paced by the training cadence (chunks, evaluation between them, abort on a fall)."
+        },
+    )
+    rl_num_generations: int = field(default=4, metadata={"help": "GRPO completions per prompt (>= 2)."})
+    rl_max_completion_length: int = field(default=128, metadata={"help": "Most tokens of a GRPO completion."})
+    rl_learning_rate: float = field(default=1e-4, metadata={"help": "Learning rate of the RL stage."})
+    rl_chunk_steps: int = field(default=5, metadata={"help": "Steps of the first cadence chunk (>= 1)."})
+    rl_validation_tasks: int = field(
+        default=8,
+        metadata={
+            "help": "Training-split curated tasks held back from RL and scored between chunks (the held-out "
+            "evaluation tasks are never used to steer training)."
+        },
+    )
+    rl_thresholds: str = field(
+        default="evaluator=0.5,validator=0.25",
+        metadata={
+            "help": "Cadence thresholds, NAME=VALUE pairs: 'evaluator' (mean overall score of the validation "
+            "reports) and 'validator' (their pass rate, the validators' verdicts)."
+        },
+    )
+    rl_abort_below: str = field(
+        default="evaluator=0.2",
+        metadata={"help": "Cadence floors (NAME=VALUE pairs) under which the RL stage aborts."},
+    )
     critic_label: str = field(
         default="overall",
         metadata={
@@ -308,6 +342,80 @@ def train_critic(lm_dir: str, tokenizer, rows: list[dict], prompts: dict, args, 
     return summary
 
 
+def parse_pairs(text: str, flag: str) -> dict[str, float]:
+    """'a=0.5,b=0.2' -> {'a': 0.5, 'b': 0.2}; names must be 'evaluator' or 'validator'."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in ("evaluator", "validator") or not value:
+            raise ValueError(f"{flag} takes NAME=VALUE pairs with NAME 'evaluator' or 'validator', got {item!r}")
+        pairs[name] = float(value)
+    return pairs
+
+
+def rl_stage(model, tokenizer, tasks, validation_tasks, evaluator, args, sft_args, output_dir: str) -> dict:
+    """GRPO on the curated training prompts (reward: the evaluator's overall score) under the training
+    cadence: chunks of steps alternate with reports on `validation_tasks`; the log is `progress.jsonl`."""
+    import datasets
+
+    from hf_reason.evaluation.reports import ReportScoreReward
+    from hf_reason.trainers import (
+        CadenceConfig,
+        ReasoningGRPOConfig,
+        ReasoningGRPOTrainer,
+        TrainingCadenceCallback,
+    )
+
+    def metrics_fn(model, step):
+        rows = write_reports(model, tokenizer, validation_tasks, evaluator, args)
+        return {
+            "evaluator": float(np.mean([r["scores"]["overall"] for r in rows])),
+            "validator": float(np.mean([r["scores"]["validator"] or 0.0 for r in rows])),
+        }
+
+    cadence = TrainingCadenceCallback(
+        CadenceConfig(
+            thresholds=parse_pairs(args.rl_thresholds, "--rl_thresholds"),
+            abort_below=parse_pairs(args.rl_abort_below, "--rl_abort_below"),
+            initial_chunk_steps=args.rl_chunk_steps,
+            max_chunk_steps=max(args.rl_chunk_steps, args.rl_steps),
+        ),
+        metrics_fn=metrics_fn,
+    )
+    config = ReasoningGRPOConfig(
+        output_dir=output_dir,
+        max_steps=args.rl_steps,
+        per_device_train_batch_size=2 * args.rl_num_generations,
+        num_generations=args.rl_num_generations,
+        max_completion_length=args.rl_max_completion_length,
+        learning_rate=args.rl_learning_rate,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=sft_args.use_cpu,
+        bf16=False,
+        seed=sft_args.seed,
+        disable_tqdm=sft_args.disable_tqdm,
+    )
+    data = datasets.Dataset.from_list([{"prompt": t["prompt"] + "\n", "task_id": t["id"]} for t in tasks])
+    trainer = ReasoningGRPOTrainer(
+        model=model,
+        reward_funcs=ReportScoreReward(evaluator),
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        callbacks=[cadence],
+    )
+    trainer.train()
+    trainer.save_model(output_dir)
+    return {
+        "model": trainer.model,
+        "steps": trainer.state.global_step,
+        "decisions": cadence.decisions,
+        "abort_reason": cadence.abort_reason,
+    }
+
+
 def summarise_rows(rows, samples: int) -> dict:
     table = {
         name: summarise([r["scores"][name] for r in rows], name == "validator", samples)
@@ -337,6 +445,12 @@ def main():
         raise ValueError(f"--eval_fraction must be in (0, 1), got {args.eval_fraction}")
     if args.critic_label not in (*SCORE_NAMES, "overall"):
         raise ValueError(f"--critic_label must be 'overall' or one of {list(SCORE_NAMES)}, got {args.critic_label!r}")
+    parse_pairs(args.rl_thresholds, "--rl_thresholds"), parse_pairs(args.rl_abort_below, "--rl_abort_below")
+    if args.rl_steps < 0 or args.rl_num_generations < 2 or args.rl_chunk_steps < 1:
+        raise ValueError(
+            f"--rl_steps must be >= 0, --rl_num_generations >= 2 and --rl_chunk_steps >= 1, got {args.rl_steps} / "
+            f"{args.rl_num_generations} / {args.rl_chunk_steps}"
+        )
     if args.critic_steps < 0 or args.critic_batch_size < 1:
         raise ValueError(
             f"--critic_steps must be >= 0 and --critic_batch_size >= 1, got {args.critic_steps} / "
@@ -352,6 +466,10 @@ def main():
     if args.max_eval_tasks:
         eval_tasks = eval_tasks[: args.max_eval_tasks]
     train_rows = [{"prompt": curated[i]["prompt"], "completion": curated[i]["completion"]} for i in order[n_eval:]]
+    # the RL stage's prompts and its cadence's validation tasks both come from the training split
+    rl_tasks = [curated[i] for i in sorted(order[n_eval:])]
+    rl_validation = rl_tasks[: args.rl_validation_tasks]
+    rl_tasks = rl_tasks[args.rl_validation_tasks :] or rl_tasks
     for category in ("math", "theory_of_mind", "planning"):
         if args.generated_per_category:
             train_rows += [
@@ -411,7 +529,20 @@ def main():
         trainer.save_model(sft_args.output_dir)
         if not main_process:
             continue
-        after = write_reports(trainer.model, tokenizer, eval_tasks, evaluator, args)
+        final_model, rl = trainer.model, None
+        if args.rl_steps:
+            rl = rl_stage(
+                final_model,
+                tokenizer,
+                rl_tasks,
+                rl_validation,
+                evaluator,
+                args,
+                sft_args,
+                os.path.join(sft_args.output_dir, "rl"),
+            )
+            final_model = rl.pop("model")
+        after = write_reports(final_model, tokenizer, eval_tasks, evaluator, args)
         losses[arm] = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
         results["arms"][arm] = {
             "before": summarise_rows(before, args.bootstrap_samples),
@@ -423,6 +554,8 @@ def main():
             "train_loss": losses[arm],
             "reports_after": [{k: r[k] for k in ("task_id", "completion", "focus_match")} for r in after],
         }
+        if rl is not None:
+            results["arms"][arm]["rl"] = rl
         if args.critic_steps:
             prompts = {t["id"]: t["prompt"] + "\n" for t in eval_tasks}  # as the reports were generated
             critic = train_critic(sft_args.output_dir, tokenizer, before + after, prompts, args, seed)

@@ -118,6 +118,21 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         "true",
         "--critic_steps",
         "2",
+        # the RL stage under the training cadence: chunks of 1 step, then 2 after two good ones
+        "--rl_steps",
+        "2",
+        "--rl_chunk_steps",
+        "1",
+        "--rl_num_generations",
+        "2",
+        "--rl_max_completion_length",
+        "8",
+        "--rl_validation_tasks",
+        "2",
+        "--rl_thresholds",
+        "evaluator=0.0",
+        "--rl_abort_below",
+        "",
     ]
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *tiny], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
@@ -151,6 +166,12 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         # a 3-step model writes no Step 1 yet: its whole first report is drawn instead
         heatmap = out / arm["heatmap"]["file"]
         assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name, arm in results["arms"].items():
+        assert arm["rl"]["steps"] == 2 and arm["rl"]["abort_reason"] is None
+        assert [d["action"] for d in arm["rl"]["decisions"]] == ["hold", "extend"]
+        logged = [json.loads(line) for line in (out / name / "rl" / "progress.jsonl").read_text().splitlines()]
+        assert [(d["step"], d["next_chunk_steps"]) for d in logged] == [(1, 1), (2, 2)]
+        assert set(logged[0]["scores"]) == {"evaluator", "validator"}
     assert (out / "train_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the two arms really differ: only one has the meta-attention module
     for arm, expected in (("meta", True), ("no_meta", False)):
