@@ -6,6 +6,8 @@
 - The built-in tools (`default_registry`): ``calculator`` (exact arithmetic), ``python`` (the
   sandbox), ``search`` (BM25 over the shipped corpus and curated tasks), ``lookup`` (a key-value
   knowledge base) and ``search_memory`` (the episodic memory of `hf_reason.workspace`).
+- Toolformer-style self-labelling (`self_label`): candidate calls kept where their result lowers
+  the LM loss of the continuation; `self_labelled_dataset` for SFT.
 - Tool use inside generation: `ToolCallProcessor`, `generate_with_tools`; in GRPO rollouts:
   `ToolUseGRPOMixin`.
 """
@@ -33,10 +35,13 @@ from .registry import (
     format_tool_call,
     parse_tool_call,
 )
+from .self_label import CandidateCall, LabelDecision, arithmetic_candidates, self_label, self_labelled_dataset
 
 
 __all__ = [
     "BM25Index",
+    "CandidateCall",
+    "LabelDecision",
     "RESULT_PREFIX",
     "TOOL_PREFIX",
     "Tool",
@@ -46,6 +51,7 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "ToolUseGRPOMixin",
+    "arithmetic_candidates",
     "calculator_tool",
     "default_registry",
     "find_closed_call",
@@ -57,5 +63,7 @@ __all__ = [
     "python_tool",
     "search_memory_tool",
     "search_tool",
+    "self_label",
+    "self_labelled_dataset",
     "shipped_documents",
 ]
