@@ -46,6 +46,7 @@ __all__ = [
     "ReportEvaluator",
     "ReportScoreReward",
     "coverage_score",
+    "focus_claim_accuracy",
     "introspection_num_layers",
     "parse_report",
     "prefix_quality",
@@ -351,6 +352,17 @@ def reflection_alignment(
     return float(sum(parts) / len(parts))
 
 
+def focus_claim_accuracy(report: str, introspection: Optional[list[dict]]) -> Optional[float]:
+    """Share of the report's ``[focus: ...]`` claims that are true of the model's real attention: the term
+    was attended above chance while the report was written and, when the claim names a layer (or band)
+    and head, in that layer and head (each claim scored alone by `reflection_alignment`'s attention and
+    hint parts). None when the report makes no claim or there is no introspection."""
+    citations = parse_report(report).citations
+    if not citations or not introspection:
+        return None
+    return sum(reflection_alignment([c], introspection, None) == 1.0 for c in citations) / len(citations)
+
+
 def _same_result(claimed: str, actual: str) -> bool:
     from .exact_arithmetic import ALL_OPERATORS, ArithmeticExpressionError, evaluate_exact
 
@@ -510,7 +522,9 @@ class ReportEvaluator:
         available = {k: v for k, v in scores.items() if v is not None}
         total = sum(self.weights[k] for k in available)
         overall = sum(self.weights[k] * v for k, v in available.items()) / total if total else 0.0
-        return {**scores, "overall": overall, "warnings": warnings}
+        # informative, outside `overall`: how many focus claims are true of the real attention
+        focus = focus_claim_accuracy(completion, introspection)
+        return {**scores, "overall": overall, "focus_accuracy": focus, "warnings": warnings}
 
     def evaluate(self, reports: Iterable[dict], out_dir: Optional[str] = None) -> dict[str, Any]:
         """Scores every report (``{"task_id", "completion", "prompt"?, "introspection"?}``).

@@ -1,6 +1,7 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 """The reasoning workspace: the graph of thoughts, episodic memory and multi-pass reflection (docs/tools.md)."""
 
+from .focus import agent_of_question, focus_targets, refers_to_belief, relabel_focus_claims
 from .graph import (
     ACTIONS,
     EDGE_TYPES,
@@ -45,12 +46,16 @@ __all__ = [
     "ReflectionConfig",
     "ReflectionReward",
     "ReflectionTrace",
+    "agent_of_question",
     "attended_terms",
+    "focus_targets",
     "majority_vote",
     "normalize_answer",
     "prompt_key",
     "reflection_outcome",
+    "refers_to_belief",
     "reflection_prompt",
+    "relabel_focus_claims",
     "run_reflection",
     "states_uncertainty",
 ]
