@@ -10,7 +10,10 @@ For each arm (meta-attention module on / off, same seed, data and steps) the scr
 2. writes reports for the held-out curated tasks with the untrained model (greedy), scores them with
    the report evaluator, and checks each report's `[focus: ...]` claims against `model.introspect`;
 3. trains with TRL's `SFTTrainer` on the gold completions (curated training half + generated math,
-   theory-of-mind and planning tasks; loss on the completion only);
+   theory-of-mind and planning tasks; loss on the completion only); with
+   `--introspection_supervision_steps K`, then K more steps on the same completions whose
+   `[focus: ...]` claims are rewritten to name what the model itself attends to (introspection
+   supervision: the claims' targets come from its own `introspect`);
 4. with `--rl_steps N`, continues with GRPO (`ReasoningGRPOTrainer`, reward: the evaluator's overall
    score) on the curated training prompts under the training cadence (`TrainingCadenceCallback`: short
    chunks, reports on training-split validation tasks between them, longer chunks after two good ones,
@@ -23,7 +26,9 @@ For each arm (meta-attention module on / off, same seed, data and steps) the scr
    error against a constant predictor and its correlation with the verdicts go to `results.json`.
 One table compares the arms: every evaluator score before / after with a 95% interval (Wilson for
 pass / fail scores, percentile bootstrap for the others), and how often the focus claims match the
-model's real attention. Outputs: `results.json` (settings, every cell, the reports after training, the
+model's real attention (`focus_match`: the evaluator's attention alignment; `focus_accuracy`: the share
+of claims true of the attention, term and layer / head) and, on theory-of-mind tasks, `tom_belief` (right
+answer *and* a reflection about the agent's belief). Outputs: `results.json` (settings, every cell, the reports after training, the
 loss curves), `table.md`, `train_loss.png`, and per arm a heat-map PNG of the first report's key step
 (`step1_attention_<arm>.png`; `report_attention_<arm>.png`, the whole report, if none writes a Step 1).
 Every flag is listed by --help.
@@ -66,6 +71,7 @@ from hf_reason.evaluation.reports import (
 )
 from hf_reason.evaluation.statistics import wilson_interval
 from hf_reason.file_io import atomic_path, atomic_write
+from hf_reason.workspace import agent_of_question, focus_targets, refers_to_belief, relabel_focus_claims
 
 
 # Values a preset puts on the command line before the user's flags (argparse keeps the last
@@ -173,6 +179,14 @@ class WarmupArguments:
     )
     critic_batch_size: int = field(default=8, metadata={"help": "Episodes per critic step (>= 1)."})
     critic_learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate of the critic."})
+    introspection_supervision_steps: int = field(
+        default=0,
+        metadata={
+            "help": "After the warm-up, SFT steps on the training completions with their [focus: ...] claims "
+            "rewritten to name what the model itself attended to (its `introspect`), so reports learn to tell "
+            "the truth about the attention (0: none)."
+        },
+    )
     rl_steps: int = field(
         default=0,
         metadata={
@@ -259,6 +273,9 @@ def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
             introspection = model.introspect(out, start=ids.shape[1], top_k=args.introspect_top_k).to_json(tokenizer)
         scores = evaluator.score(completion, task["id"], task["prompt"], introspection)
         citations = parse_report(completion).citations
+        tom_belief = None
+        if task["category"] == "theory_of_mind":  # right answer and a reflection about the agent's belief
+            tom_belief = bool(scores["validator"]) and refers_to_belief(completion, agent_of_question(task["prompt"]))
         # focus match: only the attention part (no prior terms) of reflection alignment
         focus = reflection_alignment(citations, introspection, None) if citations else None
         rows.append(
@@ -269,6 +286,7 @@ def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
                 "new_tokens": out.shape[1] - ids.shape[1],
                 "num_citations": len(citations),
                 "focus_match": focus,
+                "tom_belief": tom_belief,
                 "ids": out[0].tolist(),
                 "prompt_length": ids.shape[1],
             }
@@ -340,6 +358,33 @@ def train_critic(lm_dir: str, tokenizer, rows: list[dict], prompts: dict, args, 
     if predicted.std() > 0 and labels.std() > 0:
         summary["pearson"] = float(np.corrcoef(predicted, labels)[0, 1])
     return summary
+
+
+def introspection_supervision(model, tokenizer, rows: list[dict], sft_args, steps: int, output_dir: str):
+    """SFT for `steps` more steps on `rows` whose focus claims are rewritten from `model`'s own attention
+    while it reads the gold completion (`focus_targets` / `relabel_focus_claims`). Returns the trainer."""
+    import copy
+
+    import datasets
+
+    model.eval()
+    relabelled, changed = [], 0
+    for row in rows:
+        completion = row["completion"]
+        if "[focus:" in completion:
+            targets = focus_targets(model, tokenizer, row["prompt"] + "\n", completion, top=2)
+            new = relabel_focus_claims(completion, targets)
+            changed += new != completion
+            completion = new
+        relabelled.append({"prompt": row["prompt"] + "\n", "completion": completion + tokenizer.eos_token})
+    print(f"introspection supervision: {changed} of {len(rows)} completions relabelled from the model's attention")
+    args = copy.deepcopy(sft_args)
+    args.max_steps, args.output_dir = steps, output_dir
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(relabelled), processing_class=tokenizer
+    )
+    trainer.train()
+    return trainer
 
 
 def parse_pairs(text: str, flag: str) -> dict[str, float]:
@@ -422,6 +467,10 @@ def summarise_rows(rows, samples: int) -> dict:
         for name in (*SCORE_NAMES, "overall")
     }
     table["focus_match"] = summarise([r["focus_match"] for r in rows], False, samples)
+    table["focus_accuracy"] = summarise([r["scores"]["focus_accuracy"] for r in rows], False, samples)
+    table["tom_belief"] = summarise(
+        [None if r["tom_belief"] is None else float(r["tom_belief"]) for r in rows], True, samples
+    )
     table["reports_with_focus_claims"] = summarise([float(r["num_citations"] > 0) for r in rows], True, samples)
     present = [present_sections(r["completion"]) for r in rows]
     for kind in REQUIRED_SECTIONS:  # per section: share of reports that have it with a non-empty body
@@ -526,6 +575,20 @@ def main():
         main_process = trainer.accelerator.is_main_process
         before = write_reports(model, tokenizer, eval_tasks, evaluator, args) if main_process else []
         trainer.train()
+        if args.introspection_supervision_steps:
+            warmup_losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
+            trainer = introspection_supervision(
+                trainer.model,
+                tokenizer,
+                train_rows,
+                sft_args,
+                args.introspection_supervision_steps,
+                os.path.join(sft_args.output_dir, "introspection"),
+            )
+            offset = warmup_losses[-1][0] if warmup_losses else 0
+            trainer.state.log_history = [{"step": s, "loss": v} for s, v in warmup_losses] + [
+                {**e, "step": e["step"] + offset} for e in trainer.state.log_history if "loss" in e
+            ]
         trainer.save_model(sft_args.output_dir)
         if not main_process:
             continue
@@ -599,6 +662,8 @@ def main():
             *SCORE_NAMES,
             "overall",
             "focus_match",
+            "focus_accuracy",
+            "tom_belief",
             "reports_with_focus_claims",
             *(f"has_{kind.lower()}" for kind in REQUIRED_SECTIONS),
         ]

@@ -21,6 +21,8 @@ ROW_NAMES = [
     *SCORE_NAMES,
     "overall",
     "focus_match",
+    "focus_accuracy",
+    "tom_belief",
     "reports_with_focus_claims",
     "has_plan",
     "has_step",
@@ -118,6 +120,9 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         "true",
         "--critic_steps",
         "2",
+        # introspection supervision: 2 more SFT steps on claims relabelled from the model's attention
+        "--introspection_supervision_steps",
+        "2",
         # the RL stage under the training cadence: chunks of 1 step, then 2 after two good ones
         "--rl_steps",
         "2",
@@ -155,7 +160,7 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
                 assert cell["n"] == 2 and 0.0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1.0, (name, cell)
             assert 1 <= arm["mean_new_tokens"][when] <= 12
         losses = [loss for _, loss in arm["train_loss"]]
-        assert len(losses) == 3 and all(math.isfinite(loss) and loss > 0 for loss in losses)
+        assert len(losses) == 3 + 2 and all(math.isfinite(loss) and loss > 0 for loss in losses)
         assert [r["task_id"] for r in arm["reports_after"]] == results["eval_task_ids"]
         # the self-critic learned the evaluator's verdicts of this arm's reports: one task's two reports
         # for training, the other's held out

@@ -61,3 +61,11 @@ def test_claims_taken_from_the_attention_are_true_of_it():
 @pytest.mark.parametrize("question", ["Where does Mia think the ball is?", "What does Ken believe?"])
 def test_agent_of_other_question_forms(question):
     assert agent_of_question(question) in ("Mia", "Ken")
+
+
+def test_a_prompt_longer_than_the_context_gives_no_targets():
+    from grpo_testing import tiny_meta_attention
+
+    tokenizer = build_tokenizer(vocab_size=300, texts=[PROMPT])
+    model = tiny_meta_attention(tokenizer)
+    assert focus_targets(model, tokenizer, PROMPT * 3, GOLD) == []

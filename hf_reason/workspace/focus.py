@@ -57,10 +57,11 @@ def focus_targets(model, tokenizer, prompt: str, completion: str, top: int = 2, 
     encoded = tokenizer(prompt + completion, return_offsets_mapping=True, add_special_tokens=False)
     offsets = encoded["offset_mapping"]
     prompt_tokens = sum(1 for _, end in offsets if end <= len(prompt))
-    if prompt_tokens < 1 or prompt_tokens >= len(offsets):
+    limit = getattr(model.config, "n_positions", None) or len(offsets)
+    # the completion is cut to the context; a prompt that fills it leaves nothing to read
+    if prompt_tokens < 1 or prompt_tokens >= min(len(offsets), limit):
         return []
-    limit = getattr(model.config, "n_positions", None)
-    ids = torch.tensor([encoded["input_ids"][:limit] if limit else encoded["input_ids"]], device=model.device)
+    ids = torch.tensor([encoded["input_ids"][:limit]], device=model.device)
     out = model.introspect(ids, start=prompt_tokens, top_k=top_k)
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD_RE.finditer(prompt)]
     # a word can be claimed only if every one of its tokens shows up in the introspection, so that the
