@@ -212,6 +212,12 @@ def attended_terms(model, tokenizer, text: str, start: int, top: int = 5) -> lis
         top (`int`): how many distinct tokens to return, heaviest total attention first.
     """
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+    context = getattr(model.config, "n_positions", None)
+    if context and ids.size(1) > context:  # keep the nearest context: cut the prompt from the left
+        cut = ids.size(1) - context
+        ids, start = ids[:, cut:], start - cut
+    if ids.size(1) < 2:
+        return []
     start = min(max(start, 1), ids.size(1) - 1)
     out = model.introspect(ids, start=start, top_k=top)
     totals: Counter = Counter()
