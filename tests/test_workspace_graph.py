@@ -106,3 +106,30 @@ def test_json_round_trip_and_png(tmp_path):
     assert again.to_json() == graph.to_json()
     png = graph.save_png(tmp_path / "graph.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_model_drives_the_graph_live_through_tool_calls():
+    from grpo_testing import tiny_meta_attention
+    from test_tools_generation import ScriptedCaller
+
+    from hf_reason.data import build_tokenizer
+    from hf_reason.tools import generate_with_tools
+
+    tokenizer = build_tokenizer(vocab_size=320)
+    model = tiny_meta_attention(tokenizer)
+    graph = ThoughtGraph()
+    graph.add_node("Plan", "multiply", node_id="plan")
+    script = ['Tool: expand_node({"node": "plan", "kind": "Step", "text": "12*3"})']
+    (out,) = generate_with_tools(
+        model,
+        tokenizer,
+        ["Q: 12*3?\n"],
+        graph.as_tools(),
+        logits_processor=[ScriptedCaller(tokenizer, script)],
+        max_new_tokens=100,
+        do_sample=False,
+    )
+    assert out.text == script[0] + "\nResult: step1\nAnswer: step1"
+    assert graph.kind("step1") == "Step" and graph.graph.edges["plan", "step1"]["type"] == "plans"
+    bad = graph.as_tools().call("expand_node", {"node": "nowhere", "kind": "Step", "text": "x"})
+    assert bad.error == "GraphActionError: expand_node: no node 'nowhere'"

@@ -252,6 +252,42 @@ class ThoughtGraph:
         self.add_edge(node, monitor, "checks")
         return result.text
 
+    def as_tools(self):
+        """The controller actions as a [`~hf_reason.tools.ToolRegistry`], so a model drives the graph live
+        during generation (`generate_with_tools`): ``Tool: expand_node({...})`` runs the action and the
+        result (the new node's id, or ``error: ...``) is spliced back."""
+        from ..tools.registry import Tool, ToolRegistry
+
+        ids = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+        schemas = {
+            "expand_node": (
+                {"node": {"type": "string"}, "kind": {"enum": list(NODE_KINDS)}, "text": {"type": "string"}},
+                ["node", "kind", "text"],
+            ),
+            "merge": ({"nodes": ids, "text": {"type": "string"}}, ["nodes"]),
+            "summarize": ({"nodes": ids, "text": {"type": "string"}}, ["nodes"]),
+            "request_tool": ({"node": {"type": "string"}, "call": {"type": "string"}}, ["node", "call"]),
+        }
+
+        def runner(name):
+            def run(**arguments):
+                result = self.execute(f"{name}({json.dumps(arguments)})")
+                if result.startswith("error: "):
+                    raise GraphActionError(result[len("error: ") :])
+                return result
+
+            return run
+
+        return ToolRegistry(
+            Tool(
+                name,
+                f"graph action {name}",
+                {"type": "object", "properties": props, "required": required, "additionalProperties": False},
+                runner(name),
+            )
+            for name, (props, required) in schemas.items()
+        )
+
     # ------------------------------------------------------------------ export
 
     def to_json(self) -> dict[str, Any]:
