@@ -28,8 +28,13 @@ One table compares the arms: every evaluator score before / after with a 95% int
 pass / fail scores, percentile bootstrap for the others), and how often the focus claims match the
 model's real attention (`focus_match`: the evaluator's attention alignment; `focus_accuracy`: the share
 of claims true of the attention, term and layer / head) and, on theory-of-mind tasks, `tom_belief` (right
-answer *and* a reflection about the agent's belief). Outputs: `results.json` (settings, every cell, the reports after training, the
-loss curves), `table.md`, `train_loss.png`, and per arm a heat-map PNG of the first report's key step
+answer *and* a reflection about the agent's belief). With both arms, a second table (`goals.md`,
+`hf_reason.evaluation.criteria`) puts the seed's success criteria side by side with and without the module,
+paired by task (plan / monitor coverage, diagnosis accuracy, reflection alignment, focus accuracy, ToM
+accuracy and ToM with a belief-referring reflection): both means, their ratio, the paired test and whether
+the goal is met. `--heldout_tom N` adds N generated ToMi-style stories from an unseen seed to the held-out
+evaluation, so that the ToM rows rest on more than the few curated stories. Outputs: `results.json`
+(settings, every cell, the goals, the reports after training, the loss curves), `table.md`, `goals.md`, `train_loss.png`, and per arm a heat-map PNG of the first report's key step
 (`step1_attention_<arm>.png`; `report_attention_<arm>.png`, the whole report, if none writes a Step 1).
 Every flag is listed by --help.
 
@@ -61,6 +66,7 @@ from hf_reason.data.curated_tasks import generated_entries, load_curated_tasks
 from hf_reason.data.text import build_tokenizer
 from hf_reason.distributed import end_distributed
 from hf_reason.evaluation.attention_plots import save_attention_heatmap, section_token_positions
+from hf_reason.evaluation.criteria import compare_goals, goal_outcomes, goals_table
 from hf_reason.evaluation.reports import (
     REQUIRED_SECTIONS,
     SCORE_NAMES,
@@ -73,6 +79,9 @@ from hf_reason.evaluation.statistics import wilson_interval
 from hf_reason.file_io import atomic_path, atomic_write
 from hf_reason.workspace import agent_of_question, focus_targets, refers_to_belief, relabel_focus_claims
 
+
+# Added to the training seed for the held-out generated stories (`--heldout_tom`).
+HELDOUT_SEED_OFFSET = 10_007
 
 # Values a preset puts on the command line before the user's flags (argparse keeps the last
 # occurrence, so anything the user passes wins).
@@ -216,6 +225,17 @@ class WarmupArguments:
         default="evaluator=0.2",
         metadata={"help": "Cadence floors (NAME=VALUE pairs) under which the RL stage aborts."},
     )
+    heldout_tom: int = field(
+        default=0,
+        metadata={
+            "help": "Generated ToMi-style theory-of-mind stories (from a seed the training data never uses) added "
+            "to the held-out evaluation, so the ToM goal is measured on more than the curated stories (0: none)."
+        },
+    )
+    reports_before: bool = field(
+        default=True,
+        metadata={"help": "Also write and score the reports of the untrained model (the 'before' columns)."},
+    )
     critic_label: str = field(
         default="overall",
         metadata={
@@ -281,6 +301,7 @@ def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
         rows.append(
             {
                 "task_id": task["id"],
+                "category": task["category"],
                 "completion": completion,
                 "scores": scores,
                 "new_tokens": out.shape[1] - ids.shape[1],
@@ -536,7 +557,17 @@ def main():
     train_ds = datasets.Dataset.from_list(
         [{"prompt": r["prompt"] + "\n", "completion": r["completion"] + tokenizer.eos_token} for r in train_rows]
     )
-    evaluator = ReportEvaluator(tasks=curated)
+    heldout_tom = []
+    if args.heldout_tom:
+        # a seed the training data never uses: new stories, and none whose prompt a training row has
+        seen = {r["prompt"] for r in train_rows}
+        heldout_tom = [
+            e
+            for e in generated_entries("theory_of_mind", args.heldout_tom, seed=seed + HELDOUT_SEED_OFFSET)
+            if e["prompt"] not in seen
+        ]
+        eval_tasks += heldout_tom
+    evaluator = ReportEvaluator(tasks=[*curated, *heldout_tom])
     sft_args.max_length = args.n_positions
     sft_args.report_to = sft_args.report_to or []
     base_output_dir = sft_args.output_dir
@@ -573,7 +604,11 @@ def main():
         sft_args.output_dir = os.path.join(base_output_dir, arm)
         trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, processing_class=tokenizer)
         main_process = trainer.accelerator.is_main_process
-        before = write_reports(model, tokenizer, eval_tasks, evaluator, args) if main_process else []
+        before = (
+            write_reports(model, tokenizer, eval_tasks, evaluator, args)
+            if main_process and args.reports_before
+            else []
+        )
         trainer.train()
         if args.introspection_supervision_steps:
             warmup_losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
@@ -611,11 +646,14 @@ def main():
             "before": summarise_rows(before, args.bootstrap_samples),
             "after": summarise_rows(after, args.bootstrap_samples),
             "mean_new_tokens": {
-                "before": float(np.mean([r["new_tokens"] for r in before])),
+                "before": float(np.mean([r["new_tokens"] for r in before])) if before else None,
                 "after": float(np.mean([r["new_tokens"] for r in after])),
             },
             "train_loss": losses[arm],
             "reports_after": [{k: r[k] for k in ("task_id", "completion", "focus_match")} for r in after],
+            "outcomes_after": [
+                goal_outcomes(r["task_id"], r["category"], r["scores"], r["tom_belief"]) for r in after
+            ],
         }
         if rl is not None:
             results["arms"][arm]["rl"] = rl
@@ -677,6 +715,15 @@ def main():
         table = "\n".join(lines)
         print(table)
         atomic_write(os.path.join(base_output_dir, "table.md"), table + "\n")
+        if {"meta", "no_meta"} <= set(results["arms"]):
+            results["goals"] = compare_goals(
+                results["arms"]["meta"]["outcomes_after"],
+                results["arms"]["no_meta"]["outcomes_after"],
+                args.bootstrap_samples,
+            )
+            goals = goals_table(results["goals"])
+            print(goals)
+            atomic_write(os.path.join(base_output_dir, "goals.md"), goals + "\n")
         atomic_write(os.path.join(base_output_dir, "results.json"), json.dumps(results, indent=2))
         if any(losses.values()):
             save_loss_curves(losses, os.path.join(base_output_dir, "train_loss.png"))

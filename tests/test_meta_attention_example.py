@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from hf_reason.data.text import build_tokenizer
+from hf_reason.evaluation.criteria import GOALS
 from hf_reason.evaluation.reports import SCORE_NAMES
 
 
@@ -106,6 +107,9 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         "2",
         "--max_eval_tasks",
         "2",
+        # two generated ToM stories from an unseen seed join the held-out evaluation
+        "--heldout_tom",
+        "2",
         "--max_new_tokens",
         "12",
         "--max_steps",
@@ -150,14 +154,15 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
     assert all(line.count("|") == 6 for line in table)
 
     results = json.loads((out / "results.json").read_text())
-    assert results["num_eval"] == 2 and len(results["eval_task_ids"]) == 2
+    assert results["num_eval"] == 4 and len(results["eval_task_ids"]) == 4
+    assert [i.startswith("theory_of_mind-gen-10007-") for i in results["eval_task_ids"]] == [False] * 2 + [True] * 2
     assert results["settings"]["preset"] == "cpu" and results["settings"]["max_new_tokens"] == 12
     assert set(results["arms"]) == {"meta", "no_meta"}
     for arm in results["arms"].values():
         for when in ("before", "after"):
             for name in [*SCORE_NAMES, "overall", "reports_with_focus_claims"]:
                 cell = arm[when][name]
-                assert cell["n"] == 2 and 0.0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1.0, (name, cell)
+                assert cell["n"] == 4 and 0.0 <= cell["low"] <= cell["mean"] <= cell["high"] <= 1.0, (name, cell)
             assert 1 <= arm["mean_new_tokens"][when] <= 12
         losses = [loss for _, loss in arm["train_loss"]]
         assert len(losses) == 3 + 2 and all(math.isfinite(loss) and loss > 0 for loss in losses)
@@ -165,7 +170,7 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         # the self-critic learned the evaluator's verdicts of this arm's reports: one task's two reports
         # for training, the other's held out
         critic = arm["critic"]
-        assert critic["label"] == "overall" and critic["n_train"] == 2 and critic["n_eval"] == 2
+        assert critic["label"] == "overall" and critic["n_train"] == 4 and critic["n_eval"] == 4
         assert len(critic["train_loss"]) == 2 and all(math.isfinite(x) for x in critic["train_loss"])
         assert 0.0 <= critic["mse"] <= 1.0 and 0.0 <= critic["baseline_mse"] <= 1.0
         # a 3-step model writes no Step 1 yet: its whole first report is drawn instead
@@ -177,6 +182,12 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         logged = [json.loads(line) for line in (out / name / "rl" / "progress.jsonl").read_text().splitlines()]
         assert [(d["step"], d["next_chunk_steps"]) for d in logged] == [(1, 1), (2, 2)]
         assert set(logged[0]["scores"]) == {"evaluator", "validator"}
+    # the seed's criteria side by side, paired by task: both ToM stories count for the ToM rows
+    goals = {row["criterion"]: row for row in results["goals"]}
+    assert list(goals) == [name for name, *_ in GOALS]
+    assert goals["tom_accuracy"]["n"] >= 2 and goals["plan_monitor_coverage"]["n"] == 4
+    assert all(row["p"] is None or 0.0 < row["p"] <= 1.0 for row in goals.values())
+    assert (out / "goals.md").read_text().splitlines()[0].startswith("| criterion | goal | with module |")
     assert (out / "train_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the two arms really differ: only one has the meta-attention module
     for arm, expected in (("meta", True), ("no_meta", False)):
