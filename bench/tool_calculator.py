@@ -20,9 +20,14 @@ checkpoint of each arm when run again with the same `--output_dir`.
 
     python bench/tool_calculator.py --output_dir runs/tool_calculator            # the measured run
     python bench/tool_calculator.py --tiny --output_dir /tmp/tool_calculator_tiny  # end-to-end check, ~1 min
+
+Each arm's held-out evaluation is kept in `<output_dir>/<arm>/evaluation.json` (with the settings it was
+made under), so the arms can run in separate invocations (`--arms with_tool`, then `--arms without_tool`
+with the same flags and `--output_dir`); the comparison is printed once both are there.
 """
 
 import argparse
+import json
 import os
 import random
 import re
@@ -39,6 +44,8 @@ from hf_reason.tools import ToolRegistry, calculator_tool, format_tool_call, gen
 
 
 IGNORE = -100
+# arm name -> whether its completions call the calculator
+ARMS = {"with_tool": True, "without_tool": False}
 
 
 def problems(count: int, seed: int, exclude=frozenset()) -> list[tuple[int, int]]:
@@ -173,7 +180,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     # a full tool-arm completion is 77 tokens (call 44, result 17, answer 15, EOS)
     parser.add_argument("--max_new_tokens", type=int, default=90)
+    parser.add_argument(
+        "--arms",
+        default="with_tool,without_tool",
+        help="arms to train and evaluate now; an arm left out is read from its evaluation.json if one exists",
+    )
     args = parser.parse_args(argv)
+    requested = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if not requested or any(a not in ARMS for a in requested):
+        parser.error(f"--arms must list arms out of {list(ARMS)}, got {args.arms!r}")
     if args.tiny:
         args.train_size, args.eval_size, args.steps, args.batch_size = 256, 24, 40, 16
         args.width, args.layers, args.heads, args.save_steps = 32, 2, 2, 20
@@ -185,12 +200,28 @@ def main(argv=None) -> dict:
     eval_pairs = problems(args.eval_size, seed=args.seed + 1, exclude=frozenset(train_pairs))
     registry = ToolRegistry([calculator_tool()])
 
+    # what an arm's evaluation depends on: another value means the cached one does not belong to this run
+    key = {k: v for k, v in vars(args).items() if k not in ("output_dir", "arms", "save_steps")}
     arms = {}
-    for name, tool in (("with_tool", True), ("without_tool", False)):
-        model = train_arm(tokenizer, train_pairs, tool, args)
-        arms[name] = evaluate_arm(
-            model, tokenizer, eval_pairs, registry if tool else ToolRegistry(), 64, args.max_new_tokens
-        )
+    for name, tool in ARMS.items():
+        cached = os.path.join(args.output_dir, name, "evaluation.json")
+        if name in requested:
+            model = train_arm(tokenizer, train_pairs, tool, args)
+            arms[name] = evaluate_arm(
+                model, tokenizer, eval_pairs, registry if tool else ToolRegistry(), 64, args.max_new_tokens
+            )
+            atomic_write_json(cached, {"settings": key, **arms[name]}, indent=1)
+        elif os.path.isfile(cached):
+            with open(cached, encoding="utf-8") as f:
+                saved = json.load(f)
+            if saved.pop("settings") != key:
+                raise ValueError(f"{cached} was made under other settings; rerun with --arms {name} or the same flags")
+            arms[name] = saved
+    if len(arms) < len(ARMS):
+        done = arms[requested[0]]
+        n = len(done["correct"])
+        print(f"{requested[0]}: exact {format_proportion(sum(done['correct']), n)}; run the other arm to compare")
+        return {"arm": requested[0], **done}
 
     ours, ref = arms["with_tool"]["correct"], arms["without_tool"]["correct"]
     b, c, p_value = mcnemar_from_outcomes(ours, ref)

@@ -42,3 +42,19 @@ def test_a_few_steps_run_end_to_end_and_write_the_summary(bench, tmp_path):
         "precision_at_least_0.95",
     }
     assert (tmp_path / "with_tool" / "checkpoint-2" / "trainer_state.json").exists()
+
+
+def test_the_arms_run_in_separate_invocations_and_compare_once_both_are_there(bench, tmp_path):
+    argv = ["--output_dir", str(tmp_path), "--train_size", "16", "--eval_size", "3", "--steps", "1"]
+    argv += ["--batch_size", "4", "--width", "16", "--layers", "1", "--heads", "2", "--max_new_tokens", "6"]
+    first = bench.main([*argv, "--arms", "with_tool"])
+    assert first["arm"] == "with_tool" and len(first["correct"]) == 3
+    assert not (tmp_path / "results.json").exists()
+    written = (tmp_path / "with_tool" / "evaluation.json").stat().st_mtime_ns
+    summary = bench.main([*argv, "--arms", "without_tool"])
+    assert summary["held_out_problems"] == 3 and (tmp_path / "results.json").exists()
+    # the with-tool arm was read back, not retrained
+    assert (tmp_path / "with_tool" / "evaluation.json").stat().st_mtime_ns == written
+    assert summary["with_tool_exact"] == sum(first["correct"]) / 3
+    with pytest.raises(ValueError, match="made under other settings"):
+        bench.main([*argv[:-1], "7", "--arms", "without_tool"])
