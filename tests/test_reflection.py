@@ -13,6 +13,7 @@ from hf_reason.workspace import (
     majority_vote,
     reflection_outcome,
     reflection_prompt,
+    reflection_training_row,
     run_reflection,
 )
 from hf_reason.workspace.reflection import Attempt
@@ -132,3 +133,22 @@ def test_attended_terms_come_from_the_prompt_part_of_introspect():
     terms = attended_terms(model, tokenizer, prompt + " Answer: basket", start, top=3)
     prompt_tokens = {tokenizer.decode([t]).strip() for t in tokenizer(prompt)["input_ids"]}
     assert 1 <= len(terms) <= 3 and set(terms) <= prompt_tokens
+
+
+def test_reflection_training_rows_fix_a_wrong_attempt_and_keep_a_right_one():
+    gold = "Plan: multiply.\nStep 1: 17 * 23 = 391.\nReflection: checked.\nAnswer: 391"
+    wrong = reflection_training_row("Q: 17*23?\n", WRONG, VALIDATOR, gold, attended=["17", "23"])
+    previous = Attempt(0, "Q: 17*23?\n", WRONG, "381", False, wrong_reason := "failed: answer 381 != 391")
+    assert not wrong["passed"]
+    # the prompt is exactly the one run_reflection generates the pass from
+    assert wrong["prompt"] == reflection_prompt("Q: 17*23?\n", previous, ["17", "23"], wrong_reason)
+    assert wrong["completion"] == (
+        f" Pass 0 / Answer 381 failed the validator ({wrong_reason}). The attempt attended to 17, 23."
+        " The revision works the task again.\n" + gold
+    )
+    assert reflection_outcome(WRONG, "Reflection:" + wrong["completion"], False, True) == "fixed"
+
+    right = reflection_training_row("Q: 17*23?\n", gold, VALIDATOR, gold)
+    assert right["passed"] and right["prompt"].endswith("Validator: passed\nReflection:")
+    assert right["completion"] == " Pass 0 / Answer 391 passed the validator. It stands.\n" + gold
+    assert reflection_outcome(gold, "Reflection:" + right["completion"], True, True) == "kept"

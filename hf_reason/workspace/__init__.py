@@ -25,6 +25,7 @@ from .reflection import (
     normalize_answer,
     reflection_outcome,
     reflection_prompt,
+    reflection_training_row,
     run_reflection,
     states_uncertainty,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "reflection_outcome",
     "refers_to_belief",
     "reflection_prompt",
+    "reflection_training_row",
     "relabel_focus_claims",
     "run_reflection",
     "states_uncertainty",

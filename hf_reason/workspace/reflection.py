@@ -296,6 +296,48 @@ def run_reflection(
     return trace
 
 
+def reflection_training_row(
+    prompt: str,
+    attempt: str,
+    validator: Mapping[str, Any] | Callable[[str], tuple[bool, str]],
+    gold: str,
+    attended: Sequence[str] = (),
+    index: int = 0,
+) -> dict:
+    """A supervised example of a reflection pass, from a model's own attempt and the gold report.
+
+    The prompt is what `run_reflection` generates the pass from (`reflection_prompt`, with the validator's
+    verdict and the attended tokens); the completion, after its ``Reflection:`` header, names the attempt's
+    answer and the verdict, then keeps the attempt when it passed and writes the gold report when it did
+    not. SFT on such rows teaches the pass `ReflectionReward` rewards: fix a wrong answer, keep a right one.
+
+    Args:
+        prompt (`str`): the task, as pass 0 saw it.
+        attempt (`str`): the model's pass-`index` completion.
+        validator: a validator spec (``{"kind", "config"}``) or a callable ``completion -> (passed, reason)``.
+        gold (`str`): a report that passes the validator.
+        attended (`Sequence[str]`): tokens the model attended to while writing the attempt.
+        index (`int`): the pass the attempt is.
+
+    Returns ``{"prompt", "completion", "passed"}`` (``passed``: the attempt's verdict).
+    """
+    passed, reason = _check(attempt, validator)
+    answer = parse_report(attempt).answer
+    previous = Attempt(index, prompt, attempt, answer, passed, reason, list(attended))
+    seen = f" The attempt attended to {', '.join(attended[:3])}." if attended else ""
+    if passed:
+        body, report = f" Pass {index} / Answer {answer} passed the validator.{seen} It stands.", attempt
+    else:
+        stated = f"Pass {index} / Answer {answer}" if answer else f"Pass {index} gave no answer and"
+        body = f" {stated} failed the validator ({reason}).{seen} The revision works the task again."
+        report = gold
+    return {
+        "prompt": reflection_prompt(prompt, previous, attended, reason),
+        "completion": body + "\n" + report.strip(),
+        "passed": passed,
+    }
+
+
 class ReflectionReward:
     """A TRL reward function for reflection passes: `REFLECTION_REWARDS[reflection_outcome(...)]`.
 
