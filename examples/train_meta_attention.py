@@ -13,7 +13,11 @@ For each arm (meta-attention module on / off, same seed, data and steps) the scr
    theory-of-mind and planning tasks; loss on the completion only); with
    `--introspection_supervision_steps K`, then K more steps on the same completions whose
    `[focus: ...]` claims are rewritten to name what the model itself attends to (introspection
-   supervision: the claims' targets come from its own `introspect`);
+   supervision: the claims' targets come from its own `introspect`); with `--reflection_steps K`, K more
+   steps on reflection passes built from its own first attempts at training tasks
+   (`hf_reason.workspace.reflection_training_row`: the validator's verdict and the attended tokens in the
+   prompt, the attempt kept when it passed, the gold report written when it did not; rows longer than
+   `--n_positions` are dropped), so that `bench/reflection.py` measures a model that has learned the pass;
 4. with `--rl_steps N`, continues with GRPO (`ReasoningGRPOTrainer`, reward: the evaluator's overall
    score) on the curated training prompts under the training cadence (`TrainingCadenceCallback`: short
    chunks, reports on training-split validation tasks between them, longer chunks after two good ones,
@@ -77,7 +81,14 @@ from hf_reason.evaluation.reports import (
 )
 from hf_reason.evaluation.statistics import wilson_interval
 from hf_reason.file_io import atomic_path, atomic_write
-from hf_reason.workspace import agent_of_question, focus_targets, refers_to_belief, relabel_focus_claims
+from hf_reason.workspace import (
+    agent_of_question,
+    attended_terms,
+    focus_targets,
+    refers_to_belief,
+    reflection_training_row,
+    relabel_focus_claims,
+)
 
 
 # Added to the training seed for the held-out generated stories (`--heldout_tom`).
@@ -225,6 +236,17 @@ class WarmupArguments:
         default="evaluator=0.2",
         metadata={"help": "Cadence floors (NAME=VALUE pairs) under which the RL stage aborts."},
     )
+    reflection_steps: int = field(
+        default=0,
+        metadata={
+            "help": "SFT steps on reflection passes built from the model's own first attempts at training tasks "
+            "(the validator's verdict in the prompt; fix a wrong answer, keep a right one), so that "
+            "bench/reflection.py has a model that has learned the pass (0: none)."
+        },
+    )
+    reflection_tasks: int = field(
+        default=64, metadata={"help": "Training tasks (curated training split, then generated) the model attempts."}
+    )
     heldout_tom: int = field(
         default=0,
         metadata={
@@ -266,6 +288,24 @@ def summarise(values, binary: bool, samples: int) -> dict:
     return {"mean": float(np.mean(values)), "low": low, "high": high, "n": len(values)}
 
 
+def greedy_report(model, tokenizer, prompt: str, max_new_tokens: int):
+    """(prompt ids, prompt + report ids): a KV-cached greedy report that stops after its Answer line."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    ids = ids[:, -(model.config.n_positions - max_new_tokens) :]
+    with torch.no_grad():
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            use_cache=True,
+            stopping_criteria=StoppingCriteriaList([StopAfterAnswerLine(tokenizer, ids.shape[1])]),
+        )
+    return ids, out
+
+
 def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
     """Greedy reports for `tasks`, scored, with their introspection and focus-claim match."""
     from tqdm.auto import tqdm
@@ -273,20 +313,7 @@ def write_reports(model, tokenizer, tasks, evaluator, args) -> list[dict]:
     model.eval()
     rows = []
     for task in tqdm(tasks, desc="reports", unit="task"):
-        prompt = task["prompt"] + "\n"
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        ids = ids[:, -(model.config.n_positions - args.max_new_tokens) :]
-        with torch.no_grad():
-            out = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=args.max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                use_cache=True,
-                stopping_criteria=StoppingCriteriaList([StopAfterAnswerLine(tokenizer, ids.shape[1])]),
-            )
+        ids, out = greedy_report(model, tokenizer, task["prompt"] + "\n", args.max_new_tokens)
         completion = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         introspection = []
         if out.shape[1] > ids.shape[1]:
@@ -406,6 +433,54 @@ def introspection_supervision(model, tokenizer, rows: list[dict], sft_args, step
     )
     trainer.train()
     return trainer
+
+
+def reflection_training(model, tokenizer, tasks: list[dict], sft_args, args, output_dir: str) -> dict:
+    """SFT on reflection passes built from the model's own first attempts (`reflection_training_row`: the
+    validator's verdict and the attended tokens in the prompt; the attempt kept when it passed, the gold
+    report written when it did not), mixed with the tasks' gold first passes so pass 0 is not forgotten."""
+    import copy
+
+    import datasets
+
+    model.eval()
+    rows = []
+    for task in tasks:
+        prompt = task["prompt"] + "\n"
+        ids, out = greedy_report(model, tokenizer, prompt, args.max_new_tokens)
+        attempt = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        attended = []
+        if out.shape[1] > ids.shape[1]:
+            attended = attended_terms(model, tokenizer, prompt + attempt, ids.shape[1], top=5)
+        validator = json.loads(task["validator"]) if isinstance(task["validator"], str) else task["validator"]
+        rows.append(reflection_training_row(prompt, attempt, validator, task["completion"], attended))
+    wrong = sum(not r["passed"] for r in rows)
+    # SFT would cut an over-long row's completion off (it keeps the start): such rows teach nothing
+    fits = [
+        r
+        for r in rows
+        if len(tokenizer(r["prompt"] + r["completion"], add_special_tokens=False)["input_ids"]) < args.n_positions
+    ]
+    print(
+        f"reflection training: {wrong} of {len(rows)} first attempts failed their validator; "
+        f"{len(rows) - len(fits)} rows longer than --n_positions dropped"
+    )
+    data = [{"prompt": r["prompt"], "completion": r["completion"] + tokenizer.eos_token} for r in fits]
+    data += [{"prompt": t["prompt"] + "\n", "completion": t["completion"] + tokenizer.eos_token} for t in tasks]
+    train_args = copy.deepcopy(sft_args)
+    train_args.max_steps, train_args.output_dir = args.reflection_steps, output_dir
+    trainer = SFTTrainer(
+        model=model, args=train_args, train_dataset=datasets.Dataset.from_list(data), processing_class=tokenizer
+    )
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return {
+        "tasks": len(rows),
+        "first_attempts_failed": wrong,
+        "rows_too_long": len(rows) - len(fits),
+        "steps": args.reflection_steps,
+        "train_loss": losses,
+    }
 
 
 def parse_pairs(text: str, flag: str) -> dict[str, float]:
@@ -540,12 +615,14 @@ def main():
     rl_tasks = [curated[i] for i in sorted(order[n_eval:])]
     rl_validation = rl_tasks[: args.rl_validation_tasks]
     rl_tasks = rl_tasks[args.rl_validation_tasks :] or rl_tasks
+    # tasks with validators for the reflection stage: the curated training split, then generated ones
+    reflection_pool = list(rl_tasks) + list(rl_validation)
     for category in ("math", "theory_of_mind", "planning"):
         if args.generated_per_category:
-            train_rows += [
-                {"prompt": e["prompt"], "completion": e["completion"]}
-                for e in generated_entries(category, args.generated_per_category, seed=seed)
-            ]
+            entries = generated_entries(category, args.generated_per_category, seed=seed)
+            reflection_pool += entries
+            train_rows += [{"prompt": e["prompt"], "completion": e["completion"]} for e in entries]
+    random.Random(seed + 1).shuffle(reflection_pool)  # a mix of every category for --reflection_tasks
 
     tokenizer = build_tokenizer(
         vocab_size=args.vocab_size,
@@ -624,6 +701,16 @@ def main():
             trainer.state.log_history = [{"step": s, "loss": v} for s, v in warmup_losses] + [
                 {**e, "step": e["step"] + offset} for e in trainer.state.log_history if "loss" in e
             ]
+        reflection = None
+        if args.reflection_steps:
+            reflection = reflection_training(
+                trainer.model,
+                tokenizer,
+                reflection_pool[: args.reflection_tasks],
+                sft_args,
+                args,
+                os.path.join(sft_args.output_dir, "reflection"),
+            )
         trainer.save_model(sft_args.output_dir)
         if not main_process:
             continue
@@ -657,6 +744,8 @@ def main():
         }
         if rl is not None:
             results["arms"][arm]["rl"] = rl
+        if reflection is not None:
+            results["arms"][arm]["reflection"] = reflection
         if args.critic_steps:
             prompts = {t["id"]: t["prompt"] + "\n" for t in eval_tasks}  # as the reports were generated
             critic = train_critic(sft_args.output_dir, tokenizer, before + after, prompts, args, seed)

@@ -107,6 +107,11 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         "2",
         "--max_eval_tasks",
         "2",
+        # reflection passes built from the model's own attempts at 3 training tasks, 2 SFT steps
+        "--reflection_steps",
+        "2",
+        "--reflection_tasks",
+        "3",
         # two generated ToM stories from an unseen seed join the held-out evaluation
         "--heldout_tom",
         "2",
@@ -177,6 +182,8 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         heatmap = out / arm["heatmap"]["file"]
         assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name, arm in results["arms"].items():
+        assert arm["reflection"]["tasks"] == 3 and 0 <= arm["reflection"]["first_attempts_failed"] <= 3
+        assert arm["reflection"]["steps"] == 2 and all(math.isfinite(x) for x in arm["reflection"]["train_loss"])
         assert arm["rl"]["steps"] == 2 and arm["rl"]["abort_reason"] is None
         assert [d["action"] for d in arm["rl"]["decisions"]] == ["hold", "extend"]
         logged = [json.loads(line) for line in (out / name / "rl" / "progress.jsonl").read_text().splitlines()]
