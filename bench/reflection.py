@@ -25,11 +25,18 @@ import shutil
 import sys
 
 import torch
+from transformers import StoppingCriteriaList
 
 from hf_reason.data.curated_tasks import generated_entries, read_curated_jsonl
 from hf_reason.evaluation.statistics import format_proportion, mcnemar_from_outcomes
 from hf_reason.file_io import atomic_write_json
-from hf_reason.workspace import EpisodicMemory, ReflectionConfig, attended_terms, run_reflection
+from hf_reason.workspace import (
+    EpisodicMemory,
+    ReflectionConfig,
+    StopAfterAnswerLine,
+    attended_terms,
+    run_reflection,
+)
 
 
 def held_out_tasks(categories, per_category: int, seed: int, training_seed: int, training_per_category: int):
@@ -60,6 +67,7 @@ def make_generate(model, tokenizer, max_new_tokens: int):
                 do_sample=False,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
+                stopping_criteria=StoppingCriteriaList([StopAfterAnswerLine(tokenizer, ids.shape[1])]),
             )
             completion = tokenizer.decode(result[0, ids.shape[1] :], skip_special_tokens=True)
             # a report ends with its Answer line

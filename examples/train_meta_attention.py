@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, StoppingCriteria, StoppingCriteriaList
+from transformers import HfArgumentParser, StoppingCriteriaList
 from trl import SFTConfig, SFTTrainer
 
 from hf_reason import MetaAttentionConfig, MetaAttentionForCausalLM
@@ -82,6 +82,7 @@ from hf_reason.evaluation.reports import (
 from hf_reason.evaluation.statistics import wilson_interval
 from hf_reason.file_io import atomic_path, atomic_write
 from hf_reason.workspace import (
+    StopAfterAnswerLine,
     agent_of_question,
     attended_terms,
     focus_targets,
@@ -136,22 +137,6 @@ def expand_preset(argv: list[str]) -> list[str]:
     if name not in PRESETS:
         raise ValueError(f"--preset must be one of {sorted(PRESETS)} (or empty), got {name!r}")
     return [token for key, value in PRESETS[name].items() for token in (f"--{key}", value)] + list(argv)
-
-
-class StopAfterAnswerLine(StoppingCriteria):
-    """Stops a report once its `Answer:` line is complete: the evaluator reads nothing after it."""
-
-    def __init__(self, tokenizer, prompt_length: int):
-        self.tokenizer = tokenizer
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        done = []
-        for row in input_ids:
-            text = self.tokenizer.decode(row[self.prompt_length :], skip_special_tokens=True)
-            start = text.find("Answer:")
-            done.append(start >= 0 and "\n" in text[start:])
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass

@@ -21,6 +21,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional
 
+import torch
+from transformers import StoppingCriteria
+
 from ..evaluation.reports import parse_report
 from ..evaluation.validators import validate
 from .memory import EpisodicMemory
@@ -169,6 +172,28 @@ class ReflectionTrace:
             reflection_outcome(a.completion, b.completion, a.passed, b.passed)
             for a, b in zip(self.attempts, self.attempts[1:])
         ]
+
+
+class StopAfterAnswerLine(StoppingCriteria):
+    """A `StoppingCriteria` that stops a report once its ``Answer:`` line is complete: the evaluator and the
+    validators read nothing after it, and a reflection pass's report ends there too.
+
+    Args:
+        tokenizer: decodes the generated tokens.
+        prompt_length (`int`): tokens of the prompt; an ``Answer:`` inside it does not count.
+    """
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        done = []
+        for row in input_ids:
+            text = self.tokenizer.decode(row[self.prompt_length :], skip_special_tokens=True)
+            start = text.find("Answer:")
+            done.append(start >= 0 and "\n" in text[start:])
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def _with_memory(prompt: str, past: Optional[str]) -> str:
