@@ -40,6 +40,8 @@ the goal is met. `--heldout_tom N` adds N generated ToMi-style stories from an u
 evaluation, so that the ToM rows rest on more than the few curated stories. Outputs: `results.json`
 (settings, every cell, the goals, the reports after training, the loss curves), `table.md`, `goals.md`, `train_loss.png`, and per arm a heat-map PNG of the first report's key step
 (`step1_attention_<arm>.png`; `report_attention_<arm>.png`, the whole report, if none writes a Step 1).
+The arms can run in separate invocations with the same flags and `--output_dir` (`--arms meta`, then
+`--arms no_meta`): a run keeps the other arm from the earlier `results.json` and writes both tables.
 Every flag is listed by --help.
 
 Presets (`--preset cpu`): settings chosen so that both arms together finish in about 20 minutes on 2
@@ -565,6 +567,30 @@ def fmt(cell: dict) -> str:
     return f"{cell['mean']:.3f} [{cell['low']:.3f}, {cell['high']:.3f}] (n={cell['n']})"
 
 
+def earlier_arms(path: str, results: dict, arms: list[str]) -> dict:
+    """The arms of an earlier run's `results.json` at `path` that this run does not train, when that run had
+    the same settings (all but `--arms`) and evaluation tasks, so the arms can run in separate invocations
+    and the comparison is still made (a run with other settings raises instead of mixing them)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        earlier = json.load(f)
+    wanted = [arm for arm in earlier.get("arms", {}) if arm not in arms]
+    if not wanted:
+        return {}
+
+    def key(r):
+        return {k: v for k, v in r["settings"].items() if k != "arms"}, r["eval_task_ids"]
+
+    # through JSON so that both sides compare as they are stored
+    if key(earlier) != key(json.loads(json.dumps(results))):
+        raise ValueError(
+            f"{path} holds arms {wanted} trained under other settings; use another --output_dir, or the same "
+            "flags (all but --arms) to add an arm to that run"
+        )
+    return {arm: earlier["arms"][arm] for arm in wanted}
+
+
 def main():
     argv = expand_preset(sys.argv[1:])
     args, sft_args = HfArgumentParser((WarmupArguments, SFTConfig)).parse_args_into_dataclasses(args=argv)
@@ -647,6 +673,8 @@ def main():
         "eval_task_ids": [t["id"] for t in eval_tasks],
     }
     losses = {}
+    for arm, cell in earlier_arms(os.path.join(base_output_dir, "results.json"), results, arms).items():
+        results["arms"][arm], losses[arm] = cell, cell["train_loss"]
 
     for arm in arms:
         torch.manual_seed(seed)

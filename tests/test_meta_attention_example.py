@@ -201,3 +201,30 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         config = json.loads((out / arm / "config.json").read_text())
         assert config["use_meta_attention"] is expected
     assert not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_arms_run_in_separate_invocations_and_are_compared(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1"}
+    tiny = ["--preset", "cpu", "--output_dir", str(out), "--n_embd", "32", "--n_layer", "1", "--n_head", "2"]
+    tiny += ["--n_positions", "256", "--vocab_size", "300", "--generated_per_category", "2", "--max_eval_tasks"]
+    tiny += ["2", "--max_new_tokens", "8", "--max_steps", "2", "--per_device_train_batch_size", "2"]
+    tiny += ["--critic_steps", "0", "--reports_before", "false", "--disable_tqdm", "true"]
+
+    def run(*extra):
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), *tiny, *extra], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+
+    first = run("--arms", "meta")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert not (out / "goals.md").exists()
+    second = run("--arms", "no_meta")
+    assert second.returncode == 0, second.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["arms"]) == {"meta", "no_meta"} and len(results["goals"]) == len(GOALS)
+    assert (out / "goals.md").exists()
+    assert results["arms"]["meta"]["before"]["overall"]["n"] == 0  # --reports_before false
+    other = run("--arms", "no_meta", "--max_steps", "3")
+    assert other.returncode != 0 and "trained under other settings" in other.stderr
