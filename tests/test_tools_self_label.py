@@ -78,3 +78,41 @@ def test_a_call_that_errors_is_never_kept(trained):
     )
     assert annotated == ["So 1/0 = x\n"] and not decisions[0][0].kept
     assert decisions[0][0].result.startswith("error: ArithmeticExpressionError: division by zero")
+
+
+def test_sft_with_trl_on_the_self_labelled_data_lowers_its_loss(trained, tmp_path):
+    import copy
+
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer = trained
+    model = copy.deepcopy(model).train()  # the fixture's model stays as it is for the other tests
+    registry = ToolRegistry([calculator_tool()])
+    texts = ["So 37*41 = 1517\n", "So 52*63 = 3276\n", "So 44*71 = 3124\n"]
+    annotated, decisions = self_label(model, tokenizer, texts, registry, threshold=0.2)
+    assert all(d[0].kept for d in decisions) and annotated == [
+        _with_call(37, 41),
+        _with_call(52, 63),
+        _with_call(44, 71),
+    ]
+    dataset = self_labelled_dataset(annotated, eos_token=tokenizer.eos_token)
+
+    def loss():
+        ids = torch.tensor([tokenizer(t, add_special_tokens=False)["input_ids"] for t in dataset["text"]])
+        with torch.no_grad():
+            return model(input_ids=ids, labels=ids).loss.item()
+
+    before = loss()
+    args = SFTConfig(
+        output_dir=str(tmp_path),
+        max_steps=10,
+        per_device_train_batch_size=3,
+        learning_rate=1e-3,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer).train()
+    model.eval()
+    assert loss() < before
