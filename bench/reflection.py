@@ -51,7 +51,8 @@ def held_out_tasks(categories, per_category: int, seed: int, training_seed: int,
     return tasks
 
 
-def make_generate(model, tokenizer, max_new_tokens: int):
+def make_generate(model, tokenizer, max_new_tokens: int, temperature: float = 0.0):
+    """texts -> reports that end with their Answer line; greedy, or sampled at `temperature` > 0."""
     context = getattr(model.config, "n_positions", None) or 1024
 
     @torch.no_grad()
@@ -64,7 +65,8 @@ def make_generate(model, tokenizer, max_new_tokens: int):
                 ids,
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                do_sample=temperature > 0,
+                **({"temperature": temperature, "top_k": 0} if temperature > 0 else {}),
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
                 stopping_criteria=StoppingCriteriaList([StopAfterAnswerLine(tokenizer, ids.shape[1])]),
@@ -112,6 +114,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--training_per_category", type=int, default=60)
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--max_new_tokens", type=int, default=256)
+    parser.add_argument(
+        "--votes",
+        type=int,
+        default=0,
+        help="sampled pass-0 answers put to a majority vote; agreement under --agreement adds a reflection pass",
+    )
+    parser.add_argument("--agreement", type=float, default=0.6)
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the vote")
     parser.add_argument("--no_validator_feedback", action="store_true", help="reflect without the verdict")
     args = parser.parse_args(argv)
     if args.tiny:
@@ -133,8 +143,14 @@ def main(argv=None) -> dict:
     memory_dir = os.path.join(args.output_dir, "memory")
     shutil.rmtree(memory_dir, ignore_errors=True)  # every measurement starts with an empty memory
     memory = EpisodicMemory(memory_dir)
-    config = ReflectionConfig(num_passes=args.passes, show_validator=not args.no_validator_feedback)
+    config = ReflectionConfig(
+        num_passes=args.passes,
+        show_validator=not args.no_validator_feedback,
+        votes=args.votes,
+        agreement_threshold=args.agreement,
+    )
     generate = make_generate(model, tokenizer, args.max_new_tokens)
+    sample = make_generate(model, tokenizer, args.max_new_tokens, args.temperature) if args.votes > 1 else None
     attended = None
     if hasattr(model, "introspect"):
 
@@ -148,7 +164,9 @@ def main(argv=None) -> dict:
         for task in tasks:
             validator = json.loads(task["validator"]) if isinstance(task["validator"], str) else task["validator"]
             prompt = task["prompt"] + "\n"
-            traces.append(run_reflection(generate, prompt, validator, config, memory, attended=attended))
+            traces.append(
+                run_reflection(generate, prompt, validator, config, memory, sample=sample, attended=attended)
+            )
         visits.append(traces)
 
     first = [t.first_passed for t in visits[0]]
@@ -171,6 +189,7 @@ def main(argv=None) -> dict:
         "mcnemar_p_reflection": p_reflection,
         "mcnemar_p_memory": p_memory,
         "outcomes": outcomes,
+        "extra_passes_from_the_vote": sum(len(t.attempts) > args.passes for t in visits[0]),
         "goal_met": gain >= 0.10 and p_reflection < 0.01,
         "examples": [
             {"task": t.prompt[:200], "passes": [a.completion for a in t.attempts], "outcomes": t.outcomes()}

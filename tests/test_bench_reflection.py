@@ -30,5 +30,15 @@ def test_tiny_mode_writes_the_paired_summary_and_the_memory(bench, tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["tasks"] == summary["tasks"] == 3
     assert sum(saved["outcomes"].values()) == 3  # one reflection pass per task
+    assert saved["extra_passes_from_the_vote"] == 0  # no vote asked for
     records = [json.loads(line) for line in (tmp_path / "memory" / "memory-rank0.jsonl").read_text().splitlines()]
     assert len(records) == 6  # both visits stored their reflections
+
+
+@pytest.mark.slow
+def test_a_split_vote_adds_a_reflection_pass(bench, tmp_path):
+    # the random tiny model writes no Answer line in its 16 tokens: "no answer" is no agreement (0.0),
+    # so the sampled vote adds a pass to every task
+    argv = ["--tiny", "--output_dir", str(tmp_path), "--categories", "math", "--votes", "3", "--temperature", "5"]
+    summary = bench.main(argv + ["--agreement", "1.0"])
+    assert summary["extra_passes_from_the_vote"] == 3 and sum(summary["outcomes"].values()) == 6
