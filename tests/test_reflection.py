@@ -152,3 +152,57 @@ def test_reflection_training_rows_fix_a_wrong_attempt_and_keep_a_right_one():
     assert right["passed"] and right["prompt"].endswith("Validator: passed\nReflection:")
     assert right["completion"] == " Pass 0 / Answer 391 passed the validator. It stands.\n" + gold
     assert reflection_outcome(gold, "Reflection:" + right["completion"], True, True) == "kept"
+
+
+@pytest.mark.slow
+def test_reflection_and_graph_rewards_drive_a_grpo_step(tmp_path):
+    import datasets
+    from grpo_testing import tiny_meta_attention
+
+    from hf_reason.data import build_tokenizer
+    from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+    from hf_reason.workspace import GraphReward
+
+    tokenizer = build_tokenizer(vocab_size=320)
+    data = datasets.Dataset.from_list(
+        [
+            {
+                # the tiny model's context is short: the task and the header, not the whole quoted attempt
+                "prompt": "17*23? Pass 0: 381.\nReflection:",
+                "previous_completion": WRONG,
+                "validator": json.dumps(VALIDATOR),
+                "attended": json.dumps(["17", "23"]),
+                "evidence": json.dumps(["391"]),
+            }
+        ]
+        * 2
+    )
+    args = ReasoningGRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=1,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        seed=0,
+        disable_tqdm=True,
+        bf16=False,
+        use_cpu=True,
+    )
+    trainer = ReasoningGRPOTrainer(
+        model=tiny_meta_attention(tokenizer),
+        reward_funcs=[ReflectionReward(), GraphReward()],
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    assert trainer.state.global_step == 1
+    logged = trainer.state.log_history[0]
+    # TRL read both rewards' extra columns; a random model's 8 tokens hold no answer (a change, not a
+    # fix) and no section (no graph node to reward or penalise)
+    assert logged["rewards/reflection_reward/mean"] == REFLECTION_REWARDS["changed"]
+    assert logged["rewards/graph_reward/mean"] == 0.0
