@@ -157,7 +157,7 @@ def test_reflection_training_rows_fix_a_wrong_attempt_and_keep_a_right_one():
 @pytest.mark.slow
 def test_reflection_and_graph_rewards_drive_a_grpo_step(tmp_path):
     import datasets
-    from grpo_testing import tiny_meta_attention
+    from grpo_testing import grpo_trainer, tiny_meta_attention
 
     from hf_reason.data import build_tokenizer
     from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
@@ -177,27 +177,15 @@ def test_reflection_and_graph_rewards_drive_a_grpo_step(tmp_path):
         ]
         * 2
     )
-    args = ReasoningGRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=1,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=0,
-        disable_tqdm=True,
-        bf16=False,
-        use_cpu=True,
-    )
-    trainer = ReasoningGRPOTrainer(
-        model=tiny_meta_attention(tokenizer),
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        tiny_meta_attention(tokenizer),
+        tokenizer,
+        tmp_path,
         reward_funcs=[ReflectionReward(), GraphReward()],
-        args=args,
         train_dataset=data,
-        processing_class=tokenizer,
+        per_device_train_batch_size=4,
     )
     trainer.train()
     assert trainer.state.global_step == 1

@@ -143,6 +143,18 @@ def shipped_documents() -> list[dict]:
     return docs
 
 
+# the arguments of both retrieval tools (search, search_memory): a query and how many hits to return
+_QUERY_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "query": {"type": "string", "minLength": 1, "maxLength": 500},
+        "k": {"type": "integer", "minimum": 1, "maximum": 10},
+    },
+    "required": ["query"],
+    "additionalProperties": False,
+}
+
+
 def search_tool(documents: Optional[Sequence[Mapping[str, str]]] = None, snippet_chars: int = 300) -> Tool:
     """``search(query, k?)``: BM25 over `documents` (default: `shipped_documents()`); ``[id] text`` lines."""
     index = BM25Index(shipped_documents() if documents is None else documents)
@@ -156,15 +168,7 @@ def search_tool(documents: Optional[Sequence[Mapping[str, str]]] = None, snippet
     return Tool(
         name="search",
         description="Searches the local document collection (BM25); returns the best matches as [id] text.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                "k": {"type": "integer", "minimum": 1, "maximum": 10},
-            },
-            "required": ["query"],
-            "additionalProperties": False,
-        },
+        parameters=_QUERY_PARAMETERS,
         function=search,
     )
 
@@ -220,15 +224,7 @@ def search_memory_tool(memory: _Searchable) -> Tool:
     return Tool(
         name="search_memory",
         description="Retrieves past reflections on similar prompts from the episodic memory.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "query": {"type": "string", "minLength": 1, "maxLength": 500},
-                "k": {"type": "integer", "minimum": 1, "maximum": 10},
-            },
-            "required": ["query"],
-            "additionalProperties": False,
-        },
+        parameters=_QUERY_PARAMETERS,
         function=search_memory,
     )
 
