@@ -184,9 +184,9 @@ def test_reflection_and_graph_rewards_drive_a_grpo_step(tmp_path):
         tokenizer,
         tmp_path,
         reward_funcs=[ReflectionReward(), GraphReward()],
-        train_dataset=data,
         per_device_train_batch_size=4,
     )
+    trainer.train_dataset = data  # the Trainer builds its dataloader from it when training starts
     trainer.train()
     assert trainer.state.global_step == 1
     logged = trainer.state.log_history[0]
