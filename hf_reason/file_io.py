@@ -1,5 +1,6 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""Atomic file writes: a reader sees the old file or the whole new one, never a part; and the checks of
+"""Atomic file writes: a reader sees the old file or the whole new one, never a part (`append_jsonl`: a
+JSONL log gains whole lines only, across processes); and the checks of
 what is read back: a JSON object (`read_json_object`), a whole safetensors file (`check_safetensors`,
 `check_saved_weights`), a `save_pretrained` folder (`check_saved_model`).
 
@@ -65,6 +66,27 @@ def atomic_write(path: PathLike, data: Union[bytes, str, Callable[[BinaryIO], No
 def atomic_write_json(path: PathLike, obj, **dumps_kwargs) -> Path:
     """`obj` as JSON (`json.dumps(obj, **dumps_kwargs)` plus a final newline), written atomically."""
     return atomic_write(path, json.dumps(obj, **dumps_kwargs) + "\n")
+
+
+def append_jsonl(path: PathLike, record) -> Path:
+    """Appends `record` as one JSON line to `path` (created if missing), whole or not at all for readers
+    that skip an unparsable last line: the line goes out under a file lock (`filelock`, so concurrent
+    writers of every process never interleave), with ``O_APPEND``, and is fsynced before the lock is
+    released. Returns `path`."""
+    from filelock import FileLock
+
+    path = Path(path)
+    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with FileLock(str(path) + ".lock"):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = 0
+            while written < len(line):  # a short write goes on under the same lock
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
 
 
 def save_figure_atomic(figure, path: PathLike, dpi: int = 110) -> Path:
@@ -181,6 +203,7 @@ def check_saved_model(folder: PathLike) -> list[Path]:
 
 
 __all__ = [
+    "append_jsonl",
     "atomic_path",
     "atomic_write",
     "atomic_write_json",

@@ -14,6 +14,7 @@ import torch
 
 from hf_reason.data.curated_tasks import read_curated_jsonl
 from hf_reason.evaluation.reports import (
+    DEFAULT_TOOLS,
     ReportEvaluator,
     ReportScoreReward,
     coverage_score,
@@ -22,6 +23,7 @@ from hf_reason.evaluation.reports import (
     present_sections,
     reflection_alignment,
     repetition_score,
+    tool_call_problems,
     tool_sanity,
 )
 
@@ -370,3 +372,26 @@ def test_every_output_file_is_created_with_the_same_permissions(umask, tmp_path)
         os.umask(previous)
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "out").iterdir()}
     assert modes == dict.fromkeys(["progress.jsonl", "scores.csv", "summary.json"], 0o666 & ~umask)
+
+
+def test_tool_sanity_runs_the_real_tools_and_flags_contradicted_results():
+    report = (
+        'Plan: multiply.\nTool: calculator({"expression": "4213 * 512"})\nResult: 2157056\n'
+        'Tool: calculator({"expression": "12 * 12"})\nResult: 145\n'
+        'Tool: calculator({"expression": "__import__(\'os\')"})\n'
+        'Tool: search({"query": "x", "k": 99})\nTool: lookup({"term": 3})\nAnswer: 2157056'
+    )
+    problems = dict(tool_call_problems(report))
+    assert problems['calculator({"expression": "4213 * 512"})'] is None
+    assert (
+        problems['calculator({"expression": "12 * 12"})']
+        == "the report says calculator returned '145', it returns '144'"
+    )
+    assert "ArithmeticExpressionError" in problems['calculator({"expression": "__import__(\'os\')"})']
+    assert "`k`" in problems['search({"query": "x", "k": 99})'] and "`term`" in problems['lookup({"term": 3})']
+    assert tool_sanity(report) == pytest.approx(1 / 5)
+    result = ReportEvaluator().score(report)
+    assert result["tool_sanity"] == pytest.approx(1 / 5)
+    assert sum(w.startswith("tool call `") for w in result["warnings"]) == 4
+    # a signature dict checks tool and argument names only, which all five calls get right
+    assert tool_sanity(report, DEFAULT_TOOLS) == 1.0

@@ -10,6 +10,7 @@ from hf_reason.evaluation.statistics import (
     format_proportion,
     mcnemar_exact,
     mcnemar_from_outcomes,
+    paired_sign_flip_p,
     wilson_interval,
 )
 
@@ -65,3 +66,17 @@ def test_cohens_h_reference_values():
     assert cohens_h(1.0, 0.0) == pytest.approx(math.pi)
     with pytest.raises(ValueError, match="p2"):
         cohens_h(0.5, 1.2)
+
+
+def test_paired_sign_flip_p_is_exact_on_a_small_case_and_refuses_bad_input():
+    # three equal positive differences: of the 8 sign assignments, 2 reach |mean| = 1 (all +, all -)
+    assert paired_sign_flip_p([1.0, 1.0, 1.0], samples=20000) == pytest.approx(2 / 8, abs=0.015)
+    assert paired_sign_flip_p([0.0, 0.0]) == 1.0 and paired_sign_flip_p([]) == 1.0
+    # forty consistent improvements: p at its floor 1 / (samples + 1)
+    assert paired_sign_flip_p([0.5] * 40, samples=999) == pytest.approx(1 / 1000)
+    # symmetric differences carry no evidence
+    assert paired_sign_flip_p([1.0, -1.0] * 10, samples=999) == 1.0
+    with pytest.raises(ValueError, match="samples must be an int >= 1"):
+        paired_sign_flip_p([1.0], samples=0)
+    with pytest.raises(ValueError, match="finite"):
+        paired_sign_flip_p([1.0, float("nan")])

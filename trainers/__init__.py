@@ -7,6 +7,7 @@ trainer; `utils.py` and `rl_utils.py` hold what they share, `rewards.py` the rew
 from hf_reason.evaluation.halting import HaltingTrajectories, collect_trajectories, evaluate_halting
 
 from ._model_card import training_state_files
+from .cadence import CadenceConfig, TrainingCadenceCallback
 from .curriculum import CosineRewardCurriculum, cosine_structure_weight
 from .deep_supervision_config import DeepSupervisionConfig
 from .deep_supervision_trainer import DeepSupervisionTrainer, SignSGD, last_complete_checkpoint
@@ -44,3 +45,4 @@ __all__ += ["QuantileRegressionConfig", "QuantileRegressionTrainer", "QuantileRe
 __all__ += ["HierarchicalRewardConfig", "HierarchicalRewardTrainer"]
 __all__ += ["StarConfig", "run_star"]
 __all__ += ["CosineRewardCurriculum", "cosine_structure_weight"]
+__all__ += ["CadenceConfig", "TrainingCadenceCallback"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -45,12 +46,14 @@ __all__ = [
     "ReportEvaluator",
     "ReportScoreReward",
     "coverage_score",
+    "focus_claim_accuracy",
     "introspection_num_layers",
     "parse_report",
     "prefix_quality",
     "present_sections",
     "reflection_alignment",
     "repetition_score",
+    "tool_call_problems",
     "tool_sanity",
 ]
 
@@ -65,10 +68,12 @@ _FOCUS_RE = re.compile(
 _TOOL_RE = re.compile(r"^[ \t]*Tool:[ \t]*(.*)$", re.MULTILINE)
 _TOOL_CALL_RE = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)\s*$", re.DOTALL)
 
-# Known tools: name -> (required arguments, optional arguments). The later tool issues extend it.
+# The built-in tools' signatures: name -> (required arguments, optional arguments); the tools
+# themselves (hf_reason.tools.default_registry) are what the evaluator runs by default.
 DEFAULT_TOOLS: dict[str, tuple[set, set]] = {
     "calculator": ({"expression"}, set()),
     "python": ({"code"}, {"timeout"}),
+    "search": ({"query"}, {"k"}),
     "search_memory": ({"query"}, {"k"}),
     "lookup": ({"term"}, set()),
 }
@@ -347,25 +352,91 @@ def reflection_alignment(
     return float(sum(parts) / len(parts))
 
 
-def tool_sanity(report: str, registry: Optional[dict[str, tuple[set, set]]] = None) -> float:
-    """Fraction of ``Tool: name({json args})`` lines that are well-formed calls to known tools (1 if none)."""
-    registry = DEFAULT_TOOLS if registry is None else registry
-    calls = parse_report(report).tool_calls
-    if not calls:
+def focus_claim_accuracy(report: str, introspection: Optional[list[dict]]) -> Optional[float]:
+    """Share of the report's ``[focus: ...]`` claims that are true of the model's real attention: the term
+    was attended above chance while the report was written and, when the claim names a layer (or band)
+    and head, in that layer and head (each claim scored alone by `reflection_alignment`'s attention and
+    hint parts). None when the report makes no claim or there is no introspection."""
+    citations = parse_report(report).citations
+    if not citations or not introspection:
+        return None
+    return sum(reflection_alignment([c], introspection, None) == 1.0 for c in citations) / len(citations)
+
+
+def _same_result(claimed: str, actual: str) -> bool:
+    from .exact_arithmetic import ALL_OPERATORS, ArithmeticExpressionError, evaluate_exact
+
+    claimed, actual = " ".join(claimed.split()), " ".join(actual.split())
+    try:
+        exact = dict(operators=ALL_OPERATORS, allow_decimals=True)
+        return evaluate_exact(claimed, **exact) == evaluate_exact(actual, **exact)
+    except ArithmeticExpressionError:
+        return claimed == actual
+
+
+@functools.cache
+def _shared_default_registry():
+    from ..tools import default_registry
+
+    return default_registry()
+
+
+def tool_call_problems(report: str, registry=None) -> list[tuple[str, Optional[str]]]:
+    """Each ``Tool:`` line of a report with what is wrong with it (None when the call is sound).
+
+    Args:
+        report (`str`): the report.
+        registry (*optional*): a [`~hf_reason.tools.ToolRegistry`] (default: the built-in tools): every
+            call is checked against the tool's JSON schema and *run*; a ``Result:`` line written right
+            after the call must agree with what the tool really returns (numbers compared exactly).
+            A ``{name: (required, optional)}`` dict instead checks names and argument names only.
+    """
+    from ..tools import ToolRegistry, parse_tool_call
+
+    registry = _shared_default_registry() if registry is None else registry
+    out = []
+    for match in _TOOL_RE.finditer(report):
+        call = match.group(1).strip()
+        if not isinstance(registry, ToolRegistry):
+            out.append((call, _signature_problem(call, registry)))
+            continue
+        result = registry.call_text(call)
+        if not result.ok:
+            out.append((call, result.error))
+            continue
+        following = report[match.end() :].lstrip("\n").split("\n", 1)[0].strip()
+        problem = None
+        if following.startswith("Result:"):
+            claimed = following[len("Result:") :].strip()
+            if not _same_result(claimed, result.text):
+                name, _ = parse_tool_call(call)
+                problem = f"the report says {name} returned {claimed[:60]!r}, it returns {result.text[:60]!r}"
+        out.append((call, problem))
+    return out
+
+
+def _signature_problem(call: str, signatures: dict[str, tuple[set, set]]) -> Optional[str]:
+    match = _TOOL_CALL_RE.fullmatch(call)
+    if not match:
+        return "not a call NAME({json})"
+    if match.group(1) not in signatures:
+        return f"unknown tool {match.group(1)!r}"
+    try:
+        args = json.loads(match.group(2)) if match.group(2).strip() else {}
+    except json.JSONDecodeError:
+        return "arguments are not JSON"
+    required, optional = signatures[match.group(1)]
+    if not isinstance(args, dict) or not required <= set(args) <= required | optional:
+        return f"arguments must be an object with {sorted(required)} and optionally {sorted(optional)}"
+    return None
+
+
+def tool_sanity(report: str, registry=None) -> float:
+    """Fraction of ``Tool: name({json args})`` lines that are sound calls (1 if none); see `tool_call_problems`."""
+    problems = tool_call_problems(report, registry)
+    if not problems:
         return 1.0
-    good = 0
-    for call in calls:
-        match = _TOOL_CALL_RE.fullmatch(call)
-        if not match or match.group(1) not in registry:
-            continue
-        try:
-            args = json.loads(match.group(2)) if match.group(2).strip() else {}
-        except json.JSONDecodeError:
-            continue
-        required, optional = registry[match.group(1)]
-        if isinstance(args, dict) and required <= set(args) <= required | optional:
-            good += 1
-    return good / len(calls)
+    return sum(problem is None for _, problem in problems) / len(problems)
 
 
 class ReportEvaluator:
@@ -377,7 +448,9 @@ class ReportEvaluator:
             `task_id`. Without tasks only the task-free scores are computed.
         lm, tokenizer (*optional*): a causal LM and its tokenizer for the perplexity part of
             `prefix_quality`; without them only the distance part is used.
-        tool_registry (`dict`, *optional*): known tools, defaults to `DEFAULT_TOOLS`.
+        tool_registry (*optional*): the tools calls are run against, a [`~hf_reason.tools.ToolRegistry`]
+            (default: the built-in tools of `hf_reason.tools.default_registry`), or a
+            ``{name: (required, optional)}`` dict such as `DEFAULT_TOOLS` to check names only.
         sandbox (`SandboxConfig`, *optional*): limits for `python_tests` validators.
         weights (`dict[str, float]`, *optional*): weights of the scores in `overall` (default 1 each).
     """
@@ -427,8 +500,11 @@ class ReportEvaluator:
             "repetition": repetition_score(completion),
             "validator": None,
             "reflection_alignment": None,
-            "tool_sanity": tool_sanity(completion, self.tool_registry),
+            "tool_sanity": None,
         }
+        problems = tool_call_problems(completion, self.tool_registry)
+        scores["tool_sanity"] = 1.0 if not problems else sum(p is None for _, p in problems) / len(problems)
+        warnings += [f"tool call `{call[:80]}`: {problem}" for call, problem in problems if problem]
         if task is not None:
             result = validate(completion, task["validator"], self.sandbox)
             scores["validator"] = float(result.passed)
@@ -446,7 +522,9 @@ class ReportEvaluator:
         available = {k: v for k, v in scores.items() if v is not None}
         total = sum(self.weights[k] for k in available)
         overall = sum(self.weights[k] * v for k, v in available.items()) / total if total else 0.0
-        return {**scores, "overall": overall, "warnings": warnings}
+        # informative, outside `overall`: how many focus claims are true of the real attention
+        focus = focus_claim_accuracy(completion, introspection)
+        return {**scores, "overall": overall, "focus_accuracy": focus, "warnings": warnings}
 
     def evaluate(self, reports: Iterable[dict], out_dir: Optional[str] = None) -> dict[str, Any]:
         """Scores every report (``{"task_id", "completion", "prompt"?, "introspection"?}``).

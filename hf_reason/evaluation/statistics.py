@@ -92,3 +92,30 @@ def cohens_h(p1: float, p2: float) -> float:
         if not 0 <= value <= 1:
             raise ValueError(f"{name} must be a proportion in [0, 1], got {value}")
     return 2 * math.asin(math.sqrt(p1)) - 2 * math.asin(math.sqrt(p2))
+
+
+def paired_sign_flip_p(differences, samples: int = 10000, seed: int = 0) -> float:
+    """Two-sided p-value of a paired sign-flip permutation test that the mean difference is zero.
+
+    Args:
+        differences: per-item differences (system A minus system B) of a continuous score.
+        samples: random sign assignments drawn (the p-value is ``(1 + hits) / (samples + 1)``, never 0).
+        seed: seed of the sign draws, so that a report is reproducible.
+
+    Under the null hypothesis each difference is as likely positive as negative; no distribution is
+    assumed (scores in [0, 1] with many ties are far from normal, so a t-test would be off).
+    """
+    import numpy as np
+
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an int >= 1 (random sign assignments), got {samples!r}")
+    differences = np.asarray(list(differences), dtype=float)
+    if differences.ndim != 1 or not np.all(np.isfinite(differences)):
+        raise ValueError("differences must be a flat sequence of finite numbers")
+    if len(differences) == 0 or not np.any(differences):
+        return 1.0
+    signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(samples, len(differences)))
+    null = np.abs((signs * differences).mean(axis=1))
+    # the tolerance keeps a null mean equal to the observed one (up to rounding) counted as a hit
+    hits = int(np.sum(null >= abs(differences.mean()) - 1e-12))
+    return (1 + hits) / (samples + 1)
