@@ -33,6 +33,9 @@ def find_browser() -> tuple[Optional[str], Optional[str], str]:
         return None, None, "selenium is not installed (pip install -e .[dev])"
     browser = os.environ.get("CHROMIUM_BINARY") or next(filter(None, map(shutil.which, BROWSER_NAMES)), None)
     driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    for name, path in (("CHROMIUM_BINARY", browser), ("CHROMEDRIVER", driver)):
+        if path is not None and not os.access(path, os.X_OK):
+            return None, None, f"{name} {path} is not an executable file"
     if browser is None or driver is None:
         missing = " and ".join(n for n, p in (("chromium", browser), ("chromedriver", driver)) if p is None)
         return None, None, f"no {missing} on PATH (Debian: apt-get install chromium chromium-driver)"

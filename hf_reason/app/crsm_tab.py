@@ -38,7 +38,7 @@ def draw_search_tree(tokenizer, step_stats: dict, step: int):
         ax.text(x, 0.25, label, ha="center", va="center", fontsize=7, fontweight="bold" if chosen else "normal",
                 bbox=dict(boxstyle="round", fc="#cfe0f7" if chosen else "white"))  # fmt: skip
     ax.set_xlim(0, 1), ax.set_ylim(0, 1)
-    ax.set_title("MCTS at the last step: the root's children (edge width: visits; bold: chosen)", fontsize=9)
+    ax.set_title("Last step's search: root and children\n(edge width: visits; bold: chosen)", fontsize=8)
     fig.tight_layout()
     return figure_to_image(fig)
 

@@ -23,8 +23,8 @@ from hf_reason.app.space import space_model_folders
 
 
 if __name__ == "__main__":
-    # Spaces route their public port to 7860 on every interface.
-    launch_app(**space_model_folders(Path(__file__).resolve().parent), host="0.0.0.0", port=7860)
+    # Spaces route their public port (GRADIO_SERVER_PORT, default 7860) on every interface.
+    launch_app(**space_model_folders(Path(__file__).resolve().parent), host="0.0.0.0")
 '''
 
 

@@ -294,6 +294,7 @@ def prepare_upload_folder(
         from ..app.space import write_space_files
 
         write_space_files(folder)
+        plan.card = ModelCard.load(folder / CARD_NAME)  # the card with the Space's keys, as uploaded
     plan.excluded.sort()
     plan.files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return plan
