@@ -1,8 +1,11 @@
 """The app's handlers as plain functions, its models, the Space files and `hf-reason app` / `push --space`."""
 
+import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from hf_reason.app.trm_tab import (
     solve_maze_page,
     solve_sudoku_page,
     trace_steps,
+    watch_sudoku_page,
 )
 from hf_reason.cli import main
 from hf_reason.data.sudoku import solve_sudoku, sudoku_from_text
@@ -49,6 +53,17 @@ def test_sudoku_page_shows_every_supervision_step_and_the_halting_decision_of_so
         assert row[2] == pytest.approx(float(q_halt), abs=1e-3)
     halting = model.solve(torch.tensor([input_ids]), max_steps=5, use_halting=True)
     assert trace_steps(model, input_ids, 5).steps_used == int(halting.steps[0])
+
+
+def test_the_sudoku_page_shows_each_step_as_it_is_computed(models):
+    frames = list(watch_sudoku_page(models.sudoku, EASY, 3))
+    assert [len(table) for _, _, table in frames] == [1, 2, 3]
+    assert [message.startswith(f"Step {k} of 3") for k, (_, message, _) in enumerate(frames, 1)] == [True, True, False]
+    assert all(image is not None for image, _, _ in frames)
+    assert frames[-1][1:] == solve_sudoku_page(models.sudoku, EASY, 3)[1:]
+    assert [frame[1] for frame in watch_sudoku_page(models.sudoku, "", 3)] == [
+        solve_sudoku_page(models.sudoku, "", 3)[1]
+    ]
 
 
 def test_sudoku_typed_as_one_line_reads_as_the_nine_rows(models):
@@ -184,35 +199,47 @@ def test_space_files_make_the_folder_a_gradio_space(models, tmp_path):
         space_model_folders(tmp_path)
 
 
-def test_the_space_app_serves_the_page(models, tmp_path):
-    """`python app.py` in the Space folder starts the app on the folder's model, as a Space runs it."""
-    import os
-    import time
-    import urllib.request
-
-    folder = tmp_path / "space"
-    models.sudoku.model.save_pretrained(folder)
-    write_space_files(folder)
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+        return sock.getsockname()[1]
+
+
+def _served_config(command: list, cwd, port: int, env: dict) -> str:
+    """Runs `command` (a server) until `/config` answers on `port`; returns that page's JSON text."""
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline, page = time.monotonic() + 120, None
-        while page is None and time.monotonic() < deadline and server.poll() is None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as response:
-                    page = response.read().decode()
+                    return response.read().decode()
             except OSError:
                 time.sleep(0.5)
-        assert page is not None, server.stdout.read1().decode() if server.poll() is not None else "no answer"
-        assert f"Model: `{folder}` on PyTorch" in page and "Untrained demo model" in page  # the maze tab's
+        output = server.stdout.read1().decode() if server.poll() is not None else ""
+        raise AssertionError(f"the server never answered on port {port}: {output}")
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_space_app_serves_the_page(models, tmp_path):
+    """`python app.py` in the Space folder starts the app on the folder's model, as a Space runs it."""
+    folder = tmp_path / "space"
+    models.sudoku.model.save_pretrained(folder)
+    write_space_files(folder)
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    page = _served_config([sys.executable, "app.py"], folder, port, env)
+    assert f"Model: `{folder}` on PyTorch" in page and "Untrained demo model" in page  # the maze tab's
+
+
+def test_app_command_serves_the_page_with_the_given_models(models, tmp_path):
+    models.maze.model.save_pretrained(tmp_path / "maze")
+    port = _free_port()
+    command = [sys.executable, "-m", "hf_reason.cli", "app", "--trm", str(tmp_path / "maze"), "--port", str(port)]
+    page = _served_config(command, tmp_path, port, {**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert f"Model: `{tmp_path / 'maze'}` on PyTorch" in page and "TRM: Sudoku" in page
 
 
 def test_push_dry_run_with_space_lists_the_space_files(models, tmp_path, capsys):
@@ -257,3 +284,16 @@ def test_crsm_export_runs_greedy_and_mcts_on_onnx_runtime(models, tmp_path):
     torch_page = crsm_generate_page(models.crsm, "What is 2 + 3?", 4, 3)
     assert onnx_page[0] == torch_page[0] and onnx_page[1] == torch_page[1]
     assert [row[2] for row in onnx_page[2]] == [row[2] for row in torch_page[2]]
+
+
+def test_meta_attention_export_writes_the_report_on_onnx_runtime_without_a_heatmap(models, tmp_path):
+    from hf_reason.export import export_pretrained
+
+    models.meta_attention.model.save_pretrained(tmp_path / "meta")
+    models.meta_attention.tokenizer.save_pretrained(tmp_path / "meta")
+    export_pretrained(tmp_path / "meta", tmp_path / "onnx", parity_samples=1, progress=False)
+    loaded = load_model(tmp_path / "onnx", "meta_attention")
+    report, heatmap, table, message = meta_report_page(loaded, models.critic, "What is 2 + 3?", 5)
+    expected = meta_report_page(models.meta_attention, models.critic, "What is 2 + 3?", 5)
+    assert report == expected[0] and heatmap is None and "No heat-map" in message
+    assert dict(map(tuple, table))["coverage"] == dict(map(tuple, expected[2]))["coverage"]

@@ -7,7 +7,7 @@ import torch
 
 from ..evaluation.reports import ReportEvaluator
 from ..evaluation.self_critic import SelfCriticReward
-from .common import AppInputError, LoadedModel, check_int_input, encode_prompt, figure_to_image, page_message, pyplot
+from .common import LoadedModel, check_int_input, encode_prompt, figure_to_image, page_message, pyplot
 
 
 MAX_REPORT_TOKENS = 128
@@ -47,19 +47,17 @@ def meta_report_page(loaded: LoadedModel, critic: LoadedModel, prompt, max_new_t
         new_tokens = check_int_input(max_new_tokens, "the number of new tokens", 1, MAX_REPORT_TOKENS)
         tokenizer, model = loaded.tokenizer, loaded.model
         input_ids = encode_prompt(tokenizer, prompt)
-        if not hasattr(model, "introspect"):
-            raise AppInputError(
-                f"{type(model).__name__} has no introspect(); start the app with the PyTorch checkpoint "
-                "(--meta DIR of save_pretrained) to see the heat-map."
-            )
         with torch.no_grad():
-            sequences = model.generate(input_ids, max_new_tokens=new_tokens, do_sample=False)
-            introspection = model.introspect(sequences, start=input_ids.shape[1])
+            sequences = torch.as_tensor(model.generate(input_ids, max_new_tokens=new_tokens, do_sample=False))
+            # The ONNX Runtime wrapper decodes only; the attention maps come from the PyTorch model.
+            introspection = (
+                model.introspect(sequences, start=input_ids.shape[1]) if hasattr(model, "introspect") else None
+            )
     except Exception as error:
         return "", None, [], page_message(error)
     prompt_length = input_ids.shape[1]
     report = tokenizer.decode(sequences[0, prompt_length:], skip_special_tokens=True)
-    records = introspection.to_json(tokenizer)
+    records = introspection.to_json(tokenizer) if introspection is not None else None
     scores = ReportEvaluator().score(report, prompt=prompt, introspection=records)
     critic_score = SelfCriticReward(critic.model, critic.tokenizer)([prompt], [report])[0]
     table = [
@@ -68,14 +66,21 @@ def meta_report_page(loaded: LoadedModel, critic: LoadedModel, prompt, max_new_t
         if name != "warnings"
     ]
     table.append(["self-critic", round(float(critic_score), 4)])
-    prompt_tokens = [tokenizer.decode([int(t)]) for t in input_ids[0]]
-    written = [tokenizer.decode([int(t)]) for t in introspection.token_ids[0]]
-    heatmap = draw_prompt_heatmap(prompt_attention(introspection, prompt_length), prompt_tokens, written)
+    heatmap, heatmap_note = None, ""
+    if introspection is not None:
+        prompt_tokens = [tokenizer.decode([int(t)]) for t in input_ids[0]]
+        written = [tokenizer.decode([int(t)]) for t in introspection.token_ids[0]]
+        heatmap = draw_prompt_heatmap(prompt_attention(introspection, prompt_length), prompt_tokens, written)
+    else:
+        heatmap_note = (
+            f" No heat-map: {type(model).__name__} runs the ONNX graph without attention maps; start the app "
+            "with the PyTorch checkpoint (--meta DIR of save_pretrained) to see introspect()."
+        )
     critic_note = " (untrained critic)" if critic.untrained else ""
     warnings = "; ".join(scores["warnings"]) or "none"
     message = (
         f"Report of {sequences.shape[1] - prompt_length} tokens: evaluator overall {scores['overall']:.3f}, "
-        f"self-critic {critic_score:.3f}{critic_note}. Evaluator warnings: {warnings}."
+        f"self-critic {critic_score:.3f}{critic_note}. Evaluator warnings: {warnings}.{heatmap_note}"
     )
     return report, heatmap, table, message
 

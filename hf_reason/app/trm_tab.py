@@ -6,6 +6,8 @@ the board after each step, the halting head's logits and its decision are those 
 computes; the app runs every step up to the budget and shows where the halting head stops.
 """
 
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,8 +54,9 @@ class StepTrace:
     steps_used: int
 
 
-def trace_steps(model, input_ids: list[int], max_steps: int) -> StepTrace:
-    """Runs `max_steps` supervision steps on one puzzle with `model` (a TRM or its ONNX Runtime wrapper)."""
+def iter_trace_steps(model, input_ids: list[int], max_steps: int) -> Iterator[StepTrace]:
+    """Runs `max_steps` supervision steps on one puzzle with `model` (a TRM or its ONNX Runtime wrapper) and
+    yields the trace so far after each step (`steps_used`: the first step the rule halts at, or the steps run)."""
     predictions, q_halt, halts = [], [], []
     with torch.no_grad():
         for record in supervision_steps(model, max_steps, input_ids=torch.tensor([input_ids], dtype=torch.long)):
@@ -61,9 +64,14 @@ def trace_steps(model, input_ids: list[int], max_steps: int) -> StepTrace:
             predictions.append(output.logits.argmax(-1)[0].cpu().numpy())
             q_halt.append(float(output.q_halt_logits[0]))
             halts.append(bool(model.halt_decision(output.q_halt_logits, output.q_continue_logits)[0]))
-    halts = np.array(halts)
-    steps_used = int(np.argmax(halts)) + 1 if halts.any() else max_steps
-    return StepTrace(np.stack(predictions), np.array(q_halt), halts, steps_used)
+            halted = np.array(halts)
+            steps_used = int(np.argmax(halted)) + 1 if halted.any() else len(halts)
+            yield StepTrace(np.stack(predictions), np.array(q_halt), halted, steps_used)
+
+
+def trace_steps(model, input_ids: list[int], max_steps: int) -> StepTrace:
+    """Every one of `max_steps` supervision steps on one puzzle (the last trace of `iter_trace_steps`)."""
+    return deque(iter_trace_steps(model, input_ids, max_steps), maxlen=1)[0]
 
 
 def sudoku_line(text: str) -> str:
@@ -149,25 +157,43 @@ def _halting_words(halts: bool) -> str:
     return "halt" if halts else "continue"
 
 
-def solve_sudoku_page(loaded: LoadedModel, text: str, max_steps):
-    """The Sudoku tab's handler: `(image, message, step table rows)` for the typed Sudoku."""
+def _sudoku_frame(trace: StepTrace, digits: np.ndarray, solution: np.ndarray, steps: int) -> tuple:
+    """`(image, message, step table rows)` for the steps traced so far; the verdict once all `steps` ran."""
+    n = digits.shape[0]
+    table = [
+        [i + 1, int((np.asarray(decode_sudoku(p, n)) != solution).sum()), round(float(q), 3), _halting_words(h)]
+        for i, (p, q, h) in enumerate(zip(trace.predictions, trace.q_halt, trace.halts))
+    ]
+    if len(table) < steps:
+        message = f"Step {len(table)} of {steps} ..."
+    else:
+        final = np.asarray(decode_sudoku(trace.predictions[trace.steps_used - 1], n))
+        wrong = int((final != solution).sum())
+        halted = f"halts after step {trace.steps_used}" if trace.halts.any() else f"never halts in {steps} steps"
+        verdict = "**solved**" if wrong == 0 else f"**{wrong} wrong cells**"
+        message = (
+            f"The halting head {halted}; at that step the board has {verdict} (answer: `{sudoku_to_text(final)}`)."
+        )
+    return draw_sudoku_steps(digits, solution, trace), message, table
+
+
+def watch_sudoku_page(loaded: LoadedModel, text: str, max_steps) -> Iterator[tuple]:
+    """The Sudoku tab's handler: yields `(image, message, step table rows)` after every supervision step, so
+    the page shows the board being refined; the last one has the halting head's verdict. A bad input or a
+    failing model yields a message in the page instead."""
     try:
         steps = check_int_input(max_steps, "the step budget", 1, MAX_APP_STEPS)
         input_ids, digits, solution = parse_sudoku(text, loaded.model)
-        trace = trace_steps(loaded.model, input_ids, steps)
+        for trace in iter_trace_steps(loaded.model, input_ids, steps):
+            yield _sudoku_frame(trace, digits, solution, steps)
     except Exception as error:
-        return None, page_message(error), []
-    n = digits.shape[0]
-    final = np.asarray(decode_sudoku(trace.predictions[trace.steps_used - 1], n))
-    wrong = int((final != solution).sum())
-    table = [
-        [step + 1, int((np.asarray(decode_sudoku(p, n)) != solution).sum()), round(float(q), 3), _halting_words(h)]
-        for step, (p, q, h) in enumerate(zip(trace.predictions, trace.q_halt, trace.halts))
-    ]
-    halted = f"halts after step {trace.steps_used}" if trace.halts.any() else f"never halts in {steps} steps"
-    verdict = "**solved**" if wrong == 0 else f"**{wrong} wrong cells**"
-    message = f"The halting head {halted}; at that step the board has {verdict} (answer: `{sudoku_to_text(final)}`)."
-    return draw_sudoku_steps(digits, solution, trace), message, table
+        yield None, page_message(error), []
+
+
+def solve_sudoku_page(loaded: LoadedModel, text: str, max_steps) -> tuple:
+    """`(image, message, step table rows)` after the last supervision step (the last page `watch_sudoku_page`
+    shows)."""
+    return deque(watch_sudoku_page(loaded, text, max_steps), maxlen=1)[0]
 
 
 def generated_sudoku(level: str, seed) -> tuple[str, str]:
@@ -297,8 +323,12 @@ def build_trm_tabs(gr, models) -> dict:
         [parts["sudoku_level"], parts["sudoku_seed"]],
         [parts["sudoku_text"], parts["sudoku_message"]],
     )
+
+    def watch(text, steps):
+        yield from watch_sudoku_page(models.sudoku, text, steps)
+
     parts["sudoku_solve"].click(
-        lambda text, steps: solve_sudoku_page(models.sudoku, text, steps),
+        watch,
         [parts["sudoku_text"], parts["sudoku_steps"]],
         [parts["sudoku_image"], parts["sudoku_message"], parts["sudoku_table"]],
     )
