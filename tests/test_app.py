@@ -131,6 +131,35 @@ def test_crsm_page_reports_the_search_statistics_of_generate(models):
     assert tree is not None and "MCTS committed" in message
 
 
+def _check_visits(node: dict) -> int:
+    """Every node has at least its children's visits (each simulation through a node visits one child, or
+    stops there); returns the tree's depth."""
+    assert node["visits"] >= sum(child["visits"] for child in node["children"]), node
+    return 1 + max((_check_visits(child) for child in node["children"]), default=0)
+
+
+def test_the_crsm_search_tree_is_the_last_steps_search(models):
+    model, tokenizer = models.crsm.model, models.crsm.tokenizer
+    ids = tokenizer(["What is 2 + 3?", "Plan: add"], return_tensors="pt", padding=True, add_special_tokens=False)
+    search = model.generate(
+        ids["input_ids"],
+        attention_mask=ids["attention_mask"],
+        deliberation="mcts",
+        max_new_tokens=3,
+        num_simulations=12,
+        return_dict_in_generate=True,
+    )
+    assert len(search.search_trees) == 2
+    for tree, stats in zip(search.search_trees, search.search_stats):
+        last = stats[-1]
+        assert {c["token"]: c["visits"] for c in tree["children"]} == {c[0]: c[1] for c in last["children"]}
+        chosen = next(c for c in tree["children"] if c["token"] == last["token"])
+        assert chosen["q"] == pytest.approx(last["q"]) and tree["token"] == stats[-2]["token"]
+        assert _check_visits(tree) >= 3  # the root, its children and nodes expanded below them
+    page_tree = crsm_generate_page(models.crsm, "What is 2 + 3?", 3, 12)[3]
+    assert page_tree.size[1] > 300  # three levels drawn
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", None])
 def test_empty_prompts_get_a_message(models, prompt):
     assert "the prompt is empty" in crsm_generate_page(models.crsm, prompt, 4, 3)[-1]

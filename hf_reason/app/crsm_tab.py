@@ -2,8 +2,8 @@
 """The CRSM tab: greedy decoding next to MCTS deliberation over the recurrent state.
 
 The MCTS side is `generate(deliberation="mcts", return_dict_in_generate=True)`: the visit count and backed-up
-value `Q` of each committed token, and the last step's search root with every child it expanded (the search
-statistics record the root's children at each step, so that is the tree the page draws).
+value `Q` of each committed token, and the search tree behind the last committed token (`search_trees`), drawn
+a few levels deep.
 """
 
 import numpy as np
@@ -21,26 +21,63 @@ def _token_text(tokenizer, token: int) -> str:
     return tokenizer.decode([int(token)])
 
 
-def draw_search_tree(tokenizer, step_stats: dict, step: int):
-    """The last step's search: the root and each expanded child with its visits and `Q` (the chosen one bold)."""
+def _shown_tree(tree: dict, depth: int, width: int) -> dict:
+    """`tree` cut to `depth` levels below its root and each node's `width` most visited children."""
+    children = tree["children"][:width] if depth > 0 else []
+    return {**tree, "children": [_shown_tree(child, depth - 1, width) for child in children]}
+
+
+def _place(tree: dict, depth: int, next_x: list, places: list) -> float:
+    """Lays the tree out left to right (a leaf per column, a parent above the middle of its children);
+    appends `(node, x, depth)` to `places` and returns the node's x."""
+    if tree["children"]:
+        xs = [_place(child, depth + 1, next_x, places) for child in tree["children"]]
+        x = (xs[0] + xs[-1]) / 2
+    else:
+        x = next_x[0]
+        next_x[0] += 1
+    places.append((tree, x, depth))
+    return x
+
+
+def draw_search_tree(tokenizer, tree: dict, chosen: int, step: int, depth: int = 3, width: int = 4):
+    """The last step's search tree (`CRSMDeliberationOutput.search_trees`): the root, then up to `depth`
+    levels of expanded nodes, each node's `width` most visited children; edge width: visits, the chosen
+    token's node in blue."""
     plt = pyplot()
-    children = sorted(step_stats["children"], key=lambda child: -child[1])
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.25 * len(children)), 3.2))
+    shown = _shown_tree(tree, depth, width)
+    places, next_x = [], [0]
+    _place(shown, 0, next_x, places)
+    columns = max(next_x[0], 1)
+    levels = max(level for _, _, level in places) + 1
+    fig, ax = plt.subplots(figsize=(min(max(4.0, 1.15 * columns), 16), 1.0 + 1.35 * levels))
     ax.axis("off")
-    total = max(sum(child[1] for child in children), 1)
-    ax.text(0.5, 0.9, f"root (step {step})\n{total} visits", ha="center", va="center", fontsize=9,
-            bbox=dict(boxstyle="round", fc="#eeeeee"))  # fmt: skip
-    for i, (token, visits, q, prior) in enumerate(children):
-        x = (i + 0.5) / len(children)
-        chosen = token == step_stats["token"]
-        ax.plot([0.5, x], [0.82, 0.38], color="#1f5fbf", lw=0.5 + 4.0 * visits / total, alpha=0.8)
-        label = f"{_token_text(tokenizer, token)!r}\nN={visits}\nQ={q:.2f}\nP={prior:.2f}"
-        ax.text(x, 0.25, label, ha="center", va="center", fontsize=7, fontweight="bold" if chosen else "normal",
-                bbox=dict(boxstyle="round", fc="#cfe0f7" if chosen else "white"))  # fmt: skip
-    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
-    ax.set_title("Last step's search: root and children\n(edge width: visits; bold: chosen)", fontsize=8)
+    position = {id(node): (x, -level) for node, x, level in places}
+    total = max(tree["visits"], 1)
+    for node, x, level in places:
+        for child in node["children"]:
+            cx, cy = position[id(child)]
+            ax.plot([x, cx], [-level, cy], color="#1f5fbf", lw=0.5 + 4.0 * child["visits"] / total, alpha=0.7,
+                    zorder=1)  # fmt: skip
+    for node, x, level in places:
+        if level == 0:
+            label, colour = f"root (step {step})\nN={node['visits']}", "#eeeeee"
+        else:
+            end = " (end)" if node["terminal"] else ""
+            label = f"{_token_text(tokenizer, node['token'])!r}{end}\nN={node['visits']} Q={node['q']:.2f}"
+            colour = "#cfe0f7" if level == 1 and node["token"] == chosen else "white"
+        ax.text(x, -level, label, ha="center", va="center", fontsize=7, zorder=2,
+                bbox=dict(boxstyle="round", fc=colour))  # fmt: skip
+    ax.set_xlim(-0.7, columns - 0.3), ax.set_ylim(-levels + 0.5, 0.5)
+    hidden = " (the most visited shown)" if _count(tree, depth) > len(places) else ""
+    ax.set_title(f"Last step's search tree{hidden}; edge width: visits, blue: the chosen token", fontsize=8)
     fig.tight_layout()
     return figure_to_image(fig)
+
+
+def _count(tree: dict, depth: int) -> int:
+    """Nodes of `tree` down to `depth` levels below its root."""
+    return 1 + (sum(_count(child, depth - 1) for child in tree["children"]) if depth > 0 else 0)
 
 
 def crsm_generate_page(loaded: LoadedModel, prompt, max_new_tokens, num_simulations):
@@ -75,7 +112,8 @@ def crsm_generate_page(loaded: LoadedModel, prompt, max_new_tokens, num_simulati
         f"MCTS committed {len(stats)} tokens with {simulations} simulations each; {same} of them agree with "
         "greedy decoding at the same position."
     )
-    return greedy_text, mcts_text, table, draw_search_tree(tokenizer, stats[-1], len(stats)), message
+    tree = draw_search_tree(tokenizer, search.search_trees[0], stats[-1]["token"], len(stats))
+    return greedy_text, mcts_text, table, tree, message
 
 
 def build_crsm_tab(gr, models) -> dict:
