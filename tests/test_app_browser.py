@@ -54,6 +54,8 @@ def test_the_page_solves_and_generates_with_each_family(served_app, browser, tmp
     result = app_screenshots.drive_app(browser, served_app["url"], out)
     texts = result["texts"]
     assert "The halting head" in texts["sudoku"] and "at that step the board has" in texts["sudoku"]
+    assert texts["sudoku_table"].splitlines()[::4] == ["1", "2", "3", "4", "5", "6"]  # every step's row
+    assert texts["sudoku_3_steps"].splitlines()[::4] == ["1", "2", "3"]
     assert "Input error" in texts["sudoku_bad"] and "row 1 of the Sudoku has 10 cells" in texts["sudoku_bad"]
     assert "Traceback" not in browser.page_source
     assert "path drawn at that step" in texts["maze"]

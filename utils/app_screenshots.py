@@ -82,6 +82,30 @@ def _wait_image(driver, element_id: str, timeout: float = WAIT_SECONDS) -> None:
     )
 
 
+def _wait_table_rows(driver, element_id: str, headers: list, rows: int, timeout: float = WAIT_SECONDS) -> str:
+    """Waits until the table `element_id` (columns `headers`) shows `rows` rows; returns its text."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shown(d):
+        lines = d.find_element(By.ID, element_id).text.splitlines()
+        header_end = max((i for i, line in enumerate(lines) if line == headers[-1]), default=len(lines))
+        cells = lines[header_end + 1 :]
+        return "\n".join(cells) if len(cells) == rows * len(headers) else False
+
+    return WebDriverWait(driver, timeout).until(shown, f"#{element_id} never showed {rows} rows")
+
+
+def _set_number(driver, element_id: str, value: int) -> None:
+    """Types `value` into the number box of the slider `element_id`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = driver.find_element(By.CSS_SELECTOR, f"#{element_id} input[type='number']")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.TAB)
+
+
 def _textarea(driver, element_id: str):
     from selenium.webdriver.common.by import By
 
@@ -117,6 +141,8 @@ def drive_app(driver, url: str, out_dir: Path) -> dict:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from hf_reason.app.trm_tab import STEP_TABLE_HEADERS
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     texts, shots = {}, {}
@@ -135,7 +161,12 @@ def drive_app(driver, url: str, out_dir: Path) -> dict:
     _click(driver, "sudoku-solve")
     texts["sudoku"] = _wait_text(driver, "sudoku-message", "halting head")
     _wait_image(driver, "sudoku-image")
+    texts["sudoku_table"] = _wait_table_rows(driver, "sudoku-table", STEP_TABLE_HEADERS, 6)
     shot("sudoku")
+    # Solved again with another step budget, the table shows the new number of rows.
+    _set_number(driver, "sudoku-steps", 3)
+    _click(driver, "sudoku-solve")
+    texts["sudoku_3_steps"] = _wait_table_rows(driver, "sudoku-table", STEP_TABLE_HEADERS, 3)
     _type(driver, "sudoku-input", SUDOKU_ROWS_WITH_TEN_CELLS)
     _click(driver, "sudoku-solve")
     texts["sudoku_bad"] = _wait_text(driver, "sudoku-message", "Input error")

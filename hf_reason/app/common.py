@@ -75,6 +75,16 @@ def page_message(error: Exception) -> str:
     return f"**Unexpected error** ({type(error).__name__}): {text}"
 
 
+def click_refilling_table(button, handler, inputs: list, outputs: list, table):
+    """`button.click(handler, inputs, outputs)`, with `table` (one of `outputs`, a `gr.Dataframe`) emptied first.
+
+    Gradio 6.17's Dataframe lays its rows out again only when it goes from no rows to some
+    (gradio-app/gradio#13611, fixed in releases that need huggingface_hub 1, which transformers 4.57 does
+    not take): refilled with another number of rows, it would keep showing the old number.
+    """
+    return button.click(lambda: [], None, table, queue=False).then(handler, inputs, outputs)
+
+
 def figure_to_image(figure):
     """A matplotlib figure as a PIL image (in memory; the figure is closed)."""
     import matplotlib.pyplot as plt

@@ -9,7 +9,15 @@ a few levels deep.
 import numpy as np
 import torch
 
-from .common import LoadedModel, check_int_input, encode_prompt, figure_to_image, page_message, pyplot
+from .common import (
+    LoadedModel,
+    check_int_input,
+    click_refilling_table,
+    encode_prompt,
+    figure_to_image,
+    page_message,
+    pyplot,
+)
 
 
 MAX_NEW_TOKENS = 64
@@ -132,11 +140,15 @@ def build_crsm_tab(gr, models) -> dict:
             parts["crsm_greedy"] = gr.Textbox(label="Greedy", lines=3, elem_id="crsm-greedy")
             parts["crsm_mcts"] = gr.Textbox(label="MCTS deliberation", lines=3, elem_id="crsm-mcts")
         with gr.Row():
-            parts["crsm_table"] = gr.Dataframe(headers=TOKEN_TABLE_HEADERS, label="Chosen tokens: visits and values")
+            parts["crsm_table"] = gr.Dataframe(
+                headers=TOKEN_TABLE_HEADERS, label="Chosen tokens: visits and values", elem_id="crsm-table"
+            )
             parts["crsm_tree"] = gr.Image(label="Search tree of the last step", type="pil", elem_id="crsm-tree")
-    parts["crsm_run"].click(
+    click_refilling_table(
+        parts["crsm_run"],
         lambda prompt, tokens, simulations: crsm_generate_page(models.crsm, prompt, tokens, simulations),
         [parts["crsm_prompt"], parts["crsm_tokens"], parts["crsm_simulations"]],
         [parts["crsm_greedy"], parts["crsm_mcts"], parts["crsm_table"], parts["crsm_tree"], parts["crsm_message"]],
+        parts["crsm_table"],
     )
     return parts

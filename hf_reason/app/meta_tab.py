@@ -7,7 +7,15 @@ import torch
 
 from ..evaluation.reports import ReportEvaluator
 from ..evaluation.self_critic import SelfCriticReward
-from .common import LoadedModel, check_int_input, encode_prompt, figure_to_image, page_message, pyplot
+from .common import (
+    LoadedModel,
+    check_int_input,
+    click_refilling_table,
+    encode_prompt,
+    figure_to_image,
+    page_message,
+    pyplot,
+)
 
 
 MAX_REPORT_TOKENS = 128
@@ -100,9 +108,11 @@ def build_meta_tab(gr, models) -> dict:
                 parts["meta_report"] = gr.Textbox(label="Report", lines=6, elem_id="meta-report")
                 parts["meta_scores"] = gr.Dataframe(headers=SCORE_TABLE_HEADERS, label="Evaluator and self-critic")
             parts["meta_heatmap"] = gr.Image(label="introspect() over the prompt", type="pil", elem_id="meta-heatmap")
-    parts["meta_run"].click(
+    click_refilling_table(
+        parts["meta_run"],
         lambda prompt, tokens: meta_report_page(models.meta_attention, models.critic, prompt, tokens),
         [parts["meta_prompt"], parts["meta_tokens"]],
         [parts["meta_report"], parts["meta_heatmap"], parts["meta_scores"], parts["meta_message"]],
+        parts["meta_scores"],
     )
     return parts

@@ -28,7 +28,15 @@ from ..data.maze import (
 )
 from ..data.sudoku import decode_sudoku, generate_sudoku, solve_sudoku, sudoku_to_text
 from ..models.trm.supervision import supervision_steps
-from .common import AppInputError, LoadedModel, check_int_input, figure_to_image, page_message, pyplot
+from .common import (
+    AppInputError,
+    LoadedModel,
+    check_int_input,
+    click_refilling_table,
+    figure_to_image,
+    page_message,
+    pyplot,
+)
 
 
 SUDOKU_LEVELS = ("easy", "medium", "hard", "expert", "extreme")
@@ -312,12 +320,16 @@ def build_trm_tabs(gr, models) -> dict:
                     parts["sudoku_level"] = gr.Dropdown(list(SUDOKU_LEVELS), value="easy", label="Level")
                     parts["sudoku_seed"] = gr.Number(value=0, precision=0, label="Seed")
                 parts["sudoku_generate"] = gr.Button("Generate", elem_id="sudoku-generate")
-                parts["sudoku_steps"] = gr.Slider(1, MAX_APP_STEPS, value=6, step=1, label="Supervision steps")
+                parts["sudoku_steps"] = gr.Slider(
+                    1, MAX_APP_STEPS, value=6, step=1, label="Supervision steps", elem_id="sudoku-steps"
+                )
                 parts["sudoku_solve"] = gr.Button("Solve", variant="primary", elem_id="sudoku-solve")
             with gr.Column(scale=2):
                 parts["sudoku_message"] = gr.Markdown(elem_id="sudoku-message")
                 parts["sudoku_image"] = gr.Image(label="Supervision steps", type="pil", elem_id="sudoku-image")
-                parts["sudoku_table"] = gr.Dataframe(headers=STEP_TABLE_HEADERS, label="Halting head, step by step")
+                parts["sudoku_table"] = gr.Dataframe(
+                    headers=STEP_TABLE_HEADERS, label="Halting head, step by step", elem_id="sudoku-table"
+                )
     parts["sudoku_generate"].click(
         generated_sudoku,
         [parts["sudoku_level"], parts["sudoku_seed"]],
@@ -325,12 +337,20 @@ def build_trm_tabs(gr, models) -> dict:
     )
 
     def watch(text, steps):
-        yield from watch_sudoku_page(models.sudoku, text, steps)
+        # The boards and the message stream; the table is filled once, with every step (see
+        # click_refilling_table: a table growing row by row would keep showing its first row).
+        frame = None
+        for frame in watch_sudoku_page(models.sudoku, text, steps):
+            yield frame[0], frame[1], []
+        if frame is not None and frame[2]:
+            yield frame
 
-    parts["sudoku_solve"].click(
+    click_refilling_table(
+        parts["sudoku_solve"],
         watch,
         [parts["sudoku_text"], parts["sudoku_steps"]],
         [parts["sudoku_image"], parts["sudoku_message"], parts["sudoku_table"]],
+        parts["sudoku_table"],
     )
     with gr.Tab("TRM: maze", id="maze"):
         gr.Markdown(models.maze.describe("`hf-reason app --trm MAZE_DIR`"))
@@ -346,15 +366,19 @@ def build_trm_tabs(gr, models) -> dict:
             with gr.Column(scale=2):
                 parts["maze_message"] = gr.Markdown(elem_id="maze-message")
                 parts["maze_image"] = gr.Image(label="Path", type="pil", elem_id="maze-image")
-                parts["maze_table"] = gr.Dataframe(headers=MAZE_TABLE_HEADERS, label="Halting head, step by step")
+                parts["maze_table"] = gr.Dataframe(
+                    headers=MAZE_TABLE_HEADERS, label="Halting head, step by step", elem_id="maze-table"
+                )
     parts["maze_generate"].click(
         lambda seed: generated_maze(models.maze, seed),
         [parts["maze_seed"]],
         [parts["maze_text"], parts["maze_message"]],
     )
-    parts["maze_solve"].click(
+    click_refilling_table(
+        parts["maze_solve"],
         lambda text, steps: solve_maze_page(models.maze, text, steps),
         [parts["maze_text"], parts["maze_steps"]],
         [parts["maze_image"], parts["maze_message"], parts["maze_table"]],
+        parts["maze_table"],
     )
     return parts
