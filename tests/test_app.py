@@ -160,6 +160,27 @@ def test_the_crsm_search_tree_is_the_last_steps_search(models):
     assert page_tree.size[1] > 300  # three levels drawn
 
 
+def test_a_search_deeper_than_the_recursion_limit_is_returned_whole(models):
+    """With one candidate per node every simulation extends a single chain."""
+    model, tokenizer = models.crsm.model, models.crsm.tokenizer
+    ids = tokenizer("What is 2 + 3?", return_tensors="pt", add_special_tokens=False)["input_ids"]
+    simulations = sys.getrecursionlimit() + 200
+    search = model.generate(
+        ids,
+        deliberation="mcts",
+        max_new_tokens=1,
+        num_simulations=simulations,
+        top_k_expansion=1,
+        leaf_batch_size=1,
+        return_dict_in_generate=True,
+    )
+    node, depth = search.search_trees[0], 0
+    while node["children"]:
+        (node,) = node["children"]
+        depth += 1
+    assert depth == simulations and node["visits"] == 1
+
+
 @pytest.mark.parametrize("prompt", ["", "   ", None])
 def test_empty_prompts_get_a_message(models, prompt):
     assert "the prompt is empty" in crsm_generate_page(models.crsm, prompt, 4, 3)[-1]

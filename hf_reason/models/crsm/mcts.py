@@ -205,17 +205,28 @@ class _Node:
         return self.value_sum / self.visits if self.visits else self.value
 
 
-def _search_tree(node: _Node) -> dict:
-    """`node` and every expanded node under it as nested dicts (children by decreasing visits)."""
-    children = sorted(node.children.values(), key=lambda c: (-c.visits, -c.prior))
-    return {
-        "token": node.token,
-        "visits": node.visits,
-        "q": node.q(),
-        "prior": node.prior,
-        "terminal": node.terminal,
-        "children": [_search_tree(child) for child in children],
-    }
+def _search_tree(root: _Node) -> dict:
+    """`root` and every expanded node under it as nested dicts (children by decreasing visits). Built with a
+    stack, not recursion: with `top_k_expansion=1` the tree is a chain as deep as the simulations."""
+
+    def record(node: _Node) -> dict:
+        return {
+            "token": node.token,
+            "visits": node.visits,
+            "q": node.q(),
+            "prior": node.prior,
+            "terminal": node.terminal,
+            "children": [],
+        }
+
+    tree = record(root)
+    stack = [(root, tree)]
+    while stack:
+        node, entry = stack.pop()
+        for child in sorted(node.children.values(), key=lambda c: (-c.visits, -c.prior)):
+            entry["children"].append(record(child))
+            stack.append((child, entry["children"][-1]))
+    return tree
 
 
 def _select_action(node: _Node, c_puct: float) -> tuple[int, float]:
