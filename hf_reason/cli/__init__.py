@@ -1,5 +1,5 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
-"""The `hf-reason` command line: `env`, `solve`, `export`, `push`, `eval-reports`.
+"""The `hf-reason` command line: `env`, `solve`, `export`, `push`, `eval-reports`, `app`.
 
 Every bad input ends the command with one line on stderr, `error: ...`, naming the file, line or field
 and what was expected, and exit status 2 (as argparse's own usage errors, which keep their usage
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from .commands import cmd_env, cmd_eval_reports, cmd_export, cmd_push, cmd_solve
+from .commands import cmd_app, cmd_env, cmd_eval_reports, cmd_export, cmd_push, cmd_solve
 from .inputs import PUZZLE_FORMATS, CLIError
 
 
@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Build the upload folder and print the files it holds, each file left out with the reason, and the "
         "card; upload nothing.",
     )
+    push.add_argument(
+        "--space",
+        action="store_true",
+        help="Upload as a Hugging Face Space running `hf-reason app` on the model: adds app.py, requirements.txt "
+        "and the Space keys (sdk: gradio, app_file) to README.md's metadata.",
+    )
     push.set_defaults(func=cmd_push)
 
     reports = add_parser("eval-reports", help="Score reasoning reports (JSONL) against the curated tasks.")
@@ -182,6 +188,27 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_argument("--tasks", default=None, help="Task JSONL in the curated schema (default: the shipped set).")
     reports.add_argument("--lm", default=None, help="Causal LM folder for the perplexity part of prefix_quality.")
     reports.set_defaults(func=cmd_eval_reports)
+
+    app = add_parser(
+        "app",
+        help="Serve the web app that shows the models reason (Gradio; `pip install hf-reason[app]`).",
+        description="A Gradio page with a tab per family: TRM refining a Sudoku or a maze step by step, CRSM's "
+        "greedy vs MCTS generation, the meta-attention report with its introspection heat-map and scores. A "
+        "family without a folder runs a small untrained model, which the page says. A folder may be a "
+        "save_pretrained folder or an `hf-reason export` folder (ONNX Runtime).",
+    )
+    app.add_argument(
+        "--trm",
+        action="append",
+        metavar="DIR",
+        help="A TRM folder: a 9x9 Sudoku solver or a maze solver (give --trm twice for both).",
+    )
+    app.add_argument("--crsm", default=None, metavar="DIR", help="A CRSM language model folder with its tokenizer.")
+    app.add_argument("--meta", default=None, metavar="DIR", help="A meta-attention model folder with its tokenizer.")
+    app.add_argument("--critic", default=None, metavar="DIR", help="A meta-attention self-critic folder.")
+    app.add_argument("--host", default="127.0.0.1", help="Address to serve on (default 127.0.0.1; 0.0.0.0: all).")
+    app.add_argument("--port", type=_positive_int, default=7860, help="Port (default 7860).")
+    app.set_defaults(func=cmd_app)
     return parser
 
 

@@ -172,10 +172,16 @@ def cmd_push(args: argparse.Namespace) -> int:
     if args.dry_run:  # build the exact folder that would be uploaded, show it, upload nothing
         with tempfile.TemporaryDirectory(prefix="hf-reason-dry-run-") as tmp:
             plan = prepare_upload_folder(
-                args.model_dir, args.repo_id, f"{tmp}/upload", onnx_dir=args.onnx, base_model=args.base_model
+                args.model_dir,
+                args.repo_id,
+                f"{tmp}/upload",
+                onnx_dir=args.onnx,
+                base_model=args.base_model,
+                space=args.space,
             )
+            kind = "Space" if args.space else "repo"
             print(
-                f"Would create {'private' if args.private else 'public'} repo {args.repo_id} and upload "
+                f"Would create {'private' if args.private else 'public'} {kind} {args.repo_id} and upload "
                 f"{len(plan.files)} files ({plan.kind}) in one commit:"
             )
             for name in plan.files:
@@ -194,8 +200,27 @@ def cmd_push(args: argparse.Namespace) -> int:
         onnx_dir=args.onnx,
         base_model=args.base_model,
         commit_message=args.commit_message,
+        space=args.space,
     )
     print(getattr(info, "commit_url", info))
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    try:
+        from hf_reason.app import launch_app
+        from hf_reason.app.common import require_gradio
+
+        require_gradio()
+    except ImportError as error:
+        raise CLIError(str(error)) from None
+    for flag, folder in [("--trm", f) for f in args.trm or []] + [("--crsm", args.crsm), ("--meta", args.meta)]:
+        if folder is not None and not Path(folder).is_dir():
+            raise CLIError(
+                f"{flag} {folder}: no such folder (expected a save_pretrained or `hf-reason export` folder)."
+            )
+    print(f"Starting the app at http://{args.host}:{args.port} (Ctrl+C stops it)", flush=True)
+    launch_app(trm=args.trm, crsm=args.crsm, meta=args.meta, critic=args.critic, host=args.host, port=args.port)
     return 0
 
 

@@ -131,6 +131,7 @@ def prepare_upload_folder(
     *,
     onnx_dir: Optional[PathLike] = None,
     base_model: Optional[str] = None,
+    space: bool = False,
     **card_kwargs,
 ) -> UploadPlan:
     """Builds, in `upload_dir`, the exact folder that `push_to_hub` uploads, and returns its plan.
@@ -150,6 +151,8 @@ def prepare_upload_folder(
     `export_report.json`. An adapter card loads its base with `trust_remote_code=True` when
     the base's config has an `auto_map`; that config comes from `card_kwargs["base_config"]`, the
     saved card inputs, the base's folder or Hub cache, or PEFT's record of an hf-reason base class.
+    With `space=True` the folder is also a Hugging Face Space running the app on the model
+    (`hf_reason.app.write_space_files`: `app.py`, `requirements.txt`, the Space keys in the card).
     """
     # Imported here: the trainers import this package for their cards, and importing them (TRL) and the
     # export package (Optimum) costs seconds that only building an upload folder needs to pay.
@@ -287,6 +290,11 @@ def prepare_upload_folder(
     if plan.card is not None:
         copy_card_assets(str(plan.card), source, folder, plan.excluded)
         atomic_write(folder / CARD_NAME, str(plan.card))
+    if space:
+        from ..app.space import write_space_files
+
+        write_space_files(folder)
+        plan.card = ModelCard.load(folder / CARD_NAME)  # the card with the Space's keys, as uploaded
     plan.excluded.sort()
     plan.files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return plan
@@ -305,6 +313,7 @@ def push_to_hub(
     create_pr: bool = False,
     token: Optional[str] = None,
     api: Optional[HfApi] = None,
+    space: bool = False,
     **card_kwargs,
 ):
     """Uploads a model, adapter, tokenizer or ONNX export to the Hub in one commit, with its card.
@@ -318,6 +327,7 @@ def push_to_hub(
         tokenizer: a tokenizer saved next to the model (when `source` is an object).
         base_model: for adapters, the base model's Hub id (default: from `adapter_config.json`).
         api: the `HfApi` to use (default: `HfApi(token=token)`).
+        space: upload to a Hugging Face Space that runs the app on the model (see `prepare_upload_folder`).
         card_kwargs: passed to the card builder (e.g. `eval_results`, `datasets`, `training_args`).
 
     Returns:
@@ -342,13 +352,21 @@ def push_to_hub(
             if tokenizer is not None:
                 tokenizer.save_pretrained(source_dir)
         plan = prepare_upload_folder(
-            source_dir, repo_id, Path(tmp, "upload"), onnx_dir=onnx_dir, base_model=base_model, **card_kwargs
+            source_dir,
+            repo_id,
+            Path(tmp, "upload"),
+            onnx_dir=onnx_dir,
+            base_model=base_model,
+            space=space,
+            **card_kwargs,
         )
-        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        repo_type = "space" if space else "model"
+        create_kwargs = {"space_sdk": "gradio"} if space else {}
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type, **create_kwargs)
         return api.upload_folder(
             repo_id=getattr(repo_url, "repo_id", None) or repo_id,
             folder_path=str(plan.folder),
-            repo_type="model",
+            repo_type=repo_type,
             revision=revision,
             create_pr=create_pr,
             commit_message=commit_message or f"Upload {plan.kind} with hf-reason {_version()}",

@@ -173,6 +173,9 @@ class CRSMDeliberationOutput(ModelOutput):
             estimate of the state the search started from.
         search_stats (`list[list[dict]]`): per row, per committed token: `token`, `visits`, `q`,
             `prior` and `children` (a list of `(token, visits, q, prior)` for every expanded child).
+        search_trees (`list[dict]`): per row, the search behind its last committed token: the root
+            (`token`: the token it follows) and, nested under `children`, every node the search expanded,
+            each a dict of `token`, `visits`, `q`, `prior`, `terminal` and `children`.
     """
 
     sequences: Optional[torch.LongTensor] = None
@@ -180,6 +183,7 @@ class CRSMDeliberationOutput(ModelOutput):
     chosen_values: Optional[torch.FloatTensor] = None
     root_values: Optional[torch.FloatTensor] = None
     search_stats: Optional[list] = None
+    search_trees: Optional[list] = None
 
 
 @dataclass(eq=False)
@@ -199,6 +203,30 @@ class _Node:
 
     def q(self) -> float:
         return self.value_sum / self.visits if self.visits else self.value
+
+
+def _search_tree(root: _Node) -> dict:
+    """`root` and every expanded node under it as nested dicts (children by decreasing visits). Built with a
+    stack, not recursion: with `top_k_expansion=1` the tree is a chain as deep as the simulations."""
+
+    def record(node: _Node) -> dict:
+        return {
+            "token": node.token,
+            "visits": node.visits,
+            "q": node.q(),
+            "prior": node.prior,
+            "terminal": node.terminal,
+            "children": [],
+        }
+
+    tree = record(root)
+    stack = [(root, tree)]
+    while stack:
+        node, entry = stack.pop()
+        for child in sorted(node.children.values(), key=lambda c: (-c.visits, -c.prior)):
+            entry["children"].append(record(child))
+            stack.append((child, entry["children"][-1]))
+    return tree
 
 
 def _select_action(node: _Node, c_puct: float) -> tuple[int, float]:
@@ -427,7 +455,7 @@ def mcts_generate(
 
     was_training = model.training
     model.eval()
-    rows, stats_rows = [], []
+    rows, stats_rows, trees = [], [], []
     shape = (input_ids.shape[0], max_new_tokens)
     chosen_visits = torch.zeros(shape, dtype=torch.long)
     chosen_values = torch.full(shape, float("nan"))
@@ -463,6 +491,9 @@ def mcts_generate(
                 }
             )
             chosen_visits[b, t], chosen_values[b, t], root_values[b, t] = chosen.visits, chosen.q(), root.value
+            if chosen.terminal or t == max_new_tokens - 1:
+                # Read before the state correction below clears the chosen child's subtree.
+                trees.append(_search_tree(root))
             generated.append(chosen.token)
             if streamer is not None:
                 streamer.put(torch.tensor([chosen.token]))
@@ -505,4 +536,5 @@ def mcts_generate(
         chosen_values=chosen_values[:, :generated_len],
         root_values=root_values[:, :generated_len],
         search_stats=stats_rows,
+        search_trees=trees,
     )
