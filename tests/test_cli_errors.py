@@ -59,7 +59,10 @@ def test_eval_reports_refuses_bad_paths(tmp_path, capsys):
         (["--out", tmp_path / "taken" / "eval"], f"lies under {tmp_path / 'taken'}, which is a file"),
         (["--out", tmp_path / "eval", "--tasks", tmp_path / "none.jsonl"], "none.jsonl: no such file"),
         (["--out", tmp_path / "eval", "--tasks", tmp_path], f"--tasks {tmp_path} is a folder"),
-        (["--out", tmp_path / "eval", "--tasks", tmp_path / "tasks.jsonl"], "tasks.jsonl, line 1, field `<encoding>`: not UTF-8 (byte 0xfe)"),
+        (
+            ["--out", tmp_path / "eval", "--tasks", tmp_path / "tasks.jsonl"],
+            "tasks.jsonl, line 1, field `<encoding>`: not UTF-8 (byte 0xfe)",
+        ),
         (["--out", tmp_path / "eval", "--tasks", tmp_path / "empty.jsonl"], "empty.jsonl holds no tasks"),
         (["--out", tmp_path / "eval", "--lm", tmp_path / "no-lm"], f"--lm {tmp_path / 'no-lm'}: no such folder"),
     ]
