@@ -18,6 +18,14 @@ from .clarification import (
     story_answer_schema,
 )
 from .control_tokens import CLARIFY_TOKEN, CONTROL_TOKENS, THOUGHT_END, THOUGHT_START, add_control_tokens
+from .countdown import (
+    check_countdown,
+    format_countdown_prompt,
+    generate_24_game,
+    generate_countdown,
+    is_valid_countdown,
+    solve_countdown,
+)
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
 from .maze import MAZE_HARD, augment_maze_dataset, generate_mazes, is_valid_path, maze_from_text, maze_to_text
@@ -44,6 +52,12 @@ from .theory_of_mind import generate_tom_stories
 
 
 __all__ = [
+    "check_countdown",
+    "format_countdown_prompt",
+    "generate_24_game",
+    "generate_countdown",
+    "is_valid_countdown",
+    "solve_countdown",
     "CLARIFY_TOKEN",
     "CONTROL_TOKENS",
     "THOUGHT_END",
