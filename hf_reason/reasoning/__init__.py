@@ -6,6 +6,8 @@ plugs in as one callable.
 """
 
 from .backends import CostMeter, LMState, LMStepper, StepSample
+from .constraints import check_constraint_answer, generate_constraint_puzzles, parse_constraint_puzzle
+from .rewards import ConstraintReward, CountdownReward, SympyAnswerReward, TraceValidityReward, countdown_reward
 from .scorers import (
     CountdownVerifierScorer,
     ReasoningTask,
@@ -15,10 +17,32 @@ from .scorers import (
     countdown_task,
 )
 from .search import METHODS, SearchConfig, SolveResult, solve
+from .verifiers import (
+    TraceValidity,
+    reasoning_diversity,
+    sympy_equivalent,
+    to_sympy,
+    trace_validity,
+    verify_python_code,
+)
 
 
 __all__ = [
     "METHODS",
+    "ConstraintReward",
+    "CountdownReward",
+    "SympyAnswerReward",
+    "TraceValidity",
+    "TraceValidityReward",
+    "check_constraint_answer",
+    "countdown_reward",
+    "generate_constraint_puzzles",
+    "parse_constraint_puzzle",
+    "reasoning_diversity",
+    "sympy_equivalent",
+    "to_sympy",
+    "trace_validity",
+    "verify_python_code",
     "CostMeter",
     "CountdownVerifierScorer",
     "LMState",
