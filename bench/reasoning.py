@@ -101,7 +101,7 @@ PRESETS = {
         max_new_tokens=40,
     ),
     "cpu-small": Preset(
-        train_countdown=20000,
+        train_countdown=8000,
         train_arithmetic=6000,
         eval_problems=300,
         validation_problems=100,
@@ -591,11 +591,14 @@ def main(argv=None):
     parser.add_argument(
         "--eval_problems", type=int, default=None, help="Override the preset's held-out problems per task."
     )
+    parser.add_argument("--sft_steps", type=int, default=None, help="Override the preset's SFT steps.")
+    parser.add_argument("--value_steps", type=int, default=None, help="Override the preset's value-regression steps.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
-    if args.eval_problems is not None:
-        preset.eval_problems = args.eval_problems
+    for name in ("eval_problems", "sft_steps", "value_steps"):
+        if getattr(args, name) is not None:
+            setattr(preset, name, getattr(args, name))
     families = [f for f in args.families.split(",") if f]
     tasks = [t for t in args.tasks.split(",") if t]
     bad = [f for f in families if f not in ("gpt2", "crsm")] + [

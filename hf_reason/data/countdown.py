@@ -99,7 +99,7 @@ def _combine(a: Fraction, b: Fraction, integer_steps: bool):
     return out
 
 
-@functools.lru_cache(maxsize=200_000)
+@functools.lru_cache(maxsize=500_000)
 def _solutions(state: tuple, target: Fraction, integer_steps: bool, use_all: bool, count: bool):
     """(number of step sequences reaching the target, one of them) from the sorted multiset `state`."""
     if len(state) == 1 or not use_all:
