@@ -52,6 +52,7 @@ from hf_reason.reasoning import (  # noqa: E402
     arithmetic_task,
     countdown_task,
     solve,
+    sweep_deliberation,
 )
 
 
@@ -76,6 +77,7 @@ class Preset:
     token_mcts_simulations: tuple
     max_new_tokens: int
     token_budgets: tuple = (2, 4)  # search budgets, in multiples of `max_new_tokens` (one greedy path at most)
+    sweep_trials: int = 0  # optuna trials over CRSM's MCTS settings on the validation split (needs optuna)
     learning_rate: float = 2e-3
 
 
@@ -128,7 +130,7 @@ COUNTDOWN = dict(num_numbers=4, max_number=25, target_range=(10, 100))
 # --- data ------------------------------------------------------------------------------------------
 def datasets_for(preset: Preset, seed: int) -> dict:
     """Train / validation / test splits from disjoint seeds; test prompts seen in training are dropped."""
-    train_cd = generate_countdown(preset.train_countdown, seed=seed, **COUNTDOWN)
+    train_cd = generate_countdown(preset.train_countdown, seed=seed, count_solutions=False, **COUNTDOWN)
     train_ar = generate_arithmetic(preset.train_arithmetic, max_ops=3, max_value=20, seed=seed + 1)
     seen = set(train_cd["prompt"]) | set(train_ar["prompt"])
 
@@ -438,6 +440,8 @@ def method_grid(preset: Preset, family: str, task_name: str, model, tokenizer) -
                     {"deliberation": {"num_simulations": sims}},
                 )
             )
+        if getattr(model.generation_config, "deliberation", None):
+            grid.append(("crsm token-mcts [swept on validation]", "token_mcts", None, {}))
     return grid
 
 
@@ -593,10 +597,13 @@ def main(argv=None):
     )
     parser.add_argument("--sft_steps", type=int, default=None, help="Override the preset's SFT steps.")
     parser.add_argument("--value_steps", type=int, default=None, help="Override the preset's value-regression steps.")
+    parser.add_argument(
+        "--sweep_trials", type=int, default=None, help="Optuna trials over CRSM's MCTS settings (0: no sweep)."
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
-    for name in ("eval_problems", "sft_steps", "value_steps"):
+    for name in ("eval_problems", "sft_steps", "value_steps", "sweep_trials"):
         if getattr(args, name) is not None:
             setattr(preset, name, getattr(args, name))
     families = [f for f in args.families.split(",") if f]
@@ -626,6 +633,21 @@ def main(argv=None):
             sft(model, tokenizer, data["train"], preset, out_dir, args.seed)
             if family == "crsm":
                 training["crsm_value"] = train_value_head(model, tokenizer, data, preset, out_dir, args.seed)
+                if preset.sweep_trials:
+                    validation = data["validation"]
+                    swept = sweep_deliberation(
+                        model,
+                        tokenizer,
+                        list(validation["prompt"]),
+                        list(validation["answer"]),
+                        countdown_task(),
+                        n_trials=preset.sweep_trials,
+                        max_simulations=max(preset.token_mcts_simulations),
+                        max_new_tokens=preset.max_new_tokens,
+                        seed=args.seed,
+                    )
+                    training["crsm_sweep"] = {"best": swept["best"], "validation_accuracy": swept["accuracy"]}
+                    save_model(model, tokenizer, os.path.join(out_dir, "final"))
             else:
                 save_model(model, tokenizer, os.path.join(out_dir, "final"))
             models[family] = model.eval()
@@ -638,6 +660,8 @@ def main(argv=None):
         "parameters": {f: count_parameters(m) for f, m in models.items()},
         "training": {
             k: {"mc_final_loss": v["mc"][-1] if v["mc"] else None, "rl_solve_rate": v["rl_solve_rate"]}
+            if k == "crsm_value"
+            else v
             for k, v in training.items()
         },
         "results": [{k: v for k, v in e.items() if k != "outcomes"} for e in entries],

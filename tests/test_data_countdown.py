@@ -76,3 +76,11 @@ def test_prompt_round_trip_and_step_parsing_errors_name_the_line():
         parse_countdown_steps("1 + 2 = 3\nthree times two\n")
     steps, answer = parse_countdown_steps("6 / 4 = 3/2\n(3/2) * 16 = 24\n#### (6 / 4) * 16")
     assert steps[1].left == Fraction(3, 2) and answer == "(6 / 4) * 16"
+
+
+def test_solvability_only_mode_keeps_the_same_instances():
+    counted = generate_countdown(10, seed=5)
+    fast = generate_countdown(10, seed=5, count_solutions=False)
+    assert fast["prompt"] == counted["prompt"] and set(fast["num_solutions"]) == {-1}
+    with pytest.raises(ValueError, match="count_solutions"):
+        generate_countdown(2, max_solutions=3, count_solutions=False)

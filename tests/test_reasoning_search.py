@@ -140,3 +140,30 @@ def test_config_errors_name_the_field(tokenizer):
         solve(tiny_gpt2(tokenizer), tokenizer, ["Q"], "sampling", task=PARITY_TASK)
     with pytest.raises(ValueError, match="CRSM"):
         solve(tiny_gpt2(tokenizer), tokenizer, ["Q"], "token_mcts", task=PARITY_TASK)
+
+
+def test_sweep_writes_the_best_mcts_setting_into_the_saved_generation_config(tokenizer, tmp_path):
+    pytest.importorskip("optuna")
+    from hf_reason import CRSMForCausalLM
+    from hf_reason.data.countdown import generate_countdown
+    from hf_reason.reasoning import countdown_task, sweep_deliberation
+
+    model = tiny_crsm(tokenizer)
+    rows = generate_countdown(2, seed=0)
+    out = sweep_deliberation(
+        model,
+        tokenizer,
+        rows["prompt"],
+        rows["answer"],
+        countdown_task(),
+        n_trials=2,
+        max_simulations=2,
+        max_new_tokens=4,
+    )
+    assert len(out["trials"]) == 2 and 1 <= out["best"]["num_simulations"] <= 2
+    model.save_pretrained(tmp_path)
+    loaded = CRSMForCausalLM.from_pretrained(tmp_path)
+    saved = loaded.generation_config.deliberation
+    assert saved == {k: v for k, v in out["best"].items() if k != "delta_damping"}
+    result = solve(loaded, tokenizer, rows["prompt"][:1], "token_mcts", task=countdown_task(), max_new_tokens=4)[0]
+    assert result.cost["model_calls"] == 1 + result.cost["generated_tokens"] * saved["num_simulations"]

@@ -265,6 +265,7 @@ def generate_countdown(
     integer_steps: bool = True,
     fixed_target: Optional[int] = None,
     min_number: int = 1,
+    count_solutions: bool = True,
 ) -> datasets.Dataset:
     """Solvable countdown instances with a worked solution each.
 
@@ -284,10 +285,13 @@ def generate_countdown(
         integer_steps (`bool`, defaults to True): intermediate results must be positive integers.
         fixed_target (`int`, *optional*): always this target (the 24 game).
         min_number (`int`, defaults to 1): smallest number.
+        count_solutions (`bool`, defaults to True): count every solution (the `num_solutions` column and
+            the bounds need it); False only checks solvability, several times faster for large training sets.
 
     Returns:
         `datasets.Dataset` with columns `prompt` (`format_countdown_prompt`), `completion` (steps, then
-        ``#### expression``), `answer` (the expression), `numbers`, `target` and `num_solutions`.
+        ``#### expression``), `answer` (the expression), `numbers`, `target` and `num_solutions` (without
+        `count_solutions`, -1).
     """
     _check_int("num_problems", num_problems, 1)
     _check_int("num_numbers", num_numbers, 2)
@@ -301,6 +305,8 @@ def generate_countdown(
     _check_int("min_solutions", min_solutions, 1)
     if max_solutions is not None:
         _check_int("max_solutions", max_solutions, min_solutions)
+    if not count_solutions and (min_solutions > 1 or max_solutions is not None):
+        raise ValueError("`min_solutions` / `max_solutions` need `count_solutions=True`")
     low, high = target_range
     if fixed_target is None and not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
         raise ValueError(f"`target_range` must be two ints 0 <= low <= high, got {target_range!r}")
@@ -316,8 +322,11 @@ def generate_countdown(
             )
         numbers = [rng.randint(min_number, max_number) for _ in range(num_numbers)]
         target = fixed_target if fixed_target is not None else rng.randint(low, high)
-        n = count_countdown_solutions(numbers, target, integer_steps=integer_steps)
-        if n < min_solutions or (max_solutions is not None and n > max_solutions):
+        if count_solutions:
+            n = count_countdown_solutions(numbers, target, integer_steps=integer_steps)
+        else:
+            n = -1 if solve_countdown(numbers, target, integer_steps=integer_steps) is not None else 0
+        if n == 0 or (n > 0 and n < min_solutions) or (max_solutions is not None and n > max_solutions):
             continue
         # A random solution among all (not always the first found), so the training text is varied.
         steps = _random_solution(_state(numbers), Fraction(target), integer_steps, rng)

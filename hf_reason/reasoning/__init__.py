@@ -17,6 +17,7 @@ from .scorers import (
     countdown_task,
 )
 from .search import METHODS, SearchConfig, SolveResult, solve
+from .sweep import DELIBERATION_KEY, sweep_deliberation, write_deliberation_defaults
 from .verifiers import (
     TraceValidity,
     reasoning_diversity,
@@ -28,7 +29,10 @@ from .verifiers import (
 
 
 __all__ = [
+    "DELIBERATION_KEY",
     "METHODS",
+    "sweep_deliberation",
+    "write_deliberation_defaults",
     "ConstraintReward",
     "CountdownReward",
     "SympyAnswerReward",

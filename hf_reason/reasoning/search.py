@@ -51,7 +51,8 @@ class SearchConfig:
             expanded nodes still alive (sampled again for new steps).
         seed (`int`, defaults to 0): seeds the sampling of each problem (problem i uses seed + i).
         deliberation (`dict`, *optional*): `token_mcts`: keyword arguments of CRSM's
-            `generate(deliberation="mcts", ...)` (e.g. ``{"num_simulations": 4}``).
+            `generate(deliberation="mcts", ...)` (e.g. ``{"num_simulations": 4}``); None uses the
+            model's saved `generation_config.deliberation` (written by a sweep), else CRSM's defaults.
     """
 
     max_new_tokens: int = 128
@@ -369,7 +370,9 @@ def _mcts(search: _Search) -> SolveResult:
 @torch.no_grad()
 def _token_mcts(model, tokenizer, prompt: str, task: ReasoningTask, config: SearchConfig) -> SolveResult:
     """CRSM's token-level MCTS (`generate(deliberation="mcts")`); model calls count one per simulation per token."""
-    options = dict(config.deliberation or {})
+    # Without explicit settings, the ones a sweep saved with the model (`write_deliberation_defaults`).
+    saved = getattr(model.generation_config, "deliberation", None)
+    options = dict(config.deliberation if config.deliberation is not None else saved or {})
     meter = CostMeter()
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(next(model.parameters()).device)
     out = model.generate(
@@ -383,7 +386,10 @@ def _token_mcts(model, tokenizer, prompt: str, task: ReasoningTask, config: Sear
     new = [int(t) for t in out[0, ids.shape[1] :] if int(t) not in (tokenizer.pad_token_id, tokenizer.eos_token_id)]
     meter.generated_tokens = len(new) + 1
     meter.prompt_tokens = ids.shape[1]
-    meter.model_calls = 1 + meter.generated_tokens * int(options.get("num_simulations", 16))
+    from ..models.crsm.mcts import CRSMDeliberationConfig
+
+    simulations = int(options.get("num_simulations", CRSMDeliberationConfig.num_simulations))
+    meter.model_calls = 1 + meter.generated_tokens * simulations
     completion = tokenizer.decode(new, skip_special_tokens=True)
     return SolveResult(
         prompt=prompt,
