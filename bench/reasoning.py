@@ -83,8 +83,8 @@ class Preset:
 
 PRESETS = {
     "tiny": Preset(
-        train_countdown=200,
-        train_arithmetic=100,
+        train_countdown=100,
+        train_arithmetic=50,
         eval_problems=6,
         validation_problems=4,
         gpt2_embd=32,
@@ -100,7 +100,9 @@ PRESETS = {
         beam_sizes=((1, 2),),
         mcts_simulations=(2,),
         token_mcts_simulations=(2,),
-        max_new_tokens=40,
+        max_new_tokens=24,
+        token_budgets=(2,),
+        sweep_trials=2,
     ),
     "cpu-small": Preset(
         train_countdown=8000,
