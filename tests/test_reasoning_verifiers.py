@@ -116,7 +116,7 @@ def test_rewards_follow_the_trl_signature():
 
 
 def test_grpo_step_with_the_countdown_verifier_reward(tmp_path):
-    from grpo_testing import tiny_gpt2
+    from grpo_testing import grpo_trainer, tiny_gpt2
 
     from hf_reason.data import build_tokenizer
     from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
@@ -131,28 +131,14 @@ def test_grpo_step_with_the_countdown_verifier_reward(tmp_path):
         return rewards
 
     recorded.__name__ = "countdown"
-    args = ReasoningGRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=1,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=7,
-        disable_tqdm=True,
-        bf16=False,
-        use_cpu=True,
-    )
-    dataset = generate_countdown(8, seed=1).select_columns(["prompt"])
-    trainer = ReasoningGRPOTrainer(
-        model=model,
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        model,
+        tokenizer,
+        tmp_path,
         reward_funcs=[recorded, TraceValidityReward()],
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
+        train_dataset=generate_countdown(8, seed=1).select_columns(["prompt"]),
     )
     trainer.train()
     prompts, completions, rewards = seen[0]

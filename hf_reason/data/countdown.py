@@ -151,12 +151,18 @@ def count_countdown_solutions(
 
 @dataclass(frozen=True)
 class CountdownStep:
-    """One line ``a op b = c`` of a worked solution: the operands, the operator and the stated result."""
+    """One line ``a op b = c`` of a worked solution: the operands, the operator, the stated result and the
+    true value of ``a op b`` (None when it divides by zero)."""
 
     left: Fraction
     operator: str
     right: Fraction
     result: Fraction
+    value: Optional[Fraction] = None
+
+    @property
+    def is_correct(self) -> bool:
+        return self.value is not None and self.value == self.result
 
 
 def parse_countdown_steps(text: str) -> tuple[list[CountdownStep], Optional[str]]:
@@ -177,7 +183,11 @@ def parse_countdown_steps(text: str) -> tuple[list[CountdownStep], Optional[str]
             raise ArithmeticExpressionError(f"line {number} is not a step 'a op b = c': {line.strip()!r}")
         left, op, right, result = match.groups()
         values = [parse_exact(v).value for v in (left, right, result)]
-        steps.append(CountdownStep(values[0], op, values[1], values[2]))
+        try:
+            value = parse_exact(f"({left}) {op} ({right})").value
+        except ArithmeticExpressionError:
+            value = None
+        steps.append(CountdownStep(values[0], op, values[1], values[2], value))
     return steps, answer
 
 
@@ -331,7 +341,7 @@ def generate_countdown(
         # A random solution among all (not always the first found), so the training text is varied.
         steps = _random_solution(_state(numbers), Fraction(target), integer_steps, rng)
         lines = [f"{_operand(a)} {op} {_operand(b)} = {_fmt(c)}" for a, op, b, c in steps]
-        expression = countdown_expression([CountdownStep(*s) for s in steps])
+        expression = countdown_expression([CountdownStep(*s, value=s[3]) for s in steps])
         rows["prompt"].append(format_countdown_prompt(numbers, target))
         rows["completion"].append("\n".join(lines) + f"\n{ANSWER_PREFIX} {expression}")
         rows["answer"].append(expression)

@@ -155,7 +155,7 @@ class CountdownVerifierScorer:
             if len(parsed) != 1:
                 return 0.0
             s = parsed[0]
-            if s.result != _apply(s.left, s.operator, s.right):
+            if not s.is_correct:
                 return 0.0
             if self.integer_steps and (s.result.denominator != 1 or s.result <= 0):
                 return 0.0
@@ -173,21 +173,12 @@ class CountdownVerifierScorer:
         return [self.score_one(p, s) for p, s in zip(prompts, steps)]
 
 
-def _apply(a: Fraction, op: str, b: Fraction) -> Optional[Fraction]:
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    return a / b if b != 0 else None
-
-
 class ValueHeadScorer:
-    """A CRSM's value head as a step scorer: ``sigmoid(value(summary(state after prompt + steps)))``.
+    """A CRSM's value head as a step scorer: its estimate on the state after prompt + steps.
 
-    The head is trained on rewards in [0, 1] (examples/train_crsm.py, bench/reasoning.py), so the
-    sigmoid of its output is read as the chance of success. One batched forward per call.
+    The head regresses rewards in [0, 1] (examples/train_crsm.py, bench/reasoning.py), so its output,
+    clamped to [0, 1], is read as the chance of success. Each text is run from the start (a scorer
+    sees text, not caches): its forward passes are not in `solve`'s `model_calls`.
 
     Args:
         model: a `CRSMForCausalLM`.

@@ -383,8 +383,12 @@ def _token_mcts(model, tokenizer, prompt: str, task: ReasoningTask, config: Sear
         eos_token_id=tokenizer.eos_token_id,
         **options,
     )
-    new = [int(t) for t in out[0, ids.shape[1] :] if int(t) not in (tokenizer.pad_token_id, tokenizer.eos_token_id)]
-    meter.generated_tokens = len(new) + 1
+    committed = [int(t) for t in out[0, ids.shape[1] :]]
+    # A row that stopped is padded after its EOS; the EOS itself was searched for and counts.
+    if tokenizer.eos_token_id in committed:
+        committed = committed[: committed.index(tokenizer.eos_token_id) + 1]
+    new = [t for t in committed if t != tokenizer.eos_token_id]
+    meter.generated_tokens = len(committed)
     meter.prompt_tokens = ids.shape[1]
     from ..models.crsm.mcts import CRSMDeliberationConfig
 
