@@ -79,6 +79,7 @@ class Preset:
     token_budgets: tuple = (2, 4)  # search budgets, in multiples of `max_new_tokens` (one greedy path at most)
     sweep_trials: int = 0  # optuna trials over CRSM's MCTS settings on the validation split (needs optuna)
     learning_rate: float = 2e-3
+    temperature: float = 0.8  # sampling temperature of every sampled method, fixed beforehand (not tuned)
 
 
 PRESETS = {
@@ -118,9 +119,9 @@ PRESETS = {
         value_steps=150,
         rl_rounds=2,
         rl_problems=24,
-        sample_counts=(4, 8),
-        beam_sizes=((1, 3), (2, 3)),
-        mcts_simulations=(6, 12),
+        sample_counts=(8,),
+        beam_sizes=((2, 3),),
+        mcts_simulations=(12,),
         token_mcts_simulations=(2, 4),
         max_new_tokens=80,
     ),
@@ -402,6 +403,9 @@ def method_grid(preset: Preset, family: str, task_name: str, model, tokenizer) -
     }
     if family == "crsm":
         scorers["value-head"] = ValueHeadScorer(model, tokenizer)
+    if task_name == "24":
+        # The 24 game is the second search task: the oracle-valued search only, to keep the run short.
+        scorers = {"verifier+lookahead": scorers["verifier+lookahead"]}
     for k in preset.sample_counts[-1:]:
         grid.append(
             (f"self-consistency@{k} weighted[verifier]", "self_consistency", scorers["verifier"], {"num_samples": k})
@@ -416,7 +420,7 @@ def method_grid(preset: Preset, family: str, task_name: str, model, tokenizer) -
             for width, expansions in preset.beam_sizes:
                 grid.append(
                     (
-                        f"beam w{width}x{expansions} <={multiple}x [{name}]",
+                        f"beam w{width}x{expansions} budget {multiple * preset.max_new_tokens} [{name}]",
                         "beam",
                         scorer,
                         {"beam_width": width, "expansions": expansions, **budget},
@@ -426,7 +430,7 @@ def method_grid(preset: Preset, family: str, task_name: str, model, tokenizer) -
                 for sims in preset.mcts_simulations:
                     grid.append(
                         (
-                            f"mcts-steps {sims} <={multiple}x [{name}]",
+                            f"mcts-steps {sims} budget {multiple * preset.max_new_tokens} [{name}]",
                             "mcts",
                             scorer,
                             {"num_simulations": sims, "expansions": 3, **budget},
@@ -464,6 +468,7 @@ def evaluate(model, tokenizer, family: str, task_name: str, rows, preset: Preset
             max_new_tokens=preset.max_new_tokens,
             max_step_tokens=40,
             max_steps=6,
+            temperature=preset.temperature,
             seed=seed,
             **options,
         )

@@ -24,7 +24,7 @@ def test_tiny_run_writes_table_plot_and_models_and_rescores_them(tmp_path):
     assert (out / "accuracy_vs_compute.png").stat().st_size > 0
     methods = {(r["family"], r["task"], r["method"]) for r in table["results"]}
     assert ("crsm", "countdown", "crsm token-mcts [swept on validation]") in methods
-    assert ("gpt2", "countdown", "mcts-steps 2 <=2x [verifier+lookahead]") in methods
+    assert ("gpt2", "countdown", "mcts-steps 2 budget 48 [verifier+lookahead]") in methods
     assert ("gpt2", "arithmetic", "self-consistency@2") in methods
     for row in table["results"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["n"] == 2 and row["cost"]["generated_tokens"] > 0
