@@ -53,6 +53,8 @@ from hf_reason.reasoning import (  # noqa: E402
     countdown_task,
     solve,
     sweep_deliberation,
+    train_value_from_search,
+    value_regression_step,
 )
 
 
@@ -259,44 +261,6 @@ def sft(model, tokenizer, texts, preset: Preset, out_dir: str, seed: int, save_s
     shutil.rmtree(ckpt, ignore_errors=True)
 
 
-def prefix_values(model, prompt_ids, continuations):
-    """Value-head outputs after the prompt and after each continuation token: `(T + 1, G)` for G continuations
-    of one prompt (same prompt, so no padding enters the recurrent state)."""
-    G, T = continuations.shape
-    with torch.no_grad():
-        out = model(input_ids=prompt_ids.expand(G, -1), use_cache=True)
-        cache = out.cache_params
-        states = [cache.stacked_ssm_states()]
-        position = torch.tensor([model.config.conv_kernel])
-        for t in range(T):
-            model(input_ids=continuations[:, t : t + 1], cache_params=cache, cache_position=position, use_cache=True)
-            states.append(cache.stacked_ssm_states())
-    states = torch.stack(states)  # (T + 1, G, L, D, N)
-    summary, _ = model.summarize(states.flatten(0, 1))
-    return model.predict_value(summary).view(T + 1, G)
-
-
-def value_regression_step(
-    model, tokenizer, prompt: str, texts: list, rewards: list, optimizer, max_tokens: int
-) -> float:
-    """One step of value regression: every prefix of each continuation towards its exact reward."""
-    prompt_ids = tokenizer(prompt, return_tensors="pt").input_ids
-    encoded = [tokenizer(t).input_ids[:max_tokens] + [tokenizer.eos_token_id] for t in texts]
-    width = max(len(e) for e in encoded)
-    cont = torch.full((len(encoded), width), tokenizer.eos_token_id, dtype=torch.long)
-    for i, e in enumerate(encoded):
-        cont[i, : len(e)] = torch.tensor(e)
-    lengths = torch.tensor([len(e) for e in encoded])
-    values = prefix_values(model, prompt_ids, cont)
-    target = torch.tensor(rewards, dtype=torch.float)
-    valid = (torch.arange(width + 1)[:, None] <= lengths[None, :]).float()
-    loss = (((values - target[None, :]) ** 2) * valid).sum() / valid.sum()
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss.item()
-
-
 def train_value_head(model, tokenizer, data, preset: Preset, out_dir: str, seed: int) -> dict:
     """Value head: Monte-Carlo regression on sampled continuations (with the gold solution and a corrupted one),
     then `rl_rounds` rounds of RL from search outcomes (token-level MCTS completions and their exact rewards)."""
@@ -339,46 +303,23 @@ def train_value_head(model, tokenizer, data, preset: Preset, out_dir: str, seed:
         )
         if step % 25 == 0:
             print(f"  value (Monte-Carlo) step {step}: loss {history['mc'][-1]:.4f}", flush=True)
-    sims = preset.token_mcts_simulations[0]
-    for round_index in range(preset.rl_rounds):
-        rows = pool.select(rng.sample(range(len(pool)), preset.rl_problems))
-        model.eval()
-        searched = solve(
+    if preset.rl_rounds:
+        rows = pool.select(rng.sample(range(len(pool)), min(len(pool), preset.rl_problems * preset.rl_rounds)))
+        searched = train_value_from_search(
             model,
             tokenizer,
             rows["prompt"],
-            "token_mcts",
-            task=task,
+            task,
+            rounds=preset.rl_rounds,
+            problems_per_round=preset.rl_problems,
+            samples_per_problem=2,
             max_new_tokens=preset.max_new_tokens,
-            deliberation={"num_simulations": sims},
-            references=[None] * len(rows),
+            optimizer=optimizer,
+            seed=seed,
+            deliberation={"num_simulations": preset.token_mcts_simulations[0]},
         )
-        solved = [float(r.correct) for r in searched]
-        history["rl_solve_rate"].append(sum(solved) / len(solved))
-        for row, result in zip(rows, searched):
-            torch.manual_seed(rng.randrange(2**31))
-            ids = tokenizer(row["prompt"], return_tensors="pt").input_ids
-            with torch.no_grad():
-                sampled = model.generate(
-                    ids,
-                    do_sample=True,
-                    num_return_sequences=2,
-                    max_new_tokens=preset.max_new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            texts = [result.completion] + [
-                tokenizer.decode(s[ids.shape[1] :], skip_special_tokens=True) for s in sampled
-            ]
-            rewards = [float(result.correct)] + [float(task.is_correct(row["prompt"], t, None)) for t in texts[1:]]
-            history["rl"].append(
-                value_regression_step(
-                    model, tokenizer, row["prompt"], texts, rewards, optimizer, preset.max_new_tokens
-                )
-            )
-        print(
-            f"  value RL round {round_index}: search solved {history['rl_solve_rate'][-1]:.2f} of its problems",
-            flush=True,
-        )
+        history["rl"], history["rl_solve_rate"] = searched["loss"], searched["solve_rate"]
+        print(f"  value RL from search: solve rate per round {searched['solve_rate']}", flush=True)
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()

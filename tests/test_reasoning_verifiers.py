@@ -3,7 +3,7 @@
 import pytest
 
 from hf_reason.data.countdown import format_countdown_prompt, generate_countdown
-from hf_reason.reasoning import CountdownVerifierScorer
+from hf_reason.reasoning import CodeTestsReward, CountdownVerifierScorer
 from hf_reason.reasoning.constraints import (
     check_constraint_answer,
     generate_constraint_puzzles,
@@ -68,6 +68,10 @@ def test_code_verifier_runs_the_sandbox():
     assert verify_python_code(good, tests, "add")
     assert not verify_python_code(bad, tests, "add")
     assert not verify_python_code(cheat, tests, "add")
+    reward = CodeTestsReward()
+    assert reward(["p"] * 3, [good, bad, cheat], tests=[tests] * 3, entry_point=["add"] * 3) == [1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="entry_point"):
+        reward(["p"], [good], tests=[tests])
 
 
 def test_trace_validity_locates_the_first_invalid_step():

@@ -7,7 +7,14 @@ plugs in as one callable.
 
 from .backends import CostMeter, LMState, LMStepper, StepSample
 from .constraints import check_constraint_answer, generate_constraint_puzzles, parse_constraint_puzzle
-from .rewards import ConstraintReward, CountdownReward, SympyAnswerReward, TraceValidityReward, countdown_reward
+from .rewards import (
+    CodeTestsReward,
+    ConstraintReward,
+    CountdownReward,
+    SympyAnswerReward,
+    TraceValidityReward,
+    countdown_reward,
+)
 from .scorers import (
     CountdownVerifierScorer,
     ReasoningTask,
@@ -18,6 +25,7 @@ from .scorers import (
 )
 from .search import METHODS, SearchConfig, SolveResult, solve
 from .sweep import DELIBERATION_KEY, sweep_deliberation, write_deliberation_defaults
+from .value_training import prefix_values, train_value_from_search, value_regression_step
 from .verifiers import (
     TraceValidity,
     reasoning_diversity,
@@ -33,6 +41,7 @@ __all__ = [
     "METHODS",
     "sweep_deliberation",
     "write_deliberation_defaults",
+    "CodeTestsReward",
     "ConstraintReward",
     "CountdownReward",
     "SympyAnswerReward",
@@ -60,4 +69,7 @@ __all__ = [
     "arithmetic_task",
     "countdown_task",
     "solve",
+    "prefix_values",
+    "train_value_from_search",
+    "value_regression_step",
 ]

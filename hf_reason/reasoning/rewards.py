@@ -9,10 +9,11 @@ from __future__ import annotations
 from ..data.countdown import parse_countdown_prompt
 from .constraints import check_constraint_answer
 from .scorers import countdown_task
-from .verifiers import sympy_equivalent, trace_validity
+from .verifiers import sympy_equivalent, trace_validity, verify_python_code
 
 
 __all__ = [
+    "CodeTestsReward",
     "ConstraintReward",
     "CountdownReward",
     "SympyAnswerReward",
@@ -103,4 +104,31 @@ class ConstraintReward:
         return [
             float(check_constraint_answer(_prompt_text(p), _text(c)))
             for p, c in zip(prompts, completions, strict=True)
+        ]
+
+
+class CodeTestsReward:
+    """1.0 when the completion's ```` ```python ```` code passes the row's tests in the sandbox, else 0.0.
+
+    Args:
+        tests_column (`str`, defaults to `"tests"`): the dataset column with the assert lines.
+        entry_point_column (`str`, defaults to `"entry_point"`): the column naming the function under test.
+        timeout (`float`, defaults to 5.0): seconds per completion in the sandbox.
+    """
+
+    def __init__(self, tests_column: str = "tests", entry_point_column: str = "entry_point", timeout: float = 5.0):
+        self.tests_column = tests_column
+        self.entry_point_column = entry_point_column
+        self.timeout = timeout
+        self.__name__ = "code_tests"
+
+    def __call__(self, prompts, completions, **kwargs) -> list[float]:
+        missing = [c for c in (self.tests_column, self.entry_point_column) if c not in kwargs]
+        if missing:
+            raise ValueError(f"{self.__name__} needs the dataset columns {missing}")
+        return [
+            float(verify_python_code(_text(c), tests, entry_point, timeout=self.timeout))
+            for c, tests, entry_point in zip(
+                completions, kwargs[self.tests_column], kwargs[self.entry_point_column], strict=True
+            )
         ]
