@@ -18,7 +18,53 @@ from typing import Any, Optional
 import torch
 
 
-__all__ = ["CostMeter", "LMState", "LMStepper", "StepSample"]
+__all__ = ["CostMeter", "LMState", "LMStepper", "StepSample", "stepping_model"]
+
+
+class _ORTAttentionStepModel:
+    """`ORTMetaAttentionForCausalLM` with the PyTorch call `model(input_ids, past_key_values, use_cache)`.
+
+    Its cache is a list of numpy `(key, value)` pairs that the session never writes into, so a branch
+    can hold its parent's cache as it is.
+    """
+
+    training = False
+    device = torch.device("cpu")
+
+    def __init__(self, ort_model):
+        self.ort_model = ort_model
+        self.config = ort_model.config
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+    def __call__(self, input_ids, past_key_values=None, use_cache: bool = True, **kwargs):
+        return self.ort_model.forward(input_ids, past_key_values=past_key_values)
+
+
+def stepping_model(model):
+    """What `LMStepper` and the scorers call: `model` itself, or for the package's ONNX Runtime wrappers
+    an adapter with the PyTorch call (`ORTCRSMForCausalLM`: the adapter its own MCTS runs on, value
+    head included; `ORTMetaAttentionForCausalLM`: `past_key_values` in and out)."""
+    # Imported only for exported models: the export stack (onnx, Optimum) is not needed otherwise.
+    if type(model).__module__.startswith("hf_reason.export"):
+        from ..export.ort_crsm import ORTCRSMForCausalLM, _ORTCRSMSearchModel
+        from ..export.ort_meta_attention import ORTMetaAttentionForCausalLM
+
+        if isinstance(model, ORTCRSMForCausalLM):
+            return _ORTCRSMSearchModel(model)
+        if isinstance(model, ORTMetaAttentionForCausalLM):
+            return _ORTAttentionStepModel(model)
+    return model
+
+
+def model_device(model) -> torch.device:
+    """The device of a PyTorch model or of a stepping adapter (CPU for ONNX Runtime)."""
+    device = getattr(model, "device", None)
+    return device if isinstance(device, torch.device) else next(model.parameters()).device
 
 
 @dataclass
@@ -72,7 +118,8 @@ class LMStepper:
 
     Args:
         model: a PyTorch causal LM returning `logits` and `past_key_values` (attention) or
-            `cache_params` (Mamba / CRSM) with `use_cache=True`.
+            `cache_params` (Mamba / CRSM) with `use_cache=True`, or one of the package's ONNX Runtime
+            wrappers (`ORTCRSMForCausalLM`, `ORTMetaAttentionForCausalLM`; see `stepping_model`).
         tokenizer: its tokenizer (decodes steps; `eos_token_id` ends a completion).
         step_delimiter (`str`, defaults to ``"\\n"``): a step ends with the token whose text contains it.
         max_step_tokens (`int`, defaults to 32): a step is cut after this many tokens.
@@ -81,13 +128,13 @@ class LMStepper:
     def __init__(self, model, tokenizer, step_delimiter: str = "\n", max_step_tokens: int = 32):
         if max_step_tokens < 1:
             raise ValueError(f"`max_step_tokens` must be >= 1, got {max_step_tokens}")
-        self.model = model
+        self.model = stepping_model(model)
         self.tokenizer = tokenizer
         self.step_delimiter = step_delimiter
         self.max_step_tokens = max_step_tokens
         self.eos_token_id = tokenizer.eos_token_id
-        self.device = next(model.parameters()).device
-        config = model.config
+        self.device = model_device(self.model)
+        config = self.model.config
         self.recurrent = hasattr(config, "conv_kernel") and hasattr(config, "state_size")
         self._conv_kernel = getattr(config, "conv_kernel", None)
         self._token_text = {}

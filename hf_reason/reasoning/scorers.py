@@ -26,6 +26,7 @@ from ..data.countdown import (
     solve_countdown,
 )
 from ..evaluation.exact_arithmetic import ArithmeticExpressionError
+from .backends import model_device, stepping_model
 
 
 __all__ = [
@@ -181,7 +182,7 @@ class ValueHeadScorer:
     sees text, not caches): its forward passes are not in `solve`'s `model_calls`.
 
     Args:
-        model: a `CRSMForCausalLM`.
+        model: a `CRSMForCausalLM` or its ONNX Runtime wrapper `ORTCRSMForCausalLM`.
         tokenizer: its tokenizer.
         step_delimiter (`str`, defaults to ``"\\n"``): joins the steps after the prompt.
         squash (`bool`, defaults to False): apply a sigmoid (for heads trained with a logistic loss);
@@ -189,7 +190,7 @@ class ValueHeadScorer:
     """
 
     def __init__(self, model, tokenizer, step_delimiter: str = "\n", squash: bool = False):
-        self.model = model
+        self.model = stepping_model(model)
         self.tokenizer = tokenizer
         self.step_delimiter = step_delimiter
         self.squash = squash
@@ -197,7 +198,7 @@ class ValueHeadScorer:
     @torch.no_grad()
     def __call__(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[float]:
         scores = []
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         # One sequence at a time: Mamba's cache has no padding mask, so ragged batches would mix pads into the state.
         for prompt, written in zip(prompts, steps):
             text = prompt + "".join(s + self.step_delimiter for s in written)

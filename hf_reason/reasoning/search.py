@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import torch
 
-from .backends import CostMeter, LMState, LMStepper
+from .backends import CostMeter, LMState, LMStepper, model_device, stepping_model
 from .scorers import ReasoningTask, StepScorer
 
 
@@ -371,10 +371,10 @@ def _mcts(search: _Search) -> SolveResult:
 def _token_mcts(model, tokenizer, prompt: str, task: ReasoningTask, config: SearchConfig) -> SolveResult:
     """CRSM's token-level MCTS (`generate(deliberation="mcts")`); model calls count one per simulation per token."""
     # Without explicit settings, the ones a sweep saved with the model (`write_deliberation_defaults`).
-    saved = getattr(model.generation_config, "deliberation", None)
+    saved = getattr(getattr(model, "generation_config", None), "deliberation", None)
     options = dict(config.deliberation if config.deliberation is not None else saved or {})
     meter = CostMeter()
-    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(next(model.parameters()).device)
+    ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model_device(stepping_model(model)))
     out = model.generate(
         ids,
         deliberation="mcts",
@@ -421,7 +421,10 @@ def solve(
     """Answers `prompts` with one inference-time reasoning method.
 
     Args:
-        model: a PyTorch causal LM (any of the package's LMs or of `transformers`), in eval mode.
+        model: a PyTorch causal LM (any of the package's LMs or of `transformers`), or one of the
+            package's ONNX Runtime wrappers (`ORTCRSMForCausalLM`, `ORTMetaAttentionForCausalLM`):
+            every method runs on them through the same calls, the CRSM's value head and
+            `token_mcts` included.
         tokenizer: its tokenizer (`eos_token_id` ends a completion).
         prompts (`Sequence[str]`): the problems, formatted as the model was trained on them.
         method (`str`, defaults to `"greedy"`): one of `METHODS`: `"greedy"`, `"self_consistency"`,
@@ -447,11 +450,11 @@ def solve(
         config = SearchConfig(**kwargs)
     elif kwargs:
         config = SearchConfig(**{**config.__dict__, **kwargs})
-    if method == "token_mcts" and not hasattr(model, "predict_value"):
+    if method == "token_mcts" and not hasattr(stepping_model(model), "predict_value"):
         raise ValueError(f"method 'token_mcts' needs a CRSM model (with a value head), got {type(model).__name__}")
-    was_training = model.training
-    model.eval()
     stepper = LMStepper(model, tokenizer, config.step_delimiter, config.max_step_tokens)
+    was_training = stepper.model.training
+    stepper.model.eval()
     results = []
     try:
         for i, prompt in enumerate(prompts):
@@ -463,5 +466,5 @@ def solve(
                 result.correct = bool(task.is_correct(prompt, result.completion, references[i]))
             results.append(result)
     finally:
-        model.train(was_training)
+        stepper.model.train(was_training)
     return results
