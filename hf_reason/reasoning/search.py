@@ -36,6 +36,8 @@ class SearchConfig:
         max_new_tokens (`int`, defaults to 128): longest single completion (one path), in tokens.
         token_budget (`int`, *optional*): most generated tokens per problem over all branches and
             samples (None: no cap beyond the method's own sizes). Search stops when it is spent.
+            `token_mcts` commits one token per search, so there it caps the committed tokens; its
+            simulations show in `model_calls`.
         max_steps (`int`, defaults to 8): deepest path, in steps; the step at this depth is final.
         max_step_tokens (`int`, defaults to 32): a step is cut after this many tokens.
         step_delimiter (`str`, defaults to ``"\\n"``): what ends a step.
@@ -375,10 +377,12 @@ def _token_mcts(model, tokenizer, prompt: str, task: ReasoningTask, config: Sear
     options = dict(config.deliberation if config.deliberation is not None else saved or {})
     meter = CostMeter()
     ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model_device(stepping_model(model)))
+    # The search commits one token per step, so the budget caps the committed tokens.
+    max_new_tokens = min(config.max_new_tokens, config.token_budget or config.max_new_tokens)
     out = model.generate(
         ids,
         deliberation="mcts",
-        max_new_tokens=config.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         **options,
