@@ -150,3 +150,40 @@ def test_grpo_step_with_the_countdown_verifier_reward(tmp_path):
     assert rewards == countdown_reward(prompts, completions)
     logged = trainer.state.log_history[0]
     assert "rewards/countdown/mean" in logged and "rewards/trace_validity/mean" in logged
+
+
+def test_grpo_step_with_the_z3_sympy_and_sandbox_rewards(tmp_path):
+    from grpo_testing import grpo_trainer, tiny_gpt2
+
+    from hf_reason.data import build_tokenizer
+    from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+
+    tokenizer = build_tokenizer(vocab_size=300)
+    data = generate_constraint_puzzles(8, seed=2).select_columns(["prompt", "answer"])
+    data = data.add_column("reference", ["1/2"] * 8)
+    data = data.add_column("tests", ["assert f(1) == 1"] * 8).add_column("entry_point", ["f"] * 8)
+    seen = {}
+
+    def recording(reward):
+        def wrapped(prompts, completions, **kwargs):
+            seen[reward.__name__] = sorted(kwargs)
+            return reward(prompts, completions, **kwargs)
+
+        wrapped.__name__ = reward.__name__
+        return wrapped
+
+    rewards = [ConstraintReward(), SympyAnswerReward("reference"), CodeTestsReward(timeout=2.0)]
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        tiny_gpt2(tokenizer),
+        tokenizer,
+        tmp_path,
+        reward_funcs=[recording(r) for r in rewards],
+        train_dataset=data,
+    )
+    trainer.train()
+    assert {"entry_point", "reference", "tests"} <= set(seen["code_tests"])
+    logged = trainer.state.log_history[0]
+    for name in ("constraint_z3", "sympy_reference", "code_tests"):
+        assert f"rewards/{name}/mean" in logged
