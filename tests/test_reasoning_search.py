@@ -5,7 +5,7 @@ import torch
 from grpo_testing import tiny_crsm, tiny_gpt2, tiny_mamba
 
 from hf_reason.data import build_tokenizer
-from hf_reason.reasoning import LMStepper, ReasoningTask, SearchConfig, StepScorer, solve
+from hf_reason.reasoning import LMStepper, ReasoningTask, RewardFunctionScorer, SearchConfig, StepScorer, solve
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,47 @@ def test_search_finds_the_path_greedy_misses(tokenizer, family, method):
     assert all(r.correct for r in found) and all(r.score == 1.0 for r in found)
     assert all(r.cost["generated_tokens"] > greedy[0].cost["generated_tokens"] for r in found)
     assert all(r.cost["scorer_calls"] >= 1 and r.trace for r in found)
+
+
+def test_a_trl_reward_function_and_the_self_critic_plug_in_as_step_scorers(tokenizer):
+    def parity_reward(prompts, completions, **kwargs):
+        assert kwargs["reference"] == ["r-" + p for p in prompts]
+        return [2.0 * all(_even(s) for s in c.split("\x00")) - 0.5 for c in completions]  # clamped to [0, 1]
+
+    prompts = ["Q one", "Q two"]
+    scorer = RewardFunctionScorer(parity_reward, "\x00", {"reference": {p: "r-" + p for p in prompts}})
+    assert scorer(prompts, [["b", "d"], ["b", "a"]]) == [1.0, 0.0]
+    found = solve(
+        tiny_gpt2(tokenizer, seed=1),
+        tokenizer,
+        prompts,
+        "beam",
+        task=PARITY_TASK,
+        scorer=scorer,
+        references=[None] * 2,
+        **SEARCH,
+        expansions=6,
+    )
+    assert all(r.correct for r in found)
+
+    from hf_reason import MetaAttentionConfig, MetaAttentionForSequenceScoring
+    from hf_reason.evaluation.self_critic import SelfCriticReward
+
+    torch.manual_seed(0)
+    config = MetaAttentionConfig(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        meta_top_k=2,
+        meta_hidden_size=16,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    critic = SelfCriticReward(MetaAttentionForSequenceScoring(config).eval(), tokenizer)
+    steps = [["1 + 2 = 3"], ["1 + 2 = 3", "3 * 4 = 12"]]
+    expected = critic(["Q: 12?\n"] * 2, ["1 + 2 = 3", "1 + 2 = 3\n3 * 4 = 12"])
+    assert RewardFunctionScorer(critic)(["Q: 12?\n"] * 2, steps) == pytest.approx(expected)
 
 
 def test_self_consistency_majority_and_weighted_votes(tokenizer):

@@ -18,6 +18,7 @@ from .rewards import (
 from .scorers import (
     CountdownVerifierScorer,
     ReasoningTask,
+    RewardFunctionScorer,
     StepScorer,
     ValueHeadScorer,
     arithmetic_task,
@@ -61,6 +62,7 @@ __all__ = [
     "LMState",
     "LMStepper",
     "ReasoningTask",
+    "RewardFunctionScorer",
     "SearchConfig",
     "SolveResult",
     "StepSample",

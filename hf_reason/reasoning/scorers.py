@@ -32,6 +32,7 @@ from .backends import model_device, stepping_model
 __all__ = [
     "CountdownVerifierScorer",
     "ReasoningTask",
+    "RewardFunctionScorer",
     "StepScorer",
     "ValueHeadScorer",
     "arithmetic_task",
@@ -208,3 +209,33 @@ class ValueHeadScorer:
             value = torch.sigmoid(value) if self.squash else value.clamp(0.0, 1.0)
             scores.append(float(value))
         return scores
+
+
+class RewardFunctionScorer:
+    """Any TRL reward function as a step scorer: a process / outcome reward model, the self-critic
+    (`hf_reason.evaluation.self_critic.SelfCriticReward`) or a verifier reward of `hf_reason.reasoning.rewards`.
+
+    Each partial solution is passed as the completion written so far (its steps joined with
+    `step_delimiter`), so a process reward model scores the prefix; the scores are clamped to [0, 1].
+
+    Args:
+        reward_fn (`Callable`): ``reward_fn(prompts, completions, **kwargs) -> list[float]``.
+        step_delimiter (`str`, defaults to ``"\\n"``): joins the steps, as the model wrote them.
+        reward_kwargs (`dict`, *optional*): extra keyword lists for `reward_fn`, keyed by prompt
+            (``{column: {prompt: value}}``), e.g. the reference answers a verifier reward needs.
+    """
+
+    def __init__(self, reward_fn: Callable, step_delimiter: str = "\n", reward_kwargs: Optional[dict] = None):
+        if not callable(reward_fn):
+            raise ValueError(f"`reward_fn` must be callable, got {type(reward_fn).__name__}")
+        self.reward_fn = reward_fn
+        self.step_delimiter = step_delimiter
+        self.reward_kwargs = reward_kwargs or {}
+
+    def __call__(self, prompts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[float]:
+        completions = [self.step_delimiter.join(written) for written in steps]
+        kwargs = {column: [values[p] for p in prompts] for column, values in self.reward_kwargs.items()}
+        scores = self.reward_fn(list(prompts), completions, **kwargs)
+        if len(scores) != len(prompts):
+            raise ValueError(f"`reward_fn` returned {len(scores)} scores for {len(prompts)} partial solutions")
+        return [min(max(float(s), 0.0), 1.0) for s in scores]
