@@ -5,9 +5,9 @@ data and budget: a GPT-2-shaped transformer and a CRSM (Mamba with a value head)
 countdown solutions (SFT, one step per line) mixed with worked arithmetic chains, so their samples
 are varied and often, not always, right: the regime where search can pay. The CRSM then trains its
 value head in two stages: regression of the exact reward of sampled continuations at every prefix
-(Monte-Carlo), then rounds of RL from search outcomes (token-level MCTS on training problems; the
-value at every prefix of each searched completion regresses its exact reward, with the sampled
-rows mixed in). Its latent-dynamics and state-delta stages (examples/train_crsm.py) are not run
+(Monte-Carlo), then rounds of learning from search outcomes (`train_value_from_search`: token-level
+MCTS on training problems; the value at every prefix of each searched completion regresses its
+exact reward, with sampled rows mixed in). Its latent-dynamics and state-delta stages (examples/train_crsm.py) are not run
 here: MCTS uses the value head (`rollout="value"`).
 
 Then, on held-out problems the models never saw (disjoint seeds and prompts), per task:
@@ -22,9 +22,12 @@ McNemar against greedy of the same model, mean cost per problem: generated token
 seconds, and the ratio to greedy's tokens), `accuracy_vs_compute.png`, and the trained models
 (`gpt2/final`, `crsm/final`, each with its tokenizer) to score again with `--model_dir`.
 
-    python bench/reasoning.py --preset cpu-small --output_dir runs/reasoning
+    python bench/reasoning.py --preset cpu-small --output_dir runs/reasoning   # the whole grid
     python bench/reasoning.py --preset cpu-small --model_dir runs/reasoning --output_dir runs/reasoning-rescore
     python bench/reasoning.py --preset tiny --output_dir /tmp/reasoning-tiny   # end-to-end smoke run
+
+`--families`, `--tasks`, `--methods` and `--scorers` pick a part of the grid (greedy always runs);
+docs/reasoning.md lists the three runs that check the goals.
 """
 
 import argparse
@@ -34,6 +37,7 @@ import random
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -392,11 +396,32 @@ def method_grid(preset: Preset, family: str, task_name: str, model, tokenizer) -
     return grid
 
 
-def evaluate(model, tokenizer, family: str, task_name: str, rows, preset: Preset, seed: int) -> list:
+def selected(label: str, method: str, methods: Optional[set], scorers: Optional[set]) -> bool:
+    """Whether a grid entry is kept by `--methods` (method kinds) and `--scorers` (the bracketed scorer
+    names); greedy always runs (every comparison is against it); CRSM's token MCTS has its own value head."""
+    if method == "greedy":
+        return True
+    scorer = label[label.index("[") + 1 : label.rindex("]")] if "[" in label and method != "token_mcts" else None
+    return (methods is None or method in methods) and (scorers is None or scorer is None or scorer in scorers)
+
+
+def evaluate(
+    model,
+    tokenizer,
+    family: str,
+    task_name: str,
+    rows,
+    preset: Preset,
+    seed: int,
+    methods: Optional[set] = None,
+    scorers: Optional[set] = None,
+) -> list:
     task = arithmetic_task() if task_name == "arithmetic" else countdown_task()
     references = list(rows["answer"])
     entries, greedy = [], None
     for label, method, scorer, options in method_grid(preset, family, task_name, model, tokenizer):
+        if not selected(label, method, methods, scorers):
+            continue
         started = time.perf_counter()
         results = solve(
             model,
@@ -548,6 +573,16 @@ def main(argv=None):
     parser.add_argument(
         "--sweep_trials", type=int, default=None, help="Optuna trials over CRSM's MCTS settings (0: no sweep)."
     )
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="Comma-separated subset of self_consistency,beam,mcts,token_mcts to evaluate (greedy always runs).",
+    )
+    parser.add_argument(
+        "--scorers",
+        default=None,
+        help="Comma-separated subset of verifier+lookahead,verifier,confidence,value-head for the scored methods.",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     preset = PRESETS[args.preset]
@@ -559,8 +594,16 @@ def main(argv=None):
     bad = [f for f in families if f not in ("gpt2", "crsm")] + [
         t for t in tasks if t not in ("countdown", "24", "arithmetic")
     ]
+    methods = None if args.methods is None else {m for m in args.methods.split(",") if m}
+    scorers = None if args.scorers is None else {m for m in args.scorers.split(",") if m}
+    bad += sorted((methods or set()) - {"self_consistency", "beam", "mcts", "token_mcts"})
+    bad += sorted((scorers or set()) - {"verifier+lookahead", "verifier", "confidence", "value-head"})
     if bad:
-        raise SystemExit(f"unknown family / task {bad}; families: gpt2, crsm; tasks: countdown, 24, arithmetic")
+        raise SystemExit(
+            f"unknown family / task / method / scorer {bad}; families: gpt2, crsm; tasks: countdown, 24, "
+            "arithmetic; methods: self_consistency, beam, mcts, token_mcts; scorers: verifier+lookahead, "
+            "verifier, confidence, value-head"
+        )
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     os.makedirs(args.output_dir, exist_ok=True)
     data = datasets_for(preset, args.seed)
@@ -602,7 +645,9 @@ def main(argv=None):
     entries = []
     for family, model in models.items():
         for task_name in tasks:
-            entries.extend(evaluate(model, tokenizer, family, task_name, data[task_name], preset, args.seed))
+            entries.extend(
+                evaluate(model, tokenizer, family, task_name, data[task_name], preset, args.seed, methods, scorers)
+            )
     table = {
         "preset": asdict(preset),
         "parameters": {f: count_parameters(m) for f, m in models.items()},

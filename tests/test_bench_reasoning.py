@@ -42,6 +42,10 @@ def test_tiny_run_writes_table_plot_and_models_and_rescores_them(tmp_path):
             "2",
             "--families",
             "gpt2",
+            "--methods",
+            "self_consistency,mcts",
+            "--scorers",
+            "verifier+lookahead",
             "--model_dir",
             str(out),
             "--output_dir",
@@ -52,5 +56,10 @@ def test_tiny_run_writes_table_plot_and_models_and_rescores_them(tmp_path):
     first = {
         r["method"]: r["accuracy"] for r in table["results"] if r["family"] == "gpt2" and r["task"] == "countdown"
     }
-    assert {r["method"]: r["accuracy"] for r in again} == first
+    assert {r["method"] for r in again} == {
+        "greedy",
+        "self-consistency@2",
+        "mcts-steps 2 budget 48 [verifier+lookahead]",
+    }
+    assert {r["method"]: r["accuracy"] for r in again} == {r["method"]: first[r["method"]] for r in again}
     assert Path(out / "gpt2" / "final" / "model.safetensors").is_file()
