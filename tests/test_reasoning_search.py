@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from grpo_testing import tiny_crsm, tiny_gpt2, tiny_mamba
+from grpo_testing import tiny_crsm, tiny_gpt2, tiny_mamba, tiny_meta_attention
 
 from hf_reason.data import build_tokenizer
 from hf_reason.reasoning import LMStepper, ReasoningTask, RewardFunctionScorer, SearchConfig, StepScorer, solve
@@ -155,7 +155,7 @@ def test_token_budget_caps_generated_tokens(tokenizer, method):
         assert r.cost["model_calls"] >= 1 and r.cost["seconds"] > 0
 
 
-@pytest.mark.parametrize("family", [tiny_gpt2, tiny_crsm, tiny_mamba])
+@pytest.mark.parametrize("family", [tiny_gpt2, tiny_meta_attention, tiny_crsm, tiny_mamba])
 def test_branching_from_a_cached_state_gives_the_logits_of_recomputation(tokenizer, family):
     model = family(tokenizer, seed=3)
     stepper = LMStepper(model, tokenizer, max_step_tokens=5)
