@@ -1,8 +1,9 @@
-"""Inference-time reasoning on held-out countdown, 24 game and arithmetic: what search buys over greedy.
+"""Inference-time reasoning on held-out countdown, 24 game, arithmetic and planning: what search buys over greedy.
 
 Trains (or loads with `--model_dir`) two small LMs of about the same parameter count on the same
 data and budget: a GPT-2-shaped transformer and a CRSM (Mamba with a value head). Both learn worked
-countdown solutions (SFT, one step per line) mixed with worked arithmetic chains, so their samples
+countdown solutions (SFT, one step per line) mixed with worked arithmetic chains and blocks-world
+plans (the tasks where search should help less; greedy and self-consistency run there), so their samples
 are varied and often, not always, right: the regime where search can pay. The CRSM then trains its
 value head in two stages: regression of the exact reward of sampled continuations at every prefix
 (Monte-Carlo), then rounds of learning from search outcomes (`train_value_from_search`: token-level
@@ -44,10 +45,17 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel  # noqa: E402
 
 from hf_reason import CRSMConfig, CRSMForCausalLM  # noqa: E402
-from hf_reason.data import build_tokenizer, generate_24_game, generate_arithmetic, generate_countdown  # noqa: E402
+from hf_reason.data import (  # noqa: E402
+    build_tokenizer,
+    generate_24_game,
+    generate_arithmetic,
+    generate_countdown,
+    generate_planning,
+)
 from hf_reason.evaluation.statistics import mcnemar_from_outcomes, wilson_interval  # noqa: E402
 from hf_reason.file_io import atomic_write_json, save_figure_atomic  # noqa: E402
 from hf_reason.reasoning import (  # noqa: E402
@@ -55,6 +63,7 @@ from hf_reason.reasoning import (  # noqa: E402
     ValueHeadScorer,
     arithmetic_task,
     countdown_task,
+    planning_task,
     solve,
     sweep_deliberation,
     train_value_from_search,
@@ -66,6 +75,7 @@ from hf_reason.reasoning import (  # noqa: E402
 class Preset:
     train_countdown: int
     train_arithmetic: int
+    train_planning: int
     eval_problems: int
     validation_problems: int
     gpt2_embd: int
@@ -92,6 +102,7 @@ PRESETS = {
     "tiny": Preset(
         train_countdown=100,
         train_arithmetic=50,
+        train_planning=30,
         eval_problems=6,
         validation_problems=4,
         gpt2_embd=32,
@@ -114,6 +125,7 @@ PRESETS = {
     "cpu-small": Preset(
         train_countdown=8000,
         train_arithmetic=6000,
+        train_planning=3000,
         eval_problems=300,
         validation_problems=100,
         gpt2_embd=96,
@@ -137,11 +149,33 @@ COUNTDOWN = dict(num_numbers=4, max_number=25, target_range=(10, 100))
 
 
 # --- data ------------------------------------------------------------------------------------------
+def planning_rows(n: int, seed: int) -> Dataset:
+    """Blocks-world puzzles of 3 and 4 blocks (`generate_planning`) with a compact prompt (the generator's
+    prose would be ~200 tokens for this bench's small tokenizer): stacks bottom to top, one move per
+    line, then ``#### <number of moves>``. `answer` is the puzzle (JSON) that `planning_task` checks."""
+    halves = [
+        generate_planning(max(1, n // 2), num_items=3, seed=seed),
+        generate_planning(n - n // 2, num_items=4, seed=seed),
+    ]
+    rows = {"prompt": [], "completion": [], "answer": []}
+    for half in halves:
+        for puzzle, steps in zip(half["puzzle"], half["steps"]):
+            state = json.loads(puzzle)
+            initial, goal = (
+                " ".join("[" + " ".join(stack) + "]" for stack in state[key]) for key in ("initial", "goal")
+            )
+            rows["prompt"].append(f"Blocks {initial} goal {goal}\nA:")
+            rows["completion"].append(" " + "\n".join(steps) + f"\n#### {len(steps)}")
+            rows["answer"].append(puzzle)
+    return Dataset.from_dict({k: v[:n] for k, v in rows.items()})
+
+
 def datasets_for(preset: Preset, seed: int) -> dict:
     """Train / validation / test splits from disjoint seeds; test prompts seen in training are dropped."""
     train_cd = generate_countdown(preset.train_countdown, seed=seed, count_solutions=False, **COUNTDOWN)
     train_ar = generate_arithmetic(preset.train_arithmetic, max_ops=3, max_value=20, seed=seed + 1)
-    seen = set(train_cd["prompt"]) | set(train_ar["prompt"])
+    train_pl = planning_rows(preset.train_planning, seed=seed + 6)
+    seen = set(train_cd["prompt"]) | set(train_ar["prompt"]) | set(train_pl["prompt"])
 
     def held_out(rows, n):
         keep = [i for i, p in enumerate(rows["prompt"]) if p not in seen][:n]
@@ -150,7 +184,8 @@ def datasets_for(preset: Preset, seed: int) -> dict:
     n = preset.eval_problems
     return {
         "train": [p + c for p, c in zip(train_cd["prompt"], train_cd["completion"])]
-        + [p + c for p, c in zip(train_ar["prompt"], train_ar["completion"])],
+        + [p + c for p, c in zip(train_ar["prompt"], train_ar["completion"])]
+        + [p + c for p, c in zip(train_pl["prompt"], train_pl["completion"])],
         "train_countdown": train_cd,
         "validation": held_out(
             generate_countdown(preset.validation_problems * 2, seed=seed + 2, **COUNTDOWN), preset.validation_problems
@@ -158,6 +193,8 @@ def datasets_for(preset: Preset, seed: int) -> dict:
         "countdown": held_out(generate_countdown(n * 2, seed=seed + 3, **COUNTDOWN), n),
         "24": held_out(generate_24_game(n * 2, seed=seed + 4), n),
         "arithmetic": held_out(generate_arithmetic(n * 2, max_ops=3, max_value=20, seed=seed + 5), n),
+        # A few-block world has few distinct puzzles: held-out ones are those no training row shows.
+        "planning": held_out(planning_rows(n * 4, seed=seed + 7), n),
     }
 
 
@@ -338,7 +375,7 @@ def method_grid(preset: Preset, family: str, task_name: str, model, tokenizer) -
     grid = [("greedy", "greedy", None, {})]
     for k in preset.sample_counts:
         grid.append((f"self-consistency@{k}", "self_consistency", None, {"num_samples": k}))
-    if task_name == "arithmetic":
+    if task_name in ("arithmetic", "planning"):
         return grid
     integer_steps = task_name != "24"
     scorers = {
@@ -416,7 +453,7 @@ def evaluate(
     methods: Optional[set] = None,
     scorers: Optional[set] = None,
 ) -> list:
-    task = arithmetic_task() if task_name == "arithmetic" else countdown_task()
+    task = {"arithmetic": arithmetic_task, "planning": planning_task}.get(task_name, countdown_task)()
     references = list(rows["answer"])
     entries, greedy = [], None
     for label, method, scorer, options in method_grid(preset, family, task_name, model, tokenizer):
@@ -563,7 +600,9 @@ def main(argv=None):
     )
     parser.add_argument("--families", default="gpt2,crsm", help="Comma-separated subset of gpt2,crsm.")
     parser.add_argument(
-        "--tasks", default="countdown,24,arithmetic", help="Comma-separated subset of countdown,24,arithmetic."
+        "--tasks",
+        default="countdown,24,arithmetic,planning",
+        help="Comma-separated subset of countdown,24,arithmetic,planning.",
     )
     parser.add_argument(
         "--eval_problems", type=int, default=None, help="Override the preset's held-out problems per task."
@@ -592,7 +631,7 @@ def main(argv=None):
     families = [f for f in args.families.split(",") if f]
     tasks = [t for t in args.tasks.split(",") if t]
     bad = [f for f in families if f not in ("gpt2", "crsm")] + [
-        t for t in tasks if t not in ("countdown", "24", "arithmetic")
+        t for t in tasks if t not in ("countdown", "24", "arithmetic", "planning")
     ]
     methods = None if args.methods is None else {m for m in args.methods.split(",") if m}
     scorers = None if args.scorers is None else {m for m in args.scorers.split(",") if m}
@@ -601,7 +640,7 @@ def main(argv=None):
     if bad:
         raise SystemExit(
             f"unknown family / task / method / scorer {bad}; families: gpt2, crsm; tasks: countdown, 24, "
-            "arithmetic; methods: self_consistency, beam, mcts, token_mcts; scorers: verifier+lookahead, "
+            "arithmetic, planning; methods: self_consistency, beam, mcts, token_mcts; scorers: verifier+lookahead, "
             "verifier, confidence, value-head"
         )
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

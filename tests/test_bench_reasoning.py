@@ -18,7 +18,16 @@ def test_tiny_run_writes_table_plot_and_models_and_rescores_them(tmp_path):
     bench = _bench()
     out = tmp_path / "run"
     bench.main(
-        ["--preset", "tiny", "--tasks", "countdown,arithmetic", "--eval_problems", "2", "--output_dir", str(out)]
+        [
+            "--preset",
+            "tiny",
+            "--tasks",
+            "countdown,arithmetic,planning",
+            "--eval_problems",
+            "2",
+            "--output_dir",
+            str(out),
+        ]
     )
     table = json.loads((out / "table.json").read_text())
     assert (out / "accuracy_vs_compute.png").stat().st_size > 0
@@ -26,6 +35,7 @@ def test_tiny_run_writes_table_plot_and_models_and_rescores_them(tmp_path):
     assert ("crsm", "countdown", "crsm token-mcts [swept on validation]") in methods
     assert ("gpt2", "countdown", "mcts-steps 2 budget 48 [verifier+lookahead]") in methods
     assert ("gpt2", "arithmetic", "self-consistency@2") in methods
+    assert ("crsm", "planning", "self-consistency@2") in methods
     for row in table["results"]:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["n"] == 2 and row["cost"]["generated_tokens"] > 0
         assert row["method"] == "greedy" or 0.0 <= row["vs_greedy"]["mcnemar_p"] <= 1.0

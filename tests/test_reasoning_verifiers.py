@@ -187,3 +187,19 @@ def test_grpo_step_with_the_z3_sympy_and_sandbox_rewards(tmp_path):
     logged = trainer.state.log_history[0]
     for name in ("constraint_z3", "sympy_reference", "code_tests"):
         assert f"rewards/{name}/mean" in logged
+
+
+def test_planning_task_simulates_the_plan_against_the_puzzle():
+    from hf_reason.data import generate_planning
+    from hf_reason.reasoning import planning_task
+
+    task = planning_task()
+    row = generate_planning(1, num_items=3, seed=0)[0]  # B on the table with A on it, C alone; goal: all on the table
+    good = "move A onto table\n#### 1"
+    assert task.is_correct(row["prompt"], good, row["puzzle"])
+    assert not task.is_correct(row["prompt"], "move B onto table\n#### 1", row["puzzle"])  # B is under A
+    assert not task.is_correct(row["prompt"], "move A onto C\n#### 1", row["puzzle"])  # legal, misses the goal
+    assert task.extract_answer(row["prompt"], " Move A to table \n#### 1") == "move A onto table"
+    assert task.is_final_step("#### 1") and not task.is_final_step("move A onto table")
+    with pytest.raises(ValueError, match="puzzles"):
+        task.is_correct(row["prompt"], good, 3)

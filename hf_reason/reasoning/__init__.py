@@ -23,6 +23,7 @@ from .scorers import (
     ValueHeadScorer,
     arithmetic_task,
     countdown_task,
+    planning_task,
 )
 from .search import METHODS, SearchConfig, SolveResult, solve
 from .sweep import DELIBERATION_KEY, sweep_deliberation, write_deliberation_defaults
@@ -70,6 +71,7 @@ __all__ = [
     "ValueHeadScorer",
     "arithmetic_task",
     "countdown_task",
+    "planning_task",
     "solve",
     "prefix_values",
     "train_value_from_search",

@@ -9,6 +9,7 @@ contract (`StepScorer`); search calls nothing else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +26,7 @@ from ..data.countdown import (
     parse_countdown_steps,
     solve_countdown,
 )
+from ..data.planning import check_plan, parse_moves
 from ..evaluation.exact_arithmetic import ArithmeticExpressionError
 from .backends import model_device, stepping_model
 
@@ -37,6 +39,7 @@ __all__ = [
     "ValueHeadScorer",
     "arithmetic_task",
     "countdown_task",
+    "planning_task",
 ]
 
 
@@ -115,6 +118,37 @@ def arithmetic_task() -> ReasoningTask:
         name="arithmetic",
         extract_answer=lambda prompt, completion: extract_arithmetic_answer(completion),
         is_correct=_arithmetic_correct,
+        is_final_step=lambda step: step.strip().startswith("####"),
+    )
+
+
+def _plan_text(completion: str) -> str:
+    return completion.split("####", 1)[0].strip()
+
+
+def _plan_answer(prompt: str, completion: str) -> Optional[str]:
+    text = _plan_text(completion)
+    moves = parse_moves(text)
+    if moves:
+        return "; ".join(f"move {block} onto {target}" for block, target in moves)
+    return text or None
+
+
+def _plan_correct(prompt: str, completion: str, reference: Any) -> bool:
+    puzzle = json.loads(reference) if isinstance(reference, str) else reference
+    if not isinstance(puzzle, dict):
+        raise ValueError(f"planning references are puzzles (dict or its JSON), got {type(reference).__name__}")
+    return check_plan(puzzle, _plan_text(completion)).valid
+
+
+def planning_task() -> ReasoningTask:
+    """Planning (`hf_reason.data.generate_planning`): the plan before an optional ``####`` line is simulated
+    by `check_plan` against the reference puzzle (the dataset's `puzzle` column: a dict or its JSON); votes
+    are counted over the parsed move sequence."""
+    return ReasoningTask(
+        name="planning",
+        extract_answer=_plan_answer,
+        is_correct=_plan_correct,
         is_final_step=lambda step: step.strip().startswith("####"),
     )
 
