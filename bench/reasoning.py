@@ -178,7 +178,9 @@ def datasets_for(preset: Preset, seed: int) -> dict:
     seen = set(train_cd["prompt"]) | set(train_ar["prompt"]) | set(train_pl["prompt"])
 
     def held_out(rows, n):
-        keep = [i for i, p in enumerate(rows["prompt"]) if p not in seen][:n]
+        # Unseen in training and each problem once (a small planning world repeats puzzles).
+        first = {p: i for i, p in reversed(list(enumerate(rows["prompt"])))}
+        keep = [i for i, p in enumerate(rows["prompt"]) if p not in seen and first[p] == i][:n]
         return rows.select(keep)
 
     n = preset.eval_problems

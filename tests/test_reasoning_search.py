@@ -92,20 +92,11 @@ def test_a_trl_reward_function_and_the_self_critic_plug_in_as_step_scorers(token
     )
     assert all(r.correct for r in found)
 
-    from hf_reason import MetaAttentionConfig, MetaAttentionForSequenceScoring
+    from hf_reason import MetaAttentionForSequenceScoring
     from hf_reason.evaluation.self_critic import SelfCriticReward
 
     torch.manual_seed(0)
-    config = MetaAttentionConfig(
-        vocab_size=len(tokenizer),
-        n_positions=64,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        meta_top_k=2,
-        meta_hidden_size=16,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_meta_attention(tokenizer).config
     critic = SelfCriticReward(MetaAttentionForSequenceScoring(config).eval(), tokenizer)
     steps = [["1 + 2 = 3"], ["1 + 2 = 3", "3 * 4 = 12"]]
     expected = critic(["Q: 12?\n"] * 2, ["1 + 2 = 3", "1 + 2 = 3\n3 * 4 = 12"])
