@@ -80,12 +80,13 @@ def grpo_trainer(
     out_dir,
     reward_funcs=text_length_reward,
     peft_config=None,
+    train_dataset=None,
     trainer_kwargs=None,
     **options,
 ):
-    """A GRPO trainer (`cls` / `config_cls`: stock or ours) on 8 arithmetic prompts: 8 rows per step (2 prompts x 4
-    completions of up to 8 tokens), float32 on CPU, seeded; `options` override the config's fields and
-    `trainer_kwargs` are passed to the trainer (e.g. a mixin's own arguments)."""
+    """A GRPO trainer (`cls` / `config_cls`: stock or ours) on 8 arithmetic prompts (or `train_dataset`): 8 rows per
+    step (2 prompts x 4 completions of up to 8 tokens), float32 on CPU, seeded; `options` override the config's
+    fields and `trainer_kwargs` are passed to the trainer (e.g. a mixin's own arguments)."""
     args = dict(
         output_dir=str(out_dir),
         per_device_train_batch_size=8,
@@ -106,7 +107,9 @@ def grpo_trainer(
         model=model,
         reward_funcs=reward_funcs,
         args=config_cls(**args),
-        train_dataset=generate_arithmetic(8, seed=1).remove_columns(["completion"]),
+        train_dataset=generate_arithmetic(8, seed=1).remove_columns(["completion"])
+        if train_dataset is None
+        else train_dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         **(trainer_kwargs or {}),

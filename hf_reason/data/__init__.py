@@ -18,6 +18,14 @@ from .clarification import (
     story_answer_schema,
 )
 from .control_tokens import CLARIFY_TOKEN, CONTROL_TOKENS, THOUGHT_END, THOUGHT_START, add_control_tokens
+from .countdown import (
+    check_countdown,
+    format_countdown_prompt,
+    generate_24_game,
+    generate_countdown,
+    is_valid_countdown,
+    solve_countdown,
+)
 from .curated_tasks import CuratedTaskError, generated_entries, load_curated_tasks
 from .grid import dihedral_transform, inverse_dihedral_index, inverse_dihedral_transform
 from .instructions import NEGATIVE_KINDS, generate_instruction_tasks
@@ -47,6 +55,12 @@ from .theory_of_mind import generate_tom_stories
 __all__ = [
     "NEGATIVE_KINDS",
     "generate_instruction_tasks",
+    "check_countdown",
+    "format_countdown_prompt",
+    "generate_24_game",
+    "generate_countdown",
+    "is_valid_countdown",
+    "solve_countdown",
     "CLARIFY_TOKEN",
     "CONTROL_TOKENS",
     "THOUGHT_END",
