@@ -1,11 +1,13 @@
 """The app's handlers as plain functions, its models, the Space files and `hf-reason app` / `push --space`."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,6 +292,24 @@ def test_app_command_serves_the_page_with_the_given_models(models, tmp_path):
     command = [sys.executable, "-m", "hf_reason.cli", "app", "--trm", str(tmp_path / "maze"), "--port", str(port)]
     page = _served_config(command, tmp_path, port, {**os.environ, "HF_HUB_OFFLINE": "1"})
     assert f"Model: `{tmp_path / 'maze'}` on PyTorch" in page and "TRM: Sudoku" in page
+
+
+def test_the_startup_bench_prints_its_comparison_line():
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "bench/app_startup.py", "--repeats", "1"],
+        cwd=root,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.fullmatch(
+        r"app cold start \(median of 1\): ours [\d.]+ s, reference [\d.]+ s \(bare Gradio Blocks\), ratio [\d.]+; "
+        r"worst [\d.]+ s, goal < 10 s: (met|not met)\n",
+        result.stdout,
+    ), result.stdout
 
 
 def test_push_dry_run_with_space_lists_the_space_files(models, tmp_path, capsys):

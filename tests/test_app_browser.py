@@ -1,8 +1,8 @@
 """`hf-reason app` in a real headless Chromium: solve a Sudoku, see a bad one's message, solve a maze, generate
-with CRSM and with the meta-attention model; screenshots of each. And the app is up in under 10 s."""
+with CRSM and with the meta-attention model; screenshots of each. (Its cold start is measured by
+bench/app_startup.py.)"""
 
 import importlib.util
-import time
 import urllib.request
 from pathlib import Path
 
@@ -14,29 +14,20 @@ _spec = importlib.util.spec_from_file_location("app_screenshots", REPO_ROOT / "u
 app_screenshots = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(app_screenshots)
 
-STARTUP_LIMIT_SECONDS = 10.0
-
 
 @pytest.fixture(scope="module")
 def served_app():
-    """The app with its small demo models on a free port; `seconds`: building the page (models included)
-    and starting its server, until the page answers."""
+    """The app with its small demo models on a free port, once its page answers."""
     pytest.importorskip("gradio", reason="the app needs gradio (pip install hf-reason[app])")
     from hf_reason.app import launch_app
 
     port = app_screenshots.free_port()
-    started = time.perf_counter()
     app = launch_app(port=port, block=False)
     url = f"http://127.0.0.1:{port}"
     with urllib.request.urlopen(url, timeout=30) as response:
         assert response.status == 200
-    seconds = time.perf_counter() - started
-    yield {"url": url, "seconds": seconds, "app": app}
+    yield {"url": url, "app": app}
     app.close()
-
-
-def test_app_with_small_models_is_up_in_under_10_seconds(served_app):
-    assert served_app["seconds"] < STARTUP_LIMIT_SECONDS, f"the app took {served_app['seconds']:.1f} s to start"
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,6 @@ The browser test (tests/test_app_browser.py) runs the same flow; this script wri
 
     python utils/app_screenshots.py --out docs/images [--trm DIR] [--crsm DIR] [--meta DIR]
 
-`--startup N` instead times the command's cold start N times (a fresh `hf-reason app` process, until its
-page answers) and needs no browser:
-
-    python utils/app_screenshots.py --startup 5
-
 The browser flow needs the OS's Chromium and chromedriver (Debian: `apt-get install chromium chromium-driver`) and
 selenium (`pip install -e .[dev]`); the browser is found on PATH, or through CHROMIUM_BINARY and
 CHROMEDRIVER.
@@ -201,30 +196,6 @@ def drive_app(driver, url: str, out_dir: Path) -> dict:
     return {"texts": texts, "screenshots": shots}
 
 
-def cold_start_seconds(options: list, timeout: float = 120.0) -> float:
-    """Seconds from starting `hf-reason app OPTIONS` in a fresh Python process until its page answers."""
-    import subprocess
-    import urllib.request
-
-    port = free_port()
-    command = [sys.executable, "-m", "hf_reason.cli", "app", *options, "--port", str(port)]
-    started = time.perf_counter()
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        while time.perf_counter() - started < timeout:
-            if server.poll() is not None:
-                raise RuntimeError(f"`{' '.join(command)}` exited: {server.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
-                    return time.perf_counter() - started
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"`{' '.join(command)}` did not answer in {timeout:.0f} s")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/images", help="Folder of the PNGs (default docs/images).")
@@ -232,17 +203,7 @@ def main() -> int:
     parser.add_argument("--crsm", default=None, metavar="DIR")
     parser.add_argument("--meta", default=None, metavar="DIR")
     parser.add_argument("--critic", default=None, metavar="DIR")
-    parser.add_argument("--startup", type=int, default=0, metavar="N", help="Time N cold starts; no browser.")
     args = parser.parse_args()
-    if args.startup > 0:
-        import statistics
-
-        options = [f"--trm={d}" for d in args.trm or []]
-        options += [f"--{k}={v}" for k, v in (("crsm", args.crsm), ("meta", args.meta), ("critic", args.critic)) if v]
-        seconds = [cold_start_seconds(options) for _ in range(args.startup)]
-        print("cold starts (s): " + ", ".join(f"{s:.2f}" for s in seconds))
-        print(f"median {statistics.median(seconds):.2f} s, max {max(seconds):.2f} s")
-        return 0
     browser, chromedriver, reason = find_browser()
     if browser is None:
         print(f"error: {reason}", file=sys.stderr)
