@@ -32,7 +32,8 @@ import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, set_seed  # noqa: E402
 
-from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct  # noqa: E402
+from hf_reason.data import build_tokenizer, is_correct  # noqa: E402
+from hf_reason.data.arithmetic import distinct_arithmetic  # noqa: E402
 from hf_reason.data.curation import curate, pass_rates  # noqa: E402
 from hf_reason.evaluation.statistics import cohens_h, format_proportion, mcnemar_from_outcomes  # noqa: E402
 from hf_reason.file_io import atomic_write_json  # noqa: E402
@@ -89,20 +90,12 @@ def spoiled_pool(args, rows: list[dict]) -> list[dict]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    problems = generate_arithmetic(
-        4 * (args.num_seed + args.num_pool + args.num_eval), max_ops=args.max_ops, seed=args.seed + 11
+    rows = distinct_arithmetic(
+        args.num_seed + args.num_pool + args.num_eval, max_ops=args.max_ops, seed=args.seed + 11
     )
-    seen, rows = set(), []
-    for row in problems:
-        if row["prompt"] not in seen:
-            seen.add(row["prompt"])
-            rows.append(row)
-    needed = args.num_seed + args.num_pool + args.num_eval
-    if len(rows) < needed:
-        raise ValueError(f"only {len(rows)} distinct problems for {needed}; raise --max_ops")
     seed_rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in rows[: args.num_seed]]
     pool = spoiled_pool(args, rows[args.num_seed : args.num_seed + args.num_pool])
-    held_out = Dataset.from_list(rows[args.num_seed + args.num_pool : needed])
+    held_out = Dataset.from_list(rows[args.num_seed + args.num_pool :])
     tokenizer = build_tokenizer()
     batch = 4 if args.quick else 16
     report = {"config": vars(args)}

@@ -28,7 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed  # noqa: E402
 
-from hf_reason.data import build_tokenizer, generate_arithmetic, is_correct  # noqa: E402
+from hf_reason.data import build_tokenizer, is_correct  # noqa: E402
+from hf_reason.data.arithmetic import distinct_arithmetic  # noqa: E402
 from hf_reason.evaluation.statistics import cohens_h, format_proportion, mcnemar_from_outcomes  # noqa: E402
 from hf_reason.file_io import atomic_write_json, read_json_object  # noqa: E402
 from hf_reason.trainers.star import StarConfig, new_small_gpt2, run_star, sft_on_rows  # noqa: E402
@@ -62,22 +63,14 @@ def parse_args(argv=None):
 
 def disjoint_problems(args):
     """Seed (worked), STaR (answers only) and held-out problems that share no prompt."""
-    pool = generate_arithmetic(
-        4 * (args.num_seed + args.num_train + args.num_eval), max_ops=args.max_ops, max_value=args.max_value, seed=11
+    rows = distinct_arithmetic(
+        args.num_seed + args.num_train + args.num_eval, max_ops=args.max_ops, max_value=args.max_value, seed=11
     )
-    seen, rows = set(), []
-    for row in pool:
-        if row["prompt"] not in seen:
-            seen.add(row["prompt"])
-            rows.append(row)
-    needed = args.num_seed + args.num_train + args.num_eval
-    if len(rows) < needed:
-        raise ValueError(f"only {len(rows)} distinct problems for {needed}; raise --max_value or --max_ops")
     from datasets import Dataset
 
     seed_rows = rows[: args.num_seed]
     train = rows[args.num_seed : args.num_seed + args.num_train]
-    held_out = rows[args.num_seed + args.num_train : needed]
+    held_out = rows[args.num_seed + args.num_train :]
     as_set = lambda chunk, keep: Dataset.from_dict({k: [r[k] for r in chunk] for k in keep})  # noqa: E731
     return (
         as_set(seed_rows, ("prompt", "completion")),

@@ -7,7 +7,7 @@ from hf_reason.data import (
     is_correct,
     load_text_corpus,
 )
-from hf_reason.data.arithmetic import solve_steps
+from hf_reason.data.arithmetic import distinct_arithmetic, solve_steps
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,12 @@ def test_arithmetic_rejects_bad_arguments():
         generate_arithmetic(0)
     with pytest.raises(ValueError, match="max_value"):
         generate_arithmetic(3, max_value=0)
+
+
+def test_distinct_arithmetic_has_no_repeated_prompt_and_says_when_the_space_is_too_small():
+    rows = distinct_arithmetic(200, max_ops=1, max_value=9, seed=3)
+    assert len(rows) == 200 and len({r["prompt"] for r in rows}) == 200
+    assert rows == distinct_arithmetic(200, max_ops=1, max_value=9, seed=3)
+    # one operator over 0..2 gives at most 3 * 3 * 4 = 36 different problems
+    with pytest.raises(ValueError, match=r"only \d+ distinct problems for 50 \(max_ops=1, max_value=2\)"):
+        distinct_arithmetic(50, max_ops=1, max_value=2)

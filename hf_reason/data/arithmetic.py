@@ -23,7 +23,14 @@ from typing import Optional
 import datasets
 
 
-__all__ = ["ANSWER_PREFIX", "extract_answer", "generate_arithmetic", "is_correct", "solve_steps"]
+__all__ = [
+    "ANSWER_PREFIX",
+    "distinct_arithmetic",
+    "extract_answer",
+    "generate_arithmetic",
+    "is_correct",
+    "solve_steps",
+]
 
 ANSWER_PREFIX = "####"
 _ANSWER_RE = re.compile(r"####\s*(-?\d+)")
@@ -120,3 +127,21 @@ def is_correct(completion: str, answer) -> bool:
         return int(predicted) == int(str(answer).strip())
     except ValueError:
         return False
+
+
+def distinct_arithmetic(num_examples: int, max_ops: int = 3, max_value: int = 20, seed: int = 0) -> list[dict]:
+    """`num_examples` rows of `generate_arithmetic` with pairwise different prompts, in generation order, so that
+    slices of the list (seed / training / held-out) share no problem.
+
+    Raises:
+        ValueError: when four times as many draws hold fewer distinct prompts (too few `max_ops` / `max_value`).
+    """
+    rows = {}
+    for row in generate_arithmetic(4 * num_examples, max_ops=max_ops, max_value=max_value, seed=seed):
+        rows.setdefault(row["prompt"], row)
+    if len(rows) < num_examples:
+        raise ValueError(
+            f"only {len(rows)} distinct problems for {num_examples} (max_ops={max_ops}, max_value={max_value}); "
+            "raise max_ops or max_value"
+        )
+    return list(rows.values())[:num_examples]
