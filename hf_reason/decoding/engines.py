@@ -210,7 +210,8 @@ class CompiledGrammar:
 def unpack_bitmask(bitmask: torch.Tensor, vocab_size: int) -> np.ndarray:
     """An int32 `(batch, ceil(vocab / 32))` bitmask as a boolean `(batch, vocab_size)` array."""
     as_bytes = bitmask.numpy().view(np.uint8)
-    return np.unpackbits(as_bytes, axis=-1, bitorder="little")[:, :vocab_size].astype(bool)
+    # `count` cuts the padding bits in the same pass, and 0/1 bytes are valid booleans: no copy
+    return np.unpackbits(as_bytes, axis=-1, count=vocab_size, bitorder="little").view(bool)
 
 
 # --- compiling, cached --------------------------------------------------------------------------

@@ -148,11 +148,12 @@ class GrammarLogitsProcessor(LogitsProcessor):
         self.tracker = PromptTracker()
         self.rows: list[_Row] = []
         self._bitmask: Optional[torch.Tensor] = None
-        self._extra = np.zeros(grammar.vocab_size, dtype=bool)
-        self._extra[sorted(self.eos_ids)] = True
+        self._eos_list = sorted(self.eos_ids)
+        extra = np.zeros(grammar.vocab_size, dtype=bool)
+        extra[self._eos_list] = True
         self._engine_stop = [i for i in grammar.engine_stop_ids if i < grammar.vocab_size]
         words = np.zeros(grammar.bitmask_width * 4, dtype=np.uint8)
-        packed = np.packbits(~self._extra, bitorder="little")
+        packed = np.packbits(~extra, bitorder="little")
         words[: packed.size] = packed
         self._thought_row = torch.from_numpy(words.view(np.int32))
 
@@ -224,7 +225,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
             return
         allowed[self._engine_stop] = False
         if row.matcher.is_accepting():
-            allowed |= self._extra
+            allowed[self._eos_list] = True
         if self.thought_ids is not None:
             allowed[self.thought_ids[0]] = True
         if not allowed.any():
