@@ -1,0 +1,187 @@
+"""GRPO's difficulty curriculum: `CurriculumRepeatSampler` keeps TRL's `RepeatSampler` stream and draws easy to hard."""
+
+import numpy as np
+import pytest
+from datasets import concatenate_datasets
+from grpo_testing import grpo_trainer, tiny_gpt2
+from trl.trainer.utils import RepeatSampler
+
+from hf_reason.data.arithmetic import generate_arithmetic
+from hf_reason.data.curriculum import CurriculumRepeatSampler
+from hf_reason.data.text import build_tokenizer
+from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(vocab_size=384)
+
+
+def leveled_arithmetic():
+    """16 distinct problems, 4 with each number of operators (1 to 4): four difficulty buckets of 4 rows."""
+    parts = [generate_arithmetic(4, min_ops=k, max_ops=k, seed=k) for k in (1, 2, 3, 4)]
+    data = concatenate_datasets(parts).remove_columns(["completion"])
+    assert len(set(data["prompt"])) == 16
+    return data
+
+
+class PromptRecorder:
+    """A reward function (0 for all) that keeps, per call, the prompts and difficulty of the rows it scored."""
+
+    __name__ = "prompt_recorder"
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, prompts, completions, num_ops, **kwargs):
+        self.calls.append((list(prompts), list(num_ops)))
+        return [float(len(c)) for c in completions]
+
+
+def structure(stream, mini_repeat_count, batch_size, repeat_count):
+    """The chunks of a GRPO index stream, checking its shape: each index `mini_repeat_count` times in a row,
+    `batch_size` distinct indices per chunk, each chunk `repeat_count` times in a row."""
+    block = mini_repeat_count * batch_size
+    assert len(stream) % (block * repeat_count) == 0
+    chunks = []
+    for start in range(0, len(stream), block * repeat_count):
+        first = stream[start : start + block]
+        assert stream[start : start + block * repeat_count] == first * repeat_count
+        groups = [first[i : i + mini_repeat_count] for i in range(0, block, mini_repeat_count)]
+        assert all(g == [g[0]] * mini_repeat_count for g in groups)
+        chunk = [g[0] for g in groups]
+        assert len(set(chunk)) == batch_size
+        chunks.append(chunk)
+    return chunks
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_with_every_bucket_unlocked_the_stream_is_trls_repeat_sampler(shuffle):
+    shape = dict(mini_repeat_count=3, batch_size=4)
+    ours = CurriculumRepeatSampler(
+        np.ones(30), **shape, repeat_count=2, schedule_length=5, num_buckets=4, shuffle=shuffle, seed=11
+    )
+    assert len(ours.difficulty_buckets) == 1  # one difficulty: every row unlocked from the start
+    stock = RepeatSampler(list(range(30)), **shape, repeat_count=2, shuffle=shuffle, seed=11)
+    assert len(ours) == len(stock) == 7 * 4 * 3 * 2
+    for epoch in range(3):  # the Trainer's set_epoch; stock's generator moves on at each iteration
+        ours.set_epoch(epoch)
+        assert list(ours) == list(stock), epoch
+    # a fresh sampler set to epoch 2 (a run resumed there) draws what the one that ran epochs 0 and 1 drew
+    fresh = CurriculumRepeatSampler(
+        np.ones(30), **shape, repeat_count=2, schedule_length=5, num_buckets=4, shuffle=shuffle, seed=11
+    )
+    fresh.set_epoch(2)
+    assert list(fresh) == list(ours)
+
+
+def test_early_chunks_come_from_the_easiest_bucket_and_later_ones_from_all():
+    difficulty = np.repeat([1.0, 2.0, 3.0, 4.0], 10)  # buckets of rows 0-9, 10-19, 20-29, 30-39
+    sampler = CurriculumRepeatSampler(
+        difficulty, mini_repeat_count=2, batch_size=3, repeat_count=2, schedule_length=13, warmup_fraction=0.5, seed=0
+    )
+    chunks = structure(list(sampler), 2, 3, 2)
+    assert len(chunks) == 13
+    bucket = [[int(difficulty[i]) for i in chunk] for chunk in chunks]
+    # chunk k unlocks 1 + floor(min(k / 13 / 0.5, 1) * 3) buckets: 1 for k < 3, 2 for k < 5, 3 for k < 7, then 4
+    assert [max(b) <= 1 for b in bucket[:3]] == [True] * 3
+    assert max(max(b) for b in bucket[:5]) == 2 and max(max(b) for b in bucket[:7]) == 3
+    assert {d for b in bucket[7:] for d in b} == {1, 2, 3, 4}
+    # within a pass over the unlocked rows no row repeats: the easiest bucket's 10 rows fill the first 3 chunks
+    assert len({i for chunk in chunks[:3] for i in chunk}) == 9
+    # the last unlocked bucket's rows are all drawn once the schedule ends (no harder row is left out)
+    assert {i for chunk in chunks for i in chunk} >= set(range(30, 40))
+
+
+def test_too_few_easy_rows_for_a_batch_unlock_the_next_bucket_early():
+    sampler = CurriculumRepeatSampler(
+        np.repeat([1.0, 2.0, 3.0], [2, 2, 8]), mini_repeat_count=1, batch_size=3, repeat_count=1, schedule_length=4
+    )
+    assert sampler.min_unlocked == 2
+    first = next(sampler.chunks())
+    assert len(set(first.tolist())) == 3 and set(first.tolist()) <= {0, 1, 2, 3}
+
+
+def test_a_grpo_run_draws_easy_prompts_first_and_trains(tokenizer, tmp_path):
+    recorder = PromptRecorder()
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        tiny_gpt2(tokenizer),
+        tokenizer,
+        tmp_path,
+        reward_funcs=recorder,
+        train_dataset=leveled_arithmetic(),
+        max_steps=4,
+        difficulty_column="num_ops",
+        curriculum_warmup_fraction=0.5,
+    )
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, CurriculumRepeatSampler)
+    assert (sampler.batch_size, sampler.mini_repeat_count, sampler.repeat_count) == (2, 4, 1)
+    assert sampler.schedule_length == 4 and len(sampler.difficulty_buckets) == 4
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert trainer.state.global_step == 4
+    assert any(not (before[n] == p).all() for n, p in trainer.model.named_parameters())
+    levels = [ops for _, ops in recorder.calls]
+    assert len(levels) == 4
+    # step 1: the easiest bucket only, each of its 2 prompts as one group of 4; step 2: up to 2 operators;
+    # steps 3-4: every bucket unlocked (at half of training)
+    assert set(levels[0]) == {1} and max(levels[1]) <= 2
+    for prompts, _ in recorder.calls:
+        assert prompts[:4] == [prompts[0]] * 4 and prompts[4:] == [prompts[4]] * 4 and prompts[0] != prompts[4]
+    # the same config without the column is stock's sampler
+    plain = grpo_trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path / "p")
+    assert isinstance(plain._get_train_sampler(), RepeatSampler)
+
+
+def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):
+    data = leveled_arithmetic()
+    with pytest.raises(
+        ValueError, match=r"difficulty_column='rating' is not a column .*\['prompt', 'answer', 'num_ops'\]"
+    ):
+        grpo_trainer(
+            ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
+            train_dataset=data, difficulty_column="rating",
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"difficulty_column='answer' must hold one finite number per row"):
+        grpo_trainer(
+            ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
+            train_dataset=data.map(lambda row: {"answer": "n/a"}), difficulty_column="answer",
+        )  # fmt: skip
+    for field, value, match in [
+        ("curriculum_num_buckets", 0, "curriculum_num_buckets must be an integer in"),
+        ("curriculum_warmup_fraction", 1.5, r"curriculum_warmup_fraction must be in \(0, 1\]"),
+        ("difficulty_column", "", "difficulty_column must be a column name"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ReasoningGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, **{field: value})
+
+
+def test_a_resumed_run_continues_the_schedule(tokenizer, tmp_path):
+    def run(out_dir, recorder, resume=None):
+        trainer = grpo_trainer(
+            ReasoningGRPOTrainer,
+            ReasoningGRPOConfig,
+            tiny_gpt2(tokenizer),
+            tokenizer,
+            out_dir,
+            reward_funcs=recorder,
+            train_dataset=leveled_arithmetic(),
+            max_steps=6,
+            save_strategy="steps",
+            save_steps=3,
+            difficulty_column="num_ops",
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    whole, resumed = PromptRecorder(), PromptRecorder()
+    run(tmp_path / "whole", whole)
+    trainer = run(tmp_path / "resumed", resumed, resume=str(tmp_path / "whole" / "checkpoint-3"))
+    assert trainer.state.global_step == 6
+    assert len(whole.calls) == 6 and len(resumed.calls) == 3
+    # steps 4-6 of the resumed run draw exactly the prompts of the uninterrupted run's steps 4-6
+    assert resumed.calls == whole.calls[3:]
+    assert max(whole.calls[0][1]) == 1 and max(max(ops) for _, ops in whole.calls[3:]) > 1
