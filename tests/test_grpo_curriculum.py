@@ -2,11 +2,9 @@
 
 import numpy as np
 import pytest
-from datasets import concatenate_datasets
-from grpo_testing import grpo_trainer, tiny_gpt2
+from grpo_testing import grpo_trainer, leveled_arithmetic, tiny_gpt2
 from trl.trainer.utils import RepeatSampler
 
-from hf_reason.data.arithmetic import generate_arithmetic
 from hf_reason.data.curriculum import CurriculumRepeatSampler
 from hf_reason.data.text import build_tokenizer
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
@@ -15,14 +13,6 @@ from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_tokenizer(vocab_size=384)
-
-
-def leveled_arithmetic():
-    """16 distinct problems, 4 with each number of operators (1 to 4): four difficulty buckets of 4 rows."""
-    parts = [generate_arithmetic(4, min_ops=k, max_ops=k, seed=k) for k in (1, 2, 3, 4)]
-    data = concatenate_datasets(parts).remove_columns(["completion"])
-    assert len(set(data["prompt"])) == 16
-    return data
 
 
 class PromptRecorder:
@@ -185,3 +175,23 @@ def test_a_resumed_run_continues_the_schedule(tokenizer, tmp_path):
     # steps 4-6 of the resumed run draw exactly the prompts of the uninterrupted run's steps 4-6
     assert resumed.calls == whole.calls[3:]
     assert max(whole.calls[0][1]) == 1 and max(max(ops) for _, ops in whole.calls[3:]) > 1
+
+
+@pytest.mark.slow
+def test_two_processes_draw_whole_groups_of_one_stream(tmp_path):
+    import json
+
+    from conftest import REPO_ROOT, accelerate_launch
+
+    result = accelerate_launch(str(REPO_ROOT / "tests" / "scripts" / "grpo_curriculum_ddp_check.py"), str(tmp_path))
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    data = leveled_arithmetic()
+    # one stream for both processes: a generation batch of 2 prompts x 4, rank r holding the r-th group
+    expected = CurriculumRepeatSampler(data["num_ops"], 4, 2, 1, schedule_length=4, seed=0)
+    for step, chunk in zip(range(4), expected.chunks()):  # 4 steps of the epoch's 8 chunks
+        for rank, index in enumerate(chunk.tolist()):
+            prompts, ops = ranks[rank]["steps"][step]
+            assert prompts == [data["prompt"][index]] * 4 and ops == [data["num_ops"][index]] * 4, (step, rank)
+    assert [len(r["steps"]) for r in ranks] == [4, 4]
+    assert {ops for r in ranks for ops in r["steps"][0][1]} == {1}  # the first step: the easiest bucket only
