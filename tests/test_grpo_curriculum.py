@@ -195,3 +195,23 @@ def test_two_processes_draw_whole_groups_of_one_stream(tmp_path):
             assert prompts == [data["prompt"][index]] * 4 and ops == [data["num_ops"][index]] * 4, (step, rank)
     assert [len(r["steps"]) for r in ranks] == [4, 4]
     assert {ops for r in ranks for ops in r["steps"][0][1]} == {1}  # the first step: the easiest bucket only
+
+
+@pytest.mark.slow
+def test_the_bench_quick_mode_compares_the_difficulty_schedule_with_uniform_sampling(tmp_path):
+    import importlib.util
+    import json
+
+    from conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_curriculum_grpo", REPO_ROOT / "bench" / "curriculum_grpo.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    report = bench.main(["--quick", "--compare", "difficulty", "--output", str(tmp_path / "r.json")])
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(report))
+    assert set(report["systems"]) == {"warm_start", "fixed", "difficulty"} and report["n"] == 16
+    assert set(report["difficulty_vs_fixed"]["correct"]) >= {"b", "c", "p", "cohens_h"}
+    # the curriculum's first step trains on a one-operator prompt; both runs see 2 steps of the same data
+    trained = report["training_curves"]
+    assert trained["difficulty"]["trained_num_ops"][0] == 1.0 and len(trained["fixed"]["zero_std_share"]) == 2
+    assert set(report["systems"]["difficulty"]["accuracy_by_num_ops"]) == {"1", "2", "3", "4"}
