@@ -126,6 +126,33 @@ def test_a_grpo_run_draws_easy_prompts_first_and_trains(tokenizer, tmp_path):
     assert isinstance(plain._get_train_sampler(), RepeatSampler)
 
 
+def test_an_epoch_run_with_reused_generations_spans_the_schedule(tokenizer, tmp_path):
+    recorder = PromptRecorder()
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer,
+        ReasoningGRPOConfig,
+        tiny_gpt2(tokenizer),
+        tokenizer,
+        tmp_path,
+        reward_funcs=recorder,
+        train_dataset=leveled_arithmetic(),
+        max_steps=-1,
+        num_train_epochs=1,
+        steps_per_generation=2,
+        difficulty_column="num_ops",
+        curriculum_warmup_fraction=0.75,
+    )
+    sampler = trainer._get_train_sampler()
+    # 16 prompts, 4 per generation batch (2 steps x 8 rows / 4), each batch reused for 2 steps: 8 steps, 4 batches
+    assert (sampler.batch_size, sampler.repeat_count, sampler.schedule_length) == (4, 2, 4)
+    trainer.train()
+    assert trainer.state.global_step == 8 and len(recorder.calls) == sampler.schedule_length
+    # batch k of 4 opens 1 + floor(min(k / 4 / 0.75, 1) * 3) buckets: 1, 2, 3, 4; each prompt once in the epoch
+    assert [max(ops) for _, ops in recorder.calls] == [1, 2, 3, 4]
+    prompts = [p for call, _ in recorder.calls for p in call[::4]]
+    assert len(set(prompts)) == 16
+
+
 def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):
     data = leveled_arithmetic()
     with pytest.raises(
