@@ -153,6 +153,22 @@ def test_an_epoch_run_with_reused_generations_spans_the_schedule(tokenizer, tmp_
     assert len(set(prompts)) == 16
 
 
+def test_the_column_is_read_from_the_training_dataset_when_unused_columns_are_removed(tokenizer, tmp_path):
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
+        train_dataset=leveled_arithmetic(), difficulty_column="num_ops", remove_unused_columns=True,
+    )  # fmt: skip
+    stripped = trainer._remove_unused_columns(trainer.train_dataset, description="training")
+    assert "num_ops" not in stripped.column_names  # what the Trainer hands `_get_train_sampler`
+    sampler = trainer._get_train_sampler(stripped)
+    assert [b.tolist() for b in sampler.difficulty_buckets.buckets] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+        [12, 13, 14, 15],
+    ]
+
+
 def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):
     data = leveled_arithmetic()
     with pytest.raises(
@@ -166,6 +182,11 @@ def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):
         grpo_trainer(
             ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
             train_dataset=data.map(lambda row: {"answer": "n/a"}), difficulty_column="answer",
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"difficulty_column='num_ops' needs a map-style training dataset"):
+        grpo_trainer(
+            ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
+            train_dataset=data.to_iterable_dataset(), difficulty_column="num_ops",
         )  # fmt: skip
     for field, value, match in [
         ("curriculum_num_buckets", 0, "curriculum_num_buckets must be an integer in"),
