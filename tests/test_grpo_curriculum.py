@@ -28,6 +28,14 @@ class PromptRecorder:
         return [float(len(c)) for c in completions]
 
 
+def curriculum_trainer(tokenizer, out_dir, recorder=None, **options):
+    """A tiny curriculum GRPO trainer (grpo_testing's builder) on `leveled_arithmetic`, by `num_ops`."""
+    options = {"difficulty_column": "num_ops", "train_dataset": leveled_arithmetic(), **options}
+    if recorder is not None:
+        options["reward_funcs"] = recorder
+    return grpo_trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, out_dir, **options)
+
+
 def structure(stream, mini_repeat_count, batch_size, repeat_count):
     """The chunks of a GRPO index stream, checking its shape: each index `mini_repeat_count` times in a row,
     `batch_size` distinct indices per chunk, each chunk `repeat_count` times in a row."""
@@ -94,18 +102,7 @@ def test_too_few_easy_rows_for_a_batch_unlock_the_next_bucket_early():
 
 def test_a_grpo_run_draws_easy_prompts_first_and_trains(tokenizer, tmp_path):
     recorder = PromptRecorder()
-    trainer = grpo_trainer(
-        ReasoningGRPOTrainer,
-        ReasoningGRPOConfig,
-        tiny_gpt2(tokenizer),
-        tokenizer,
-        tmp_path,
-        reward_funcs=recorder,
-        train_dataset=leveled_arithmetic(),
-        max_steps=4,
-        difficulty_column="num_ops",
-        curriculum_warmup_fraction=0.5,
-    )
+    trainer = curriculum_trainer(tokenizer, tmp_path, recorder, max_steps=4, curriculum_warmup_fraction=0.5)
     sampler = trainer._get_train_sampler()
     assert isinstance(sampler, CurriculumRepeatSampler)
     assert (sampler.batch_size, sampler.mini_repeat_count, sampler.repeat_count) == (2, 4, 1)
@@ -122,26 +119,16 @@ def test_a_grpo_run_draws_easy_prompts_first_and_trains(tokenizer, tmp_path):
     for prompts, _ in recorder.calls:
         assert prompts[:4] == [prompts[0]] * 4 and prompts[4:] == [prompts[4]] * 4 and prompts[0] != prompts[4]
     # the same config without the column is stock's sampler
-    plain = grpo_trainer(ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path / "p")
+    plain = curriculum_trainer(tokenizer, tmp_path / "p", difficulty_column=None)
     assert isinstance(plain._get_train_sampler(), RepeatSampler)
 
 
 def test_an_epoch_run_with_reused_generations_spans_the_schedule(tokenizer, tmp_path):
     recorder = PromptRecorder()
-    trainer = grpo_trainer(
-        ReasoningGRPOTrainer,
-        ReasoningGRPOConfig,
-        tiny_gpt2(tokenizer),
-        tokenizer,
-        tmp_path,
-        reward_funcs=recorder,
-        train_dataset=leveled_arithmetic(),
-        max_steps=-1,
-        num_train_epochs=1,
-        steps_per_generation=2,
-        difficulty_column="num_ops",
+    trainer = curriculum_trainer(
+        tokenizer, tmp_path, recorder, max_steps=-1, num_train_epochs=1, steps_per_generation=2,
         curriculum_warmup_fraction=0.75,
-    )
+    )  # fmt: skip
     sampler = trainer._get_train_sampler()
     # 16 prompts, 4 per generation batch (2 steps x 8 rows / 4), each batch reused for 2 steps: 8 steps, 4 batches
     assert (sampler.batch_size, sampler.repeat_count, sampler.schedule_length) == (4, 2, 4)
@@ -154,10 +141,7 @@ def test_an_epoch_run_with_reused_generations_spans_the_schedule(tokenizer, tmp_
 
 
 def test_the_column_is_read_from_the_training_dataset_when_unused_columns_are_removed(tokenizer, tmp_path):
-    trainer = grpo_trainer(
-        ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
-        train_dataset=leveled_arithmetic(), difficulty_column="num_ops", remove_unused_columns=True,
-    )  # fmt: skip
+    trainer = curriculum_trainer(tokenizer, tmp_path, remove_unused_columns=True)
     stripped = trainer._remove_unused_columns(trainer.train_dataset, description="training")
     assert "num_ops" not in stripped.column_names  # what the Trainer hands `_get_train_sampler`
     sampler = trainer._get_train_sampler(stripped)
@@ -174,20 +158,13 @@ def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):
     with pytest.raises(
         ValueError, match=r"difficulty_column='rating' is not a column .*\['prompt', 'answer', 'num_ops'\]"
     ):
-        grpo_trainer(
-            ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
-            train_dataset=data, difficulty_column="rating",
-        )  # fmt: skip
+        curriculum_trainer(tokenizer, tmp_path, train_dataset=data, difficulty_column="rating")
     with pytest.raises(ValueError, match=r"difficulty_column='answer' must hold one finite number per row"):
-        grpo_trainer(
-            ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
-            train_dataset=data.map(lambda row: {"answer": "n/a"}), difficulty_column="answer",
-        )  # fmt: skip
+        curriculum_trainer(
+            tokenizer, tmp_path, train_dataset=data.map(lambda row: {"answer": "n/a"}), difficulty_column="answer"
+        )
     with pytest.raises(ValueError, match=r"difficulty_column='num_ops' needs a map-style training dataset"):
-        grpo_trainer(
-            ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(tokenizer), tokenizer, tmp_path,
-            train_dataset=data.to_iterable_dataset(), difficulty_column="num_ops",
-        )  # fmt: skip
+        curriculum_trainer(tokenizer, tmp_path, train_dataset=data.to_iterable_dataset())
     for field, value, match in [
         ("curriculum_num_buckets", 0, "curriculum_num_buckets must be an integer in"),
         ("curriculum_warmup_fraction", 1.5, r"curriculum_warmup_fraction must be in \(0, 1\]"),
@@ -199,19 +176,7 @@ def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):
 
 def test_a_resumed_run_continues_the_schedule(tokenizer, tmp_path):
     def run(out_dir, recorder, resume=None):
-        trainer = grpo_trainer(
-            ReasoningGRPOTrainer,
-            ReasoningGRPOConfig,
-            tiny_gpt2(tokenizer),
-            tokenizer,
-            out_dir,
-            reward_funcs=recorder,
-            train_dataset=leveled_arithmetic(),
-            max_steps=6,
-            save_strategy="steps",
-            save_steps=3,
-            difficulty_column="num_ops",
-        )
+        trainer = curriculum_trainer(tokenizer, out_dir, recorder, max_steps=6, save_strategy="steps", save_steps=3)
         trainer.train(resume_from_checkpoint=resume)
         return trainer
 

@@ -16,6 +16,7 @@ from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' tiny models and data
+from grpo_ddp_check import COMMON_ARGS  # noqa: E402  (this folder is on the path: the script's own)
 from grpo_testing import leveled_arithmetic, tiny_gpt2  # noqa: E402
 
 
@@ -29,16 +30,10 @@ def run(out_dir: str, tokenizer) -> list:
     args = ReasoningGRPOConfig(
         output_dir=out_dir,
         per_device_train_batch_size=4,
-        num_generations=4,
         max_completion_length=6,
         max_steps=4,
-        save_strategy="no",
         difficulty_column="num_ops",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        disable_tqdm=True,
-        seed=0,
+        **COMMON_ARGS,
     )
     trainer = ReasoningGRPOTrainer(
         model=tiny_gpt2(tokenizer),
