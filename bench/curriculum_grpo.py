@@ -1,24 +1,31 @@
-"""Format collapse in GRPO with and without the cosine structure-to-semantics reward curriculum.
+"""GRPO curricula against the plain baseline: the cosine reward curriculum, or difficulty scheduling of the prompts.
 
 One small GPT-2, warm-started by a short SFT on `<think>...</think> #### n` arithmetic (few steps, so the format is
-only partly learned), then two GRPO runs from that same checkpoint, same seed, same data, same rewards
-(`ArithmeticAnswerReward` for semantics, `FormatReward` for structure):
+only partly learned), then two GRPO runs from that same checkpoint, same seed, same data, same number of steps, same
+rewards (`ArithmeticAnswerReward` for semantics, `FormatReward` for structure):
 
-  * fixed   - constant weights: correctness 1 - `--end`, format `--end` (the plain baseline)
-  * cosine  - `CosineRewardCurriculum`: format weight 1 at the first step, `--end` at the last, cosine between
-              (correctness gets the rest); both runs end on the same mix, so only the schedule differs
+  * fixed       - constant weights: correctness 1 - `--end`, format `--end`; prompts drawn uniformly (the baseline)
+  * cosine      - (`--compare reward`) `CosineRewardCurriculum`: format weight 1 at the first step, `--end` at the
+                  last, cosine between (correctness gets the rest); both runs end on the same mix, so only the
+                  schedule differs
+  * difficulty  - (`--compare difficulty`) fixed weights, prompts drawn easy to hard by their number of operators
+                  (`ReasoningGRPOConfig.difficulty_column="num_ops"`: `--max_ops` buckets, all unlocked at
+                  `--warmup_fraction` of training); the same prompts and steps as fixed, only their order differs
 
-On held-out problems (none among the training prompts; greedy), after the warm start and after each run: the share of malformed outputs (format
-reward below its maximum: no closed think block or no answer after it) and exact accuracy, with Wilson 95%
-intervals; exact McNemar (cosine vs fixed, paired on the prompts) and Cohen's h. The training curve of the
-format reward is kept from each run's log. Prints `name: ours X, reference Y, ratio Z` (ours = cosine) and
-writes the numbers to `--output` (JSON, atomically).
+On held-out problems (none among the training prompts; greedy), after the warm start and after each run: the share
+of malformed outputs (format reward below its maximum: no closed think block or no answer after it) and exact
+accuracy (also per number of operators), with Wilson 95% intervals; exact McNemar (ours vs fixed, paired on the
+prompts) and Cohen's h. The training curve of the format reward is kept from each run's log. Prints
+`name: ours X, reference Y, ratio Z` and writes the numbers to `--output` (JSON, atomically).
 
     python bench/curriculum_grpo.py --quick                                   # tiny: checks it runs
-    OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --output runs/curriculum_grpo.json    # the measured run
+    python bench/curriculum_grpo.py --quick --compare difficulty
+    OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --output runs/curriculum_grpo.json    # the measured runs
+    OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --compare difficulty --output runs/difficulty_grpo.json
 """
 
 import argparse
+import itertools
 import os
 import tempfile
 
@@ -26,13 +33,19 @@ import tempfile
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import AutoModelForCausalLM, set_seed  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
 from hf_reason.data import build_tokenizer, generate_arithmetic  # noqa: E402
-from hf_reason.evaluation.statistics import cohens_h, format_proportion, mcnemar_from_outcomes  # noqa: E402
+from hf_reason.evaluation.statistics import (  # noqa: E402
+    cohens_h,
+    format_proportion,
+    mcnemar_from_outcomes,
+    wilson_interval,
+)
 from hf_reason.file_io import atomic_write_json  # noqa: E402
 from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer  # noqa: E402
 from hf_reason.trainers.curriculum import CosineRewardCurriculum  # noqa: E402
@@ -40,22 +53,41 @@ from hf_reason.trainers.rewards import ArithmeticAnswerReward, FormatReward  # n
 from hf_reason.trainers.star import new_small_gpt2  # noqa: E402
 
 
+# the system each comparison sets against "fixed"
+OURS = {"reward": "cosine", "difficulty": "difficulty"}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny model and data: checks the script runs")
+    parser.add_argument(
+        "--compare",
+        choices=sorted(OURS),
+        default="reward",
+        help="reward: cosine reward curriculum; difficulty: prompts",
+    )
     parser.add_argument("--output", default=None, help="JSON file for the numbers")
-    parser.add_argument("--sft_steps", type=int, default=None, help="warm-start SFT steps (default 60; quick 4)")
+    parser.add_argument(
+        "--sft_steps", type=int, default=None, help="warm-start SFT steps (default 60, difficulty 200; quick 4)"
+    )
     parser.add_argument("--grpo_steps", type=int, default=None, help="GRPO steps per run (default 150; quick 2)")
     parser.add_argument("--num_eval", type=int, default=None, help="held-out problems (default 400; quick 16)")
     parser.add_argument("--hidden_size", type=int, default=None, help="default 64 (quick 32)")
     parser.add_argument("--end", type=float, default=0.2, help="the format weight both runs end on")
-    parser.add_argument("--max_ops", type=int, default=2, help="operators per problem: 1 to this")
+    parser.add_argument(
+        "--max_ops", type=int, default=None, help="operators per problem: 1 to this (default 2; difficulty 4)"
+    )
+    parser.add_argument("--warmup_fraction", type=float, default=0.5, help="difficulty: all buckets unlocked here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    defaults = dict(sft_steps=(4, 60), grpo_steps=(2, 150), num_eval=(16, 400), hidden_size=(32, 64))
+    # difficulty: a warm start that solves some one-operator problems, so that easy prompts give GRPO groups a signal
+    sft_steps = (4, 200) if args.compare == "difficulty" else (4, 60)
+    defaults = dict(sft_steps=sft_steps, grpo_steps=(2, 150), num_eval=(16, 400), hidden_size=(32, 64))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
+    if args.max_ops is None:
+        args.max_ops = 4 if args.compare == "difficulty" else 2
     return args
 
 
@@ -82,14 +114,18 @@ def warm_start(args, tokenizer, folder: str) -> str:
     return os.path.join(folder, "sft")
 
 
-def grpo(args, tokenizer, start: str, folder: str, curriculum: bool):
+def grpo(args, tokenizer, start: str, folder: str, system: str):
     set_seed(args.seed)
-    data = generate_arithmetic(2000, max_ops=args.max_ops, seed=args.seed).select_columns(["prompt", "answer"])
+    data = generate_arithmetic(2000, max_ops=args.max_ops, seed=args.seed).select_columns(
+        ["prompt", "answer", "num_ops"]
+    )
+    curriculum = dict(difficulty_column="num_ops", curriculum_num_buckets=args.max_ops)
     config = ReasoningGRPOConfig(
         output_dir=folder, max_steps=args.grpo_steps, per_device_train_batch_size=8, num_generations=8,
         max_completion_length=24 if args.quick else 40, learning_rate=5e-4, logging_steps=1, report_to=[],
         save_strategy="no", seed=args.seed, disable_tqdm=True, bf16=False, use_cpu=True, disable_dropout=True,
-        reward_weights=[1.0 - args.end, args.end],
+        reward_weights=[1.0 - args.end, args.end], curriculum_warmup_fraction=args.warmup_fraction,
+        **(curriculum if system == "difficulty" else {}),
     )  # fmt: skip
     trainer = ReasoningGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(start),
@@ -98,13 +134,33 @@ def grpo(args, tokenizer, start: str, folder: str, curriculum: bool):
         processing_class=tokenizer,
         train_dataset=data,
     )
-    if curriculum:
+    if system == "cosine":
         trainer.add_callback(
             CosineRewardCurriculum(trainer, structure_indices=[1], semantic_indices=[0], start=1.0, end=args.end)
         )
     trainer.train()
-    curve = [log["rewards/format/mean"] for log in trainer.state.log_history if "rewards/format/mean" in log]
-    return trainer.model, curve
+    logs = trainer.state.log_history
+    curves = {
+        "format_reward": [log["rewards/format/mean"] for log in logs if "rewards/format/mean" in log],
+        # groups whose completions all got the same reward: no learning signal (what drawing easy prompts first cuts)
+        "zero_std_share": [log["frac_reward_zero_std"] for log in logs if "frac_reward_zero_std" in log],
+        "trained_num_ops": trained_difficulty(trainer, data["num_ops"]),
+    }
+    return trainer.model, curves
+
+
+def trained_difficulty(trainer, num_ops) -> list:
+    """Mean `num_ops` of the prompts of each quarter of the run, from a copy of the trainer's sampler (its stream is
+    seeded, so the copy draws what training drew)."""
+    generation_batch = trainer.args.generation_batch_size
+    repeat = trainer.num_iterations * trainer.args.steps_per_generation
+    chunks = trainer.args.max_steps * trainer.args.gradient_accumulation_steps // repeat
+    stream = list(itertools.islice(iter(trainer._get_train_sampler()), chunks * generation_batch * repeat))
+    per_step = [
+        num_ops[i] for i in stream[:: generation_batch * repeat]
+    ]  # one prompt per generation batch in these runs
+    quarters = np.array_split(np.asarray(per_step, dtype=float), min(4, len(per_step)))
+    return [float(q.mean()) for q in quarters]
 
 
 @torch.no_grad()
@@ -127,6 +183,19 @@ def held_out_outcomes(model, tokenizer, problems, max_new_tokens: int) -> dict:
     }
 
 
+def by_difficulty(correct, num_ops) -> dict:
+    """Accuracy per number of operators, with its Wilson 95% interval."""
+    table = {}
+    for ops in sorted(set(num_ops)):
+        hits = [c for c, k in zip(correct, num_ops) if k == ops]
+        table[str(ops)] = {
+            "n": len(hits),
+            "accuracy": sum(hits) / len(hits),
+            "wilson": wilson_interval(sum(hits), len(hits)),
+        }
+    return table
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -140,29 +209,34 @@ def main(argv=None) -> dict:
             keep.append(i)
     held_out = held_out.select(keep)
     max_new_tokens = 24 if args.quick else 40
+    ours_name = OURS[args.compare]
     results, curves = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         start = warm_start(args, tokenizer, folder)
         results["warm_start"] = held_out_outcomes(
             AutoModelForCausalLM.from_pretrained(start), tokenizer, held_out, max_new_tokens
         )
-        for name, curriculum in (("fixed", False), ("cosine", True)):
-            model, curves[name] = grpo(args, tokenizer, start, os.path.join(folder, name), curriculum)
+        for name in ("fixed", ours_name):
+            model, curves[name] = grpo(args, tokenizer, start, os.path.join(folder, name), name)
             results[name] = held_out_outcomes(model, tokenizer, held_out, max_new_tokens)
     n = len(held_out)
-    report = {"n": n, "config": vars(args), "format_reward_curve": curves, "systems": {}, "cosine_vs_fixed": {}}
+    pair = f"{ours_name}_vs_fixed"
+    report = {"n": n, "config": vars(args), "training_curves": curves, "systems": {}, pair: {}}
     for name, outcome in results.items():
         report["systems"][name] = {key: sum(values) / n for key, values in outcome.items()}
+        report["systems"][name]["wilson"] = {key: wilson_interval(sum(values), n) for key, values in outcome.items()}
+        report["systems"][name]["accuracy_by_num_ops"] = by_difficulty(outcome["correct"], held_out["num_ops"])
+        trained = f", trained num_ops by quarter {curves[name]['trained_num_ops']}" if name in curves else ""
         print(
             f"[{name}] malformed {format_proportion(sum(outcome['malformed']), n)}, "
-            f"accuracy {format_proportion(sum(outcome['correct']), n)}"
+            f"accuracy {format_proportion(sum(outcome['correct']), n)}{trained}"
         )
     for key in ("malformed", "correct"):
-        ours, reference = results["cosine"][key], results["fixed"][key]
+        ours, reference = results[ours_name][key], results["fixed"][key]
         b, c, p = mcnemar_from_outcomes(ours, reference)
         rate_ours, rate_ref = sum(ours) / n, sum(reference) / n
-        report["cosine_vs_fixed"][key] = {
-            "cosine": rate_ours, "fixed": rate_ref, "b": b, "c": c, "p": p, "cohens_h": cohens_h(rate_ours, rate_ref)
+        report[pair][key] = {
+            ours_name: rate_ours, "fixed": rate_ref, "b": b, "c": c, "p": p, "cohens_h": cohens_h(rate_ours, rate_ref)
         }  # fmt: skip
         ratio = rate_ours / rate_ref if rate_ref else float("nan")
         label = "format_collapse (malformed share)" if key == "malformed" else "held_out_accuracy"

@@ -7,6 +7,7 @@ exact-answer checker plus the format reward, combined with weights. Optional LoR
     python examples/train_grpo.py --output_dir runs/grpo --max_steps 200
     python examples/train_grpo.py --output_dir runs/grpo --family meta_attention --use_peft true
     python examples/train_grpo.py --output_dir runs/grpo --cosine_curriculum true   # format first, then answers
+    python examples/train_grpo.py --output_dir runs/grpo --max_ops 4 --difficulty_column num_ops   # easy to hard
     accelerate launch --config_file accelerate_configs/cpu_2proc.yaml examples/train_grpo.py --output_dir runs/grpo
 
 Every `ReasoningGRPOConfig` / `GRPOConfig` option is a flag too (`--help`).
@@ -189,7 +190,7 @@ def main() -> None:
         reward_funcs=reward,
         args=args,
         processing_class=tokenizer,
-        train_dataset=data.select_columns(["prompt", "answer"]),
+        train_dataset=data.select_columns(["prompt", "answer", "num_ops"]),  # num_ops: for --difficulty_column
         peft_config=lora_config(script, model) if script.use_peft else None,
     )
     if script.cosine_curriculum:

@@ -6,6 +6,17 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from hf_reason.data.arithmetic import generate_arithmetic
 
 
+def leveled_arithmetic():
+    """16 distinct arithmetic problems (`prompt`, `answer`, `num_ops`), 4 with each number of operators from 1 to 4:
+    four difficulty buckets of 4 rows for a curriculum on `num_ops`."""
+    from datasets import concatenate_datasets
+
+    parts = [generate_arithmetic(4, min_ops=k, max_ops=k, seed=k) for k in (1, 2, 3, 4)]
+    data = concatenate_datasets(parts).remove_columns(["completion"])
+    assert len(set(data["prompt"])) == 16
+    return data
+
+
 def _token_ids(tokenizer) -> dict:
     """The config arguments every tiny model takes from the tokenizer."""
     return dict(

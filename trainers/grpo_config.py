@@ -1,7 +1,11 @@
 # Copyright 2026 The hf-reason Authors. Licensed under the Apache License, Version 2.0.
 from dataclasses import dataclass, field
+from typing import Optional
 
 from trl import GRPOConfig
+
+from hf_reason.data.curriculum import check_warmup_fraction
+from hf_reason.data.grid import check_int
 
 
 __all__ = ["ReasoningGRPOConfig"]
@@ -35,6 +39,24 @@ class ReasoningGRPOConfig(GRPOConfig):
               repeats (keep `per_device_train_batch_size` a multiple of `num_generations` so that
               groups stay together), and models whose shared-prompt log-probabilities differ from the
               full forward's in a one-time check on the first repeated prompt.
+
+        > Parameters that control the difficulty curriculum
+
+        difficulty_column (`str`, *optional*):
+            Name of a numeric column of the training dataset giving each prompt's difficulty (higher is harder, e.g.
+            `num_ops` of generated arithmetic). If set, the prompts are drawn easy to hard
+            ([`~hf_reason.data.curriculum.CurriculumRepeatSampler`]): they are split into `curriculum_num_buckets`
+            quantile buckets, the first generation batches draw from the easiest bucket only, and one more bucket
+            unlocks at each step of the schedule until all are unlocked at `curriculum_warmup_fraction` of training.
+            The groups and their reuse are stock's (each prompt `num_generations` times in a row, the same order on
+            every process), and a resumed run continues the schedule. Map-style datasets only. If `None`, prompts
+            are drawn uniformly as in stock GRPO.
+        curriculum_num_buckets (`int`, *optional*, defaults to `4`):
+            Difficulty buckets (quantiles of `difficulty_column`; prompts of equal difficulty share a bucket, so there
+            may be fewer). At least 1.
+        curriculum_warmup_fraction (`float`, *optional*, defaults to `0.5`):
+            Fraction of training (of `max_steps`, or of the epochs) at which every bucket is unlocked; from then on
+            the prompts are drawn from all of them. In (0, 1].
     """
 
     share_prompt_prefill: bool = field(
@@ -51,3 +73,34 @@ class ReasoningGRPOConfig(GRPOConfig):
             "which no prompt repeats."
         },
     )
+
+    difficulty_column: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Numeric column of the training dataset giving each prompt's difficulty (higher is harder). If set, "
+            "prompts are drawn easy to hard: `curriculum_num_buckets` quantile buckets, unlocked one by one until all "
+            "are at `curriculum_warmup_fraction` of training, with stock's groups and reuse. Map-style datasets only. "
+            "If `None`, prompts are drawn uniformly as in stock GRPO."
+        },
+    )
+    curriculum_num_buckets: int = field(
+        default=4,
+        metadata={"help": "Difficulty buckets (quantiles of `difficulty_column`). At least 1."},
+    )
+    curriculum_warmup_fraction: float = field(
+        default=0.5,
+        metadata={"help": "Fraction of training at which every difficulty bucket is unlocked. In (0, 1]."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.difficulty_column is not None and (
+            not isinstance(self.difficulty_column, str) or not self.difficulty_column
+        ):
+            raise ValueError(
+                f"difficulty_column must be a column name (a non-empty str) or None, got {self.difficulty_column!r}"
+            )
+        self.curriculum_num_buckets = check_int("curriculum_num_buckets", self.curriculum_num_buckets, minimum=1)
+        self.curriculum_warmup_fraction = check_warmup_fraction(
+            self.curriculum_warmup_fraction, "curriculum_warmup_fraction"
+        )

@@ -23,18 +23,28 @@ forward) wherever the shortcut could change results or does not apply: vLLM / pa
 multimodal inputs, MoE auxiliary losses, FSDP / DeepSpeed, prompt-learning PEFT, Mamba layers on
 mamba_ssm's CUDA kernels, sliding-window caches, active dropout, no prompt repeated in a batch, or a model whose
 shared-prompt log-probabilities differ from its full forward's in a one-time check.
+
+With `difficulty_column` set in [`ReasoningGRPOConfig`], `_get_train_sampler` returns a
+`CurriculumRepeatSampler` instead of TRL's `RepeatSampler`: the same groups and reuse, with the prompts of each
+generation batch drawn from the difficulty buckets unlocked so far.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from accelerate.utils import is_peft_model
+from datasets import IterableDataset
 from transformers import DynamicCache, Trainer
 from transformers.utils import logging
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
+
+from hf_reason.data.curriculum import CurriculumRepeatSampler
 
 from ._model_card import ModelCardMixin
 from .shared_prefix import group_prompt_rows, prefix_sharing_blocker, shared_prefix_logps
@@ -122,7 +132,8 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
 
     Takes exactly `GRPOTrainer`'s arguments; `args` may be a [`ReasoningGRPOConfig`] (a plain
     `GRPOConfig` means `share_prompt_prefill=True`). bitsandbytes 4-bit models are kept trainable
-    across evaluations as in `LengthBalancedDPOTrainer` (see `check_4bit_weights_trainable`).
+    across evaluations as in `LengthBalancedDPOTrainer` (see `check_4bit_weights_trainable`). With
+    `args.difficulty_column` set, the training prompts follow an easy-to-hard curriculum (`_get_train_sampler`).
     """
 
     _tag_names = ["trl", "grpo", "hf-reason"]
@@ -137,6 +148,62 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
         super().__init__(*args, **kwargs)
         # an evaluation during training must not repack 4-bit weights into bitsandbytes' untrainable CPU layout
         keep_4bit_weights_trainable(self.model)
+        if getattr(self.args, "difficulty_column", None) is not None:
+            self._difficulty(self.train_dataset)  # a missing or non-numeric column fails here, not at train()
+
+    def _difficulty(self, dataset) -> np.ndarray:
+        """The `difficulty_column` values of `dataset`, or a `ValueError` naming what is wrong."""
+        column = self.args.difficulty_column
+        if isinstance(dataset, IterableDataset):
+            raise ValueError(
+                f"difficulty_column={column!r} needs a map-style training dataset (the curriculum picks rows by "
+                "index); got a datasets.IterableDataset"
+            )
+        names = getattr(dataset, "column_names", None)
+        if names is None or column not in names:
+            raise ValueError(
+                f"difficulty_column={column!r} is not a column of the training dataset; its columns: {names}"
+            )
+        try:
+            values = np.asarray(dataset[column], dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or values.ndim != 1 or not np.isfinite(values).all():
+            raise ValueError(
+                f"difficulty_column={column!r} must hold one finite number per row (higher is harder); "
+                f"its first values: {dataset[column][:5]}"
+            )
+        return values
+
+    def _get_train_sampler(self, dataset=None):
+        """TRL's `RepeatSampler`, or with `args.difficulty_column` set a `CurriculumRepeatSampler` with its
+        arguments and a schedule over the run's generation batches (from `max_steps`, else the epochs)."""
+        if getattr(self.args, "difficulty_column", None) is None:
+            return super()._get_train_sampler(dataset)
+        dataset = self.train_dataset if dataset is None else dataset
+        if self.args.difficulty_column not in getattr(dataset, "column_names", ()) and len(dataset) == len(
+            self.train_dataset
+        ):
+            dataset = self.train_dataset  # `remove_unused_columns=True` dropped the column; the rows are the same
+        batch_size = self.args.generation_batch_size // self.num_generations
+        repeat_count = self.num_iterations * self.args.steps_per_generation
+        accumulation = self.args.gradient_accumulation_steps
+        if self.args.max_steps > 0:
+            max_steps = self.args.max_steps
+        else:  # as the Trainer counts them: the data loader yields one batch per micro-step, `repeat_count` per chunk
+            updates_per_epoch = max(len(dataset) // batch_size * repeat_count // accumulation, 1)
+            max_steps = math.ceil(self.args.num_train_epochs * updates_per_epoch)
+        return CurriculumRepeatSampler(
+            self._difficulty(dataset),
+            mini_repeat_count=self.num_generations,
+            batch_size=batch_size,
+            repeat_count=repeat_count,
+            schedule_length=max(1, math.ceil(max_steps * accumulation / repeat_count)),
+            num_buckets=self.args.curriculum_num_buckets,
+            warmup_fraction=self.args.curriculum_warmup_fraction,
+            shuffle=self.shuffle_dataset,
+            seed=self.args.seed,
+        )
 
     def train(self, *args, **kwargs):
         check_4bit_weights_trainable(self.model)
