@@ -94,7 +94,7 @@ from hf_reason.decoding import (  # noqa: E402
 )
 from hf_reason.decoding.generation import STRUCTURED_ARGUMENTS  # noqa: E402
 from hf_reason.decoding.steering import SpikeDetector  # noqa: E402
-from hf_reason.evaluation.statistics import format_proportion, mcnemar_from_outcomes  # noqa: E402
+from hf_reason.evaluation.statistics import auroc, format_proportion, mcnemar_from_outcomes  # noqa: E402
 from hf_reason.file_io import atomic_write_json  # noqa: E402
 from hf_reason.models.crsm import CRSMConfig, CRSMForCausalLM  # noqa: E402
 from hf_reason.models.meta_attention import MetaAttentionConfig, MetaAttentionForCausalLM  # noqa: E402
@@ -550,6 +550,20 @@ def stage_steering(models: dict, tokenizer, args, results: dict) -> None:
         traces, rows = record_traces(model, family, tokenizer, list(val["prompt"]), args)
         needed, correct = list(val["needs_clarification"]), answers_correct(tokenizer, rows, val["answer"])
         spec_entropies = [e for t, n in zip(traces, needed) if not n for e in t]
+        # Threshold-free: does a story's peak entropy tell the missing information apart at all, and
+        # does it tell the model's own wrong answers apart on the well-specified ones?
+        peaks_of = [max(t) if t else 0.0 for t in traces]
+        separability = {
+            "auroc_needs_clarification": auroc(peaks_of, needed),
+            "auroc_wrong_answer_well_specified": auroc(
+                [p for p, n in zip(peaks_of, needed) if not n], [not c for c, n in zip(correct, needed) if not n]
+            ),
+        }
+        print(
+            f"[steering] {family}: peak entropy on validation, AUROC for needing clarification "
+            f"{separability['auroc_needs_clarification']:.3f}, for a wrong answer on well-specified stories "
+            f"{separability['auroc_wrong_answer_well_specified']:.3f}"
+        )
         grid = []
         peaks = sorted({round(max(t), 2) for t in traces if t})
         thresholds = [float(np.quantile(peaks, q)) for q in np.linspace(0.05, 0.95, 19)] if peaks else [1.0]
@@ -602,6 +616,7 @@ def stage_steering(models: dict, tokenizer, args, results: dict) -> None:
         results.setdefault("steering", {})[family] = {
             "config": vars(best),
             "validation": val_scores,
+            "validation_separability": separability,
             "test": scores,
             "f1_interval": interval,
             "accuracy_plain": acc_plain,

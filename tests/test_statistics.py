@@ -5,6 +5,7 @@ import math
 import pytest
 
 from hf_reason.evaluation.statistics import (
+    auroc,
     benjamini_hochberg,
     cohens_h,
     format_proportion,
@@ -80,3 +81,15 @@ def test_paired_sign_flip_p_is_exact_on_a_small_case_and_refuses_bad_input():
         paired_sign_flip_p([1.0], samples=0)
     with pytest.raises(ValueError, match="finite"):
         paired_sign_flip_p([1.0, float("nan")])
+
+
+def test_auroc_counts_ties_as_half_and_refuses_bad_input():
+    assert auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    # pairs (positive, negative): 0.5 vs 0.5 a tie (1/2), 0.5 vs 0.4 won, 0.3 lost twice: 1.5 / 4
+    assert auroc([0.5, 0.3, 0.5, 0.4], [1, 1, 0, 0]) == pytest.approx(0.375)
+    assert math.isnan(auroc([0.1, 0.2], [True, True]))
+    with pytest.raises(ValueError, match="equal length"):
+        auroc([0.1, 0.2], [True])
+    with pytest.raises(ValueError, match="booleans"):
+        auroc([0.1, 0.2], [2, 0])

@@ -119,3 +119,33 @@ def paired_sign_flip_p(differences, samples: int = 10000, seed: int = 0) -> floa
     # the tolerance keeps a null mean equal to the observed one (up to rounding) counted as a hit
     hits = int(np.sum(null >= abs(differences.mean()) - 1e-12))
     return (1 + hits) / (samples + 1)
+
+
+def auroc(scores, labels) -> float:
+    """Area under the ROC curve of `scores` for the binary `labels`: the probability that a positive
+    scores above a negative (ties count one half), from the Mann-Whitney rank sum.
+
+    Args:
+        scores: one finite number per item (higher = more likely positive).
+        labels: one bool per item.
+
+    0.5 is chance; below 0.5 the score ranks negatives higher. NaN when either class is empty.
+    """
+    import numpy as np
+    from scipy.stats import rankdata
+
+    scores = np.asarray(list(scores), dtype=float)
+    labels = np.asarray(list(labels))
+    if scores.ndim != 1 or scores.shape != labels.shape:
+        raise ValueError(f"scores and labels must be flat and of equal length, got {scores.shape} and {labels.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite numbers")
+    if labels.dtype != bool:
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError("labels must be booleans (or 0 / 1)")
+        labels = labels.astype(bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(scores)  # average ranks: a tie between classes counts one half
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
