@@ -34,8 +34,9 @@ Everything is printed, written to `<output_dir>/results.json`, and summarised as
 `name: ours X, reference Y, ratio Z` lines.
 
     python bench/decoding.py --quick                          # tiny sizes, end to end (~5 min under load)
-    python bench/decoding.py --stages train                   # hours on 2 idle cores (resumable; docs/decoding.md)
-    python bench/decoding.py --stages compliance,steering,thoughts   # ~20 min after training
+    python bench/decoding.py --stages train --families gpt2,meta_attention   # ~50 min on 2 idle cores (resumable)
+    python bench/decoding.py --stages train                   # CRSM adds ~2 h 15 min (2.7 s per step here)
+    python bench/decoding.py --stages compliance,steering,thoughts   # ~7 min for GPT-2 and meta-attention
     python bench/decoding.py --stages overhead                # ~12 min (exports GPT-2-small INT8 once)
     python bench/decoding.py --stages overhead --overhead_engines llguidance,xgrammar --rounds 9
                                                               # the engine comparison alone
