@@ -91,6 +91,13 @@ def parse_args(argv=None):
     return args
 
 
+def completion_budget(args) -> int:
+    """Tokens a completion may take. The longest worked chain of k operators is about 13k + 5 byte-level
+    tokens with the tags, the `#### n` answer and EOS, so a fixed budget that fits two operators cuts off
+    the three- and four-operator problems the difficulty comparison needs."""
+    return 24 if args.quick else 16 + 12 * args.max_ops
+
+
 def think_format(completion: str) -> str:
     work, answer = completion.rsplit("####", 1)
     return f" <think>{work.rstrip()}</think> ####{answer}"
@@ -122,7 +129,7 @@ def grpo(args, tokenizer, start: str, folder: str, system: str):
     curriculum = dict(difficulty_column="num_ops", curriculum_num_buckets=args.max_ops)
     config = ReasoningGRPOConfig(
         output_dir=folder, max_steps=args.grpo_steps, per_device_train_batch_size=8, num_generations=8,
-        max_completion_length=24 if args.quick else 40, learning_rate=5e-4, logging_steps=1, report_to=[],
+        max_completion_length=completion_budget(args), learning_rate=5e-4, logging_steps=1, report_to=[],
         save_strategy="no", seed=args.seed, disable_tqdm=True, bf16=False, use_cpu=True, disable_dropout=True,
         reward_weights=[1.0 - args.end, args.end], curriculum_warmup_fraction=args.warmup_fraction,
         **(curriculum if system == "difficulty" else {}),
@@ -208,7 +215,7 @@ def main(argv=None) -> dict:
             seen.add(prompt)
             keep.append(i)
     held_out = held_out.select(keep)
-    max_new_tokens = 24 if args.quick else 40
+    max_new_tokens = completion_budget(args)
     ours_name = OURS[args.compare]
     results, curves = {}, {}
     with tempfile.TemporaryDirectory() as folder:
