@@ -192,7 +192,6 @@ class CurriculumRepeatSampler(torch.utils.data.Sampler):
         sizes = np.cumsum([len(rows) for rows in self.difficulty_buckets.buckets])
         self.min_unlocked = min(int(np.searchsorted(sizes, self.batch_size)) + 1, len(sizes))
         self.epoch = 0
-        self.unlocked = self.min_unlocked
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch of the next iteration (the `Trainer` calls it through the data loader)."""
@@ -219,8 +218,7 @@ class CurriculumRepeatSampler(torch.utils.data.Sampler):
         drawn = np.zeros(self.num_samples, dtype=bool)  # drawn in the current pass over the unlocked rows
         allowed = np.zeros(self.num_samples, dtype=bool)
         for c in range(self.chunks_per_epoch):
-            self.unlocked = self.unlocked_at(self.epoch * self.chunks_per_epoch + c)
-            allowed[self.difficulty_buckets.rows(self.unlocked)] = True
+            allowed[self.difficulty_buckets.rows(self.unlocked_at(self.epoch * self.chunks_per_epoch + c))] = True
             chunk = permutation[allowed[permutation] & ~drawn[permutation]][: self.batch_size]
             if len(chunk) < self.batch_size:  # the pass is over: the rest of the chunk opens the next one
                 drawn[:] = False
