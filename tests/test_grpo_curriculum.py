@@ -151,6 +151,8 @@ def test_the_column_is_read_from_the_training_dataset_when_unused_columns_are_re
         [8, 9, 10, 11],
         [12, 13, 14, 15],
     ]
+    with pytest.raises(ValueError, match="the sampler's dataset has 8 rows but .* has 16"):
+        trainer._get_train_sampler(stripped.select(range(8)))
 
 
 def test_a_missing_or_non_numeric_column_is_named(tokenizer, tmp_path):

@@ -148,8 +148,11 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
         super().__init__(*args, **kwargs)
         # an evaluation during training must not repack 4-bit weights into bitsandbytes' untrainable CPU layout
         keep_4bit_weights_trainable(self.model)
-        if getattr(self.args, "difficulty_column", None) is not None:
-            self._difficulty(self.train_dataset)  # a missing or non-numeric column fails here, not at train()
+        # read once, from the dataset as given: a missing or non-numeric column fails here, not at train(), and
+        # `remove_unused_columns=True` may drop the column from what the Trainer later hands `_get_train_sampler`
+        self._difficulty_values = (
+            self._difficulty(self.train_dataset) if getattr(self.args, "difficulty_column", None) is not None else None
+        )
 
     def _difficulty(self, dataset) -> np.ndarray:
         """The `difficulty_column` values of `dataset`, or a `ValueError` naming what is wrong."""
@@ -178,13 +181,14 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
     def _get_train_sampler(self, dataset=None):
         """TRL's `RepeatSampler`, or with `args.difficulty_column` set a `CurriculumRepeatSampler` with its
         arguments and a schedule over the run's generation batches (from `max_steps`, else the epochs)."""
-        if getattr(self.args, "difficulty_column", None) is None:
+        if self._difficulty_values is None:
             return super()._get_train_sampler(dataset)
         dataset = self.train_dataset if dataset is None else dataset
-        if self.args.difficulty_column not in getattr(dataset, "column_names", ()) and len(dataset) == len(
-            self.train_dataset
-        ):
-            dataset = self.train_dataset  # `remove_unused_columns=True` dropped the column; the rows are the same
+        if len(dataset) != len(self._difficulty_values):
+            raise ValueError(
+                f"the sampler's dataset has {len(dataset)} rows but the training dataset's difficulty_column "
+                f"{self.args.difficulty_column!r} has {len(self._difficulty_values)}"
+            )
         batch_size = self.args.generation_batch_size // self.num_generations
         repeat_count = self.num_iterations * self.args.steps_per_generation
         accumulation = self.args.gradient_accumulation_steps
@@ -194,7 +198,7 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
             updates_per_epoch = max(len(dataset) // batch_size * repeat_count // accumulation, 1)
             max_steps = math.ceil(self.args.num_train_epochs * updates_per_epoch)
         return CurriculumRepeatSampler(
-            self._difficulty(dataset),
+            self._difficulty_values,
             mini_repeat_count=self.num_generations,
             batch_size=batch_size,
             repeat_count=repeat_count,
