@@ -566,7 +566,7 @@ def stage_steering(models: dict, tokenizer, args, results: dict) -> None:
             f"{separability['auroc_wrong_answer_well_specified']:.3f}"
         )
         grid = []
-        peaks = sorted({round(max(t), 2) for t in traces if t})
+        peaks = sorted({round(p, 2) for p, t in zip(peaks_of, traces) if t})
         thresholds = [float(np.quantile(peaks, q)) for q in np.linspace(0.05, 0.95, 19)] if peaks else [1.0]
         for threshold in thresholds:
             for delta in (0.0, 0.25, 0.5, 1.0, 1.5):
