@@ -11,6 +11,9 @@ rewards (`ArithmeticAnswerReward` for semantics, `FormatReward` for structure):
   * difficulty  - (`--compare difficulty`) fixed weights, prompts drawn easy to hard by their number of operators
                   (`ReasoningGRPOConfig.difficulty_column="num_ops"`: `--max_ops` buckets, all unlocked at
                   `--warmup_fraction` of training); the same prompts and steps as fixed, only their order differs
+  * pass_rate   - (`--compare pass_rate`) as difficulty, but the next bucket unlocks when the policy's rollouts on
+                  the newest one pass (right answer in format) at `--pass_threshold` over its last 32
+                  (`curriculum_schedule="pass_rate"`)
 
 On held-out problems (none among the training prompts; greedy), after the warm start and after each run: the share
 of malformed outputs (format reward below its maximum: no closed think block or no answer after it) and exact
@@ -20,6 +23,7 @@ prompts) and Cohen's h. The training curve of the format reward is kept from eac
 
     python bench/curriculum_grpo.py --quick                                   # tiny: checks it runs
     python bench/curriculum_grpo.py --quick --compare difficulty
+    python bench/curriculum_grpo.py --quick --compare pass_rate
     OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --output runs/curriculum_grpo.json    # the measured runs
     OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --compare difficulty --output runs/difficulty_grpo.json
 """
@@ -54,7 +58,7 @@ from hf_reason.trainers.star import new_small_gpt2  # noqa: E402
 
 
 # the system each comparison sets against "fixed"
-OURS = {"reward": "cosine", "difficulty": "difficulty"}
+OURS = {"reward": "cosine", "difficulty": "difficulty", "pass_rate": "pass_rate"}
 
 
 def parse_args(argv=None):
@@ -64,7 +68,7 @@ def parse_args(argv=None):
         "--compare",
         choices=sorted(OURS),
         default="reward",
-        help="reward: cosine reward curriculum; difficulty: prompts",
+        help="reward: cosine reward curriculum; difficulty: prompts on a fixed schedule; pass_rate: prompts by pass rate",
     )
     parser.add_argument("--output", default=None, help="JSON file for the numbers")
     parser.add_argument(
@@ -78,16 +82,20 @@ def parse_args(argv=None):
         "--max_ops", type=int, default=None, help="operators per problem: 1 to this (default 2; difficulty 4)"
     )
     parser.add_argument("--warmup_fraction", type=float, default=0.5, help="difficulty: all buckets unlocked here")
+    parser.add_argument(
+        "--pass_threshold", type=float, default=0.5, help="pass_rate: the pass rate that unlocks the next bucket"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     # difficulty: a warm start that solves some one-operator problems, so that easy prompts give GRPO groups a signal
-    sft_steps = (4, 200) if args.compare == "difficulty" else (4, 60)
+    prompts_compared = args.compare in ("difficulty", "pass_rate")
+    sft_steps = (4, 200) if prompts_compared else (4, 60)
     defaults = dict(sft_steps=sft_steps, grpo_steps=(2, 150), num_eval=(16, 400), hidden_size=(32, 64))
     for name, (quick, full) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     if args.max_ops is None:
-        args.max_ops = 4 if args.compare == "difficulty" else 2
+        args.max_ops = 4 if prompts_compared else 2
     return args
 
 
@@ -127,12 +135,16 @@ def grpo(args, tokenizer, start: str, folder: str, system: str):
         ["prompt", "answer", "num_ops"]
     )
     curriculum = dict(difficulty_column="num_ops", curriculum_num_buckets=args.max_ops)
+    if system == "pass_rate":  # a pass: a right answer in format, total reward (1 - end) + end
+        curriculum.update(
+            curriculum_schedule="pass_rate", curriculum_pass_threshold=args.pass_threshold, curriculum_pass_reward=1.0
+        )
     config = ReasoningGRPOConfig(
         output_dir=folder, max_steps=args.grpo_steps, per_device_train_batch_size=8, num_generations=8,
         max_completion_length=completion_budget(args), learning_rate=5e-4, logging_steps=1, report_to=[],
         save_strategy="no", seed=args.seed, disable_tqdm=True, bf16=False, use_cpu=True, disable_dropout=True,
         reward_weights=[1.0 - args.end, args.end], curriculum_warmup_fraction=args.warmup_fraction,
-        **(curriculum if system == "difficulty" else {}),
+        **(curriculum if system in ("difficulty", "pass_rate") else {}),
     )  # fmt: skip
     trainer = ReasoningGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(start),
@@ -153,16 +165,22 @@ def grpo(args, tokenizer, start: str, folder: str, system: str):
         "zero_std_share": [log["frac_reward_zero_std"] for log in logs if "frac_reward_zero_std" in log],
         "trained_num_ops": trained_difficulty(trainer, data["num_ops"]),
     }
+    if system == "pass_rate":
+        curves["unlock_chunks"] = list(trainer.curriculum_sampler.unlock_chunks)
     return trainer.model, curves
 
 
 def trained_difficulty(trainer, num_ops) -> list:
     """Mean `num_ops` of the prompts of each quarter of the run, from a copy of the trainer's sampler (its stream is
-    seeded, so the copy draws what training drew)."""
+    seeded and, under the pass-rate schedule, given the run's unlocks, so the copy draws what training drew)."""
     generation_batch = trainer.args.generation_batch_size
     repeat = trainer.num_iterations * trainer.args.steps_per_generation
     chunks = trainer.args.max_steps * trainer.args.gradient_accumulation_steps // repeat
-    stream = list(itertools.islice(iter(trainer._get_train_sampler()), chunks * generation_batch * repeat))
+    live = trainer.curriculum_sampler
+    sampler = trainer._get_train_sampler()
+    if live is not None:
+        sampler.load_state_dict(live.state_dict())
+    stream = list(itertools.islice(iter(sampler), chunks * generation_batch * repeat))
     per_step = [
         num_ops[i] for i in stream[:: generation_batch * repeat]
     ]  # one prompt per generation batch in these runs

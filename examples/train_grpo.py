@@ -8,6 +8,8 @@ exact-answer checker plus the format reward, combined with weights. Optional LoR
     python examples/train_grpo.py --output_dir runs/grpo --family meta_attention --use_peft true
     python examples/train_grpo.py --output_dir runs/grpo --cosine_curriculum true   # format first, then answers
     python examples/train_grpo.py --output_dir runs/grpo --max_ops 4 --difficulty_column num_ops   # easy to hard
+    python examples/train_grpo.py --output_dir runs/grpo --max_ops 4 --difficulty_column num_ops \
+        --curriculum_schedule pass_rate --curriculum_pass_threshold 0.5   # harder once the newest level is solved
     accelerate launch --config_file accelerate_configs/cpu_2proc.yaml examples/train_grpo.py --output_dir runs/grpo
 
 Every `ReasoningGRPOConfig` / `GRPOConfig` option is a flag too (`--help`).

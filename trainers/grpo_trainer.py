@@ -26,16 +26,20 @@ shared-prompt log-probabilities differ from its full forward's in a one-time che
 
 With `difficulty_column` set in [`ReasoningGRPOConfig`], `_get_train_sampler` returns a
 `CurriculumRepeatSampler` instead of TRL's `RepeatSampler`: the same groups and reuse, with the prompts of each
-generation batch drawn from the difficulty buckets unlocked so far.
+generation batch drawn from the difficulty buckets unlocked so far. Under `curriculum_schedule="pass_rate"`,
+`_calculate_rewards` (whose rewards TRL gathers from every process) reports each rollout's difficulty and
+outcome to the sampler, and the sampler's unlocks are saved and loaded with the optimizer's state.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import numpy as np
 import torch
-from accelerate.utils import is_peft_model
+from accelerate.utils import gather_object, is_peft_model
 from datasets import IterableDataset
 from transformers import DynamicCache, Trainer
 from transformers.utils import logging
@@ -45,6 +49,7 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from hf_reason.data.curriculum import CurriculumRepeatSampler
+from hf_reason.file_io import atomic_write_json
 
 from ._model_card import ModelCardMixin
 from .shared_prefix import group_prompt_rows, prefix_sharing_blocker, shared_prefix_logps
@@ -52,6 +57,9 @@ from .utils import check_4bit_weights_trainable, keep_4bit_weights_trainable
 
 
 logger = logging.get_logger(__name__)
+
+# the "pass_rate" curriculum's unlocks, in each checkpoint folder
+CURRICULUM_STATE_NAME = "curriculum_state.json"
 
 
 __all__ = ["ReasoningGRPOTrainer", "can_share_prefill", "shared_prefill_generate"]
@@ -153,6 +161,22 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
         self._difficulty_values = (
             self._difficulty(self.train_dataset) if getattr(self.args, "difficulty_column", None) is not None else None
         )
+        self._curriculum_sampler = None  # the live CurriculumRepeatSampler, once the training data loader is built
+        if self._pass_rate_curriculum and self.args.remove_unused_columns:
+            raise ValueError(
+                "curriculum_schedule='pass_rate' reads each rollout's difficulty_column "
+                f"{self.args.difficulty_column!r} from its inputs; set remove_unused_columns=False (GRPO's default)"
+            )
+
+    @property
+    def curriculum_sampler(self):
+        """The `CurriculumRepeatSampler` of the training data loader (its `unlock_chunks`, `pass_rate`), or None
+        before the loader is built and without `difficulty_column`."""
+        return self._curriculum_sampler
+
+    @property
+    def _pass_rate_curriculum(self) -> bool:
+        return self._difficulty_values is not None and self.args.curriculum_schedule == "pass_rate"
 
     def _difficulty(self, dataset) -> np.ndarray:
         """The `difficulty_column` values of `dataset`, or a `ValueError` naming what is wrong."""
@@ -197,7 +221,7 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
         else:  # as the Trainer counts them: the data loader yields one batch per micro-step, `repeat_count` per chunk
             updates_per_epoch = max(len(dataset) // batch_size * repeat_count // accumulation, 1)
             max_steps = math.ceil(self.args.num_train_epochs * updates_per_epoch)
-        return CurriculumRepeatSampler(
+        self._curriculum_sampler = CurriculumRepeatSampler(
             self._difficulty_values,
             mini_repeat_count=self.num_generations,
             batch_size=batch_size,
@@ -207,7 +231,52 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
             warmup_fraction=self.args.curriculum_warmup_fraction,
             shuffle=self.shuffle_dataset,
             seed=self.args.seed,
+            schedule=self.args.curriculum_schedule,
+            pass_threshold=self.args.curriculum_pass_threshold,
+            pass_window=self.args.curriculum_pass_window,
         )
+        return self._curriculum_sampler
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's rewards (gathered from every process); under the `"pass_rate"` curriculum, each training rollout's
+        difficulty and outcome also go to the sampler, in the same order on every process."""
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        sampler = self._curriculum_sampler
+        if not (self._pass_rate_curriculum and self.model.training and sampler is not None):
+            return rewards_per_func
+        difficulty = gather_object([row[self.args.difficulty_column] for row in inputs])
+        weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
+        total = (rewards_per_func * weights).nansum(dim=1)
+        passed = (total >= self.args.curriculum_pass_reward).tolist()
+        if sampler.report_rollouts(difficulty, passed):
+            logger.info(
+                f"curriculum: bucket {sampler.unlocked_at(sampler.next_chunk)} of {len(sampler.difficulty_buckets)} "
+                f"unlocked from generation batch {sampler.next_chunk} (step {self.state.global_step})"
+            )
+        self._metrics["train"]["curriculum/unlocked_buckets"].append(float(sampler.unlocked_at(sampler.next_chunk)))
+        if sampler.pass_rate is not None:
+            self._metrics["train"]["curriculum/newest_bucket_pass_rate"].append(sampler.pass_rate)
+        return rewards_per_func
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        super()._save_optimizer_and_scheduler(output_dir)
+        # saved before the Trainer's state, which it writes last as the mark of a finished checkpoint
+        if self._pass_rate_curriculum and self._curriculum_sampler is not None and self.args.should_save:
+            atomic_write_json(os.path.join(output_dir, CURRICULUM_STATE_NAME), self._curriculum_sampler.state_dict())
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        # called on resume after the data loader is built and before any batch is drawn
+        if checkpoint is None or not self._pass_rate_curriculum or self._curriculum_sampler is None:
+            return
+        path = os.path.join(checkpoint, CURRICULUM_STATE_NAME)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"resuming curriculum_schedule='pass_rate' needs {CURRICULUM_STATE_NAME} in the checkpoint "
+                f"{checkpoint}; it has none (a checkpoint of a run without the pass-rate curriculum?)"
+            )
+        with open(path) as f:
+            self._curriculum_sampler.load_state_dict(json.load(f))
 
     def train(self, *args, **kwargs):
         check_4bit_weights_trainable(self.model)

@@ -1,6 +1,9 @@
 """ReasoningGRPOTrainer with a difficulty curriculum under `accelerate launch` (2 processes).
 
-A run of 4 steps; each rank writes the prompts and difficulties its reward function saw per step to `rank{r}.json`.
+A run of 4 steps; each rank writes the prompts and difficulties its reward function saw per step, and the chunks at
+which buckets unlocked, to `rank{r}.json`. With `pass_rate` as the second argument the curriculum follows the pass
+rate, and the reward is 1 on rank 0's rollouts and 0 on rank 1's: only the gathered rollouts pass at rate 0.5, so
+both ranks unlock together only if each counts the other's.
 (The resumed run is tested on one process: transformers 4.57 loads a checkpoint's optimizer state with
 `map_location=args.device`, which torch cannot restore to on a multi-process CPU run.)
 """
@@ -20,11 +23,14 @@ from grpo_ddp_check import COMMON_ARGS  # noqa: E402  (this folder is on the pat
 from grpo_testing import leveled_arithmetic, tiny_gpt2  # noqa: E402
 
 
-def run(out_dir: str, tokenizer) -> list:
+def run(out_dir: str, tokenizer, schedule: str) -> tuple[list, list]:
     seen = []
+    rank = int(os.environ.get("RANK", 0))
 
     def recording_reward(prompts, completions, num_ops, **kwargs):
         seen.append([list(prompts), list(num_ops)])
+        if schedule == "pass_rate":
+            return [1.0 if rank == 0 else 0.0] * len(completions)
         return [float(len(c)) for c in completions]
 
     args = ReasoningGRPOConfig(
@@ -33,6 +39,9 @@ def run(out_dir: str, tokenizer) -> list:
         max_completion_length=6,
         max_steps=4,
         difficulty_column="num_ops",
+        curriculum_schedule=schedule,
+        curriculum_pass_threshold=0.5,
+        curriculum_pass_window=8,
         **COMMON_ARGS,
     )
     trainer = ReasoningGRPOTrainer(
@@ -43,15 +52,16 @@ def run(out_dir: str, tokenizer) -> list:
         train_dataset=leveled_arithmetic(),
     )
     trainer.train()
-    return seen
+    return seen, trainer.curriculum_sampler.unlock_chunks
 
 
-def main(out_dir: str) -> None:
+def main(out_dir: str, schedule: str = "rating") -> None:
     tokenizer = build_tokenizer(vocab_size=320)
-    seen = run(os.path.join(out_dir, "run"), tokenizer)
-    atomic_write_json(os.path.join(out_dir, f"rank{int(os.environ.get('RANK', 0))}.json"), {"steps": seen})
+    seen, unlocks = run(os.path.join(out_dir, "run"), tokenizer, schedule)
+    rank = int(os.environ.get("RANK", 0))
+    atomic_write_json(os.path.join(out_dir, f"rank{rank}.json"), {"steps": seen, "unlock_chunks": unlocks})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
     end_distributed()
