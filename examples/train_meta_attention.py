@@ -18,6 +18,10 @@ For each arm (meta-attention module on / off, same seed, data and steps) the scr
    (`hf_reason.workspace.reflection_training_row`: the validator's verdict and the attended tokens in the
    prompt, the attempt kept when it passed, the gold report written when it did not; rows longer than
    `--n_positions` are dropped), so that `bench/reflection.py` measures a model that has learned the pass;
+   with `--reflection_rl_steps K`, K GRPO steps on reflection passes from its own first attempts (the same
+   reflection prompts; reward `hf_reason.workspace.ReflectionReward`: fixing a wrong answer earns most,
+   keeping a right one or saying it may be wrong less, repeating a wrong answer or copying the attempt
+   verbatim is penalised), so the pass is also learned from its outcomes and not only imitated;
 4. with `--rl_steps N`, continues with GRPO (`ReasoningGRPOTrainer`, reward: the evaluator's overall
    score) on the curated training prompts under the training cadence (`TrainingCadenceCallback`: short
    chunks, reports on training-split validation tasks between them, longer chunks after two good ones,
@@ -234,6 +238,15 @@ class WarmupArguments:
     reflection_tasks: int = field(
         default=64, metadata={"help": "Training tasks (curated training split, then generated) the model attempts."}
     )
+    reflection_rl_steps: int = field(
+        default=0,
+        metadata={
+            "help": "GRPO steps on reflection passes from the model's own first attempts at the reflection tasks, "
+            "rewarded by ReflectionReward (fix a wrong answer, keep a right one, say when unsure; a repeated "
+            "wrong answer or a verbatim copy is penalised), after --reflection_steps (0: none). Uses the "
+            "--rl_num_generations, --rl_max_completion_length and --rl_learning_rate settings."
+        },
+    )
     heldout_tom: int = field(
         default=0,
         metadata={
@@ -422,16 +435,11 @@ def introspection_supervision(model, tokenizer, rows: list[dict], sft_args, step
     return trainer
 
 
-def reflection_training(model, tokenizer, tasks: list[dict], sft_args, args, output_dir: str) -> dict:
-    """SFT on reflection passes built from the model's own first attempts (`reflection_training_row`: the
-    validator's verdict and the attended tokens in the prompt; the attempt kept when it passed, the gold
-    report written when it did not), mixed with the tasks' gold first passes so pass 0 is not forgotten."""
-    import copy
-
-    import datasets
-
+def first_attempts(model, tokenizer, tasks: list[dict], args) -> list[dict]:
+    """The model's greedy first attempt at each task, with the tokens it attended to most while writing it:
+    what a reflection pass is built from (`reflection_training_row`)."""
     model.eval()
-    rows = []
+    attempts = []
     for task in tasks:
         prompt = task["prompt"] + "\n"
         ids, out = greedy_report(model, tokenizer, prompt, args.max_new_tokens)
@@ -440,7 +448,20 @@ def reflection_training(model, tokenizer, tasks: list[dict], sft_args, args, out
         if out.shape[1] > ids.shape[1]:
             attended = attended_terms(model, tokenizer, prompt + attempt, ids.shape[1], top=5)
         validator = json.loads(task["validator"]) if isinstance(task["validator"], str) else task["validator"]
-        rows.append(reflection_training_row(prompt, attempt, validator, task["completion"], attended))
+        row = reflection_training_row(prompt, attempt, validator, task["completion"], attended)
+        attempts.append({**row, "attempt": attempt, "validator": validator})
+    return attempts
+
+
+def reflection_training(model, tokenizer, tasks: list[dict], sft_args, args, output_dir: str) -> dict:
+    """SFT on reflection passes built from the model's own first attempts (`reflection_training_row`: the
+    validator's verdict and the attended tokens in the prompt; the attempt kept when it passed, the gold
+    report written when it did not), mixed with the tasks' gold first passes so pass 0 is not forgotten."""
+    import copy
+
+    import datasets
+
+    rows = first_attempts(model, tokenizer, tasks, args)
     wrong = sum(not r["passed"] for r in rows)
     # SFT would cut an over-long row's completion off (it keeps the start): such rows teach nothing
     fits = [
@@ -467,6 +488,69 @@ def reflection_training(model, tokenizer, tasks: list[dict], sft_args, args, out
         "rows_too_long": len(rows) - len(fits),
         "steps": args.reflection_steps,
         "train_loss": losses,
+    }
+
+
+def reflection_rl_stage(model, tokenizer, tasks: list[dict], args, sft_args, output_dir: str) -> dict:
+    """GRPO on reflection passes: the prompts are the reflection prompts of the model's own first attempts at
+    `tasks` (as `bench/reflection.py` asks for a second pass), the reward `ReflectionReward` (what the revision
+    did to the attempt: fixed, kept, uncertain, changed, repeated, broke, verbatim)."""
+    import datasets
+
+    from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+    from hf_reason.workspace import ReflectionReward
+
+    attempts = first_attempts(model, tokenizer, tasks, args)
+    room = args.n_positions - args.rl_max_completion_length  # prompt + completion must fit the positions
+    rows = [
+        {"prompt": a["prompt"], "previous_completion": a["attempt"], "validator": json.dumps(a["validator"])}
+        for a in attempts
+        if len(tokenizer(a["prompt"], add_special_tokens=False)["input_ids"]) <= room
+    ]
+    if not rows:
+        raise ValueError(
+            f"--reflection_rl_steps: no reflection prompt of the {len(attempts)} tasks fits --n_positions "
+            f"{args.n_positions} with --rl_max_completion_length {args.rl_max_completion_length}"
+        )
+    config = ReasoningGRPOConfig(
+        output_dir=output_dir,
+        max_steps=args.reflection_rl_steps,
+        per_device_train_batch_size=2 * args.rl_num_generations,
+        num_generations=args.rl_num_generations,
+        max_completion_length=args.rl_max_completion_length,
+        learning_rate=args.rl_learning_rate,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=sft_args.use_cpu,
+        bf16=False,
+        seed=sft_args.seed,
+        disable_tqdm=sft_args.disable_tqdm,
+        disable_dropout=True,
+    )
+    trainer = ReasoningGRPOTrainer(
+        model=model,
+        reward_funcs=ReflectionReward(),
+        args=config,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    curve = [
+        e["rewards/reflection_reward/mean"] for e in trainer.state.log_history if "rewards/reflection_reward/mean" in e
+    ]
+    print(
+        f"reflection RL: {len(rows)} reflection prompts ({sum(not a['passed'] for a in attempts)} first attempts "
+        f"failed), {trainer.state.global_step} GRPO steps, mean reward first / last step "
+        f"{curve[0] if curve else None} / {curve[-1] if curve else None}"
+    )
+    return {
+        "model": trainer.model,
+        "prompts": len(rows),
+        "prompts_too_long": len(attempts) - len(rows),
+        "first_attempts_failed": sum(not a["passed"] for a in attempts),
+        "steps": trainer.state.global_step,
+        "reward_curve": curve,
     }
 
 
@@ -602,6 +686,8 @@ def main():
     if args.critic_label not in (*SCORE_NAMES, "overall"):
         raise ValueError(f"--critic_label must be 'overall' or one of {list(SCORE_NAMES)}, got {args.critic_label!r}")
     parse_pairs(args.rl_thresholds, "--rl_thresholds"), parse_pairs(args.rl_abort_below, "--rl_abort_below")
+    if args.reflection_rl_steps < 0:
+        raise ValueError(f"--reflection_rl_steps must be >= 0, got {args.reflection_rl_steps}")
     if args.rl_steps < 0 or args.rl_num_generations < 2 or args.rl_chunk_steps < 1:
         raise ValueError(
             f"--rl_steps must be >= 0, --rl_num_generations >= 2 and --rl_chunk_steps >= 1, got {args.rl_steps} / "
@@ -714,7 +800,7 @@ def main():
             trainer.state.log_history = [{"step": s, "loss": v} for s, v in warmup_losses] + [
                 {**e, "step": e["step"] + offset} for e in trainer.state.log_history if "loss" in e
             ]
-        reflection = None
+        reflection = reflection_rl = None
         if args.reflection_steps:
             reflection = reflection_training(
                 trainer.model,
@@ -724,6 +810,16 @@ def main():
                 args,
                 os.path.join(sft_args.output_dir, "reflection"),
             )
+        if args.reflection_rl_steps:
+            reflection_rl = reflection_rl_stage(
+                trainer.model,
+                tokenizer,
+                reflection_pool[: args.reflection_tasks],
+                args,
+                sft_args,
+                os.path.join(sft_args.output_dir, "reflection_rl"),
+            )
+            trainer.model = reflection_rl.pop("model")
         trainer.save_model(sft_args.output_dir)
         if not main_process:
             continue
@@ -759,6 +855,8 @@ def main():
             results["arms"][arm]["rl"] = rl
         if reflection is not None:
             results["arms"][arm]["reflection"] = reflection
+        if reflection_rl is not None:
+            results["arms"][arm]["reflection_rl"] = reflection_rl
         if args.critic_steps:
             prompts = {t["id"]: t["prompt"] + "\n" for t in eval_tasks}  # as the reports were generated
             critic = train_critic(sft_args.output_dir, tokenizer, before + after, prompts, args, seed)

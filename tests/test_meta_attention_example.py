@@ -112,6 +112,9 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
         "2",
         "--reflection_tasks",
         "3",
+        # then 1 GRPO step on the reflection prompts of those attempts, rewarded by ReflectionReward
+        "--reflection_rl_steps",
+        "1",
         # two generated ToM stories from an unseen seed join the held-out evaluation
         "--heldout_tom",
         "2",
@@ -184,6 +187,9 @@ def test_tiny_run_writes_table_results_and_pictures(tmp_path):
     for name, arm in results["arms"].items():
         assert arm["reflection"]["tasks"] == 3 and 0 <= arm["reflection"]["first_attempts_failed"] <= 3
         assert arm["reflection"]["steps"] == 2 and all(math.isfinite(x) for x in arm["reflection"]["train_loss"])
+        reflection_rl = arm["reflection_rl"]
+        assert reflection_rl["steps"] == 1 and reflection_rl["prompts"] + reflection_rl["prompts_too_long"] == 3
+        assert len(reflection_rl["reward_curve"]) == 1 and -1.0 <= reflection_rl["reward_curve"][0] <= 1.0
         assert arm["rl"]["steps"] == 2 and arm["rl"]["abort_reason"] is None
         assert [d["action"] for d in arm["rl"]["decisions"]] == ["hold", "extend"]
         logged = [json.loads(line) for line in (out / name / "rl" / "progress.jsonl").read_text().splitlines()]
