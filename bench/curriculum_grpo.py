@@ -23,7 +23,7 @@ prompts) and Cohen's h. The training curve of the format reward is kept from eac
 
     python bench/curriculum_grpo.py --quick                                   # tiny: checks it runs
     python bench/curriculum_grpo.py --quick --compare difficulty
-    python bench/curriculum_grpo.py --quick --compare pass_rate
+    python bench/curriculum_grpo.py --quick --compare difficulty pass_rate     # both against one fixed run
     OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --output runs/curriculum_grpo.json    # the measured runs
     OMP_NUM_THREADS=2 python bench/curriculum_grpo.py --compare difficulty --output runs/difficulty_grpo.json
 """
@@ -66,9 +66,11 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny model and data: checks the script runs")
     parser.add_argument(
         "--compare",
+        nargs="+",
         choices=sorted(OURS),
-        default="reward",
-        help="reward: cosine reward curriculum; difficulty: prompts on a fixed schedule; pass_rate: prompts by pass rate",
+        default=["reward"],
+        help="reward: cosine reward curriculum; difficulty: prompts on a fixed schedule; pass_rate: prompts by pass "
+        "rate (difficulty and pass_rate together share one warm start and one fixed run)",
     )
     parser.add_argument("--output", default=None, help="JSON file for the numbers")
     parser.add_argument(
@@ -77,6 +79,9 @@ def parse_args(argv=None):
     parser.add_argument("--grpo_steps", type=int, default=None, help="GRPO steps per run (default 150; quick 2)")
     parser.add_argument("--num_eval", type=int, default=None, help="held-out problems (default 400; quick 16)")
     parser.add_argument("--hidden_size", type=int, default=None, help="default 64 (quick 32)")
+    parser.add_argument("--num_layers", type=int, default=2, help="GPT-2 layers")
+    parser.add_argument("--sft_rows", type=int, default=512, help="warm-start SFT problems")
+    parser.add_argument("--sft_learning_rate", type=float, default=3e-3, help="warm-start SFT peak learning rate")
     parser.add_argument("--end", type=float, default=0.2, help="the format weight both runs end on")
     parser.add_argument(
         "--max_ops", type=int, default=None, help="operators per problem: 1 to this (default 2; difficulty 4)"
@@ -88,7 +93,10 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     # difficulty: a warm start that solves some one-operator problems, so that easy prompts give GRPO groups a signal
-    prompts_compared = args.compare in ("difficulty", "pass_rate")
+    args.compare = list(dict.fromkeys([args.compare] if isinstance(args.compare, str) else args.compare))
+    if "reward" in args.compare and len(args.compare) > 1:
+        parser.error("--compare reward runs alone (its warm start and problems differ from the prompt schedules')")
+    prompts_compared = args.compare != ["reward"]
     sft_steps = (4, 200) if prompts_compared else (4, 60)
     defaults = dict(sft_steps=sft_steps, grpo_steps=(2, 150), num_eval=(16, 400), hidden_size=(32, 64))
     for name, (quick, full) in defaults.items():
@@ -113,13 +121,13 @@ def think_format(completion: str) -> str:
 
 def warm_start(args, tokenizer, folder: str) -> str:
     set_seed(args.seed)
-    model = new_small_gpt2(tokenizer, args.hidden_size, num_layers=2, n_positions=128)
-    data = generate_arithmetic(512, max_ops=args.max_ops, seed=args.seed + 1)
+    model = new_small_gpt2(tokenizer, args.hidden_size, num_layers=args.num_layers, n_positions=128)
+    data = generate_arithmetic(args.sft_rows, max_ops=args.max_ops, seed=args.seed + 1)
     rows = {"prompt": data["prompt"], "completion": [think_format(c) for c in data["completion"]]}
     trainer = SFTTrainer(
         model=model, processing_class=tokenizer, train_dataset=Dataset.from_dict(rows),
         args=SFTConfig(
-            output_dir=os.path.join(folder, "trainer"), max_steps=args.sft_steps, learning_rate=3e-3,
+            output_dir=os.path.join(folder, "trainer"), max_steps=args.sft_steps, learning_rate=args.sft_learning_rate,
             per_device_train_batch_size=16, completion_only_loss=True, use_cpu=True, bf16=False, report_to=[],
             save_strategy="no", seed=args.seed, disable_tqdm=True, logging_steps=max(1, args.sft_steps // 4),
         ),
@@ -234,19 +242,18 @@ def main(argv=None) -> dict:
             keep.append(i)
     held_out = held_out.select(keep)
     max_new_tokens = completion_budget(args)
-    ours_name = OURS[args.compare]
+    ours_names = [OURS[name] for name in args.compare]
     results, curves = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         start = warm_start(args, tokenizer, folder)
         results["warm_start"] = held_out_outcomes(
             AutoModelForCausalLM.from_pretrained(start), tokenizer, held_out, max_new_tokens
         )
-        for name in ("fixed", ours_name):
+        for name in ("fixed", *ours_names):
             model, curves[name] = grpo(args, tokenizer, start, os.path.join(folder, name), name)
             results[name] = held_out_outcomes(model, tokenizer, held_out, max_new_tokens)
     n = len(held_out)
-    pair = f"{ours_name}_vs_fixed"
-    report = {"n": n, "config": vars(args), "training_curves": curves, "systems": {}, pair: {}}
+    report = {"n": n, "config": vars(args), "training_curves": curves, "systems": {}}
     for name, outcome in results.items():
         report["systems"][name] = {key: sum(values) / n for key, values in outcome.items()}
         report["systems"][name]["wilson"] = {key: wilson_interval(sum(values), n) for key, values in outcome.items()}
@@ -256,16 +263,22 @@ def main(argv=None) -> dict:
             f"[{name}] malformed {format_proportion(sum(outcome['malformed']), n)}, "
             f"accuracy {format_proportion(sum(outcome['correct']), n)}{trained}"
         )
-    for key in ("malformed", "correct"):
-        ours, reference = results[ours_name][key], results["fixed"][key]
-        b, c, p = mcnemar_from_outcomes(ours, reference)
-        rate_ours, rate_ref = sum(ours) / n, sum(reference) / n
-        report[pair][key] = {
-            ours_name: rate_ours, "fixed": rate_ref, "b": b, "c": c, "p": p, "cohens_h": cohens_h(rate_ours, rate_ref)
-        }  # fmt: skip
-        ratio = rate_ours / rate_ref if rate_ref else float("nan")
-        label = "format_collapse (malformed share)" if key == "malformed" else "held_out_accuracy"
-        print(f"{label}: ours {rate_ours:.3f}, reference {rate_ref:.3f}, ratio {ratio:.3f} (McNemar p={p:.3g})")
+    for ours_name in ours_names:
+        pair = report[f"{ours_name}_vs_fixed"] = {}
+        for key in ("malformed", "correct"):
+            ours, reference = results[ours_name][key], results["fixed"][key]
+            b, c, p = mcnemar_from_outcomes(ours, reference)
+            rate_ours, rate_ref = sum(ours) / n, sum(reference) / n
+            pair[key] = {
+                ours_name: rate_ours, "fixed": rate_ref, "b": b, "c": c, "p": p,
+                "cohens_h": cohens_h(rate_ours, rate_ref),
+            }  # fmt: skip
+            ratio = rate_ours / rate_ref if rate_ref else float("nan")
+            label = "format_collapse (malformed share)" if key == "malformed" else "held_out_accuracy"
+            print(
+                f"{label} [{ours_name}]: ours {rate_ours:.3f}, reference {rate_ref:.3f}, ratio {ratio:.3f} "
+                f"(McNemar p={p:.3g})"
+            )
     if args.output:
         atomic_write_json(args.output, report, indent=2)
     return report

@@ -256,8 +256,10 @@ class CurriculumRepeatSampler(torch.utils.data.Sampler):
             raise ValueError(
                 f"difficulty and passed must have one value per rollout, got {len(difficulty)} and {len(passed)}"
             )
+        if self.schedule != "pass_rate":
+            return False
         newest = self.unlocked_at(self.next_chunk) - 1
-        if self.schedule != "pass_rate" or newest == len(self.difficulty_buckets) - 1:
+        if newest == len(self.difficulty_buckets) - 1:  # every bucket is open: nothing left to decide
             return False
         on_newest = self.difficulty_buckets.bucket_of(difficulty) == newest
         self._outcomes.extend(bool(p) for p, on in zip(passed, on_newest) if on)
