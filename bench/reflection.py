@@ -25,6 +25,7 @@ import shutil
 import sys
 
 import torch
+from tqdm.auto import tqdm
 from transformers import StoppingCriteriaList
 
 from hf_reason.data.curated_tasks import generated_entries, read_curated_jsonl
@@ -159,9 +160,9 @@ def main(argv=None) -> dict:
             return attended_terms(model, tokenizer, text + completion, start, top=config.top_attended)
 
     visits = []
-    for _ in range(2):  # the second visit reads the reflections the first stored
+    for visit in range(2):  # the second visit reads the reflections the first stored
         traces = []
-        for task in tasks:
+        for task in tqdm(tasks, desc=f"visit {visit + 1} of 2", unit="task"):
             validator = json.loads(task["validator"]) if isinstance(task["validator"], str) else task["validator"]
             prompt = task["prompt"] + "\n"
             traces.append(
