@@ -491,13 +491,34 @@ def reflection_training(model, tokenizer, tasks: list[dict], sft_args, args, out
     }
 
 
+def rl_config(args, sft_args, output_dir: str, **overrides):
+    """The GRPO settings of the RL stages (`--rl_*` flags; two prompts per step), with `overrides`."""
+    from hf_reason.trainers import ReasoningGRPOConfig
+
+    settings = dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=2 * args.rl_num_generations,
+        num_generations=args.rl_num_generations,
+        max_completion_length=args.rl_max_completion_length,
+        learning_rate=args.rl_learning_rate,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=sft_args.use_cpu,
+        bf16=False,
+        seed=sft_args.seed,
+        disable_tqdm=sft_args.disable_tqdm,
+    )
+    return ReasoningGRPOConfig(**{**settings, **overrides})
+
+
 def reflection_rl_stage(model, tokenizer, tasks: list[dict], args, sft_args, output_dir: str) -> dict:
     """GRPO on reflection passes: the prompts are the reflection prompts of the model's own first attempts at
     `tasks` (as `bench/reflection.py` asks for a second pass), the reward `ReflectionReward` (what the revision
     did to the attempt: fixed, kept, uncertain, changed, repeated, broke, verbatim)."""
     import datasets
 
-    from hf_reason.trainers import ReasoningGRPOConfig, ReasoningGRPOTrainer
+    from hf_reason.trainers import ReasoningGRPOTrainer
     from hf_reason.workspace import ReflectionReward
 
     attempts = first_attempts(model, tokenizer, tasks, args)
@@ -512,22 +533,7 @@ def reflection_rl_stage(model, tokenizer, tasks: list[dict], args, sft_args, out
             f"--reflection_rl_steps: no reflection prompt of the {len(attempts)} tasks fits --n_positions "
             f"{args.n_positions} with --rl_max_completion_length {args.rl_max_completion_length}"
         )
-    config = ReasoningGRPOConfig(
-        output_dir=output_dir,
-        max_steps=args.reflection_rl_steps,
-        per_device_train_batch_size=2 * args.rl_num_generations,
-        num_generations=args.rl_num_generations,
-        max_completion_length=args.rl_max_completion_length,
-        learning_rate=args.rl_learning_rate,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=sft_args.use_cpu,
-        bf16=False,
-        seed=sft_args.seed,
-        disable_tqdm=sft_args.disable_tqdm,
-        disable_dropout=True,
-    )
+    config = rl_config(args, sft_args, output_dir, max_steps=args.reflection_rl_steps, disable_dropout=True)
     trainer = ReasoningGRPOTrainer(
         model=model,
         reward_funcs=ReflectionReward(),
@@ -573,7 +579,6 @@ def rl_stage(model, tokenizer, tasks, validation_tasks, evaluator, args, sft_arg
     from hf_reason.evaluation.reports import ReportScoreReward
     from hf_reason.trainers import (
         CadenceConfig,
-        ReasoningGRPOConfig,
         ReasoningGRPOTrainer,
         TrainingCadenceCallback,
     )
@@ -594,21 +599,7 @@ def rl_stage(model, tokenizer, tasks, validation_tasks, evaluator, args, sft_arg
         ),
         metrics_fn=metrics_fn,
     )
-    config = ReasoningGRPOConfig(
-        output_dir=output_dir,
-        max_steps=args.rl_steps,
-        per_device_train_batch_size=2 * args.rl_num_generations,
-        num_generations=args.rl_num_generations,
-        max_completion_length=args.rl_max_completion_length,
-        learning_rate=args.rl_learning_rate,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=sft_args.use_cpu,
-        bf16=False,
-        seed=sft_args.seed,
-        disable_tqdm=sft_args.disable_tqdm,
-    )
+    config = rl_config(args, sft_args, output_dir, max_steps=args.rl_steps)
     data = datasets.Dataset.from_list([{"prompt": t["prompt"] + "\n", "task_id": t["id"]} for t in tasks])
     trainer = ReasoningGRPOTrainer(
         model=model,
