@@ -115,3 +115,28 @@ def test_distinct_arithmetic_has_no_repeated_prompt_and_says_when_the_space_is_t
     # one operator over 0..2 gives at most 3 * 3 * 4 = 36 different problems
     with pytest.raises(ValueError, match=r"only \d+ distinct problems for 50 \(max_ops=1, max_value=2\)"):
         distinct_arithmetic(50, max_ops=1, max_value=2)
+
+
+def test_tokenizers_return_what_a_gpt2_is_trained_on_and_generate_matches_a_plain_greedy_loop(tokenizer, tmp_path):
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from hf_reason.data import build_gpt2_style_tokenizer
+
+    gpt2_style = build_gpt2_style_tokenizer(vocab_size=280, texts=["hello world, the quick brown fox"] * 20)
+    for tok in (tokenizer, gpt2_style):
+        assert set(tok(["a b", "c"])) == {"input_ids", "attention_mask"}
+        tok.save_pretrained(tmp_path / "tok")
+        assert set(AutoTokenizer.from_pretrained(tmp_path / "tok")("a b")) == {"input_ids", "attention_mask"}
+    # GPT-2 reads `token_type_ids` (adding token 0's embedding at every position) though no trainer passes them:
+    # `generate(**tokenizer(...))` must run the model on what it was trained on, as a plain greedy loop does
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2))
+    model.eval()
+    batch = tokenizer(["Q: 12 + 7 * 3 = ?\nA:"], return_tensors="pt")
+    out = model.generate(**batch, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    ids = batch["input_ids"]
+    with torch.no_grad():
+        for _ in range(8):
+            ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
+    assert out.tolist() == ids.tolist()
