@@ -232,7 +232,9 @@ def by_difficulty(correct, num_ops) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
-    tokenizer = build_tokenizer(vocab_size=512, extra_special_tokens=("<think>", "</think>"))
+    # the think tags are text, not special tokens: GRPO decodes completions with skip_special_tokens=True before
+    # the format reward reads them
+    tokenizer = build_tokenizer(vocab_size=512, extra_tokens=("<think>", "</think>"))
     train_prompts = set(generate_arithmetic(2000, max_ops=args.max_ops, seed=args.seed)["prompt"])
     held_out = generate_arithmetic(4 * args.num_eval, max_ops=args.max_ops, seed=args.seed + 7)
     keep, seen = [], set(train_prompts)

@@ -175,7 +175,9 @@ def main() -> None:
     if script.model_name_or_path:
         tokenizer = AutoTokenizer.from_pretrained(script.model_name_or_path)
     else:
-        tokenizer = build_tokenizer(vocab_size=script.vocab_size, extra_special_tokens=("<think>", "</think>"))
+        # the think tags are text, not special tokens: GRPO decodes completions with skip_special_tokens=True
+        # before the format reward reads them
+        tokenizer = build_tokenizer(vocab_size=script.vocab_size, extra_tokens=("<think>", "</think>"))
     model = build_model(script, tokenizer)
     # `last` means the newest complete checkpoint in --output_dir; its weights replace the warm start.
     resume = resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir, state_file=TRAINER_STATE_NAME)

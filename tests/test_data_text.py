@@ -140,3 +140,23 @@ def test_tokenizers_return_what_a_gpt2_is_trained_on_and_generate_matches_a_plai
         for _ in range(8):
             ids = torch.cat([ids, model(ids).logits[:, -1:].argmax(-1)], dim=1)
     assert out.tolist() == ids.tolist()
+
+
+def test_extra_tokens_are_never_split_and_survive_skipping_special_tokens(tmp_path):
+    from transformers import AutoTokenizer
+
+    tok = build_tokenizer(vocab_size=400, extra_special_tokens=("<x>",), extra_tokens=("<think>", "</think>"))
+    assert len(tok) == 400 and tok.convert_tokens_to_ids(["<think>", "</think>"]) == [398, 399]
+    text = " <think> 12 + 3 = 15</think> #### 15<x>"
+    ids = tok(text)["input_ids"]
+    assert ids[1] == 398 and 399 in ids
+    # what TRL's GRPO hands its reward functions: special tokens dropped, think tags kept
+    assert tok.decode(ids, skip_special_tokens=True) == " <think> 12 + 3 = 15</think> #### 15"
+    tok.save_pretrained(tmp_path)
+    assert AutoTokenizer.from_pretrained(tmp_path).decode(ids, skip_special_tokens=True) == tok.decode(
+        ids, skip_special_tokens=True
+    )
+    with pytest.raises(ValueError, match="extra_tokens` must be distinct and not repeat a special token"):
+        build_tokenizer(vocab_size=300, texts=["x"], extra_special_tokens=("<think>",), extra_tokens=("<think>",))
+    with pytest.raises(ValueError, match=r"vocab_size` must be an int >= 262"):
+        build_tokenizer(vocab_size=261, texts=["x"], extra_tokens=("<a>", "<b>"))

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 import datasets
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 
@@ -96,6 +96,7 @@ def build_tokenizer(
     vocab_size: int = 1024,
     texts: Iterable[str] | None = None,
     extra_special_tokens: Sequence[str] = (),
+    extra_tokens: Sequence[str] = (),
 ) -> PreTrainedTokenizerFast:
     """Trains a byte-level BPE tokenizer locally (GPT-2 style) and wraps it for transformers.
 
@@ -112,17 +113,29 @@ def build_tokenizer(
         texts (`Iterable[str]`, *optional*): training texts; defaults to the `train` split of
             `load_text_corpus` plus a sample of arithmetic problems (digits and operators).
         extra_special_tokens (`Sequence[str]`, defaults to `()`): further special tokens that
-            are never split (e.g. task markers).
+            are never split (e.g. task markers). Like every special token, `decode(...,
+            skip_special_tokens=True)` drops them.
+        extra_tokens (`Sequence[str]`, defaults to `()`): tokens that are never split but are text,
+            so `decode(..., skip_special_tokens=True)` keeps them (the last ids of the vocabulary). Use
+            these for markers a reward or parser reads from decoded text, e.g. `("<think>", "</think>")`:
+            TRL's GRPO decodes completions with `skip_special_tokens=True` before its reward functions
+            see them (Qwen3 and DeepSeek-R1 mark their think tags as non-special for the same reason).
     """
     special = [BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, UNK_TOKEN, *extra_special_tokens]
     if len(set(special)) != len(special):
         raise ValueError(
             f"`extra_special_tokens` must be distinct and not repeat {special[:4]}, got {list(extra_special_tokens)}"
         )
+    if len(set(extra_tokens)) != len(extra_tokens) or set(extra_tokens) & set(special):
+        raise ValueError(
+            f"`extra_tokens` must be distinct and not repeat a special token {special}, got {list(extra_tokens)}"
+        )
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    min_size = len(alphabet) + len(special)
+    min_size = len(alphabet) + len(special) + len(extra_tokens)
     if not isinstance(vocab_size, int) or vocab_size < min_size:
-        raise ValueError(f"`vocab_size` must be an int >= {min_size} (bytes + special tokens), got {vocab_size!r}")
+        raise ValueError(
+            f"`vocab_size` must be an int >= {min_size} (bytes + special and extra tokens), got {vocab_size!r}"
+        )
     if texts is None:
         from .arithmetic import generate_arithmetic
 
@@ -138,12 +151,13 @@ def build_tokenizer(
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
+        vocab_size=vocab_size - len(extra_tokens),
         special_tokens=special,
         initial_alphabet=alphabet,
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    tokenizer.add_tokens([AddedToken(token, special=False, normalized=False) for token in extra_tokens])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=BOS_TOKEN,
