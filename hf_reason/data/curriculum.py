@@ -69,7 +69,8 @@ class DifficultyBuckets:
         raw = np.searchsorted(self._edges, values, side="right")
         nonempty = np.bincount(raw, minlength=len(self._edges) + 1) > 0
         self.buckets = [np.flatnonzero(raw == b) for b in np.flatnonzero(nonempty)]
-        # raw quantile slot -> index among the non-empty buckets (a value in an empty slot joins the bucket below)
+        # raw quantile slot -> index among the non-empty buckets (an empty slot maps to the nearest bucket below it,
+        # or to the first)
         self._compact = np.maximum(np.cumsum(nonempty) - 1, 0)
 
     def bucket_of(self, difficulty: Sequence[float]) -> np.ndarray:
