@@ -82,6 +82,7 @@ def parse_args(argv=None):
     parser.add_argument("--num_layers", type=int, default=2, help="GPT-2 layers")
     parser.add_argument("--sft_rows", type=int, default=512, help="warm-start SFT problems")
     parser.add_argument("--sft_learning_rate", type=float, default=3e-3, help="warm-start SFT peak learning rate")
+    parser.add_argument("--grpo_learning_rate", type=float, default=5e-4, help="GRPO learning rate of every run")
     parser.add_argument("--end", type=float, default=0.2, help="the format weight both runs end on")
     parser.add_argument(
         "--max_ops", type=int, default=None, help="operators per problem: 1 to this (default 2; difficulty 4)"
@@ -149,7 +150,7 @@ def grpo(args, tokenizer, start: str, folder: str, system: str):
         )
     config = ReasoningGRPOConfig(
         output_dir=folder, max_steps=args.grpo_steps, per_device_train_batch_size=8, num_generations=8,
-        max_completion_length=completion_budget(args), learning_rate=5e-4, logging_steps=1, report_to=[],
+        max_completion_length=completion_budget(args), learning_rate=args.grpo_learning_rate, logging_steps=1, report_to=[],
         save_strategy="no", seed=args.seed, disable_tqdm=True, bf16=False, use_cpu=True, disable_dropout=True,
         reward_weights=[1.0 - args.end, args.end], curriculum_warmup_fraction=args.warmup_fraction,
         **(curriculum if system in ("difficulty", "pass_rate") else {}),
