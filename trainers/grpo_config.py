@@ -5,7 +5,7 @@ from typing import Optional
 
 from trl import GRPOConfig
 
-from hf_reason.data.curriculum import CURRICULUM_SCHEDULES, check_pass_threshold, check_warmup_fraction
+from hf_reason.data.curriculum import CURRICULUM_SCHEDULES, check_fraction
 from hf_reason.data.grid import check_int
 
 
@@ -138,16 +138,12 @@ class ReasoningGRPOConfig(GRPOConfig):
                 f"difficulty_column must be a column name (a non-empty str) or None, got {self.difficulty_column!r}"
             )
         self.curriculum_num_buckets = check_int("curriculum_num_buckets", self.curriculum_num_buckets, minimum=1)
-        self.curriculum_warmup_fraction = check_warmup_fraction(
-            self.curriculum_warmup_fraction, "curriculum_warmup_fraction"
-        )
+        self.curriculum_warmup_fraction = check_fraction(self.curriculum_warmup_fraction, "curriculum_warmup_fraction")
         if self.curriculum_schedule not in CURRICULUM_SCHEDULES:
             raise ValueError(
                 f"curriculum_schedule must be one of {CURRICULUM_SCHEDULES}, got {self.curriculum_schedule!r}"
             )
-        self.curriculum_pass_threshold = check_pass_threshold(
-            self.curriculum_pass_threshold, "curriculum_pass_threshold"
-        )
+        self.curriculum_pass_threshold = check_fraction(self.curriculum_pass_threshold, "curriculum_pass_threshold")
         self.curriculum_pass_window = check_int("curriculum_pass_window", self.curriculum_pass_window, minimum=1)
         if (
             isinstance(self.curriculum_pass_reward, bool)

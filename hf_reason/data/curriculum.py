@@ -37,15 +37,8 @@ __all__ = ["CURRICULUM_SCHEDULES", "CurriculumRepeatSampler", "CurriculumSampler
 CURRICULUM_SCHEDULES = ("rating", "pass_rate")
 
 
-def check_warmup_fraction(value: float, name: str = "warmup_fraction") -> float:
-    """`value` if it is a fraction of training in (0, 1], else a `ValueError` naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
-        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-    return float(value)
-
-
-def check_pass_threshold(value: float, name: str = "pass_threshold") -> float:
-    """`value` if it is a pass rate in (0, 1], else a `ValueError` naming `name`."""
+def check_fraction(value: float, name: str) -> float:
+    """`value` if it is a fraction in (0, 1] (a warm-up fraction, a pass rate), else a `ValueError` naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
     return float(value)
@@ -117,8 +110,8 @@ class CurriculumSampler(torch.utils.data.Sampler):
         if schedule not in CURRICULUM_SCHEDULES:
             raise ValueError(f"schedule must be one of {CURRICULUM_SCHEDULES}, got {schedule!r}")
         self.num_samples = check_int("num_samples", num_samples, minimum=1)
-        self.warmup_fraction = check_warmup_fraction(warmup_fraction)
-        pass_threshold = check_pass_threshold(pass_threshold)
+        self.warmup_fraction = check_fraction(warmup_fraction, "warmup_fraction")
+        pass_threshold = check_fraction(pass_threshold, "pass_threshold")
         self.difficulty_buckets = DifficultyBuckets(difficulty, num_buckets)
         self.buckets = self.difficulty_buckets.buckets
         self.schedule = schedule
@@ -224,9 +217,9 @@ class CurriculumRepeatSampler(torch.utils.data.Sampler):
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.repeat_count = check_int("repeat_count", repeat_count, minimum=1)
         self.schedule_length = check_int("schedule_length", schedule_length, minimum=1)
-        self.warmup_fraction = check_warmup_fraction(warmup_fraction)
+        self.warmup_fraction = check_fraction(warmup_fraction, "warmup_fraction")
         self.schedule = schedule
-        self.pass_threshold = check_pass_threshold(pass_threshold)
+        self.pass_threshold = check_fraction(pass_threshold, "pass_threshold")
         self.pass_window = check_int("pass_window", pass_window, minimum=1)
         self.num_samples = len(difficulty)
         self.shuffle, self.seed = shuffle, seed
