@@ -39,7 +39,7 @@ UNK_TOKEN = "<|unk|>"
 # What the tokenizers return, as GPT-2's own tokenizer: no `token_type_ids`. GPT-2 takes them and adds the
 # embedding of token 0 at every position for them, and no trainer passes them in training, so a
 # `model.generate(**tokenizer(...))` would run the model on inputs it never saw.
-MODEL_INPUT_NAMES = ["input_ids", "attention_mask"]
+MODEL_INPUT_NAMES = ("input_ids", "attention_mask")
 
 # Shorter "paragraphs" are mostly headings and one-line syntax rules, not prose.
 _MIN_PARAGRAPH_CHARS = 40
@@ -167,7 +167,7 @@ def build_tokenizer(
         additional_special_tokens=list(extra_special_tokens),
         model_max_length=2048,
         clean_up_tokenization_spaces=False,
-        model_input_names=MODEL_INPUT_NAMES,
+        model_input_names=list(MODEL_INPUT_NAMES),  # a list of its own per tokenizer
     )
 
 
@@ -227,5 +227,5 @@ def build_gpt2_style_tokenizer(vocab_size: int = 50257, texts: Iterable[str] | N
         unk_token=GPT2_END_OF_TEXT,
         model_max_length=1024,
         clean_up_tokenization_spaces=False,
-        model_input_names=MODEL_INPUT_NAMES,
+        model_input_names=list(MODEL_INPUT_NAMES),  # a list of its own per tokenizer
     )
