@@ -29,6 +29,7 @@ prompts) and Cohen's h. The training curve of the format reward is kept from eac
 """
 
 import argparse
+import copy
 import itertools
 import os
 import tempfile
@@ -185,10 +186,11 @@ def trained_difficulty(trainer, num_ops) -> list:
     generation_batch = trainer.args.generation_batch_size
     repeat = trainer.num_iterations * trainer.args.steps_per_generation
     chunks = trainer.args.max_steps * trainer.args.gradient_accumulation_steps // repeat
-    live = trainer.curriculum_sampler
-    sampler = trainer._get_train_sampler()
-    if live is not None:
-        sampler.load_state_dict(live.state_dict())
+    if trainer.curriculum_sampler is not None:  # a copy: the trainer keeps its own sampler
+        sampler = copy.deepcopy(trainer.curriculum_sampler)
+        sampler.set_epoch(0)
+    else:
+        sampler = trainer._get_train_sampler()
     stream = list(itertools.islice(iter(sampler), chunks * generation_batch * repeat))
     per_step = [
         num_ops[i] for i in stream[:: generation_batch * repeat]
