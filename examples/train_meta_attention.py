@@ -513,15 +513,17 @@ def rl_config(args, sft_args, output_dir: str, **overrides):
 
 
 def reflection_rl_stage(model, tokenizer, tasks: list[dict], args, sft_args, output_dir: str) -> dict:
-    """GRPO on reflection passes: the prompts are the reflection prompts of the model's own first attempts at
-    `tasks` (as `bench/reflection.py` asks for a second pass), the reward `ReflectionReward` (what the revision
-    did to the attempt: fixed, kept, uncertain, changed, repeated, broke, verbatim)."""
+    """GRPO on reflection passes, training `model` in place: the prompts are the reflection prompts of the model's
+    own first attempts at `tasks` (as `bench/reflection.py` asks for a second pass; drawn after any reflection SFT,
+    so they are the current model's), the reward `ReflectionReward` (what the revision did to the attempt: fixed,
+    kept, uncertain, changed, repeated, broke, verbatim)."""
     import datasets
 
     from hf_reason.trainers import ReasoningGRPOTrainer
     from hf_reason.workspace import ReflectionReward
 
     attempts = first_attempts(model, tokenizer, tasks, args)
+    failed = sum(not a["passed"] for a in attempts)
     room = args.n_positions - args.rl_max_completion_length  # prompt + completion must fit the positions
     rows = [
         {"prompt": a["prompt"], "previous_completion": a["attempt"], "validator": json.dumps(a["validator"])}
@@ -546,15 +548,14 @@ def reflection_rl_stage(model, tokenizer, tasks: list[dict], args, sft_args, out
         e["rewards/reflection_reward/mean"] for e in trainer.state.log_history if "rewards/reflection_reward/mean" in e
     ]
     print(
-        f"reflection RL: {len(rows)} reflection prompts ({sum(not a['passed'] for a in attempts)} first attempts "
-        f"failed), {trainer.state.global_step} GRPO steps, mean reward first / last step "
+        f"reflection RL: {len(rows)} reflection prompts ({failed} first attempts failed), "
+        f"{trainer.state.global_step} GRPO steps, mean reward first / last step "
         f"{curve[0] if curve else None} / {curve[-1] if curve else None}"
     )
     return {
-        "model": trainer.model,
         "prompts": len(rows),
         "prompts_too_long": len(attempts) - len(rows),
-        "first_attempts_failed": sum(not a["passed"] for a in attempts),
+        "first_attempts_failed": failed,
         "steps": trainer.state.global_step,
         "reward_curve": curve,
     }
@@ -810,7 +811,6 @@ def main():
                 sft_args,
                 os.path.join(sft_args.output_dir, "reflection_rl"),
             )
-            trainer.model = reflection_rl.pop("model")
         trainer.save_model(sft_args.output_dir)
         if not main_process:
             continue
