@@ -246,3 +246,24 @@ def test_qlora_grpo_keeps_learning_across_evaluations(tokenizer, tmp_path):
     # stock GRPOTrainer here (bitsandbytes 0.50.2, AVX512-BF16 CPU): [0.0, 0.0, 0.0]
     assert len(grad_norms) == 3 and all(g > 0 for g in grad_norms[1:]), grad_norms
     check_4bit_weights_trainable(trainer.model)
+
+
+def test_a_format_reward_on_special_think_tags_is_refused_and_plain_added_tags_reach_it(tmp_path):
+    special = build_tokenizer(vocab_size=384, extra_special_tokens=("<think>", "</think>"))
+    with pytest.raises(ValueError, match=r"reads the tags \['<think>', '</think>'\], which are special tokens"):
+        grpo_trainer(
+            ReasoningGRPOTrainer,
+            ReasoningGRPOConfig,
+            tiny_gpt2(special),
+            special,
+            tmp_path,
+            reward_funcs=FormatReward(),
+        )
+    plain = build_tokenizer(vocab_size=384, extra_tokens=("<think>", "</think>"))
+    trainer = grpo_trainer(
+        ReasoningGRPOTrainer, ReasoningGRPOConfig, tiny_gpt2(plain), plain, tmp_path, reward_funcs=FormatReward()
+    )
+    # what GRPO hands the reward: the completion decoded with skip_special_tokens=True keeps the tags
+    ids = plain(" <think> 2 + 2 = 4</think> #### 4" + plain.eos_token)["input_ids"]
+    text = trainer.processing_class.batch_decode([ids], skip_special_tokens=True)[0]
+    assert FormatReward()(prompts=["Q"], completions=[text]) == [1.0]

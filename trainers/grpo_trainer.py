@@ -162,11 +162,29 @@ class ReasoningGRPOTrainer(ModelCardMixin, GRPOTrainer):
             self._difficulty(self.train_dataset) if getattr(self.args, "difficulty_column", None) is not None else None
         )
         self._curriculum_sampler = None  # the live CurriculumRepeatSampler, once the training data loader is built
+        self._check_rewarded_tags_are_decoded()
         if self._pass_rate_curriculum and self.args.remove_unused_columns:
             raise ValueError(
                 "curriculum_schedule='pass_rate' reads each rollout's difficulty_column "
                 f"{self.args.difficulty_column!r} from its inputs; set remove_unused_columns=False (GRPO's default)"
             )
+
+    def _check_rewarded_tags_are_decoded(self) -> None:
+        """TRL decodes completions with `skip_special_tokens=True` before the reward functions see them: a format
+        reward whose tags are special tokens of the tokenizer would score every completion as if they were missing."""
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        special = set(getattr(tokenizer, "all_special_tokens", ()))
+        for func in self.reward_funcs:
+            hidden = [
+                t for t in (getattr(func, "think_open", None), getattr(func, "think_close", None)) if t in special
+            ]
+            if hidden:
+                raise ValueError(
+                    f"reward function {getattr(func, '__name__', func)!r} reads the tags {hidden}, which are special "
+                    "tokens of the tokenizer: GRPO decodes completions with skip_special_tokens=True, so it would never "
+                    "see them. Make them ordinary added tokens (`build_tokenizer(extra_tokens=...)`, or "
+                    "`tokenizer.add_tokens(..., special_tokens=False)`)"
+                )
 
     @property
     def curriculum_sampler(self):
