@@ -111,6 +111,7 @@ class ScoreCurve(TrainerCallback):
         self.offset = self.points[-1]["cpu_s"] if self.points else 0.0
         self.trainer = None
         self.start = self.excluded = 0.0
+        self.last = None  # (step, per-puzzle scores) of the newest point: the final scoring reuses it
 
     def spent(self) -> float:
         return self.offset + cpu_seconds() - self.start - self.excluded
@@ -143,6 +144,7 @@ class ScoreCurve(TrainerCallback):
         begin = cpu_seconds()
         exact = solve_and_score(self.trainer.evaluation_model(), self.eval_ds, self.batch_size, self.blank_token)
         self.excluded += cpu_seconds() - begin
+        self.last = (step, exact)
         self.points.append(
             {"step": step, "cpu_s": spent, "exact": float(np.mean(exact["exact"])), "cell": exact["cell"]}
         )
@@ -260,7 +262,10 @@ def train_command(args) -> None:
         plan=data_args,
         progress=lambda: curve.spent() / budget_s,
     )
-    final = solve_and_score(trainer.evaluation_model(), eval_ds, args.eval_batch, blank_token)
+    if curve.last is not None and curve.last[0] == trainer.state.global_step:
+        final = curve.last[1]  # the budget's own point scored this very model
+    else:
+        final = solve_and_score(trainer.evaluation_model(), eval_ds, args.eval_batch, blank_token)
     trainer.evaluation_model().save_pretrained(out / "model")
     atomic_write_json(
         out / "final.json",
