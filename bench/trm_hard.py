@@ -274,6 +274,8 @@ def train_command(args) -> None:
             "task": args.task,
             "cpu_s": curve.spent(),
             "step": trainer.state.global_step,
+            # CPU-seconds buy less work when threads wait on each other or runs share the cores
+            "torch_threads": torch.get_num_threads(),
             **final,
         },
     )
