@@ -140,6 +140,13 @@ class ScoreCurve(TrainerCallback):
         if spent >= self.budget_s:
             control.should_training_stop = True
 
+    def scores_at(self, step: int) -> dict:
+        """Per-puzzle scores of the model at `step`: those of the newest point when it was scored at that
+        step (the budget's point), so the held-out set is not scored twice; else scored now."""
+        if self.last is not None and self.last[0] == step:
+            return self.last[1]
+        return solve_and_score(self.trainer.evaluation_model(), self.eval_ds, self.batch_size, self.blank_token)
+
     def score(self, step: int, spent: float) -> list:
         begin = cpu_seconds()
         exact = solve_and_score(self.trainer.evaluation_model(), self.eval_ds, self.batch_size, self.blank_token)
@@ -262,10 +269,7 @@ def train_command(args) -> None:
         plan=data_args,
         progress=lambda: curve.spent() / budget_s,
     )
-    if curve.last is not None and curve.last[0] == trainer.state.global_step:
-        final = curve.last[1]  # the budget's own point scored this very model
-    else:
-        final = solve_and_score(trainer.evaluation_model(), eval_ds, args.eval_batch, blank_token)
+    final = curve.scores_at(trainer.state.global_step)
     trainer.evaluation_model().save_pretrained(out / "model")
     atomic_write_json(
         out / "final.json",

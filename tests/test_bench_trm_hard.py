@@ -64,3 +64,19 @@ def test_compare_pairs_every_run_with_the_first(bench, tmp_path, monkeypatch):
     assert (other["exact"], other["mcnemar_b"], other["mcnemar_c"]) == (0.75, 2, 1)
     assert other["cell_difference"] == pytest.approx((0.0 + 0.5 + 0.8 - 0.4) / 4)
     assert (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_the_final_scores_reuse_the_budget_point_and_score_anew_after_later_steps(bench, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_solve_and_score(model, dataset, batch_size, blank_token=None):
+        calls.append(model)
+        return {"exact": [len(calls) == 1], "cells": [float(len(calls))], "cell": float(len(calls))}
+
+    monkeypatch.setattr(bench, "solve_and_score", fake_solve_and_score)
+    curve = bench.ScoreCurve(None, tmp_path / "curve.json", every_s=60.0, budget_s=600.0, batch_size=1)
+    curve.trainer = SimpleNamespace(evaluation_model=lambda: "model")
+    curve.score(step=7, spent=600.0)
+    assert curve.scores_at(7) == {"exact": [True], "cells": [1.0], "cell": 1.0} and len(calls) == 1
+    # training went on after the newest point (e.g. it stopped on max_steps): the model is scored again
+    assert curve.scores_at(9) == {"exact": [False], "cells": [2.0], "cell": 2.0} and len(calls) == 2
